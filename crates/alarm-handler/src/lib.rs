@@ -1,0 +1,229 @@
+//! alarm-handler: classifies a protected server's ConnectedStatus alarm transition,
+//! opens (or continues) the incident in the ledger, resolves the server's workloads and
+//! hands them to relaunch over the project's bus.
+
+use ha_domain::alarm::{classify_transition, parse_alarm_notification, AlarmTransition, AlarmVerdict};
+use ha_domain::aws::bus::EventBus;
+use ha_domain::aws::fleet::Fleet;
+use ha_domain::aws::ledger::{IncidentRecord, Ledger};
+use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
+use ha_domain::contract::{IncidentContinued, IncidentOpened, ProjectEvent, RelaunchRequested, ServerRecovered};
+use ha_domain::error::HandlerError;
+use ha_domain::incident::{decide_incident, should_announce, IncidentDecision, IncidentId, IncidentRecordState};
+use ha_domain::model::ServerId;
+use ha_domain::timefmt::{format_timestamp, now};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn, Instrument};
+
+/// Read once at cold start; see the README's configuration table.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: IncidentStore,
+    /// Only alarms whose name starts with this are ours.
+    pub alarm_name_prefix: String,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &EnvReader<F>) -> Result<Self, ConfigError> {
+        Ok(Config {
+            store: IncidentStore::from_env(env)?,
+            alarm_name_prefix: env.optional("ALARM_NAME_PREFIX", "outposts-ha-"),
+        })
+    }
+}
+
+/// What one delivery led to; also the function's response, for people invoking it by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Rejected { reason: String },
+    Ignored { alarm_name: String, reason: String },
+    Relaunching { incident_id: String, server_id: String, workloads: usize, new_incident: bool, flap: bool },
+    ServerRecovered { server_id: String, incident_id: Option<String> },
+}
+
+pub struct AlarmHandler {
+    config: Config,
+    ledger: Ledger,
+    fleet: Fleet,
+    bus: EventBus,
+}
+
+impl AlarmHandler {
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        AlarmHandler {
+            ledger: Ledger::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &config.store.ledger_table,
+                config.store.retention_days,
+            ),
+            fleet: Fleet::new(aws_sdk_ec2::Client::new(sdk)),
+            bus: EventBus::new(aws_sdk_eventbridge::Client::new(sdk), &config.store.event_bus_name),
+            config,
+        }
+    }
+
+    /// Malformed or foreign input is logged and answered with `Rejected`/`Ignored` (no
+    /// retry can fix it); AWS failures are returned as errors so Lambda retries.
+    pub async fn handle(&self, event: Value) -> Result<Vec<Outcome>, HandlerError> {
+        let transitions = match parse_alarm_notification(&event) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(reason = %e, "rejected an event that is not a usable alarm notification");
+                return Ok(vec![Outcome::Rejected { reason: e.to_string() }]);
+            }
+        };
+        let mut outcomes = Vec::with_capacity(transitions.len());
+        for t in &transitions {
+            outcomes.push(self.handle_transition(t).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn handle_transition(&self, t: &AlarmTransition) -> Result<Outcome, HandlerError> {
+        match classify_transition(t, &self.config.alarm_name_prefix) {
+            AlarmVerdict::Ignore(reason) => {
+                if reason.is_suspicious() {
+                    warn!(alarm_name = %t.alarm_name, reason = %reason, "ignored our own alarm: check its definition");
+                } else {
+                    info!(alarm_name = %t.alarm_name, reason = %reason, "ignored alarm state change");
+                }
+                Ok(Outcome::Ignored { alarm_name: t.alarm_name.clone(), reason: reason.to_string() })
+            }
+            AlarmVerdict::ServerDown(server) => {
+                let incident = IncidentId::derive(&t.alarm_arn, t.state_change_time);
+                let span = tracing::info_span!("server_down", server_id = %server, incident_id = %incident);
+                self.server_down(t, server, incident).instrument(span).await
+            }
+            AlarmVerdict::ServerBack(server) => {
+                let span = tracing::info_span!("server_back", server_id = %server);
+                self.server_back(t, server).instrument(span).await
+            }
+        }
+    }
+
+    async fn server_down(
+        &self,
+        t: &AlarmTransition,
+        server: ServerId,
+        derived: IncidentId,
+    ) -> Result<Outcome, HandlerError> {
+        let now_epoch = now().unix_timestamp();
+        let detected_at = format_timestamp(t.state_change_time);
+        let held = self.ledger.claim_server(&server, &derived, now_epoch).await?;
+        let IncidentDecision::Relaunch { incident, continued_from_flap } = decide_incident(&derived, &held);
+        let (workloads, rejected) = self.fleet.workloads_of(&server).await?;
+        for r in &rejected {
+            warn!(launch_template_id = %r.launch_template_id, reason = %r.reason, "launch template tagged for this server is not a usable workload");
+        }
+
+        let mut events = Vec::new();
+        let mut announce = false;
+        let mut new_incident = false;
+        if continued_from_flap {
+            warn!(open_incident = %incident, "server went down again while its incident is open: continuing it, no second wave");
+            self.ledger.set_incident_time(&incident, "last_realarm_at", &detected_at).await?;
+            events.push(ProjectEvent::IncidentContinued(IncidentContinued {
+                incident_id: incident.to_string(),
+                server_id: server.to_string(),
+                alarm_name: t.alarm_name.clone(),
+                realarmed_at: detected_at.clone(),
+            }));
+        } else {
+            let record = IncidentRecord {
+                incident: &incident,
+                server: &server,
+                alarm_arn: &t.alarm_arn,
+                alarm_name: &t.alarm_name,
+                detected_at: &detected_at,
+            };
+            let state = self.ledger.record_incident(&record, now_epoch).await?;
+            announce = should_announce(state, now_epoch);
+            new_incident = state == IncidentRecordState::Created;
+            if announce {
+                events.push(ProjectEvent::IncidentOpened(IncidentOpened {
+                    incident_id: incident.to_string(),
+                    server_id: server.to_string(),
+                    alarm_name: t.alarm_name.clone(),
+                    alarm_arn: t.alarm_arn.clone(),
+                    detected_at: detected_at.clone(),
+                    reason: t.reason.clone(),
+                    workloads: workloads.iter().map(|w| w.name.clone()).collect(),
+                    rejected_workloads: rejected.clone(),
+                }));
+            }
+        }
+        // Sent on every delivery: relaunch's per-workload claims make repeats harmless,
+        // and a delivery whose first attempt died before this point still gets through.
+        if !workloads.is_empty() {
+            let incident_detected_at = if continued_from_flap {
+                self.ledger.incident_detected_at(&incident).await?.unwrap_or_else(|| detected_at.clone())
+            } else {
+                detected_at.clone()
+            };
+            events.push(ProjectEvent::RelaunchRequested(RelaunchRequested {
+                incident_id: incident.to_string(),
+                server_id: server.to_string(),
+                detected_at: incident_detected_at,
+                workloads: workloads.clone(),
+            }));
+        }
+        self.bus.publish(&events).await?;
+        if announce {
+            self.ledger.mark_announced(&incident).await?;
+        }
+        info!(
+            incident_id = %incident,
+            workloads = workloads.len(),
+            rejected = rejected.len(),
+            new_incident,
+            announced = announce,
+            flap = continued_from_flap,
+            "handed workloads to relaunch"
+        );
+        Ok(Outcome::Relaunching {
+            incident_id: incident.to_string(),
+            server_id: server.to_string(),
+            workloads: workloads.len(),
+            new_incident,
+            flap: continued_from_flap,
+        })
+    }
+
+    async fn server_back(&self, t: &AlarmTransition, server: ServerId) -> Result<Outcome, HandlerError> {
+        let recovered_at = format_timestamp(t.state_change_time);
+        let open = self.ledger.open_incident_of(&server).await?;
+        if let Some(incident) = &open {
+            self.ledger.set_incident_time(incident, "recovered_at", &recovered_at).await?;
+        }
+        self.bus
+            .publish(&[ProjectEvent::ServerRecovered(ServerRecovered {
+                server_id: server.to_string(),
+                incident_id: open.as_ref().map(ToString::to_string),
+                alarm_name: t.alarm_name.clone(),
+                recovered_at,
+            })])
+            .await?;
+        info!(incident_id = ?open.as_ref().map(|i| i.as_str()), "server is back");
+        Ok(Outcome::ServerRecovered { server_id: server.to_string(), incident_id: open.map(|i| i.to_string()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_reads_the_store_and_the_prefix() {
+        let env =
+            EnvReader::from_pairs(&[("LEDGER_TABLE", "t"), ("EVENT_BUS_NAME", "b"), ("ALARM_NAME_PREFIX", "ha-")]);
+        let c = Config::from_env(&env).unwrap();
+        assert_eq!((c.store.ledger_table.as_str(), c.alarm_name_prefix.as_str()), ("t", "ha-"));
+        let missing = Config::from_env(&EnvReader::from_pairs(&[("EVENT_BUS_NAME", "b")])).unwrap_err();
+        assert_eq!(missing.to_string(), "environment variable LEDGER_TABLE is required but not set");
+        let default =
+            Config::from_env(&EnvReader::from_pairs(&[("LEDGER_TABLE", "t"), ("EVENT_BUS_NAME", "b")])).unwrap();
+        assert_eq!(default.alarm_name_prefix, "outposts-ha-");
+    }
+}

@@ -1,0 +1,60 @@
+//! The project's EventBridge bus.
+
+use super::failure;
+use crate::contract::{ProjectEvent, EVENT_SOURCE};
+use crate::error::{AwsFailure, Retry};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+/// PutEvents takes at most 10 entries per call.
+const BATCH: usize = 10;
+
+#[derive(Clone)]
+pub struct EventBus {
+    client: aws_sdk_eventbridge::Client,
+    bus_name: String,
+}
+
+impl EventBus {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
+        EventBus { client, bus_name: bus_name.into() }
+    }
+
+    /// Puts every event; an entry EventBridge rejects is an error the caller can retry.
+    pub async fn publish(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
+        for chunk in events.chunks(BATCH) {
+            let entries = chunk
+                .iter()
+                .map(|e| {
+                    PutEventsRequestEntry::builder()
+                        .event_bus_name(&self.bus_name)
+                        .source(EVENT_SOURCE)
+                        .detail_type(e.detail_type())
+                        .detail(e.detail_json())
+                        .build()
+                })
+                .collect();
+            let out = self
+                .client
+                .put_events()
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| failure("PutEvents", &e))?;
+            if out.failed_entry_count() > 0 {
+                let first = out.entries().iter().find(|e| e.error_code().is_some());
+                return Err(AwsFailure {
+                    operation: "PutEvents",
+                    code: first.and_then(|e| e.error_code()).unwrap_or("FailedEntry").to_string(),
+                    message: format!(
+                        "{} of {} entries rejected: {}",
+                        out.failed_entry_count(),
+                        chunk.len(),
+                        first.and_then(|e| e.error_message()).unwrap_or("no message")
+                    ),
+                    retry: Retry::CanHelp,
+                });
+            }
+        }
+        Ok(())
+    }
+}

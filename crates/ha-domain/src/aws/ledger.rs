@@ -1,0 +1,395 @@
+//! The incident ledger in DynamoDB. One table, key (`pk`, `sk`):
+//!
+//! | pk                 | sk               | what                                        |
+//! |--------------------|------------------|---------------------------------------------|
+//! | `SERVER#op-…`      | `OPEN_INCIDENT`  | which incident holds the server             |
+//! | `INCIDENT#inc-…`   | `META`           | the incident: server, alarm, times, status  |
+//! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
+//!
+//! Conditional writes make each piece of work happen once under concurrent redelivery.
+//! Every item carries `expires_at` (epoch seconds) for the table's TTL.
+
+use super::failure;
+use crate::error::AwsFailure;
+use crate::incident::{IncidentId, IncidentRecordState, ServerLedgerState};
+use crate::launch::ClaimRecord;
+use crate::model::ServerId;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+const OPEN_INCIDENT: &str = "OPEN_INCIDENT";
+const META: &str = "META";
+const STATUS_LAUNCHING: &str = "launching";
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct Ledger {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    retention_seconds: i64,
+}
+
+/// What the alarm handler records when it opens an incident.
+pub struct IncidentRecord<'a> {
+    pub incident: &'a IncidentId,
+    pub server: &'a ServerId,
+    pub alarm_arn: &'a str,
+    pub alarm_name: &'a str,
+    pub detected_at: &'a str,
+}
+
+/// Result of trying to claim one (incident, workload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimAttempt {
+    Won,
+    Existing { record: ClaimRecord, outcome_event: Option<String> },
+}
+
+/// How a claimed workload ended.
+pub struct Settlement<'a> {
+    pub launched: bool,
+    pub replacement_instance_id: Option<&'a str>,
+    pub subnet_id: Option<&'a str>,
+    pub launch_requested_at: Option<&'a str>,
+    pub launch_accepted_at: Option<&'a str>,
+    /// The event detail to (re-)emit, as JSON; kept so a redelivery can emit it again.
+    pub outcome_event: &'a str,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+fn get_n(item: &Item, k: &str) -> Option<i64> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+fn get_bool(item: &Item, k: &str) -> bool {
+    item.get(k).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+}
+
+fn server_pk(server: &ServerId) -> String {
+    format!("SERVER#{server}")
+}
+fn incident_pk(incident: &IncidentId) -> String {
+    format!("INCIDENT#{incident}")
+}
+fn workload_sk(workload: &str) -> String {
+    format!("WORKLOAD#{workload}")
+}
+
+macro_rules! condition_failed {
+    ($err:expr) => {
+        $err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
+    };
+}
+
+impl Ledger {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention_days: u32) -> Self {
+        Ledger { client, table: table.into(), retention_seconds: i64::from(retention_days) * 86_400 }
+    }
+
+    fn expires_at(&self, now_epoch: i64) -> AttributeValue {
+        n(now_epoch + self.retention_seconds)
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, AwsFailure> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("GetItem", &e))?;
+        Ok(out.item().cloned())
+    }
+
+    /// Makes `incident` the server's open incident unless another one already is.
+    pub async fn claim_server(
+        &self,
+        server: &ServerId,
+        incident: &IncidentId,
+        now_epoch: i64,
+    ) -> Result<ServerLedgerState, AwsFailure> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(server_pk(server)))
+            .item("sk", s(OPEN_INCIDENT))
+            .item("incident_id", s(incident.as_str()))
+            .item("opened_epoch", n(now_epoch))
+            .item("expires_at", self.expires_at(now_epoch))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(ServerLedgerState::Free),
+            Err(e) if condition_failed!(e) => match self.open_incident_of(server).await? {
+                Some(open) if &open == incident => Ok(ServerLedgerState::HeldBySame),
+                Some(open) => Ok(ServerLedgerState::HeldByOther(open)),
+                // Released between our write and our read: try once more.
+                None => Box::pin(self.claim_server(server, incident, now_epoch)).await,
+            },
+            Err(e) => Err(failure("PutItem", &e)),
+        }
+    }
+
+    pub async fn open_incident_of(&self, server: &ServerId) -> Result<Option<IncidentId>, AwsFailure> {
+        let item = self.get(server_pk(server), OPEN_INCIDENT.into()).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "incident_id")).map(IncidentId::from_stored))
+    }
+
+    /// Writes the incident item once, and says what was there.
+    pub async fn record_incident(
+        &self,
+        r: &IncidentRecord<'_>,
+        now_epoch: i64,
+    ) -> Result<IncidentRecordState, AwsFailure> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(incident_pk(r.incident)))
+            .item("sk", s(META))
+            .item("server_id", s(r.server.as_str()))
+            .item("alarm_arn", s(r.alarm_arn))
+            .item("alarm_name", s(r.alarm_name))
+            .item("detected_at", s(r.detected_at))
+            .item("status", s("open"))
+            .item("announced", AttributeValue::Bool(false))
+            .item("created_epoch", n(now_epoch))
+            .item("expires_at", self.expires_at(now_epoch))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(IncidentRecordState::Created),
+            Err(e) if condition_failed!(e) => {
+                let item = self.get(incident_pk(r.incident), META.into()).await?.unwrap_or_default();
+                Ok(IncidentRecordState::Existing {
+                    announced: get_bool(&item, "announced"),
+                    created_epoch: get_n(&item, "created_epoch").unwrap_or(0),
+                })
+            }
+            Err(e) => Err(failure("PutItem", &e)),
+        }
+    }
+
+    pub async fn incident_detected_at(&self, incident: &IncidentId) -> Result<Option<String>, AwsFailure> {
+        let item = self.get(incident_pk(incident), META.into()).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "detected_at")).map(str::to_string))
+    }
+
+    pub async fn mark_announced(&self, incident: &IncidentId) -> Result<(), AwsFailure> {
+        self.set_on_incident(incident, "announced", AttributeValue::Bool(true)).await
+    }
+
+    /// Records an incident-level time such as `recovered_at` or `last_realarm_at`.
+    pub async fn set_incident_time(&self, incident: &IncidentId, field: &str, at: &str) -> Result<(), AwsFailure> {
+        self.set_on_incident(incident, field, s(at)).await
+    }
+
+    async fn set_on_incident(
+        &self,
+        incident: &IncidentId,
+        field: &str,
+        value: AttributeValue,
+    ) -> Result<(), AwsFailure> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_pk(incident)))
+            .key("sk", s(META))
+            .update_expression("SET #f = :v")
+            .expression_attribute_names("#f", field)
+            .expression_attribute_values(":v", value)
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            // The incident item expired or was never written: nothing to annotate.
+            Err(e) if condition_failed!(e) => Ok(()),
+            Err(e) => Err(failure("UpdateItem", &e)),
+        }
+    }
+
+    /// Claims (incident, workload) for `owner` with a lease; the loser learns what is there.
+    pub async fn claim_workload(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        owner: &str,
+        now_epoch: i64,
+        lease_seconds: i64,
+    ) -> Result<ClaimAttempt, AwsFailure> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(incident_pk(incident)))
+            .item("sk", s(workload_sk(workload)))
+            .item("status", s(STATUS_LAUNCHING))
+            .item("owner", s(owner))
+            .item("claimed_epoch", n(now_epoch))
+            .item("lease_until", n(now_epoch + lease_seconds))
+            .item("reported", AttributeValue::Bool(false))
+            .item("expires_at", self.expires_at(now_epoch))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(ClaimAttempt::Won),
+            Err(e) if condition_failed!(e) => {
+                match self.get(incident_pk(incident), workload_sk(workload)).await? {
+                    Some(item) => Ok(ClaimAttempt::Existing {
+                        record: claim_record(&item),
+                        outcome_event: get_s(&item, "outcome_event").map(str::to_string),
+                    }),
+                    // Released (transient failure) between write and read: claim again.
+                    None => Box::pin(self.claim_workload(incident, workload, owner, now_epoch, lease_seconds)).await,
+                }
+            }
+            Err(e) => Err(failure("PutItem", &e)),
+        }
+    }
+
+    /// Takes over a claim whose lease ran out. Only one of several contenders wins.
+    pub async fn take_over(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        expired_lease_until: i64,
+        owner: &str,
+        now_epoch: i64,
+        lease_seconds: i64,
+    ) -> Result<bool, AwsFailure> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_pk(incident)))
+            .key("sk", s(workload_sk(workload)))
+            .update_expression("SET #owner = :o, lease_until = :l, claimed_epoch = :c ADD takeovers :one")
+            .condition_expression("#status = :launching AND lease_until = :old")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":l", n(now_epoch + lease_seconds))
+            .expression_attribute_values(":c", n(now_epoch))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":launching", s(STATUS_LAUNCHING))
+            .expression_attribute_values(":old", n(expired_lease_until))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed!(e) => Ok(false),
+            Err(e) => Err(failure("UpdateItem", &e)),
+        }
+    }
+
+    /// Records the outcome, if `owner` still holds the claim. Returns false when another
+    /// claimant took over (then that claimant reports).
+    pub async fn settle(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        owner: &str,
+        outcome: &Settlement<'_>,
+        now_epoch: i64,
+    ) -> Result<bool, AwsFailure> {
+        let mut sets = vec!["#status = :status", "outcome_event = :event", "settled_epoch = :settled"];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_pk(incident)))
+            .key("sk", s(workload_sk(workload)))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":status", s(if outcome.launched { "launched" } else { "failed" }))
+            .expression_attribute_values(":event", s(outcome.outcome_event))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":settled", n(now_epoch))
+            .condition_expression("#owner = :owner");
+        let optional = [
+            ("replacement_instance_id", ":rid", outcome.replacement_instance_id),
+            ("subnet_id", ":subnet", outcome.subnet_id),
+            ("launch_requested_at", ":req", outcome.launch_requested_at),
+            ("launch_accepted_at", ":acc", outcome.launch_accepted_at),
+        ];
+        let mut clauses = Vec::new();
+        for (field, placeholder, value) in optional {
+            if let Some(v) = value {
+                clauses.push(format!("{field} = {placeholder}"));
+                request = request.expression_attribute_values(placeholder, s(v));
+            }
+        }
+        sets.extend(clauses.iter().map(String::as_str));
+        let update = request.update_expression(format!("SET {}", sets.join(", "))).send().await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed!(e) => Ok(false),
+            Err(e) => Err(failure("UpdateItem", &e)),
+        }
+    }
+
+    pub async fn mark_reported(&self, incident: &IncidentId, workload: &str) -> Result<(), AwsFailure> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_pk(incident)))
+            .key("sk", s(workload_sk(workload)))
+            .update_expression("SET reported = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| failure("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    /// Gives a claim back after a transient failure, so the retried event can take it.
+    pub async fn release(&self, incident: &IncidentId, workload: &str, owner: &str) -> Result<(), AwsFailure> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_pk(incident)))
+            .key("sk", s(workload_sk(workload)))
+            .condition_expression("#owner = :owner AND #status = :launching")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":launching", s(STATUS_LAUNCHING))
+            .send()
+            .await;
+        match delete {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed!(e) => Ok(()),
+            Err(e) => Err(failure("DeleteItem", &e)),
+        }
+    }
+}
+
+fn claim_record(item: &Item) -> ClaimRecord {
+    match get_s(item, "status") {
+        Some(STATUS_LAUNCHING) | None => {
+            ClaimRecord::Launching { lease_until: get_n(item, "lease_until").unwrap_or(0) }
+        }
+        Some(_) => ClaimRecord::Settled {
+            reported: get_bool(item, "reported"),
+            settled_epoch: get_n(item, "settled_epoch").unwrap_or(0),
+        },
+    }
+}

@@ -1,0 +1,36 @@
+//! The SNS topic people subscribe to.
+
+use super::failure;
+use crate::error::AwsFailure;
+use aws_sdk_sns::types::MessageAttributeValue;
+
+#[derive(Clone)]
+pub struct Topic {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl Topic {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Topic { client, topic_arn: topic_arn.into() }
+    }
+
+    pub async fn publish(
+        &self,
+        subject: &str,
+        body: &str,
+        attributes: &[(&str, String)],
+    ) -> Result<String, AwsFailure> {
+        let mut request = self.client.publish().topic_arn(&self.topic_arn).subject(subject).message(body);
+        for (name, value) in attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .expect("data_type is set");
+            request = request.message_attributes(*name, value);
+        }
+        let out = request.send().await.map_err(|e| failure("Publish", &e))?;
+        Ok(out.message_id().unwrap_or_default().to_string())
+    }
+}

@@ -1,0 +1,157 @@
+//! The events the functions exchange on the project's bus. `detail-type` names the fact;
+//! `detail` carries it. Serialized adjacently tagged, so a whole EventBridge envelope
+//! (`{"detail-type": …, "detail": …, "source": …}`) deserializes into [`ProjectEvent`].
+
+use crate::launch::DestinationAttempt;
+use crate::model::{RejectedWorkload, Workload};
+use serde::{Deserialize, Serialize};
+
+/// `source` of every event the project puts on its bus.
+pub const EVENT_SOURCE: &str = "outposts-ha";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "detail-type", content = "detail")]
+pub enum ProjectEvent {
+    IncidentOpened(IncidentOpened),
+    IncidentContinued(IncidentContinued),
+    RelaunchRequested(RelaunchRequested),
+    WorkloadRelaunched(WorkloadRelaunched),
+    WorkloadRelaunchFailed(WorkloadRelaunchFailed),
+    ServerRecovered(ServerRecovered),
+}
+
+impl ProjectEvent {
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            ProjectEvent::IncidentOpened(_) => "IncidentOpened",
+            ProjectEvent::IncidentContinued(_) => "IncidentContinued",
+            ProjectEvent::RelaunchRequested(_) => "RelaunchRequested",
+            ProjectEvent::WorkloadRelaunched(_) => "WorkloadRelaunched",
+            ProjectEvent::WorkloadRelaunchFailed(_) => "WorkloadRelaunchFailed",
+            ProjectEvent::ServerRecovered(_) => "ServerRecovered",
+        }
+    }
+
+    /// The `detail` object alone, as PutEvents wants it.
+    pub fn detail_json(&self) -> String {
+        let tagged = serde_json::to_value(self).unwrap_or_default();
+        tagged.get("detail").map(|d| d.to_string()).unwrap_or_else(|| "{}".into())
+    }
+
+    pub fn server_id(&self) -> &str {
+        match self {
+            ProjectEvent::IncidentOpened(e) => &e.server_id,
+            ProjectEvent::IncidentContinued(e) => &e.server_id,
+            ProjectEvent::RelaunchRequested(e) => &e.server_id,
+            ProjectEvent::WorkloadRelaunched(e) => &e.server_id,
+            ProjectEvent::WorkloadRelaunchFailed(e) => &e.server_id,
+            ProjectEvent::ServerRecovered(e) => &e.server_id,
+        }
+    }
+}
+
+/// A protected server's alarm went into ALARM and a new incident was opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentOpened {
+    pub incident_id: String,
+    pub server_id: String,
+    pub alarm_name: String,
+    pub alarm_arn: String,
+    /// When the alarm changed state (the incident's detection time).
+    pub detected_at: String,
+    pub reason: String,
+    /// Workloads handed to relaunch, by name.
+    pub workloads: Vec<String>,
+    /// Launch templates tagged for the server whose tags are unusable.
+    #[serde(default)]
+    pub rejected_workloads: Vec<RejectedWorkload>,
+}
+
+/// The alarm went into ALARM again while an incident was still open (a flap):
+/// relaunch continues that incident, so replaced workloads are not launched twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentContinued {
+    pub incident_id: String,
+    pub server_id: String,
+    pub alarm_name: String,
+    pub realarmed_at: String,
+}
+
+/// Hand-off from alarm-handler to relaunch: launch these workloads for this incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaunchRequested {
+    pub incident_id: String,
+    pub server_id: String,
+    pub detected_at: String,
+    pub workloads: Vec<Workload>,
+}
+
+/// A replacement was accepted by EC2 for (incident, workload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadRelaunched {
+    pub incident_id: String,
+    pub server_id: String,
+    pub workload: String,
+    pub launch_template_id: String,
+    pub replacement_instance_id: String,
+    pub subnet_id: String,
+    pub destinations_tried: Vec<DestinationAttempt>,
+    pub detected_at: String,
+    pub launch_requested_at: String,
+    pub launch_accepted_at: String,
+    /// True when a previous, interrupted attempt had already launched it and we adopted it.
+    #[serde(default)]
+    pub adopted: bool,
+}
+
+/// No replacement could be launched for (incident, workload).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadRelaunchFailed {
+    pub incident_id: String,
+    pub server_id: String,
+    pub workload: String,
+    pub launch_template_id: String,
+    /// The last error's code, e.g. `InsufficientInstanceCapacity`.
+    pub error_code: String,
+    pub error_message: String,
+    pub destinations_tried: Vec<DestinationAttempt>,
+    /// Every destination refused: nothing more will be tried automatically.
+    pub manual_action_required: bool,
+    pub detected_at: String,
+}
+
+/// The alarm went from ALARM back to OK: the server is connected again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRecovered {
+    pub server_id: String,
+    /// The incident still open for the server, if any (fencing acts on it).
+    pub incident_id: Option<String>,
+    pub alarm_name: String,
+    pub recovered_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trip_ignores_envelope_fields() {
+        let envelope = serde_json::json!({
+            "version": "0", "id": "x", "source": EVENT_SOURCE, "account": "123456789012",
+            "time": "2026-11-22T10:00:00Z", "region": "eu-west-1", "resources": [],
+            "detail-type": "ServerRecovered",
+            "detail": {"server_id": "op-0123456789abcdef0", "incident_id": null, "alarm_name": "a", "recovered_at": "t"}
+        });
+        let e: ProjectEvent = serde_json::from_value(envelope).unwrap();
+        assert_eq!(e.detail_type(), "ServerRecovered");
+        assert_eq!(e.server_id(), "op-0123456789abcdef0");
+        let detail: serde_json::Value = serde_json::from_str(&e.detail_json()).unwrap();
+        assert_eq!(detail["alarm_name"], "a");
+    }
+
+    #[test]
+    fn unknown_detail_type_is_an_error() {
+        let envelope = serde_json::json!({"detail-type": "SomethingElse", "detail": {}});
+        assert!(serde_json::from_value::<ProjectEvent>(envelope).is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! Incident identity and the pure decisions about opening one.
+
+use crate::timefmt::format_timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// One transition of one protected server's alarm into ALARM.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IncidentId(String);
+
+impl IncidentId {
+    /// Deterministic from alarm ARN + state-change time, so every redelivery of one
+    /// transition, in any of the three payload shapes, names the same incident.
+    pub fn derive(alarm_arn: &str, state_change_time: OffsetDateTime) -> Self {
+        let digest = sha256_hex(&[alarm_arn, &format_timestamp(state_change_time)]);
+        IncidentId(format!("inc-{}", &digest[..24]))
+    }
+
+    pub fn from_stored(text: impl Into<String>) -> Self {
+        IncidentId(text.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn sha256_hex(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]); // separator: ("ab","c") and ("a","bc") must differ
+    }
+    hex::encode(h.finalize())
+}
+
+/// EC2 `ClientToken` for launching `workload` for `incident` into destination `attempt`
+/// (0 = preferred subnet). 52 characters, within EC2's 64. A different destination needs
+/// a different token, because EC2 rejects a reused token with other parameters.
+pub fn client_token(incident: &IncidentId, workload: &str, attempt: usize) -> String {
+    let digest = sha256_hex(&[incident.as_str(), workload, &attempt.to_string()]);
+    format!("ohaR{}", &digest[..48])
+}
+
+/// What the ledger says about the server's open incident, as the alarm handler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLedgerState {
+    /// No open incident: the derived incident may claim the server.
+    Free,
+    /// This very incident already holds the server (a redelivery).
+    HeldBySame,
+    /// Another incident is still open for the server (a flap: ALARM→OK→ALARM).
+    HeldByOther(IncidentId),
+}
+
+/// What to do about a server-down transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentDecision {
+    /// Hand the server's workloads to relaunch under this incident.
+    Relaunch { incident: IncidentId, continued_from_flap: bool },
+}
+
+/// Pure: a server-down transition relaunches under the incident that holds the server.
+/// A flap continues the open incident, so workloads already replaced are not launched
+/// again (the per-workload claims dedupe); only missing ones are.
+pub fn decide_incident(derived: &IncidentId, server: &ServerLedgerState) -> IncidentDecision {
+    match server {
+        ServerLedgerState::Free | ServerLedgerState::HeldBySame => {
+            IncidentDecision::Relaunch { incident: derived.clone(), continued_from_flap: false }
+        }
+        ServerLedgerState::HeldByOther(open) => {
+            IncidentDecision::Relaunch { incident: open.clone(), continued_from_flap: true }
+        }
+    }
+}
+
+/// What the ledger held for the incident when the alarm handler tried to record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentRecordState {
+    /// Our write created it.
+    Created,
+    Existing {
+        announced: bool,
+        created_epoch: i64,
+    },
+}
+
+/// Pure: must IncidentOpened go out from this delivery? Yes for the creator; for a later
+/// delivery only when the creator evidently died before announcing (the grace passed),
+/// so concurrent redeliveries do not announce one incident twice.
+pub fn should_announce(state: IncidentRecordState, now_epoch: i64) -> bool {
+    match state {
+        IncidentRecordState::Created => true,
+        IncidentRecordState::Existing { announced: true, .. } => false,
+        IncidentRecordState::Existing { announced: false, created_epoch } => {
+            now_epoch >= created_epoch + crate::launch::REPORT_GRACE_SECONDS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timefmt::parse_timestamp;
+
+    const ARN: &str = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:outposts-ha-store-17";
+
+    #[test]
+    fn incident_id_is_stable_across_timestamp_spellings() {
+        let a = IncidentId::derive(ARN, parse_timestamp("2026-11-22T10:00:00.500+0000").unwrap());
+        let b = IncidentId::derive(ARN, parse_timestamp("2026-11-22T10:00:00.500Z").unwrap());
+        assert_eq!(a, b);
+        assert!(a.as_str().starts_with("inc-") && a.as_str().len() == 28);
+    }
+
+    #[test]
+    fn incident_id_differs_by_time_and_alarm() {
+        let t1 = parse_timestamp("2026-11-22T10:00:00.500Z").unwrap();
+        let t2 = parse_timestamp("2026-11-22T10:05:00.500Z").unwrap();
+        assert_ne!(IncidentId::derive(ARN, t1), IncidentId::derive(ARN, t2));
+        assert_ne!(IncidentId::derive(ARN, t1), IncidentId::derive(&format!("{ARN}x"), t1));
+    }
+
+    #[test]
+    fn client_tokens_fit_and_differ() {
+        let i = IncidentId::derive(ARN, parse_timestamp("2026-11-22T10:00:00Z").unwrap());
+        let t = client_token(&i, "pos-db", 0);
+        assert!(t.len() <= 64, "{}", t.len());
+        assert_eq!(t, client_token(&i, "pos-db", 0));
+        assert_ne!(t, client_token(&i, "pos-db", 1));
+        assert_ne!(t, client_token(&i, "pos-d", 0));
+        assert_ne!(client_token(&i, "ab", 0), client_token(&IncidentId::from_stored(format!("{i}a")), "b", 0));
+        assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn announce_table() {
+        use IncidentRecordState::*;
+        let now = 10_000;
+        let grace = crate::launch::REPORT_GRACE_SECONDS;
+        let table = [
+            (Created, true),
+            (Existing { announced: true, created_epoch: 0 }, false),
+            (Existing { announced: false, created_epoch: now - 1 }, false),
+            (Existing { announced: false, created_epoch: now - grace }, true),
+        ];
+        for (state, want) in table {
+            assert_eq!(should_announce(state, now), want, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn incident_decision_table() {
+        let derived = IncidentId::from_stored("inc-new");
+        let open = IncidentId::from_stored("inc-open");
+        let table = [
+            (ServerLedgerState::Free, derived.clone(), false),
+            (ServerLedgerState::HeldBySame, derived.clone(), false),
+            (ServerLedgerState::HeldByOther(open.clone()), open.clone(), true),
+        ];
+        for (state, want, flap) in table {
+            assert_eq!(
+                decide_incident(&derived, &state),
+                IncidentDecision::Relaunch { incident: want, continued_from_flap: flap },
+                "{state:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Pure decisions of the relaunch: order, claims, and where to go after a failure.
+
+use crate::error::Retry;
+use crate::model::Workload;
+use serde::{Deserialize, Serialize};
+
+/// Workloads in the order they start when the concurrency bound bites: priority, then name.
+pub fn launch_order(mut workloads: Vec<Workload>) -> Vec<Workload> {
+    workloads.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
+    workloads.dedup_by(|a, b| a.name == b.name);
+    workloads
+}
+
+/// The ledger's record of one (incident, workload), as far as claiming is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimRecord {
+    /// Someone is launching; their lease runs until `lease_until` (epoch seconds).
+    Launching { lease_until: i64 },
+    /// Settled (launched or failed on every destination) at `settled_epoch`; `reported`
+    /// once its event is out.
+    Settled { reported: bool, settled_epoch: i64 },
+}
+
+/// How long the claimant that settled a workload has to report it before another
+/// delivery re-emits the outcome. Keeps concurrent redeliveries from duplicating reports;
+/// Lambda's own retry of a failed report comes a minute or more later.
+pub const REPORT_GRACE_SECONDS: i64 = 30;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimDecision {
+    /// Our conditional create won: launch.
+    Launch,
+    /// The previous claimant's lease ran out (it died mid-launch): take over and launch
+    /// again with the same client tokens, after looking for what it may have launched.
+    TakeOver,
+    /// Someone else is on it right now.
+    LeaveToOther,
+    /// Done long enough ago that its unreported event was lost: emit it again.
+    ReEmit,
+    /// Done and reported: nothing to do.
+    Done,
+}
+
+/// Pure: what to do when our claim lost to an existing record.
+pub fn decide_on_existing_claim(existing: &ClaimRecord, now_epoch: i64) -> ClaimDecision {
+    match existing {
+        ClaimRecord::Launching { lease_until } if *lease_until <= now_epoch => ClaimDecision::TakeOver,
+        ClaimRecord::Launching { .. } => ClaimDecision::LeaveToOther,
+        ClaimRecord::Settled { reported: false, settled_epoch }
+            if now_epoch >= settled_epoch + REPORT_GRACE_SECONDS =>
+        {
+            ClaimDecision::ReEmit
+        }
+        ClaimRecord::Settled { .. } => ClaimDecision::Done,
+    }
+}
+
+/// One destination tried and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationAttempt {
+    pub subnet_id: String,
+    /// `None` when the launch was accepted.
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try this destination index next.
+    NextDestination(usize),
+    /// Every destination refused: escalate, manual action needed.
+    Exhausted,
+    /// Transient: stop here, release the claim, and let the event be retried.
+    RetryLater,
+}
+
+/// Pure: after destination `index` of `destinations` failed in the given way.
+pub fn after_launch_failure(index: usize, destinations: usize, retry: Retry) -> AfterFailure {
+    match retry {
+        Retry::CanHelp => AfterFailure::RetryLater,
+        Retry::WontHelp if index + 1 < destinations => AfterFailure::NextDestination(index + 1),
+        Retry::WontHelp => AfterFailure::Exhausted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ServerId;
+
+    fn w(name: &str, priority: u32) -> Workload {
+        Workload {
+            name: name.into(),
+            launch_template_id: format!("lt-{name}"),
+            launch_template_version: "$Default".into(),
+            protected_server: ServerId::parse("op-0123456789abcdef0").unwrap(),
+            subnets: vec!["subnet-12345678".into()],
+            priority,
+        }
+    }
+
+    #[test]
+    fn order_is_priority_then_name_without_duplicates() {
+        let got: Vec<String> = launch_order(vec![w("c", 100), w("a", 100), w("db", 1), w("b", 50), w("a", 100)])
+            .into_iter()
+            .map(|w| w.name)
+            .collect();
+        assert_eq!(got, ["db", "b", "a", "c"]);
+    }
+
+    #[test]
+    fn existing_claim_table() {
+        let now = 1_000;
+        let table = [
+            (ClaimRecord::Launching { lease_until: 999 }, ClaimDecision::TakeOver),
+            (ClaimRecord::Launching { lease_until: 1_000 }, ClaimDecision::TakeOver),
+            (ClaimRecord::Launching { lease_until: 1_001 }, ClaimDecision::LeaveToOther),
+            (
+                ClaimRecord::Settled { reported: false, settled_epoch: now - REPORT_GRACE_SECONDS },
+                ClaimDecision::ReEmit,
+            ),
+            (ClaimRecord::Settled { reported: false, settled_epoch: now - 1 }, ClaimDecision::Done),
+            (ClaimRecord::Settled { reported: true, settled_epoch: now - 3600 }, ClaimDecision::Done),
+        ];
+        for (record, want) in table {
+            assert_eq!(decide_on_existing_claim(&record, now), want, "{record:?}");
+        }
+    }
+
+    #[test]
+    fn failure_table() {
+        let table = [
+            (0, 3, Retry::WontHelp, AfterFailure::NextDestination(1)),
+            (1, 3, Retry::WontHelp, AfterFailure::NextDestination(2)),
+            (2, 3, Retry::WontHelp, AfterFailure::Exhausted),
+            (0, 1, Retry::WontHelp, AfterFailure::Exhausted),
+            (0, 3, Retry::CanHelp, AfterFailure::RetryLater),
+            (2, 3, Retry::CanHelp, AfterFailure::RetryLater),
+        ];
+        for (index, n, retry, want) in table {
+            assert_eq!(after_launch_failure(index, n, retry), want, "{index}/{n} {retry:?}");
+        }
+    }
+}

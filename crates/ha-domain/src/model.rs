@@ -1,0 +1,236 @@
+//! The vocabulary of DESIGN.md as types: protected server, workload, incident, replacement.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// Tag keys. Workloads are declared on launch templates; replacements carry the rest.
+pub mod tag {
+    /// On a launch template: the protected server (`op-…`) whose instance it recreates.
+    pub const PROTECTED_SERVER: &str = "outposts-ha:protected-server";
+    /// On a launch template: ordered, comma-separated standby subnets (first = preferred).
+    pub const SUBNETS: &str = "outposts-ha:subnets";
+    /// On a launch template: lower starts first when the launch bound bites (default 100).
+    pub const PRIORITY: &str = "outposts-ha:priority";
+    /// On a launch template (optional; default: its name) and on every instance it owns.
+    pub const WORKLOAD: &str = "outposts-ha:workload";
+    /// On a launch template (optional): version to launch (default `$Default`).
+    pub const LAUNCH_TEMPLATE_VERSION: &str = "outposts-ha:launch-template-version";
+    /// On a replacement: the incident that launched it.
+    pub const INCIDENT: &str = "outposts-ha:incident";
+    /// On a replacement: the protected server whose instance it replaces.
+    pub const SOURCE_SERVER: &str = "outposts-ha:source-server";
+    /// On a replacement: `replacement`.
+    pub const ROLE: &str = "outposts-ha:role";
+    pub const ROLE_REPLACEMENT: &str = "replacement";
+}
+
+pub const DEFAULT_PRIORITY: u32 = 100;
+pub const DEFAULT_TEMPLATE_VERSION: &str = "$Default";
+/// Tag values are at most 256 characters; a subnet id is 24, so ten fit with room to spare.
+pub const MAX_DESTINATIONS: usize = 10;
+
+/// An Outposts server whose workloads we keep alive, by its `op-…` id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServerId(String);
+
+impl ServerId {
+    /// Accepts `op-` followed by 17 lowercase hex digits, as Outposts ids are.
+    pub fn parse(text: &str) -> Result<Self, WorkloadTagError> {
+        let text = text.trim();
+        let ok = text.len() == 20
+            && text.starts_with("op-")
+            && text[3..].chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        if ok {
+            Ok(ServerId(text.to_string()))
+        } else {
+            Err(WorkloadTagError::BadServerId(text.to_string()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ServerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One launch template that recreates one protected instance on a standby server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    pub name: String,
+    pub launch_template_id: String,
+    pub launch_template_version: String,
+    pub protected_server: ServerId,
+    /// Ordered destinations: the first is preferred, the rest are fallbacks.
+    pub subnets: Vec<String>,
+    pub priority: u32,
+}
+
+/// A launch template tagged for a server whose tags do not describe a usable workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedWorkload {
+    pub launch_template_id: String,
+    pub launch_template_name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WorkloadTagError {
+    #[error("tag {0} is missing")]
+    Missing(&'static str),
+    #[error("'{0}' is not an Outposts server id (op- and 17 hex digits)")]
+    BadServerId(String),
+    #[error("'{0}' is not a subnet id (subnet-…)")]
+    BadSubnet(String),
+    #[error("{0} destinations listed; at most {MAX_DESTINATIONS}")]
+    TooManySubnets(usize),
+    #[error("priority '{0}' is not a whole number from 0 to 1000000")]
+    BadPriority(String),
+    #[error("workload name '{0}' must be 1-128 characters of letters, digits and ._-:/")]
+    BadName(String),
+}
+
+/// Builds a workload from its launch template's tags (pure: the adapter fetches them).
+pub fn workload_from_tags(
+    launch_template_id: &str,
+    launch_template_name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<Workload, WorkloadTagError> {
+    let server = tags.get(tag::PROTECTED_SERVER).ok_or(WorkloadTagError::Missing(tag::PROTECTED_SERVER))?;
+    let protected_server = ServerId::parse(server)?;
+
+    let subnets_text = tags.get(tag::SUBNETS).ok_or(WorkloadTagError::Missing(tag::SUBNETS))?;
+    let subnets: Vec<String> =
+        subnets_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    if subnets.is_empty() {
+        return Err(WorkloadTagError::Missing(tag::SUBNETS));
+    }
+    if subnets.len() > MAX_DESTINATIONS {
+        return Err(WorkloadTagError::TooManySubnets(subnets.len()));
+    }
+    if let Some(bad) = subnets.iter().find(|s| !is_subnet_id(s)) {
+        return Err(WorkloadTagError::BadSubnet(bad.clone()));
+    }
+
+    let priority = match tags.get(tag::PRIORITY) {
+        None => DEFAULT_PRIORITY,
+        Some(p) => p
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p <= 1_000_000)
+            .ok_or_else(|| WorkloadTagError::BadPriority(p.clone()))?,
+    };
+
+    let name =
+        tags.get(tag::WORKLOAD).map(|n| n.trim().to_string()).unwrap_or_else(|| launch_template_name.to_string());
+    let name_ok =
+        !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-:/".contains(c));
+    if !name_ok {
+        return Err(WorkloadTagError::BadName(name));
+    }
+
+    let launch_template_version = tags
+        .get(tag::LAUNCH_TEMPLATE_VERSION)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_TEMPLATE_VERSION.to_string());
+
+    Ok(Workload {
+        name,
+        launch_template_id: launch_template_id.to_string(),
+        launch_template_version,
+        protected_server,
+        subnets,
+        priority,
+    })
+}
+
+fn is_subnet_id(s: &str) -> bool {
+    s.strip_prefix("subnet-")
+        .is_some_and(|hex| (8..=17).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const OP: &str = "op-0123456789abcdef0";
+
+    #[test]
+    fn server_ids() {
+        assert!(ServerId::parse(OP).is_ok());
+        for bad in ["", "op-", "op-0123456789ABCDEF0", "op-0123456789abcdef", "i-0123456789abcdef0"] {
+            assert!(ServerId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn full_declaration() {
+        let w = workload_from_tags(
+            "lt-0abc",
+            "pos-db",
+            &tags(&[
+                (tag::PROTECTED_SERVER, OP),
+                (tag::SUBNETS, " subnet-0aaaaaaaaaaaaaaa1 , subnet-0bbbbbbbbbbbbbbb2"),
+                (tag::PRIORITY, "5"),
+                (tag::WORKLOAD, "store-17/pos-db"),
+                (tag::LAUNCH_TEMPLATE_VERSION, "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(w.name, "store-17/pos-db");
+        assert_eq!(w.subnets, vec!["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]);
+        assert_eq!(w.priority, 5);
+        assert_eq!(w.launch_template_version, "3");
+        assert_eq!(w.protected_server.as_str(), OP);
+    }
+
+    #[test]
+    fn defaults() {
+        let w = workload_from_tags(
+            "lt-1",
+            "kiosk",
+            &tags(&[(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678")]),
+        )
+        .unwrap();
+        assert_eq!((w.name.as_str(), w.priority), ("kiosk", DEFAULT_PRIORITY));
+        assert_eq!(w.launch_template_version, DEFAULT_TEMPLATE_VERSION);
+    }
+
+    #[test]
+    fn rejections_name_the_problem() {
+        let eleven = ["subnet-12345678"; 11].join(",");
+        let cases: Vec<(Vec<(&str, &str)>, WorkloadTagError)> = vec![
+            (vec![(tag::SUBNETS, "subnet-12345678")], WorkloadTagError::Missing(tag::PROTECTED_SERVER)),
+            (vec![(tag::PROTECTED_SERVER, OP)], WorkloadTagError::Missing(tag::SUBNETS)),
+            (vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, " , ")], WorkloadTagError::Missing(tag::SUBNETS)),
+            (vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "sn-1")], WorkloadTagError::BadSubnet("sn-1".into())),
+            (vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, eleven.as_str())], WorkloadTagError::TooManySubnets(11)),
+            (
+                vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678"), (tag::PRIORITY, "-1")],
+                WorkloadTagError::BadPriority("-1".into()),
+            ),
+            (
+                vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678"), (tag::WORKLOAD, "a b")],
+                WorkloadTagError::BadName("a b".into()),
+            ),
+            (
+                vec![(tag::PROTECTED_SERVER, "store-17"), (tag::SUBNETS, "subnet-12345678")],
+                WorkloadTagError::BadServerId("store-17".into()),
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(workload_from_tags("lt-1", "x", &tags(&pairs)), Err(want.clone()), "{want}");
+        }
+    }
+}

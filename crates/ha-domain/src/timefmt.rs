@@ -1,0 +1,64 @@
+//! Timestamps as they appear in alarm payloads and as we write them.
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// Parses the timestamp forms CloudWatch uses: RFC 3339 (`2019-10-02T17:04:40Z`,
+/// `…40.985Z`, `…+00:00`) and the alarm form with a colon-less offset
+/// (`2019-10-02T17:04:40.985+0000`).
+pub fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
+    let text = text.trim();
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(t);
+    }
+    let with_subsec = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond][offset_hour sign:mandatory][offset_minute]"
+    );
+    let without_subsec =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory][offset_minute]");
+    OffsetDateTime::parse(text, &with_subsec).or_else(|_| OffsetDateTime::parse(text, &without_subsec)).ok()
+}
+
+/// RFC 3339 in UTC with millisecond precision: one canonical text per instant.
+pub fn format_timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let millis = t.millisecond();
+    let t = t.replace_nanosecond(millis as u32 * 1_000_000).unwrap_or(t);
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&fmt).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_cloudwatch_forms_name_the_same_instant() {
+        let forms = [
+            "2019-10-02T17:04:40.985+0000",
+            "2019-10-02T17:04:40.985Z",
+            "2019-10-02T17:04:40.985+00:00",
+            "2019-10-02T19:04:40.985+0200",
+        ];
+        let canonical: Vec<String> = forms.iter().map(|f| format_timestamp(parse_timestamp(f).expect(f))).collect();
+        assert!(canonical.iter().all(|c| c == "2019-10-02T17:04:40.985Z"), "{canonical:?}");
+    }
+
+    #[test]
+    fn seconds_only_forms_parse() {
+        assert_eq!(format_timestamp(parse_timestamp("2019-10-02T17:04:40Z").unwrap()), "2019-10-02T17:04:40.000Z");
+        assert_eq!(format_timestamp(parse_timestamp("2019-10-02T17:04:40+0000").unwrap()), "2019-10-02T17:04:40.000Z");
+    }
+
+    #[test]
+    fn garbage_is_rejected_not_panicked_on() {
+        for bad in ["", "yesterday", "2019-13-02T17:04:40Z", "2019-10-02 17:04"] {
+            assert!(parse_timestamp(bad).is_none(), "{bad}");
+        }
+    }
+}

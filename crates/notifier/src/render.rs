@@ -1,0 +1,240 @@
+//! Pure rendering of a project event into what a person reads and a machine filters on.
+
+use ha_domain::contract::ProjectEvent;
+
+/// SNS limits subjects to 100 printable ASCII characters without line breaks.
+pub const MAX_SUBJECT: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub subject: String,
+    pub body: String,
+    pub severity: Severity,
+    /// SNS message attributes for subscription filter policies.
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+/// Printable ASCII only, single line, at most [`MAX_SUBJECT`] characters.
+pub fn subject_line(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if clean.len() <= MAX_SUBJECT {
+        clean
+    } else {
+        format!("{}...", &clean[..MAX_SUBJECT - 3])
+    }
+}
+
+/// `None` for events that are commands between functions, not news for people.
+pub fn render(event: &ProjectEvent) -> Option<Notification> {
+    let (severity, subject, what, next): (Severity, String, Vec<String>, Vec<String>) = match event {
+        ProjectEvent::RelaunchRequested(_) => return None,
+        ProjectEvent::IncidentOpened(e) => {
+            let mut what = vec![
+                format!("Outposts server {} lost its connection to AWS (alarm {}).", e.server_id, e.alarm_name),
+                format!("Detected at {}. Incident {}.", e.detected_at, e.incident_id),
+                String::new(),
+            ];
+            if e.workloads.is_empty() {
+                what.push("No workloads are declared for this server, so nothing is being relaunched.".into());
+            } else {
+                what.push(format!("Relaunching {} workload(s) on their standby servers:", e.workloads.len()));
+                what.extend(e.workloads.iter().map(|w| format!("  - {w}")));
+            }
+            if !e.rejected_workloads.is_empty() {
+                what.push(String::new());
+                what.push(format!(
+                    "{} launch template(s) tagged for this server are NOT usable and will not be relaunched:",
+                    e.rejected_workloads.len()
+                ));
+                what.extend(
+                    e.rejected_workloads
+                        .iter()
+                        .map(|r| format!("  - {} ({}): {}", r.launch_template_name, r.launch_template_id, r.reason)),
+                );
+            }
+            let mut next = vec![
+                "Check the site: power, network uplink and the server's service link.".to_string(),
+                "Watch for one WorkloadRelaunched or WorkloadRelaunchFailed message per workload.".to_string(),
+            ];
+            if !e.rejected_workloads.is_empty() {
+                next.push("Fix the tags of the unusable launch templates (see the README's tag table).".into());
+            }
+            let subject = format!(
+                "[CRITICAL] Outposts server {} down: relaunching {} workload(s)",
+                e.server_id,
+                e.workloads.len()
+            );
+            (Severity::Critical, subject, what, next)
+        }
+        ProjectEvent::IncidentContinued(e) => (
+            Severity::Warning,
+            format!("[WARNING] Outposts server {} down again (incident {})", e.server_id, e.incident_id),
+            vec![
+                format!(
+                    "The alarm {} went into ALARM again at {} while incident {} is still open.",
+                    e.alarm_name, e.realarmed_at, e.incident_id
+                ),
+                "The server is flapping. Workloads already replaced are not launched a second time.".into(),
+            ],
+            vec!["Check the server's service link; a flapping link often precedes a longer outage.".into()],
+        ),
+        ProjectEvent::WorkloadRelaunched(e) => {
+            let fallbacks = e.destinations_tried.iter().filter(|d| d.error_code.is_some()).count();
+            let mut what = vec![
+                format!(
+                    "Workload {} from Outposts server {} was relaunched as {}.",
+                    e.workload, e.server_id, e.replacement_instance_id
+                ),
+                format!(
+                    "Subnet {} (launch template {}). Incident {}.",
+                    e.subnet_id, e.launch_template_id, e.incident_id
+                ),
+                format!(
+                    "Detected {}, launch requested {}, accepted {}.",
+                    e.detected_at, e.launch_requested_at, e.launch_accepted_at
+                ),
+            ];
+            if fallbacks > 0 {
+                what.push(format!("{fallbacks} preferred destination(s) refused first:"));
+                what.extend(
+                    e.destinations_tried
+                        .iter()
+                        .filter_map(|d| d.error_code.as_ref().map(|c| format!("  - {}: {}", d.subnet_id, c))),
+                );
+            }
+            if e.adopted {
+                what.push(
+                    "An earlier, interrupted attempt had already launched it; it was adopted, not launched twice."
+                        .into(),
+                );
+            }
+            (
+                Severity::Info,
+                format!("[INFO] Relaunched {} from {} as {}", e.workload, e.server_id, e.replacement_instance_id),
+                what,
+                vec![
+                    "Confirm the replacement passes its health checks and serves.".into(),
+                    "Leave the original alone until the server is back and fenced.".into(),
+                ],
+            )
+        }
+        ProjectEvent::WorkloadRelaunchFailed(e) => {
+            let mut what = vec![
+                format!("Workload {} from Outposts server {} could NOT be relaunched.", e.workload, e.server_id),
+                format!("Last error: {}: {}", e.error_code, e.error_message),
+                format!("Incident {}, launch template {}.", e.incident_id, e.launch_template_id),
+                "Destinations tried:".into(),
+            ];
+            what.extend(
+                e.destinations_tried
+                    .iter()
+                    .map(|d| format!("  - {}: {}", d.subnet_id, d.error_code.as_deref().unwrap_or("accepted"))),
+            );
+            let (severity, subject, next) = if e.manual_action_required {
+                (
+                    Severity::Critical,
+                    format!("[CRITICAL] MANUAL ACTION NEEDED: {} from {} not relaunched", e.workload, e.server_id),
+                    vec![
+                        "MANUAL ACTION NEEDED: every destination refused, nothing more will be tried automatically."
+                            .into(),
+                        "Check whether the standby server is up and has capacity for the instance type.".into(),
+                        format!(
+                            "Launch {} by hand from its launch template, or add a fallback subnet to its tags.",
+                            e.launch_template_id
+                        ),
+                    ],
+                )
+            } else {
+                (
+                    Severity::Warning,
+                    format!("[WARNING] Relaunch of {} from {} failed", e.workload, e.server_id),
+                    vec!["Check the error above; the relaunch will be retried.".into()],
+                )
+            };
+            (severity, subject, what, next)
+        }
+        ProjectEvent::ServerRecovered(e) => {
+            let incident = e.incident_id.as_deref().unwrap_or("none open");
+            (
+                Severity::Warning,
+                format!("[WARNING] Outposts server {} is back (incident {})", e.server_id, incident),
+                vec![
+                    format!(
+                        "The alarm {} returned to OK at {}: server {} is connected again.",
+                        e.alarm_name, e.recovered_at, e.server_id
+                    ),
+                    format!("Open incident: {incident}."),
+                ],
+                vec![
+                    "The original instances may be running again beside their replacements.".into(),
+                    "Make sure only one copy of each replaced workload serves before returning traffic.".into(),
+                ],
+            )
+        }
+    };
+
+    let mut body = what.join("\n");
+    body.push_str("\n\nWhat to do next:\n");
+    body.push_str(&next.iter().map(|n| format!("- {n}")).collect::<Vec<_>>().join("\n"));
+    body.push_str("\n\n--- event (JSON) ---\n");
+    let json = serde_json::to_value(event).unwrap_or_default();
+    body.push_str(&serde_json::to_string_pretty(&json).unwrap_or_default());
+
+    let mut attributes = vec![
+        ("event_type", event.detail_type().to_string()),
+        ("severity", severity.as_str().to_string()),
+        ("server_id", event.server_id().to_string()),
+    ];
+    if let Some(incident) = incident_of(event) {
+        attributes.push(("incident_id", incident.to_string()));
+    }
+    Some(Notification { subject: subject_line(&subject), body, severity, attributes })
+}
+
+fn incident_of(event: &ProjectEvent) -> Option<&str> {
+    match event {
+        ProjectEvent::IncidentOpened(e) => Some(&e.incident_id),
+        ProjectEvent::IncidentContinued(e) => Some(&e.incident_id),
+        ProjectEvent::RelaunchRequested(e) => Some(&e.incident_id),
+        ProjectEvent::WorkloadRelaunched(e) => Some(&e.incident_id),
+        ProjectEvent::WorkloadRelaunchFailed(e) => Some(&e.incident_id),
+        ProjectEvent::ServerRecovered(e) => e.incident_id.as_deref(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_short_single_line_ascii() {
+        assert_eq!(subject_line("a\nb\tc  d"), "a b c d");
+        assert_eq!(subject_line("caf\u{e9} ok"), "caf ok");
+        let long = subject_line(&"x".repeat(300));
+        assert_eq!(long.len(), MAX_SUBJECT);
+        assert!(long.ends_with("..."));
+    }
+}

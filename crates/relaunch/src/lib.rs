@@ -1,0 +1,365 @@
+//! relaunch: launches every workload of an incident concurrently (bounded, priority
+//! order), exactly once per (incident, workload), moving to fallback destinations when
+//! one refuses, and reports each outcome on the bus. No polling, no sleeping.
+
+use futures::stream::{self, StreamExt};
+use ha_domain::aws::bus::EventBus;
+use ha_domain::aws::fleet::{Fleet, LaunchRequest};
+use ha_domain::aws::ledger::{ClaimAttempt, Ledger, Settlement};
+use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
+use ha_domain::contract::{ProjectEvent, RelaunchRequested, WorkloadRelaunchFailed, WorkloadRelaunched};
+use ha_domain::error::{AwsFailure, HandlerError};
+use ha_domain::incident::{client_token, IncidentId};
+use ha_domain::launch::{
+    after_launch_failure, decide_on_existing_claim, launch_order, AfterFailure, ClaimDecision, DestinationAttempt,
+};
+use ha_domain::model::Workload;
+use ha_domain::timefmt::{format_timestamp, now};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{error, info, warn, Instrument};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: IncidentStore,
+    /// RunInstances calls in flight at once.
+    pub launch_concurrency: usize,
+    /// How long a claim is held before another delivery may take it over; must exceed the
+    /// function timeout so a live claimant is never overtaken.
+    pub claim_lease_seconds: i64,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &EnvReader<F>) -> Result<Self, ConfigError> {
+        Ok(Config {
+            store: IncidentStore::from_env(env)?,
+            launch_concurrency: env.number("LAUNCH_CONCURRENCY", 10, 1..=100, "expected 1 to 100")?,
+            claim_lease_seconds: env.number(
+                "CLAIM_LEASE_SECONDS",
+                300,
+                30..=3600,
+                "expected seconds from 30 to 3600",
+            )?,
+        })
+    }
+}
+
+/// What one delivery did, workload by workload; also the function's response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RelaunchReport {
+    pub incident_id: Option<String>,
+    pub launched: Vec<String>,
+    pub failed: Vec<String>,
+    pub already_handled: Vec<String>,
+    pub retry_later: Vec<String>,
+    pub ignored: Option<String>,
+}
+
+enum WorkloadResult {
+    /// An outcome event to emit (new, or re-emitted after a lost report).
+    Report(ProjectEvent),
+    AlreadyHandled,
+    RetryLater(AwsFailure),
+}
+
+pub struct Relaunch {
+    config: Config,
+    ledger: Ledger,
+    fleet: Fleet,
+    bus: EventBus,
+}
+
+impl Relaunch {
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        Self::from_clients(
+            config,
+            aws_sdk_dynamodb::Client::new(sdk),
+            aws_sdk_ec2::Client::new(sdk),
+            aws_sdk_eventbridge::Client::new(sdk),
+        )
+    }
+
+    pub fn from_clients(
+        config: Config,
+        dynamodb: aws_sdk_dynamodb::Client,
+        ec2: aws_sdk_ec2::Client,
+        events: aws_sdk_eventbridge::Client,
+    ) -> Self {
+        Relaunch {
+            ledger: Ledger::new(dynamodb, &config.store.ledger_table, config.store.retention_days),
+            fleet: Fleet::new(ec2),
+            bus: EventBus::new(events, &config.store.event_bus_name),
+            config,
+        }
+    }
+
+    /// `invocation_id` identifies this attempt as a claim owner (the Lambda request id).
+    pub async fn handle(&self, event: Value, invocation_id: &str) -> Result<RelaunchReport, HandlerError> {
+        let request = match serde_json::from_value::<ProjectEvent>(event) {
+            Ok(ProjectEvent::RelaunchRequested(r)) => r,
+            Ok(other) => {
+                info!(detail_type = other.detail_type(), "not a relaunch request; ignored");
+                return Ok(RelaunchReport { ignored: Some(other.detail_type().into()), ..Default::default() });
+            }
+            Err(e) => {
+                warn!(reason = %e, "rejected a malformed relaunch request");
+                return Ok(RelaunchReport { ignored: Some(format!("malformed: {e}")), ..Default::default() });
+            }
+        };
+        let span = tracing::info_span!("relaunch", incident_id = %request.incident_id, server_id = %request.server_id);
+        self.relaunch_all(request, invocation_id).instrument(span).await
+    }
+
+    async fn relaunch_all(&self, request: RelaunchRequested, owner: &str) -> Result<RelaunchReport, HandlerError> {
+        let incident = IncidentId::from_stored(request.incident_id.clone());
+        let ordered = launch_order(request.workloads.clone());
+        let results: Vec<(String, WorkloadResult)> = stream::iter(ordered)
+            .map(|w| {
+                let span = tracing::info_span!("workload", workload = %w.name);
+                let (request, incident) = (&request, &incident);
+                async move {
+                    let result = self.relaunch_one(request, incident, &w, owner).await;
+                    (w.name.clone(), result)
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(self.config.launch_concurrency)
+            .collect()
+            .await;
+
+        let mut report = RelaunchReport { incident_id: Some(request.incident_id.clone()), ..Default::default() };
+        let mut events = Vec::new();
+        for (name, result) in results {
+            match result {
+                WorkloadResult::Report(e) => {
+                    match &e {
+                        ProjectEvent::WorkloadRelaunched(_) => report.launched.push(name),
+                        _ => report.failed.push(name),
+                    }
+                    events.push(e);
+                }
+                WorkloadResult::AlreadyHandled => report.already_handled.push(name),
+                WorkloadResult::RetryLater(f) => {
+                    warn!(workload = %name, failure = %f, "transient failure; the event will be retried");
+                    report.retry_later.push(name);
+                }
+            }
+        }
+        // Outcomes are settled in the ledger before they are reported; if this publish
+        // fails, the retried event finds them unreported and emits them again.
+        self.bus.publish(&events).await?;
+        for e in &events {
+            if let Some(workload) = workload_of(e) {
+                self.ledger.mark_reported(&incident, workload).await?;
+            }
+        }
+        info!(
+            launched = report.launched.len(),
+            failed = report.failed.len(),
+            already_handled = report.already_handled.len(),
+            retry_later = report.retry_later.len(),
+            "relaunch pass finished"
+        );
+        if report.retry_later.is_empty() {
+            Ok(report)
+        } else {
+            Err(HandlerError::PartlyTransient(report.retry_later.len()))
+        }
+    }
+
+    async fn relaunch_one(
+        &self,
+        req: &RelaunchRequested,
+        incident: &IncidentId,
+        w: &Workload,
+        owner: &str,
+    ) -> WorkloadResult {
+        match self.try_relaunch_one(req, incident, w, owner).await {
+            Ok(r) => r,
+            Err(f) => {
+                // We may hold the claim: give it back so the retried event can take it at once.
+                if let Err(e) = self.ledger.release(incident, &w.name, owner).await {
+                    error!(failure = %e, "could not release the claim; it frees itself when its lease runs out");
+                }
+                WorkloadResult::RetryLater(f)
+            }
+        }
+    }
+
+    async fn try_relaunch_one(
+        &self,
+        req: &RelaunchRequested,
+        incident: &IncidentId,
+        w: &Workload,
+        owner: &str,
+    ) -> Result<WorkloadResult, AwsFailure> {
+        let lease = self.config.claim_lease_seconds;
+        let now_epoch = now().unix_timestamp();
+        match self.ledger.claim_workload(incident, &w.name, owner, now_epoch, lease).await? {
+            ClaimAttempt::Won => {}
+            ClaimAttempt::Existing { record, outcome_event } => match decide_on_existing_claim(&record, now_epoch) {
+                ClaimDecision::Launch => {}
+                ClaimDecision::TakeOver => {
+                    let ha_domain::launch::ClaimRecord::Launching { lease_until } = record else {
+                        return Ok(WorkloadResult::AlreadyHandled);
+                    };
+                    if !self.ledger.take_over(incident, &w.name, lease_until, owner, now_epoch, lease).await? {
+                        return Ok(WorkloadResult::AlreadyHandled);
+                    }
+                    warn!(previous_lease_until = lease_until, "took over a claim whose owner stopped mid-launch");
+                }
+                ClaimDecision::LeaveToOther | ClaimDecision::Done => return Ok(WorkloadResult::AlreadyHandled),
+                ClaimDecision::ReEmit => {
+                    let Some(event) = outcome_event.and_then(|json| serde_json::from_str::<ProjectEvent>(&json).ok())
+                    else {
+                        error!("settled claim has no readable outcome to re-emit");
+                        return Ok(WorkloadResult::AlreadyHandled);
+                    };
+                    return Ok(WorkloadResult::Report(event));
+                }
+            },
+        }
+
+        // A claimant that died after RunInstances left its replacement in EC2: adopt it.
+        if let Some(existing) = self.fleet.replacement_of(incident, &w.name).await? {
+            let at = format_timestamp(now());
+            info!(instance_id = %existing.instance_id, "adopting the replacement an interrupted attempt launched");
+            let event = relaunched(req, w, &existing.instance_id, &existing.subnet_id, Vec::new(), &at, &at, true);
+            return self
+                .settle(incident, w, owner, event, Some((&existing.instance_id, &existing.subnet_id, &at, &at)))
+                .await;
+        }
+
+        let mut tried: Vec<DestinationAttempt> = Vec::new();
+        let mut index = 0;
+        loop {
+            let subnet = &w.subnets[index];
+            let token = client_token(incident, &w.name, index);
+            let requested_at = format_timestamp(now());
+            let launch = LaunchRequest { workload: w, incident, subnet_id: subnet, client_token: &token };
+            match self.fleet.launch(&launch).await {
+                Ok(instance_id) => {
+                    let accepted_at = format_timestamp(now());
+                    info!(instance_id = %instance_id, subnet_id = %subnet, "replacement launched");
+                    tried.push(DestinationAttempt { subnet_id: subnet.clone(), error_code: None, error_message: None });
+                    let event = relaunched(req, w, &instance_id, subnet, tried, &requested_at, &accepted_at, false);
+                    return self
+                        .settle(incident, w, owner, event, Some((&instance_id, subnet, &requested_at, &accepted_at)))
+                        .await;
+                }
+                Err(f) => {
+                    warn!(subnet_id = %subnet, code = %f.code, message = %f.message, "destination refused the launch");
+                    match after_launch_failure(index, w.subnets.len(), f.retry) {
+                        AfterFailure::NextDestination(next) => {
+                            tried.push(attempt_failed(subnet, &f));
+                            index = next;
+                        }
+                        AfterFailure::RetryLater => return Err(f),
+                        AfterFailure::Exhausted => {
+                            tried.push(attempt_failed(subnet, &f));
+                            error!(code = %f.code, "every destination refused: manual action required");
+                            let event = ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
+                                incident_id: req.incident_id.clone(),
+                                server_id: req.server_id.clone(),
+                                workload: w.name.clone(),
+                                launch_template_id: w.launch_template_id.clone(),
+                                error_code: f.code.clone(),
+                                error_message: f.message.clone(),
+                                destinations_tried: tried,
+                                manual_action_required: true,
+                                detected_at: req.detected_at.clone(),
+                            });
+                            return self.settle(incident, w, owner, event, None).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        incident: &IncidentId,
+        w: &Workload,
+        owner: &str,
+        event: ProjectEvent,
+        launched: Option<(&str, &str, &str, &str)>,
+    ) -> Result<WorkloadResult, AwsFailure> {
+        let outcome_event = serde_json::to_string(&event).unwrap_or_default();
+        let settlement = Settlement {
+            launched: launched.is_some(),
+            replacement_instance_id: launched.map(|l| l.0),
+            subnet_id: launched.map(|l| l.1),
+            launch_requested_at: launched.map(|l| l.2),
+            launch_accepted_at: launched.map(|l| l.3),
+            outcome_event: &outcome_event,
+        };
+        if self.ledger.settle(incident, &w.name, owner, &settlement, now().unix_timestamp()).await? {
+            Ok(WorkloadResult::Report(event))
+        } else {
+            warn!("another claimant took this workload over; it reports the outcome");
+            Ok(WorkloadResult::AlreadyHandled)
+        }
+    }
+}
+
+fn attempt_failed(subnet: &str, f: &AwsFailure) -> DestinationAttempt {
+    DestinationAttempt {
+        subnet_id: subnet.to_string(),
+        error_code: Some(f.code.clone()),
+        error_message: Some(f.message.clone()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn relaunched(
+    req: &RelaunchRequested,
+    w: &Workload,
+    instance_id: &str,
+    subnet: &str,
+    tried: Vec<DestinationAttempt>,
+    requested_at: &str,
+    accepted_at: &str,
+    adopted: bool,
+) -> ProjectEvent {
+    ProjectEvent::WorkloadRelaunched(WorkloadRelaunched {
+        incident_id: req.incident_id.clone(),
+        server_id: req.server_id.clone(),
+        workload: w.name.clone(),
+        launch_template_id: w.launch_template_id.clone(),
+        replacement_instance_id: instance_id.to_string(),
+        subnet_id: subnet.to_string(),
+        destinations_tried: tried,
+        detected_at: req.detected_at.clone(),
+        launch_requested_at: requested_at.to_string(),
+        launch_accepted_at: accepted_at.to_string(),
+        adopted,
+    })
+}
+
+fn workload_of(e: &ProjectEvent) -> Option<&str> {
+    match e {
+        ProjectEvent::WorkloadRelaunched(r) => Some(&r.workload),
+        ProjectEvent::WorkloadRelaunchFailed(f) => Some(&f.workload),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_bounds_are_enforced_with_the_variable_named() {
+        let base = [("LEDGER_TABLE", "t"), ("EVENT_BUS_NAME", "b")];
+        let c = Config::from_env(&EnvReader::from_pairs(&base)).unwrap();
+        assert_eq!((c.launch_concurrency, c.claim_lease_seconds), (10, 300));
+        for (name, value) in [("LAUNCH_CONCURRENCY", "0"), ("LAUNCH_CONCURRENCY", "ten"), ("CLAIM_LEASE_SECONDS", "5")]
+        {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            let err = Config::from_env(&EnvReader::from_pairs(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! A simulated fleet in the emulator: protected servers, their standby subnets, and one
+//! tagged launch template per workload.
+
+use aws_sdk_ec2::types::{
+    LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag, TagSpecification,
+};
+use ha_domain::model::tag;
+
+pub struct Site {
+    pub ec2: aws_sdk_ec2::Client,
+    pub vpc_id: String,
+    pub image_id: String,
+}
+
+/// A workload as created in the emulator.
+#[derive(Debug, Clone)]
+pub struct DeclaredWorkload {
+    pub name: String,
+    pub launch_template_id: String,
+    pub server_id: String,
+    pub subnets: Vec<String>,
+}
+
+impl Site {
+    pub async fn create(sdk: &aws_config::SdkConfig) -> Site {
+        let ec2 = aws_sdk_ec2::Client::new(sdk);
+        let vpc_id = ec2
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .unwrap()
+            .vpc()
+            .unwrap()
+            .vpc_id()
+            .unwrap()
+            .to_string();
+        let image_id = ec2.describe_images().send().await.unwrap().images()[0].image_id().unwrap().to_string();
+        Site { ec2, vpc_id, image_id }
+    }
+
+    pub async fn subnet(&self, cidr: &str) -> String {
+        self.ec2
+            .create_subnet()
+            .vpc_id(&self.vpc_id)
+            .cidr_block(cidr)
+            .send()
+            .await
+            .unwrap()
+            .subnet()
+            .unwrap()
+            .subnet_id()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A launch template declaring one workload of `server_id`, its instances tagged with
+    /// the workload (as the README asks of operators).
+    pub async fn declare(&self, server_id: &str, name: &str, subnets: &[&str], priority: u32) -> DeclaredWorkload {
+        let lt_tags = [
+            (tag::PROTECTED_SERVER, server_id.to_string()),
+            (tag::SUBNETS, subnets.join(",")),
+            (tag::PRIORITY, priority.to_string()),
+            (tag::WORKLOAD, name.to_string()),
+        ];
+        let out = self
+            .ec2
+            .create_launch_template()
+            .launch_template_name(format!("lt-{name}"))
+            .launch_template_data(
+                RequestLaunchTemplateData::builder()
+                    .image_id(&self.image_id)
+                    .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
+                    .tag_specifications(
+                        LaunchTemplateTagSpecificationRequest::builder()
+                            .resource_type(ResourceType::Instance)
+                            .tags(Tag::builder().key(tag::WORKLOAD).value(name).build())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::LaunchTemplate)
+                    .set_tags(Some(lt_tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        DeclaredWorkload {
+            name: name.to_string(),
+            launch_template_id: out.launch_template().unwrap().launch_template_id().unwrap().to_string(),
+            server_id: server_id.to_string(),
+            subnets: subnets.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Live instances carrying `key=value`.
+    pub async fn live_instances_tagged(&self, key: &str, value: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+        let out = self
+            .ec2
+            .describe_instances()
+            .filters(aws_sdk_ec2::types::Filter::builder().name(format!("tag:{key}")).values(value).build())
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.reservations().iter().flat_map(|r| r.instances().to_vec()).collect()
+    }
+
+    /// Every live replacement the product launched.
+    pub async fn replacements(&self) -> Vec<aws_sdk_ec2::types::Instance> {
+        self.live_instances_tagged(tag::ROLE, tag::ROLE_REPLACEMENT).await
+    }
+}
+
+pub fn tag_of<'a>(instance: &'a aws_sdk_ec2::types::Instance, key: &str) -> Option<&'a str> {
+    instance.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}

@@ -1,0 +1,125 @@
+//! A relaunch claimant that died mid-launch (Lambda timeout, crash) is retried safely:
+//! its expired claim is taken over, and what it may already have launched is adopted.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use ha_domain::contract::{ProjectEvent, RelaunchRequested};
+use ha_domain::incident::IncidentId;
+use ha_domain::model::{tag, ServerId, Workload};
+use outposts_ha_tests::emulator::Emulator;
+use outposts_ha_tests::site::{tag_of, Site};
+use outposts_ha_tests::stack::Stack;
+
+const SERVER: &str = "op-0000000000000000c";
+const INCIDENT: &str = "inc-00000000000000000000dead";
+
+fn request(workload: &Workload) -> serde_json::Value {
+    let event = ProjectEvent::RelaunchRequested(RelaunchRequested {
+        incident_id: INCIDENT.into(),
+        server_id: SERVER.into(),
+        detected_at: "2026-11-22T10:00:00.000Z".into(),
+        workloads: vec![workload.clone()],
+    });
+    let mut v = serde_json::to_value(event).unwrap();
+    v["source"] = "outposts-ha".into();
+    v
+}
+
+/// Leaves the ledger as a claimant that died after claiming would: status launching,
+/// lease already run out.
+async fn dead_claim(stack: &Stack, workload: &str) {
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .put_item()
+        .table_name(&stack.table)
+        .item("pk", AttributeValue::S(format!("INCIDENT#{INCIDENT}")))
+        .item("sk", AttributeValue::S(format!("WORKLOAD#{workload}")))
+        .item("status", AttributeValue::S("launching".into()))
+        .item("owner", AttributeValue::S("req-that-timed-out".into()))
+        .item("lease_until", AttributeValue::N("1".into()))
+        .item("reported", AttributeValue::Bool(false))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn setup() -> (Emulator, Stack, Site, Workload) {
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::deploy(&sdk, 4).await;
+    let site = Site::create(&sdk).await;
+    let subnet = site.subnet("10.0.3.0/24").await;
+    let declared = site.declare(SERVER, "till", &[&subnet], 1).await;
+    let workload = Workload {
+        name: declared.name.clone(),
+        launch_template_id: declared.launch_template_id.clone(),
+        launch_template_version: "$Default".into(),
+        protected_server: ServerId::parse(SERVER).unwrap(),
+        subnets: vec![subnet],
+        priority: 1,
+    };
+    (moto, stack, site, workload)
+}
+
+#[tokio::test]
+async fn a_claimant_that_died_before_launching_is_taken_over_and_launches_once() {
+    let (_moto, stack, site, workload) = setup().await;
+    dead_claim(&stack, &workload.name).await;
+
+    let report = stack.relaunch.handle(request(&workload), "req-retry").await.unwrap();
+    assert_eq!(report.launched, vec!["till".to_string()]);
+    assert_eq!(site.replacements().await.len(), 1);
+
+    // And the claim is now settled: one more delivery does nothing.
+    let again = stack.relaunch.handle(request(&workload), "req-later").await.unwrap();
+    assert_eq!(again.already_handled, vec!["till".to_string()]);
+    assert_eq!(site.replacements().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
+    let (_moto, stack, site, workload) = setup().await;
+    dead_claim(&stack, &workload.name).await;
+    // The dead claimant's RunInstances went through before it died.
+    let fleet = ha_domain::aws::fleet::Fleet::new(aws_sdk_ec2::Client::new(&stack.sdk));
+    let incident = IncidentId::from_stored(INCIDENT);
+    let token = ha_domain::incident::client_token(&incident, &workload.name, 0);
+    let first = fleet
+        .launch(&ha_domain::aws::fleet::LaunchRequest {
+            workload: &workload,
+            incident: &incident,
+            subnet_id: &workload.subnets[0],
+            client_token: &token,
+        })
+        .await
+        .unwrap();
+
+    let report = stack.relaunch.handle(request(&workload), "req-retry").await.unwrap();
+    assert_eq!(report.launched, vec!["till".to_string()]);
+    let replacements = site.replacements().await;
+    assert_eq!(replacements.len(), 1, "adopted, not launched again");
+    assert_eq!(replacements[0].instance_id(), Some(first.as_str()));
+    assert_eq!(tag_of(&replacements[0], tag::INCIDENT), Some(INCIDENT));
+
+    let notes = stack.deliver().await;
+    assert!(notes.handler_errors.is_empty());
+    let adopted = stack.notifications().await.into_iter().find(|n| n.event_type == "WorkloadRelaunched").unwrap();
+    assert!(adopted.body.contains("adopted"), "{}", adopted.body);
+}
+
+#[tokio::test]
+async fn a_live_claim_is_left_to_its_owner() {
+    let (_moto, stack, site, workload) = setup().await;
+    aws_sdk_dynamodb::Client::new(&stack.sdk)
+        .put_item()
+        .table_name(&stack.table)
+        .item("pk", AttributeValue::S(format!("INCIDENT#{INCIDENT}")))
+        .item("sk", AttributeValue::S(format!("WORKLOAD#{}", workload.name)))
+        .item("status", AttributeValue::S("launching".into()))
+        .item("owner", AttributeValue::S("req-still-running".into()))
+        .item("lease_until", AttributeValue::N(i64::MAX.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let report = stack.relaunch.handle(request(&workload), "req-redelivered").await.unwrap();
+    assert_eq!(report.already_handled, vec!["till".to_string()]);
+    assert!(site.replacements().await.is_empty());
+}
