@@ -1,5 +1,5 @@
 # Outposts HA. Every target installs what it needs itself: a fresh machine needs only
-# the Rust toolchain and python3.
+# the Rust toolchain (rustup) and python3.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -10,37 +10,113 @@ CACHE ?= $(HOME)/.cache/outposts-ha
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
+# Deployment settings: make deploy STACK=… EMAIL=… ARCH=arm64|x86_64
+STACK ?= outposts-ha
+EMAIL ?=
+ARCH ?= arm64
+LAMBDA_DIR := $(CACHE)/lambda-$(ARCH)
+
+# name content-hash stamp: a changed requirements file reinstalls its venv.
+stamp = $(1)/.installed-$(shell sha256sum $(2) | cut -c1-16)
+
 TEST_VENV := $(CACHE)/venv
-TEST_REQUIREMENTS := tests/requirements.txt
-# The stamp is named after the requirements' content, so a changed pin reinstalls.
-TEST_STAMP := $(TEST_VENV)/.installed-$(shell sha256sum $(TEST_REQUIREMENTS) | cut -c1-16)
+TEST_STAMP := $(call stamp,$(TEST_VENV),tests/requirements.txt)
+CHECKOV_VENV := $(CACHE)/checkov-venv
+CHECKOV_STAMP := $(call stamp,$(CHECKOV_VENV),infra/requirements-checkov.txt)
+BUILD_VENV := $(CACHE)/build-venv
+BUILD_STAMP := $(call stamp,$(BUILD_VENV),infra/requirements-build.txt)
+CFN_GUARD_VERSION := 3.2.1
+CFN_GUARD := $(CACHE)/tools/bin/cfn-guard
+CFN_GUARD_STAMP := $(CACHE)/tools/.cfn-guard-$(CFN_GUARD_VERSION)
 export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 
-.PHONY: help test lint unit demo clean
+STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
+TEMPLATES := infra/template.yaml infra/protected-server.yaml
+
+.PHONY: help test lint lint-infra test-infra demo build deploy protect unprotect servers outputs delete clean
 
 help:
-	@echo "make test   every check and test, offline (installs moto server into $(TEST_VENV))"
-	@echo "make lint   rustfmt and clippy only"
-	@echo "make demo   the failover story on a local AWS emulator, no AWS account"
-	@echo "make clean  remove build output and the tool venvs under $(CACHE)"
+	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
+	@echo "make demo                     the failover story on a local AWS emulator, no AWS account"
+	@echo "make deploy STACK= EMAIL= ARCH=   build the functions and deploy the stack (arm64 default)"
+	@echo "make protect SERVER=op-…      protect an Outposts server (PERIOD= EVALUATION_PERIODS= DATAPOINTS=)"
+	@echo "make unprotect SERVER=op-…    stop protecting it"
+	@echo "make servers | outputs        list protected servers | print the stack's outputs"
+	@echo "make delete [PURGE_BACKUPS=1] delete the stack, its servers and what it created"
 
-$(TEST_STAMP): $(TEST_REQUIREMENTS)
-	@echo "==> installing test tools into $(TEST_VENV)"
-	python3 -m venv $(TEST_VENV)
-	$(TEST_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(TEST_REQUIREMENTS)
-	rm -f $(TEST_VENV)/.installed-*
+# --- tools -------------------------------------------------------------------------
+
+define venv
+	@echo "==> installing $(2) into $(1)"
+	python3 -m venv $(1)
+	$(1)/bin/pip install --quiet --disable-pip-version-check -r $(2)
+	rm -f $(1)/.installed-*
 	touch $@
+endef
+
+$(TEST_STAMP): tests/requirements.txt
+	$(call venv,$(TEST_VENV),tests/requirements.txt)
+
+$(CHECKOV_STAMP): infra/requirements-checkov.txt
+	$(call venv,$(CHECKOV_VENV),infra/requirements-checkov.txt)
+
+$(BUILD_STAMP): infra/requirements-build.txt
+	$(call venv,$(BUILD_VENV),infra/requirements-build.txt)
+
+$(CFN_GUARD_STAMP):
+	@echo "==> installing cfn-guard $(CFN_GUARD_VERSION) into $(CACHE)/tools"
+	CARGO_TARGET_DIR=$(CACHE)/tools-target cargo install cfn-guard --version $(CFN_GUARD_VERSION) --locked --root $(CACHE)/tools
+	touch $@
+
+# --- checks and tests --------------------------------------------------------------
 
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-test: $(TEST_STAMP) lint
+lint-infra: $(TEST_STAMP) $(CHECKOV_STAMP) $(CFN_GUARD_STAMP)
+	$(TEST_VENV)/bin/cfn-lint $(TEMPLATES)
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation $(addprefix -f ,$(TEMPLATES))
+	$(CFN_GUARD) validate --rules infra/rules/outposts-ha.guard $(addprefix --data ,$(TEMPLATES))
+	$(CFN_GUARD) test --rules-file infra/rules/outposts-ha.guard --test-data infra/rules/outposts-ha.tests.yaml > /dev/null
+
+test-infra: $(TEST_STAMP)
+	$(TEST_VENV)/bin/python -W ignore -m unittest discover -s infra/tests -v 2>&1 | grep -v "No Moto CloudFormation support"
+
+test: $(TEST_STAMP) lint lint-infra test-infra
 	cargo test --workspace --locked
 
 demo: $(TEST_STAMP)
 	@if [ ! -x "$(CARGO_TARGET_DIR)/debug/failover-demo" ]; then echo "==> first run: compiling (several minutes on a cold machine)"; fi
 	cargo run --quiet --locked -p outposts-ha-tests --bin failover-demo
 
+# --- deployment --------------------------------------------------------------------
+
+build: $(BUILD_STAMP)
+	@case "$(ARCH)" in arm64) t=aarch64-unknown-linux-gnu; f=--arm64;; x86_64) t=x86_64-unknown-linux-gnu; f=--x86-64;; \
+	  *) echo "ARCH must be arm64 or x86_64, not $(ARCH)"; exit 2;; esac; \
+	  rustup target add $$t >/dev/null; \
+	  echo "==> building the functions for $(ARCH) (release; the first build takes a while)"; \
+	  PATH="$(BUILD_VENV)/bin:$$PATH" cargo lambda build --release $$f --output-format zip --lambda-dir $(LAMBDA_DIR) \
+	    -p alarm-handler -p relaunch -p notifier
+	@ls -l $(LAMBDA_DIR)/*/bootstrap.zip
+
+deploy: build $(TEST_STAMP)
+	$(STACKCTL) deploy --stack $(STACK) --artifacts $(LAMBDA_DIR) --param Architecture=$(ARCH) $(if $(EMAIL),--email $(EMAIL))
+
+protect: $(TEST_STAMP)
+	@test -n "$(SERVER)" || { echo "usage: make protect SERVER=op-… [PERIOD=60 EVALUATION_PERIODS=5 DATAPOINTS=3]"; exit 2; }
+	$(STACKCTL) protect --stack $(STACK) --server $(SERVER) --period $(or $(PERIOD),60) --evaluation-periods $(or $(EVALUATION_PERIODS),5) --datapoints $(or $(DATAPOINTS),3)
+
+unprotect: $(TEST_STAMP)
+	@test -n "$(SERVER)" || { echo "usage: make unprotect SERVER=op-…"; exit 2; }
+	$(STACKCTL) unprotect --stack $(STACK) --server $(SERVER)
+
+servers outputs: $(TEST_STAMP)
+	$(STACKCTL) $@ --stack $(STACK)
+
+delete: $(TEST_STAMP)
+	$(STACKCTL) delete --stack $(STACK) $(if $(PURGE_BACKUPS),--purge-backups)
+
 clean:
-	rm -rf $(CARGO_TARGET_DIR) $(TEST_VENV)
+	rm -rf $(CARGO_TARGET_DIR) $(TEST_VENV) $(CHECKOV_VENV) $(BUILD_VENV) $(CACHE)/lambda-* $(CACHE)/tools $(CACHE)/tools-target

@@ -190,10 +190,22 @@ impl Stack {
             retention_days: 90,
         };
         let alarm_handler = AlarmHandler::new(
-            alarm_handler::Config { store: store.clone(), alarm_name_prefix: "outposts-ha-".into() },
+            alarm_handler::Config {
+                store: store.clone(),
+                alarm_name_prefix: "outposts-ha-".into(),
+                stack_name: "outposts-ha-test".into(),
+            },
             sdk,
         );
-        let relaunch = Relaunch::new(relaunch::Config { store, launch_concurrency, claim_lease_seconds: 300 }, sdk);
+        let relaunch = Relaunch::new(
+            relaunch::Config {
+                store,
+                launch_concurrency,
+                claim_lease_seconds: 300,
+                stack_name: "outposts-ha-test".into(),
+            },
+            sdk,
+        );
         let notifier = notifier::Notifier::new(notifier::Config { topic_arn: topic_arn.clone() }, sdk);
         Stack {
             sdk: sdk.clone(),

@@ -10,6 +10,7 @@ use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{IncidentContinued, IncidentOpened, ProjectEvent, RelaunchRequested, ServerRecovered};
 use ha_domain::error::HandlerError;
 use ha_domain::incident::{decide_incident, should_announce, IncidentDecision, IncidentId, IncidentRecordState};
+use ha_domain::metrics;
 use ha_domain::model::ServerId;
 use ha_domain::timefmt::{format_timestamp, now};
 use serde::Serialize;
@@ -22,6 +23,8 @@ pub struct Config {
     pub store: IncidentStore,
     /// Only alarms whose name starts with this are ours.
     pub alarm_name_prefix: String,
+    /// The `Stack` dimension of the metrics this function publishes.
+    pub stack_name: String,
 }
 
 impl Config {
@@ -29,6 +32,7 @@ impl Config {
         Ok(Config {
             store: IncidentStore::from_env(env)?,
             alarm_name_prefix: env.optional("ALARM_NAME_PREFIX", "outposts-ha-"),
+            stack_name: env.optional("STACK_NAME", "outposts-ha"),
         })
     }
 }
@@ -172,6 +176,15 @@ impl AlarmHandler {
         self.bus.publish(&events).await?;
         if announce {
             self.ledger.mark_announced(&incident).await?;
+        }
+        if new_incident {
+            let dimensions = [("Stack", self.config.stack_name.as_str()), ("ServerId", server.as_str())];
+            metrics::publish(&metrics::emf_line(
+                &[&["Stack"], &["Stack", "ServerId"]],
+                &dimensions,
+                &[("IncidentsOpened", 1.0, metrics::Unit::Count)],
+                now().unix_timestamp() * 1000,
+            ));
         }
         info!(
             incident_id = %incident,

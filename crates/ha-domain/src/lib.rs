@@ -8,6 +8,7 @@ pub mod contract;
 pub mod error;
 pub mod incident;
 pub mod launch;
+pub mod metrics;
 pub mod model;
 pub mod runtime;
 pub mod timefmt;

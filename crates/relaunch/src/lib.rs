@@ -13,8 +13,9 @@ use ha_domain::incident::{client_token, IncidentId};
 use ha_domain::launch::{
     after_launch_failure, decide_on_existing_claim, launch_order, AfterFailure, ClaimDecision, DestinationAttempt,
 };
+use ha_domain::metrics;
 use ha_domain::model::Workload;
-use ha_domain::timefmt::{format_timestamp, now};
+use ha_domain::timefmt::{format_timestamp, now, parse_timestamp};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn, Instrument};
@@ -27,6 +28,8 @@ pub struct Config {
     /// How long a claim is held before another delivery may take it over; must exceed the
     /// function timeout so a live claimant is never overtaken.
     pub claim_lease_seconds: i64,
+    /// The `Stack` dimension of the metrics this function publishes.
+    pub stack_name: String,
 }
 
 impl Config {
@@ -40,6 +43,7 @@ impl Config {
                 30..=3600,
                 "expected seconds from 30 to 3600",
             )?,
+            stack_name: env.optional("STACK_NAME", "outposts-ha"),
         })
     }
 }
@@ -56,8 +60,12 @@ pub struct RelaunchReport {
 }
 
 enum WorkloadResult {
-    /// An outcome event to emit (new, or re-emitted after a lost report).
-    Report(ProjectEvent),
+    /// An outcome event to emit: `fresh` when settled now, not when re-emitted after a
+    /// lost report (metrics count each outcome once).
+    Report {
+        event: ProjectEvent,
+        fresh: bool,
+    },
     AlreadyHandled,
     RetryLater(AwsFailure),
 }
@@ -129,14 +137,18 @@ impl Relaunch {
 
         let mut report = RelaunchReport { incident_id: Some(request.incident_id.clone()), ..Default::default() };
         let mut events = Vec::new();
+        let mut fresh_metrics = Vec::new();
         for (name, result) in results {
             match result {
-                WorkloadResult::Report(e) => {
-                    match &e {
+                WorkloadResult::Report { event, fresh } => {
+                    match &event {
                         ProjectEvent::WorkloadRelaunched(_) => report.launched.push(name),
                         _ => report.failed.push(name),
                     }
-                    events.push(e);
+                    if fresh {
+                        fresh_metrics.extend(outcome_metric(&event));
+                    }
+                    events.push(event);
                 }
                 WorkloadResult::AlreadyHandled => report.already_handled.push(name),
                 WorkloadResult::RetryLater(f) => {
@@ -152,6 +164,15 @@ impl Relaunch {
             if let Some(workload) = workload_of(e) {
                 self.ledger.mark_reported(&incident, workload).await?;
             }
+        }
+        let dimensions = [("Stack", self.config.stack_name.as_str()), ("ServerId", request.server_id.as_str())];
+        for metric in fresh_metrics {
+            metrics::publish(&metrics::emf_line(
+                &[&["Stack"], &["Stack", "ServerId"]],
+                &dimensions,
+                &[metric],
+                now().unix_timestamp() * 1000,
+            ));
         }
         info!(
             launched = report.launched.len(),
@@ -215,7 +236,7 @@ impl Relaunch {
                         error!("settled claim has no readable outcome to re-emit");
                         return Ok(WorkloadResult::AlreadyHandled);
                     };
-                    return Ok(WorkloadResult::Report(event));
+                    return Ok(WorkloadResult::Report { event, fresh: false });
                 }
             },
         }
@@ -295,7 +316,7 @@ impl Relaunch {
             outcome_event: &outcome_event,
         };
         if self.ledger.settle(incident, &w.name, owner, &settlement, now().unix_timestamp()).await? {
-            Ok(WorkloadResult::Report(event))
+            Ok(WorkloadResult::Report { event, fresh: true })
         } else {
             warn!("another claimant took this workload over; it reports the outcome");
             Ok(WorkloadResult::AlreadyHandled)
@@ -337,6 +358,20 @@ fn relaunched(
     })
 }
 
+/// The metric one settled outcome contributes: how long from detection until EC2 accepted
+/// the replacement, or one relaunch failure.
+fn outcome_metric(e: &ProjectEvent) -> Option<(&'static str, f64, metrics::Unit)> {
+    match e {
+        ProjectEvent::WorkloadRelaunched(r) => {
+            let detected = parse_timestamp(&r.detected_at)?;
+            let accepted = parse_timestamp(&r.launch_accepted_at)?;
+            Some(("DetectionToLaunchSeconds", (accepted - detected).as_seconds_f64().max(0.0), metrics::Unit::Seconds))
+        }
+        ProjectEvent::WorkloadRelaunchFailed(_) => Some(("RelaunchFailures", 1.0, metrics::Unit::Count)),
+        _ => None,
+    }
+}
+
 fn workload_of(e: &ProjectEvent) -> Option<&str> {
     match e {
         ProjectEvent::WorkloadRelaunched(r) => Some(&r.workload),
@@ -348,6 +383,22 @@ fn workload_of(e: &ProjectEvent) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_fresh_outcome_is_one_metric() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/contract/");
+        let load = |name: &str| -> ProjectEvent {
+            serde_json::from_str(&std::fs::read_to_string(format!("{path}{name}.json")).unwrap()).unwrap()
+        };
+        let (name, seconds, unit) = outcome_metric(&load("WorkloadRelaunched")).unwrap();
+        assert_eq!((name, unit), ("DetectionToLaunchSeconds", metrics::Unit::Seconds));
+        assert!((seconds - 1.789).abs() < 1e-9, "{seconds}");
+        assert_eq!(
+            outcome_metric(&load("WorkloadRelaunchFailed")),
+            Some(("RelaunchFailures", 1.0, metrics::Unit::Count))
+        );
+        assert_eq!(outcome_metric(&load("ServerRecovered")), None);
+    }
 
     #[test]
     fn config_bounds_are_enforced_with_the_variable_named() {

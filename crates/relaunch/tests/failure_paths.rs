@@ -42,6 +42,7 @@ fn config() -> Config {
         },
         launch_concurrency: 4,
         claim_lease_seconds: 300,
+        stack_name: "test".into(),
     }
 }
 

@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""Deploy an Outposts HA stack, protect servers with it, and delete all of it.
+
+    stackctl.py deploy    --stack NAME --artifacts DIR [--email ADDR] [--param KEY=VALUE ...]
+    stackctl.py protect   --stack NAME --server op-... [--period 60 --evaluation-periods 5 --datapoints 3]
+    stackctl.py unprotect --stack NAME --server op-...
+    stackctl.py servers   --stack NAME
+    stackctl.py outputs   --stack NAME
+    stackctl.py delete    --stack NAME [--purge-backups]
+
+Credentials and region come from the usual AWS environment; AWS_ENDPOINT_URL points it at
+an emulator. Stack events are printed as they happen; a failed step exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pathlib
+import re
+import sys
+import time
+
+import boto3
+from botocore.exceptions import ClientError
+
+INFRA = pathlib.Path(__file__).resolve().parent
+MAIN_TEMPLATE = INFRA / "template.yaml"
+SERVER_TEMPLATE = INFRA / "protected-server.yaml"
+STACK_TAG = "outposts-ha:stack"
+SERVER_TAG = "outposts-ha:protected-server"
+BACKUP_TAG = "outposts-ha:backup-of"
+# Function name -> the template parameter naming its zip in the artifacts bucket.
+FUNCTIONS = {
+    "alarm-handler": "AlarmHandlerCodeKey",
+    "relaunch": "RelaunchCodeKey",
+    "notifier": "NotifierCodeKey",
+}
+SERVER_ID = re.compile(r"^op-[0-9a-f]{17}$")
+STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
+DONE = re.compile(r"_(COMPLETE|FAILED)$")
+
+
+class StackError(Exception):
+    """A deployment step failed; the message says which and why."""
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def server_stack_name(stack: str, server: str) -> str:
+    return f"{stack}-server-{server}"
+
+
+def artifacts_bucket_name(stack: str, account: str, region: str) -> str:
+    return f"{stack.lower()}-artifacts-{account}-{region}"[:63]
+
+
+def check_stack_name(stack: str) -> str:
+    if not STACK_NAME.match(stack):
+        raise StackError(f"stack name '{stack}' must start with a letter and have at most 40 letters, digits and hyphens")
+    return stack
+
+
+def check_server_id(server: str) -> str:
+    if not SERVER_ID.match(server):
+        raise StackError(f"'{server}' is not an Outposts server id (op- followed by 17 lowercase hex digits)")
+    return server
+
+
+class Aws:
+    def __init__(self) -> None:
+        session = boto3.session.Session()
+        self.region = session.region_name or "us-east-1"
+        self.cfn = session.client("cloudformation", region_name=self.region)
+        self.s3 = session.client("s3", region_name=self.region)
+        self.ssm = session.client("ssm", region_name=self.region)
+        self.ec2 = session.client("ec2", region_name=self.region)
+        self.account = session.client("sts", region_name=self.region).get_caller_identity()["Account"]
+
+
+# --- CloudFormation -------------------------------------------------------------------
+
+
+def stack_status(aws: Aws, name: str) -> str | None:
+    try:
+        stacks = aws.cfn.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as e:
+        if "does not exist" in str(e):
+            return None
+        raise
+    return stacks[0]["StackStatus"] if stacks else None
+
+
+def stream_events(aws: Aws, name: str, since: float, poll: float) -> str:
+    """Prints the stack's events from `since` on until it settles; returns the final status."""
+    seen: set[str] = set()
+    while True:
+        try:
+            events = aws.cfn.describe_stack_events(StackName=name)["StackEvents"]
+        except ClientError as e:
+            if "does not exist" in str(e):
+                return "DELETE_COMPLETE"
+            raise
+        for e in sorted(events, key=lambda e: e["Timestamp"]):
+            if e["EventId"] in seen or e["Timestamp"].timestamp() < since - 1:
+                continue
+            seen.add(e["EventId"])
+            reason = f"  {e['ResourceStatusReason']}" if e.get("ResourceStatusReason") else ""
+            say(f"  {e['Timestamp']:%H:%M:%S}  {e['ResourceStatus']:<22} {e['ResourceType']:<34} {e['LogicalResourceId']}{reason}")
+        status = stack_status(aws, name) or "DELETE_COMPLETE"
+        if DONE.search(status) and not status.endswith("_IN_PROGRESS"):
+            return status
+        time.sleep(poll)
+
+
+def deploy_stack(aws: Aws, name: str, template: pathlib.Path, parameters: dict[str, str], tags: dict[str, str], poll: float) -> dict[str, str]:
+    status = stack_status(aws, name)
+    if status == "ROLLBACK_COMPLETE":
+        say(f"==> {name} failed to create earlier; deleting it before creating it again")
+        delete_stack(aws, name, poll)
+        status = None
+    if status and status.endswith("_IN_PROGRESS"):
+        raise StackError(f"{name} is busy ({status}); try again when it settles")
+    request = dict(
+        StackName=name,
+        TemplateBody=template.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
+        Capabilities=["CAPABILITY_IAM"],
+        Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+    )
+    started = time.time()
+    if status is None:
+        say(f"==> create {name}")
+        aws.cfn.create_stack(**request)
+    else:
+        try:
+            aws.cfn.update_stack(**request)
+        except ClientError as e:
+            if "No updates are to be performed" in str(e):
+                say(f"==> {name}: no changes")
+                return outputs(aws, name)
+            raise
+        say(f"==> update {name}")
+    final = stream_events(aws, name, started, poll)
+    if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        raise StackError(f"{name} ended in {final}; the events above say why")
+    return outputs(aws, name)
+
+
+def delete_stack(aws: Aws, name: str, poll: float) -> None:
+    if stack_status(aws, name) is None:
+        return
+    say(f"==> delete {name}")
+    started = time.time()
+    aws.cfn.delete_stack(StackName=name)
+    final = stream_events(aws, name, started, poll)
+    if final != "DELETE_COMPLETE":
+        raise StackError(f"{name} ended in {final}; the events above say why")
+
+
+def outputs(aws: Aws, name: str) -> dict[str, str]:
+    stack = aws.cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def server_stacks(aws: Aws, stack: str) -> list[str]:
+    prefix = f"{stack}-server-"
+    names = []
+    for page in aws.cfn.get_paginator("describe_stacks").paginate():
+        for s in page["Stacks"]:
+            tags = {t["Key"]: t["Value"] for t in s.get("Tags", [])}
+            if s["StackName"].startswith(prefix) and tags.get(STACK_TAG) == stack and s["StackStatus"] != "DELETE_COMPLETE":
+                names.append(s["StackName"])
+    return sorted(names)
+
+
+# --- Artifacts -----------------------------------------------------------------------
+
+
+def ensure_bucket(aws: Aws, bucket: str, stack: str) -> None:
+    try:
+        aws.s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError:
+        pass
+    say(f"==> creating artifacts bucket {bucket}")
+    kwargs = {} if aws.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": aws.region}}
+    aws.s3.create_bucket(Bucket=bucket, **kwargs)
+    aws.s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    aws.s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+    )
+    aws.s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": STACK_TAG, "Value": stack}]})
+
+
+def upload_code(aws: Aws, bucket: str, artifacts: pathlib.Path) -> dict[str, str]:
+    """Uploads each function's zip under its content hash; returns the template parameters."""
+    keys = {}
+    for function, parameter in FUNCTIONS.items():
+        path = artifacts / function / "bootstrap.zip"
+        if not path.is_file():
+            raise StackError(f"{path} is missing: build the functions first (make build)")
+        data = path.read_bytes()
+        key = f"{function}/{hashlib.sha256(data).hexdigest()}.zip"
+        try:
+            aws.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError:
+            aws.s3.put_object(Bucket=bucket, Key=key, Body=data)
+            say(f"    uploaded {function} ({len(data) / 1024:.0f} KiB) as {key}")
+        keys[parameter] = key
+    return keys
+
+
+def empty_and_delete_bucket(aws: Aws, bucket: str) -> None:
+    try:
+        aws.s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        return
+    for page in aws.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        items = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if items:
+            aws.s3.delete_objects(Bucket=bucket, Delete={"Objects": items})
+    aws.s3.delete_bucket(Bucket=bucket)
+    say(f"==> deleted artifacts bucket {bucket}")
+
+
+# --- What the system creates at run time ---------------------------------------------
+
+
+def delete_runtime_parameters(aws: Aws, stack: str) -> None:
+    names = []
+    for page in aws.ssm.get_paginator("get_parameters_by_path").paginate(Path=f"/outposts-ha/{stack}/", Recursive=True):
+        names += [p["Name"] for p in page["Parameters"]]
+    for i in range(0, len(names), 10):
+        aws.ssm.delete_parameters(Names=names[i : i + 10])
+    if names:
+        say(f"==> deleted {len(names)} backup parameter(s) under /outposts-ha/{stack}/")
+
+
+def backups(aws: Aws, stack: str) -> list[dict]:
+    filters = [{"Name": f"tag:{STACK_TAG}", "Values": [stack]}, {"Name": f"tag-key", "Values": [BACKUP_TAG]}]
+    return aws.ec2.describe_images(Owners=["self"], Filters=filters)["Images"]
+
+
+def purge_backups(aws: Aws, stack: str) -> None:
+    for image in backups(aws, stack):
+        snapshots = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if "Ebs" in m and "SnapshotId" in m["Ebs"]]
+        aws.ec2.deregister_image(ImageId=image["ImageId"])
+        for snapshot in snapshots:
+            aws.ec2.delete_snapshot(SnapshotId=snapshot)
+        say(f"    purged backup {image['ImageId']} and {len(snapshots)} snapshot(s)")
+
+
+# --- Commands ------------------------------------------------------------------------
+
+
+def cmd_deploy(aws: Aws, a: argparse.Namespace) -> None:
+    stack = check_stack_name(a.stack)
+    bucket = artifacts_bucket_name(stack, aws.account, aws.region)
+    ensure_bucket(aws, bucket, stack)
+    parameters = {"ArtifactsBucket": bucket, **upload_code(aws, bucket, pathlib.Path(a.artifacts))}
+    if a.email is not None:
+        parameters["NotificationEmail"] = a.email
+    for pair in a.param or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise StackError(f"--param takes KEY=VALUE, got '{pair}'")
+        parameters[key] = value
+    result = deploy_stack(aws, stack, MAIN_TEMPLATE, parameters, {STACK_TAG: stack}, a.poll_seconds)
+    print_outputs(result)
+
+
+def cmd_protect(aws: Aws, a: argparse.Namespace) -> None:
+    stack, server = check_stack_name(a.stack), check_server_id(a.server)
+    if stack_status(aws, stack) is None:
+        raise StackError(f"stack {stack} does not exist: deploy it first (make deploy)")
+    parameters = {
+        "MainStackName": stack,
+        "OutpostId": server,
+        "PeriodSeconds": str(a.period),
+        "EvaluationPeriods": str(a.evaluation_periods),
+        "DatapointsToAlarm": str(a.datapoints),
+    }
+    if a.datapoints > a.evaluation_periods:
+        raise StackError(f"--datapoints {a.datapoints} cannot exceed --evaluation-periods {a.evaluation_periods}")
+    tags = {STACK_TAG: stack, SERVER_TAG: server}
+    deploy_stack(aws, server_stack_name(stack, server), SERVER_TEMPLATE, parameters, tags, a.poll_seconds)
+    say(f"==> {server} is protected by alarm {outputs(aws, stack).get('AlarmNamePrefix', '')}{server}")
+
+
+def cmd_unprotect(aws: Aws, a: argparse.Namespace) -> None:
+    name = server_stack_name(check_stack_name(a.stack), check_server_id(a.server))
+    if stack_status(aws, name) is None:
+        raise StackError(f"{a.server} is not protected by {a.stack}")
+    delete_stack(aws, name, a.poll_seconds)
+    say(f"==> {a.server} is no longer protected")
+
+
+def cmd_servers(aws: Aws, a: argparse.Namespace) -> None:
+    prefix = f"{check_stack_name(a.stack)}-server-"
+    for name in server_stacks(aws, a.stack):
+        say(name[len(prefix) :])
+
+
+def cmd_outputs(aws: Aws, a: argparse.Namespace) -> None:
+    print_outputs(outputs(aws, check_stack_name(a.stack)))
+
+
+def cmd_delete(aws: Aws, a: argparse.Namespace) -> None:
+    stack = check_stack_name(a.stack)
+    for name in server_stacks(aws, stack):
+        delete_stack(aws, name, a.poll_seconds)
+    delete_stack(aws, stack, a.poll_seconds)
+    delete_runtime_parameters(aws, stack)
+    empty_and_delete_bucket(aws, artifacts_bucket_name(stack, aws.account, aws.region))
+    kept = backups(aws, stack)
+    if a.purge_backups:
+        purge_backups(aws, stack)
+    elif kept:
+        say(f"==> kept {len(kept)} backup AMI(s) and their snapshots; delete with --purge-backups (make delete PURGE_BACKUPS=1)")
+    say(f"==> {stack} deleted")
+
+
+def print_outputs(values: dict[str, str]) -> None:
+    say("Outputs:")
+    for k in sorted(values):
+        say(f"  {k:<24} {values[k]}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--poll-seconds", type=float, default=3.0, help="how often to read stack events")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("deploy", help="create or update the stack")
+    d.add_argument("--stack", required=True)
+    d.add_argument("--artifacts", required=True, help="folder with <function>/bootstrap.zip (cargo lambda build output)")
+    d.add_argument("--email", help="address subscribed to notifications")
+    d.add_argument("--param", action="append", help="another template parameter, KEY=VALUE")
+    d.set_defaults(run=cmd_deploy)
+
+    for name, run, help_text in (("protect", cmd_protect, "protect an Outposts server"), ("unprotect", cmd_unprotect, "stop protecting it")):
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("--stack", required=True)
+        s.add_argument("--server", required=True)
+        if name == "protect":
+            s.add_argument("--period", type=int, default=60, choices=[10, 30, 60, 300])
+            s.add_argument("--evaluation-periods", type=int, default=5)
+            s.add_argument("--datapoints", type=int, default=3)
+        s.set_defaults(run=run)
+
+    for name, run, help_text in (("servers", cmd_servers, "list protected servers"), ("outputs", cmd_outputs, "print the stack's outputs")):
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("--stack", required=True)
+        s.set_defaults(run=run)
+
+    x = sub.add_parser("delete", help="delete the stack, its server stacks and what the system created")
+    x.add_argument("--stack", required=True)
+    x.add_argument("--purge-backups", action="store_true", help="also deregister backup AMIs and delete their snapshots")
+    x.set_defaults(run=cmd_delete)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(Aws(), args)
+    except StackError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ClientError as e:
+        print(f"error: AWS refused: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Deploy smoke test: the real templates into moto server via stackctl, then delete.
+
+moto creates most resource types but silently skips AWS::CloudWatch::Alarm,
+AWS::Lambda::EventInvokeConfig, AWS::SQS::QueuePolicy and AWS::SNS::Subscription, and its
+DynamoDB and Lambda handlers ignore TTL, point-in-time recovery, SSE and architectures:
+those are asserted from the
+template text. Release builds stay out of `make test`, so the
+functions' zips here are placeholders; the templates and the deploy tool are the real ones.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+import zipfile
+from contextlib import redirect_stdout
+
+INFRA = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(INFRA))
+
+import stackctl  # noqa: E402
+from cfnlint.decode import cfn_yaml  # noqa: E402
+
+STACK = "ohasmoke"
+SERVER = "op-0123456789abcdef0"
+TAG = stackctl.STACK_TAG
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DeployedStack(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        port = free_port()
+        moto = os.environ.get("MOTO_SERVER") or str(pathlib.Path(sys.executable).with_name("moto_server"))
+        cls.moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=open(os.environ.get("MOTO_LOG", os.devnull), "w"))
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_DEFAULT_REGION="eu-west-1",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        cls.artifacts = tempfile.mkdtemp()
+        for function in stackctl.FUNCTIONS:
+            folder = pathlib.Path(cls.artifacts) / function
+            folder.mkdir()
+            with zipfile.ZipFile(folder / "bootstrap.zip", "w") as z:
+                z.writestr("bootstrap", f"#!/bin/sh\necho placeholder for {function}\n")
+        import boto3
+
+        cls.boto = boto3.session.Session(region_name="eu-west-1")
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.moto.kill()
+        cls.moto.wait()
+
+    def client(self, name: str):
+        return self.boto.client(name)
+
+    def run_stackctl(self, *args: str) -> str:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            code = stackctl.main(["--poll-seconds", "0.1", *args])
+        self.assertEqual(code, 0, out.getvalue())
+        return out.getvalue()
+
+    def tagged(self) -> set[str]:
+        pages = self.client("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+            TagFilters=[{"Key": TAG, "Values": [STACK]}]
+        )
+        return {r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]}
+
+    def test_deploy_protect_and_delete_leave_nothing_behind(self) -> None:
+        out = self.run_stackctl("deploy", "--stack", STACK, "--artifacts", self.artifacts, "--email", "ops@example.com")
+        self.assertIn("CREATE_COMPLETE", out)
+        self.assertIn("LedgerTableName", out)
+        outputs = stackctl.outputs(stackctl.Aws(), STACK)
+        self.check_resources(outputs)
+
+        # A redeploy of the same code succeeds (AWS answers "no changes", moto updates in place).
+        self.run_stackctl("deploy", "--stack", STACK, "--artifacts", self.artifacts, "--email", "ops@example.com")
+        self.assertEqual(stackctl.outputs(stackctl.Aws(), STACK), outputs)
+
+        out = self.run_stackctl("protect", "--stack", STACK, "--server", SERVER)
+        self.assertIn(f"{SERVER} is protected", out)
+        self.assertEqual(self.run_stackctl("servers", "--stack", STACK).strip(), SERVER)
+
+        before = self.tagged()
+        # What moto's tagging API reports; functions are checked gone directly below.
+        for service in (":dynamodb:", ":logs:", ":sqs:", ":s3:", f":stack/{STACK}-server-"):
+            self.assertTrue(any(service in arn for arn in before), f"{service} not among {before}")
+
+        self.run_stackctl("delete", "--stack", STACK)
+        self.assertEqual(self.tagged(), set(), "resources tagged by the project survived the delete")
+        cfn = self.client("cloudformation")
+        live = [s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"]
+        self.assertEqual(live, [])
+        self.assertEqual(self.client("lambda").list_functions()["Functions"], [])
+        self.assertEqual(self.client("dynamodb").list_tables()["TableNames"], [])
+        self.assertEqual([b["Name"] for b in self.client("s3").list_buckets()["Buckets"]], [])
+        self.assertEqual(self.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}")["logGroups"], [])
+        self.assertEqual(self.client("sqs").list_queues().get("QueueUrls", []), [])
+
+    def check_resources(self, outputs: dict[str, str]) -> None:
+        ddb = self.client("dynamodb")
+        table = ddb.describe_table(TableName=outputs["LedgerTableName"])["Table"]
+        self.assertEqual(table["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST")
+        self.assertEqual({k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}, {"pk": "HASH", "sk": "RANGE"})
+
+        sns = self.client("sns")
+        topic = sns.get_topic_attributes(TopicArn=outputs["NotificationTopicArn"])["Attributes"]
+        self.assertTrue(topic.get("KmsMasterKeyId"), topic)
+
+        events = self.client("events")
+        bus = outputs["EventBusName"]
+        rules = {r["Name"]: r for r in events.list_rules(EventBusName=bus)["Rules"]}
+        patterns = {json.loads(r["EventPattern"])["detail-type"][0] if isinstance(json.loads(r["EventPattern"])["detail-type"][0], str) else "anything-but": r for r in rules.values()}
+        self.assertIn("RelaunchRequested", patterns)
+        self.assertIn("anything-but", patterns)
+        lam = self.client("lambda")
+        targets = {}
+        for r in rules.values():
+            for t in events.list_targets_by_rule(Rule=r["Name"], EventBusName=bus)["Targets"]:
+                targets[t["Arn"].rsplit(":", 1)[-1]] = t
+        self.assertEqual(set(targets), {f"{STACK}-relaunch", f"{STACK}-notifier"})
+        default_rules = [r for r in events.list_rules()["Rules"] if r["Name"].startswith(STACK)]
+        self.assertEqual(len(default_rules), 1)
+        alarm_pattern = json.loads(default_rules[0]["EventPattern"])
+        self.assertEqual(alarm_pattern["detail"]["alarmName"], [{"prefix": "outposts-ha-"}])
+
+        roles = set()
+        for function in stackctl.FUNCTIONS:
+            c = lam.get_function_configuration(FunctionName=f"{STACK}-{function}")
+            self.assertEqual((c["Runtime"], c["Handler"], c["Timeout"] > 0), ("provided.al2023", "bootstrap", True))
+            roles.add(c["Role"])
+            env = c["Environment"]["Variables"]
+            if function != "notifier":
+                self.assertEqual(env["LEDGER_TABLE"], outputs["LedgerTableName"])
+                self.assertEqual(env["EVENT_BUS_NAME"], bus)
+            else:
+                self.assertEqual(env["TOPIC_ARN"], outputs["NotificationTopicArn"])
+        self.assertEqual(len(roles), 3, "one role per function")
+
+        groups = self.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-")["logGroups"]
+        self.assertEqual(sorted(g["logGroupName"].rsplit("-", 1)[-1] for g in groups), ["handler", "notifier", "relaunch"])
+        self.assertTrue(all(g.get("retentionInDays") == 90 for g in groups), groups)
+
+        sqs = self.client("sqs")
+        attrs = sqs.get_queue_attributes(QueueUrl=outputs["FailedEventsQueueUrl"], AttributeNames=["All"])["Attributes"]
+        self.assertTrue(attrs.get("KmsMasterKeyId"), attrs)
+
+
+class TemplateText(unittest.TestCase):
+    """What moto skips, read from the templates themselves."""
+
+    main = cfn_yaml.load(str(INFRA / "template.yaml"))
+    server = cfn_yaml.load(str(INFRA / "protected-server.yaml"))
+
+    def resources(self, template, kind: str) -> dict:
+        return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+    def test_connected_status_alarm_definition(self) -> None:
+        (alarm,) = self.resources(self.server, "AWS::CloudWatch::Alarm").values()
+        p = alarm["Properties"]
+        self.assertEqual((p["Namespace"], p["MetricName"], p["Statistic"]), ("AWS/Outposts", "ConnectedStatus", "Minimum"))
+        self.assertEqual(p["Dimensions"], [{"Name": "OutpostId", "Value": {"Ref": "OutpostId"}}])
+        self.assertEqual((p["ComparisonOperator"], p["Threshold"], p["TreatMissingData"]), ("LessThanThreshold", 1, "breaching"))
+        self.assertEqual(p["EvaluationPeriods"], {"Ref": "EvaluationPeriods"})
+        self.assertEqual(p["DatapointsToAlarm"], {"Ref": "DatapointsToAlarm"})
+        self.assertEqual(p["Period"], {"Ref": "PeriodSeconds"})
+        name, variables = p["AlarmName"]["Fn::Sub"]
+        self.assertEqual(name, "${Prefix}${OutpostId}")
+        self.assertEqual(variables["Prefix"], {"Fn::ImportValue": {"Fn::Sub": "${MainStackName}-AlarmNamePrefix"}})
+        self.assertEqual(self.server["Parameters"]["OutpostId"]["AllowedPattern"], "^op-[0-9a-f]{17}$")
+
+    def test_every_function_retries_async_twice_into_the_encrypted_failed_events_queue(self) -> None:
+        functions = self.resources(self.main, "AWS::Lambda::Function")
+        configs = self.resources(self.main, "AWS::Lambda::EventInvokeConfig").values()
+        covered = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in configs}
+        self.assertEqual(set(covered), set(functions))
+        for props in covered.values():
+            self.assertEqual(props["MaximumRetryAttempts"], 2)
+            self.assertEqual(props["DestinationConfig"]["OnFailure"]["Destination"], {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]})
+        queue = self.main["Resources"]["FailedEventsQueue"]["Properties"]
+        self.assertEqual(queue["KmsMasterKeyId"], {"Ref": "EncryptionKey"})
+
+    def test_every_rule_target_has_a_dead_letter_queue_the_queue_policy_admits(self) -> None:
+        rules = self.resources(self.main, "AWS::Events::Rule")
+        admitted = self.main["Resources"]["FailedEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+        sources = [s["Fn::GetAtt"][0] for s in admitted["Condition"]["ArnEquals"]["aws:SourceArn"]]
+        self.assertEqual(sorted(sources), sorted(rules))
+        for rule in rules.values():
+            for target in rule["Properties"]["Targets"]:
+                self.assertEqual(target["DeadLetterConfig"]["Arn"], {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]})
+
+    def test_functions_log_json_to_their_own_group(self) -> None:
+        architecture = self.main["Parameters"]["Architecture"]
+        self.assertEqual((architecture["Default"], architecture["AllowedValues"]), ("arm64", ["arm64", "x86_64"]))
+        for name, fn in self.resources(self.main, "AWS::Lambda::Function").items():
+            self.assertEqual(fn["Properties"]["Architectures"], [{"Ref": "Architecture"}], name)
+            logging = fn["Properties"]["LoggingConfig"]
+            self.assertEqual(logging["LogFormat"], "JSON", name)
+            self.assertEqual(logging["LogGroup"], {"Ref": name.replace("Function", "LogGroup")})
+
+    def test_ledger_expires_items_and_can_be_restored(self) -> None:
+        p = self.main["Resources"]["LedgerTable"]["Properties"]
+        self.assertEqual(p["TimeToLiveSpecification"], {"AttributeName": "expires_at", "Enabled": True})
+        self.assertEqual(p["PointInTimeRecoverySpecification"], {"PointInTimeRecoveryEnabled": True})
+        self.assertEqual(p["SSESpecification"]["KMSMasterKeyId"], {"Ref": "EncryptionKey"})
+
+    def test_email_subscription_follows_the_parameter(self) -> None:
+        sub = self.main["Resources"]["NotificationEmailSubscription"]
+        self.assertEqual(sub["Condition"], "HasEmail")
+        self.assertEqual(sub["Properties"]["Endpoint"], {"Ref": "NotificationEmail"})
+
+
+class StackctlInput(unittest.TestCase):
+    def test_bad_names_are_refused_with_a_reason(self) -> None:
+        for bad in ["op-123", "OP-0123456789ABCDEF0", "i-0123456789abcdef0"]:
+            with self.assertRaisesRegex(stackctl.StackError, "not an Outposts server id"):
+                stackctl.check_server_id(bad)
+        with self.assertRaisesRegex(stackctl.StackError, "must start with a letter"):
+            stackctl.check_stack_name("1-bad")
+        self.assertEqual(stackctl.server_stack_name("oha", SERVER), f"oha-server-{SERVER}")
+        self.assertLessEqual(len(stackctl.artifacts_bucket_name("a" * 40, "123456789012", "ap-southeast-2")), 63)
+
+
+if __name__ == "__main__":
+    unittest.main()
