@@ -227,6 +227,19 @@ class TemplateText(unittest.TestCase):
             self.assertEqual(logging["LogFormat"], "JSON", name)
             self.assertEqual(logging["LogGroup"], {"Ref": name.replace("Function", "LogGroup")})
 
+    def test_traced_functions_may_write_traces(self) -> None:
+        # Lambda refuses to create an actively traced function whose role cannot write to X-Ray.
+        for name, fn in self.resources(self.main, "AWS::Lambda::Function").items():
+            if fn["Properties"].get("TracingConfig", {}).get("Mode") != "Active":
+                continue
+            role = self.main["Resources"][fn["Properties"]["Role"]["Fn::GetAtt"][0]]
+            actions = set()
+            for policy in role["Properties"]["Policies"]:
+                for statement in policy["PolicyDocument"]["Statement"]:
+                    acts = statement["Action"]
+                    actions.update([acts] if isinstance(acts, str) else acts)
+            self.assertLessEqual({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, actions, name)
+
     def test_ledger_expires_items_and_can_be_restored(self) -> None:
         p = self.main["Resources"]["LedgerTable"]["Properties"]
         self.assertEqual(p["TimeToLiveSpecification"], {"AttributeName": "expires_at", "Enabled": True})
