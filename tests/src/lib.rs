@@ -8,5 +8,6 @@
 
 pub mod demo;
 pub mod emulator;
+pub mod faults;
 pub mod site;
 pub mod stack;

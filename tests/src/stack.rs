@@ -118,6 +118,16 @@ pub struct Delivered {
 
 impl Stack {
     pub async fn deploy(sdk: &aws_config::SdkConfig, launch_concurrency: usize) -> Stack {
+        Self::deploy_with_handler_sdk(sdk, sdk, launch_concurrency).await
+    }
+
+    /// Like [`Stack::deploy`], but the handlers talk to AWS through `handler_sdk` (for
+    /// example one that injects faults) while the harness itself uses `sdk`.
+    pub async fn deploy_with_handler_sdk(
+        sdk: &aws_config::SdkConfig,
+        handler_sdk: &aws_config::SdkConfig,
+        launch_concurrency: usize,
+    ) -> Stack {
         let name = "outposts-ha-test";
         let table = format!("{name}-ledger");
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
@@ -195,7 +205,7 @@ impl Stack {
                 alarm_name_prefix: "outposts-ha-".into(),
                 stack_name: "outposts-ha-test".into(),
             },
-            sdk,
+            handler_sdk,
         );
         let relaunch = Relaunch::new(
             relaunch::Config {
@@ -204,9 +214,9 @@ impl Stack {
                 claim_lease_seconds: 300,
                 stack_name: "outposts-ha-test".into(),
             },
-            sdk,
+            handler_sdk,
         );
-        let notifier = notifier::Notifier::new(notifier::Config { topic_arn: topic_arn.clone() }, sdk);
+        let notifier = notifier::Notifier::new(notifier::Config { topic_arn: topic_arn.clone() }, handler_sdk);
         Stack {
             sdk: sdk.clone(),
             table,
@@ -235,24 +245,8 @@ impl Stack {
         loop {
             let mut batch = Vec::new();
             for route in &self.routes {
-                let out = self
-                    .sqs
-                    .receive_message()
-                    .queue_url(&route.queue_url)
-                    .max_number_of_messages(10)
-                    .send()
-                    .await
-                    .unwrap();
-                for m in out.messages() {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&route.queue_url)
-                        .receipt_handle(m.receipt_handle().unwrap())
-                        .send()
-                        .await
-                        .unwrap();
-                    let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                    batch.push((route.target, body));
+                for body in self.receive_all(&route.queue_url).await {
+                    batch.push((route.target, serde_json::from_str::<Value>(&body).unwrap()));
                 }
             }
             if batch.is_empty() {
@@ -292,41 +286,55 @@ impl Stack {
         Invocation::Failed(last_error)
     }
 
-    /// Notifications that reached the topic's SQS subscriber, oldest first.
-    pub async fn notifications(&self) -> Vec<Notification> {
-        let mut all = Vec::new();
+    /// Takes every event queued for `target` without invoking it, for tests that invoke
+    /// the handler themselves (with faults, say).
+    pub async fn take_queued(&self, target: Function) -> Vec<Value> {
+        let mut taken = Vec::new();
+        for route in self.routes.iter().filter(|r| r.target == target) {
+            for body in self.receive_all(&route.queue_url).await {
+                taken.push(serde_json::from_str(&body).unwrap());
+            }
+        }
+        taken
+    }
+
+    /// Every message waiting in the queue, removed from it.
+    async fn receive_all(&self, queue_url: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
         loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.mailbox_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
+            let out = self.sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await.unwrap();
             if out.messages().is_empty() {
-                return all;
+                return bodies;
             }
             for m in out.messages() {
                 self.sqs
                     .delete_message()
-                    .queue_url(&self.mailbox_url)
+                    .queue_url(queue_url)
                     .receipt_handle(m.receipt_handle().unwrap())
                     .send()
                     .await
                     .unwrap();
-                let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                let attribute =
-                    |k: &str| envelope["MessageAttributes"][k]["Value"].as_str().unwrap_or_default().to_string();
-                all.push(Notification {
-                    subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
-                    body: envelope["Message"].as_str().unwrap_or_default().to_string(),
-                    event_type: attribute("event_type"),
-                    severity: attribute("severity"),
-                    server_id: attribute("server_id"),
-                });
+                bodies.push(m.body().unwrap_or_default().to_string());
             }
         }
+    }
+
+    /// Notifications that reached the topic's SQS subscriber, oldest first.
+    pub async fn notifications(&self) -> Vec<Notification> {
+        let mut all = Vec::new();
+        for body in self.receive_all(&self.mailbox_url).await {
+            let envelope: Value = serde_json::from_str(&body).unwrap();
+            let attribute =
+                |k: &str| envelope["MessageAttributes"][k]["Value"].as_str().unwrap_or_default().to_string();
+            all.push(Notification {
+                subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                body: envelope["Message"].as_str().unwrap_or_default().to_string(),
+                event_type: attribute("event_type"),
+                severity: attribute("severity"),
+                server_id: attribute("server_id"),
+            });
+        }
+        all
     }
 }
 

@@ -9,20 +9,24 @@ use time::OffsetDateTime;
 /// (`2019-10-02T17:04:40.985+0000`).
 pub fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
-    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
-        return Some(t);
-    }
     let with_subsec = format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond][offset_hour sign:mandatory][offset_minute]"
     );
     let without_subsec =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory][offset_minute]");
-    OffsetDateTime::parse(text, &with_subsec).or_else(|_| OffsetDateTime::parse(text, &without_subsec)).ok()
+    let parsed = OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(text, &with_subsec))
+        .or_else(|_| OffsetDateTime::parse(text, &without_subsec))
+        .ok()?;
+    // An instant whose UTC form falls outside the calendar (year 9999 at -23:59) is not a time.
+    parsed.checked_to_offset(time::UtcOffset::UTC)
 }
 
 /// RFC 3339 in UTC with millisecond precision: one canonical text per instant.
 pub fn format_timestamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let Some(t) = t.checked_to_offset(time::UtcOffset::UTC) else {
+        return t.unix_timestamp().to_string();
+    };
     let millis = t.millisecond();
     let t = t.replace_nanosecond(millis as u32 * 1_000_000).unwrap_or(t);
     let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
@@ -53,6 +57,16 @@ mod tests {
     fn seconds_only_forms_parse() {
         assert_eq!(format_timestamp(parse_timestamp("2019-10-02T17:04:40Z").unwrap()), "2019-10-02T17:04:40.000Z");
         assert_eq!(format_timestamp(parse_timestamp("2019-10-02T17:04:40+0000").unwrap()), "2019-10-02T17:04:40.000Z");
+    }
+
+    #[test]
+    fn instants_at_the_edge_of_the_calendar_do_not_panic() {
+        assert!(parse_timestamp("9999-12-31T23:59:59.999-23:59").is_none());
+        for edge in ["9999-12-31T23:59:59.999+23:59", "0000-01-01T00:00:00.000-23:59", "-0001-01-01T00:00:00Z"] {
+            if let Some(t) = parse_timestamp(edge) {
+                assert!(format_timestamp(t).ends_with('Z'), "{edge}");
+            }
+        }
     }
 
     #[test]
