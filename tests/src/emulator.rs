@@ -45,9 +45,11 @@ impl Emulator {
         Emulator { child, endpoint }
     }
 
-    /// SDK configuration pointing every client at this emulator with dummy credentials.
+    /// SDK configuration pointing every client at this emulator with dummy credentials,
+    /// retrying as the deployed functions do.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(ha_domain::runtime::retry_config())
             .region(aws_config::Region::new("eu-west-1"))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "moto"))
