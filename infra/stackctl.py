@@ -249,7 +249,7 @@ def delete_runtime_parameters(aws: Aws, stack: str) -> None:
 
 
 def backups(aws: Aws, stack: str) -> list[dict]:
-    filters = [{"Name": f"tag:{STACK_TAG}", "Values": [stack]}, {"Name": f"tag-key", "Values": [BACKUP_TAG]}]
+    filters = [{"Name": f"tag:{STACK_TAG}", "Values": [stack]}, {"Name": "tag-key", "Values": [BACKUP_TAG]}]
     return aws.ec2.describe_images(Owners=["self"], Filters=filters)["Images"]
 
 

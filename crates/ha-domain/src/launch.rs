@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// Workloads in the order they start when the concurrency bound bites: priority, then name.
 pub fn launch_order(mut workloads: Vec<Workload>) -> Vec<Workload> {
     workloads.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
-    workloads.dedup_by(|a, b| a.name == b.name);
+    let mut seen = std::collections::HashSet::new();
+    workloads.retain(|w| seen.insert(w.name.clone()));
     workloads
 }
 
@@ -102,11 +103,14 @@ mod tests {
 
     #[test]
     fn order_is_priority_then_name_without_duplicates() {
-        let got: Vec<String> = launch_order(vec![w("c", 100), w("a", 100), w("db", 1), w("b", 50), w("a", 100)])
-            .into_iter()
-            .map(|w| w.name)
-            .collect();
-        assert_eq!(got, ["db", "b", "a", "c"]);
+        let got: Vec<(String, u32)> =
+            launch_order(vec![w("c", 100), w("a", 100), w("db", 1), w("b", 50), w("a", 100), w("c", 2)])
+                .into_iter()
+                .map(|w| (w.name, w.priority))
+                .collect();
+        // A name listed twice keeps its most urgent entry, wherever the duplicates sit.
+        let want = [("db", 1), ("c", 2), ("b", 50), ("a", 100)].map(|(n, p)| (n.to_string(), p));
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -241,6 +241,23 @@ impl Relaunch {
             },
         }
 
+        // Events on the bus can come from elsewhere than alarm-handler: never trust a list.
+        if w.subnets.is_empty() {
+            error!("the request names no destination for this workload");
+            let event = ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
+                incident_id: req.incident_id.clone(),
+                server_id: req.server_id.clone(),
+                workload: w.name.clone(),
+                launch_template_id: w.launch_template_id.clone(),
+                error_code: "NoDestination".into(),
+                error_message: "the relaunch request lists no subnet for this workload".into(),
+                destinations_tried: Vec::new(),
+                manual_action_required: true,
+                detected_at: req.detected_at.clone(),
+            });
+            return self.settle(incident, w, owner, event, None).await;
+        }
+
         // A claimant that died after RunInstances left its replacement in EC2: adopt it.
         if let Some(existing) = self.fleet.replacement_of(incident, &w.name).await? {
             let at = format_timestamp(now());

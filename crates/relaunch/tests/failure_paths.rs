@@ -151,3 +151,27 @@ async fn a_rejected_report_is_an_error_so_the_outcome_is_emitted_again() {
     // settle ran (outcome stored), mark_reported did not: a retry re-emits it.
     assert_eq!(update.num_calls(), 1);
 }
+
+#[tokio::test]
+async fn a_request_without_destinations_fails_the_workload_instead_of_panicking() {
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let update = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
+    let launch = mock!(aws_sdk_ec2::Client::run_instances).then_output(|| RunInstancesOutput::builder().build());
+    let put_events = mock!(aws_sdk_eventbridge::Client::put_events)
+        .match_requests(|r| {
+            r.entries().iter().any(|e| {
+                e.detail_type() == Some("WorkloadRelaunchFailed")
+                    && e.detail().is_some_and(|d| d.contains("NoDestination"))
+            })
+        })
+        .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
+    let handler = Relaunch::from_clients(
+        config(),
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch]),
+        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+    );
+    let report = handler.handle(request(&[]), "req-1").await.unwrap();
+    assert_eq!(report.failed, vec!["pos-db".to_string()]);
+    assert_eq!((launch.num_calls(), put_events.num_calls()), (0, 1));
+}
