@@ -155,6 +155,8 @@ async fn a_flapping_alarm_does_not_launch_a_second_wave() {
         matches!(&again[0], alarm_handler::Outcome::Relaunching { new_incident: false, flap: true, .. }),
         "{again:?}"
     );
+    // The re-alarm redelivered: still one IncidentContinued.
+    w.stack.alarm(&alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", T3)).await.unwrap();
     let delivered = w.stack.deliver().await;
     assert!(delivered.handler_errors.is_empty(), "{:?}", delivered.handler_errors);
 

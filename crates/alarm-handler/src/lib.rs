@@ -127,13 +127,14 @@ impl AlarmHandler {
         let mut new_incident = false;
         if continued_from_flap {
             warn!(open_incident = %incident, "server went down again while its incident is open: continuing it, no second wave");
-            self.ledger.set_incident_time(&incident, "last_realarm_at", &detected_at).await?;
-            events.push(ProjectEvent::IncidentContinued(IncidentContinued {
-                incident_id: incident.to_string(),
-                server_id: server.to_string(),
-                alarm_name: t.alarm_name.clone(),
-                realarmed_at: detected_at.clone(),
-            }));
+            if self.ledger.record_realarm(&incident, &detected_at).await? {
+                events.push(ProjectEvent::IncidentContinued(IncidentContinued {
+                    incident_id: incident.to_string(),
+                    server_id: server.to_string(),
+                    alarm_name: t.alarm_name.clone(),
+                    realarmed_at: detected_at.clone(),
+                }));
+            }
         } else {
             let record = IncidentRecord {
                 incident: &incident,

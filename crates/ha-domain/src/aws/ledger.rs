@@ -189,6 +189,29 @@ impl Ledger {
         Ok(item.as_ref().and_then(|i| get_s(i, "detected_at")).map(str::to_string))
     }
 
+    /// Records that the server's alarm fired again at `at` while `incident` was open.
+    /// Returns false when this re-alarm was already recorded (a redelivery).
+    pub async fn record_realarm(&self, incident: &IncidentId, at: &str) -> Result<bool, AwsFailure> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_pk(incident)))
+            .key("sk", s(META))
+            .update_expression("SET last_realarm_at = :at")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(last_realarm_at) OR last_realarm_at <> :at)",
+            )
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed!(e) => Ok(false),
+            Err(e) => Err(failure("UpdateItem", &e)),
+        }
+    }
+
     pub async fn mark_announced(&self, incident: &IncidentId) -> Result<(), AwsFailure> {
         self.set_on_incident(incident, "announced", AttributeValue::Bool(true)).await
     }
