@@ -192,41 +192,33 @@ impl Ledger {
     /// Records that the server's alarm fired again at `at` while `incident` was open.
     /// Returns false when this re-alarm was already recorded (a redelivery).
     pub async fn record_realarm(&self, incident: &IncidentId, at: &str) -> Result<bool, AwsFailure> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident_pk(incident)))
-            .key("sk", s(META))
-            .update_expression("SET last_realarm_at = :at")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(last_realarm_at) OR last_realarm_at <> :at)",
-            )
-            .expression_attribute_values(":at", s(at))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed!(e) => Ok(false),
-            Err(e) => Err(failure("UpdateItem", &e)),
-        }
+        let unchanged = "(attribute_not_exists(#f) OR #f <> :v)";
+        self.set_on_incident(incident, "last_realarm_at", s(at), Some(unchanged)).await
     }
 
     pub async fn mark_announced(&self, incident: &IncidentId) -> Result<(), AwsFailure> {
-        self.set_on_incident(incident, "announced", AttributeValue::Bool(true)).await
+        self.set_on_incident(incident, "announced", AttributeValue::Bool(true), None).await.map(drop)
     }
 
-    /// Records an incident-level time such as `recovered_at` or `last_realarm_at`.
+    /// Records an incident-level time such as `recovered_at`.
     pub async fn set_incident_time(&self, incident: &IncidentId, field: &str, at: &str) -> Result<(), AwsFailure> {
-        self.set_on_incident(incident, field, s(at)).await
+        self.set_on_incident(incident, field, s(at), None).await.map(drop)
     }
 
+    /// Sets one field of the incident item (`#f`, `:v` in `extra_condition`). Returns false
+    /// when a condition held it back: the item expired or was never written, or
+    /// `extra_condition` was false.
     async fn set_on_incident(
         &self,
         incident: &IncidentId,
         field: &str,
         value: AttributeValue,
-    ) -> Result<(), AwsFailure> {
+        extra_condition: Option<&str>,
+    ) -> Result<bool, AwsFailure> {
+        let condition = match extra_condition {
+            Some(extra) => format!("attribute_exists(pk) AND {extra}"),
+            None => "attribute_exists(pk)".to_string(),
+        };
         let update = self
             .client
             .update_item()
@@ -236,13 +228,12 @@ impl Ledger {
             .update_expression("SET #f = :v")
             .expression_attribute_names("#f", field)
             .expression_attribute_values(":v", value)
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(condition)
             .send()
             .await;
         match update {
-            Ok(_) => Ok(()),
-            // The incident item expired or was never written: nothing to annotate.
-            Err(e) if condition_failed!(e) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed!(e) => Ok(false),
             Err(e) => Err(failure("UpdateItem", &e)),
         }
     }
