@@ -98,6 +98,8 @@ pub struct Stack {
     pub sdk: aws_config::SdkConfig,
     pub table: String,
     pub bus_name: String,
+    /// The ledger and bus the handlers were configured with.
+    pub store: ha_domain::config::IncidentStore,
     pub topic_arn: String,
     pub alarm_handler: AlarmHandler,
     pub relaunch: Relaunch,
@@ -209,7 +211,7 @@ impl Stack {
         );
         let relaunch = Relaunch::new(
             relaunch::Config {
-                store,
+                store: store.clone(),
                 launch_concurrency,
                 claim_lease_seconds: 300,
                 stack_name: "outposts-ha-test".into(),
@@ -221,6 +223,7 @@ impl Stack {
             sdk: sdk.clone(),
             table,
             bus_name,
+            store,
             topic_arn,
             alarm_handler,
             relaunch,

@@ -35,12 +35,12 @@ async fn a_relaunch_killed_after_ec2_accepted_a_launch_completes_on_redelivery_w
     // First attempt: one workload at a time; the second launch reaches EC2, then the
     // function "dies" (its future is dropped at the timeout). Short lease, so the
     // redelivery may take over at once.
-    let store = ha_domain::config::IncidentStore {
-        ledger_table: stack.table.clone(),
-        event_bus_name: stack.bus_name.clone(),
-        retention_days: 90,
+    let config = relaunch::Config {
+        store: stack.store.clone(),
+        launch_concurrency: 1,
+        claim_lease_seconds: 1,
+        stack_name: "t".into(),
     };
-    let config = relaunch::Config { store, launch_concurrency: 1, claim_lease_seconds: 1, stack_name: "t".into() };
     let doomed = Relaunch::new(config.clone(), &FaultyClient::new(StallAfterLaunch::new(1)).into_sdk_config(&sdk));
     let killed = tokio::time::timeout(Duration::from_secs(3), doomed.handle(request.clone(), "req-killed")).await;
     assert!(killed.is_err(), "the first attempt must have been cut off, got {killed:?}");

@@ -179,13 +179,8 @@ impl AlarmHandler {
             self.ledger.mark_announced(&incident).await?;
         }
         if new_incident {
-            let dimensions = [("Stack", self.config.stack_name.as_str()), ("ServerId", server.as_str())];
-            metrics::publish(&metrics::emf_line(
-                &[&["Stack"], &["Stack", "ServerId"]],
-                &dimensions,
-                &[("IncidentsOpened", 1.0, metrics::Unit::Count)],
-                now().unix_timestamp() * 1000,
-            ));
+            let opened = ("IncidentsOpened", 1.0, metrics::Unit::Count);
+            metrics::publish_for_server(&self.config.stack_name, server.as_str(), opened);
         }
         info!(
             incident_id = %incident,

@@ -55,6 +55,18 @@ pub fn publish(line: &str) {
     println!("{line}");
 }
 
+/// Publishes one metric of a protected server with the project's dimensions, `Stack` and
+/// `Stack`+`ServerId`, which the stack's dashboard charts.
+pub fn publish_for_server(stack: &str, server_id: &str, metric: (&str, f64, Unit)) {
+    let now_ms = crate::timefmt::now().unix_timestamp() * 1000;
+    publish(&emf_line(
+        &[&["Stack"], &["Stack", "ServerId"]],
+        &[("Stack", stack), ("ServerId", server_id)],
+        &[metric],
+        now_ms,
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Every parser that sees outside input, fed arbitrary and mutated input: no panic, and
 //! what parses is well formed. `make test` runs a bounded number of cases; for a long run:
-//!   PROPTEST_CASES=1000000 cargo test --release -p ha-domain --test fuzz_parsers
+//!   PROPTEST_CASES=1000000 cargo test -p ha-domain --test fuzz_parsers
 
 use ha_domain::alarm::{classify_transition, parse_alarm_notification};
 use ha_domain::contract::ProjectEvent;

@@ -165,14 +165,8 @@ impl Relaunch {
                 self.ledger.mark_reported(&incident, workload).await?;
             }
         }
-        let dimensions = [("Stack", self.config.stack_name.as_str()), ("ServerId", request.server_id.as_str())];
         for metric in fresh_metrics {
-            metrics::publish(&metrics::emf_line(
-                &[&["Stack"], &["Stack", "ServerId"]],
-                &dimensions,
-                &[metric],
-                now().unix_timestamp() * 1000,
-            ));
+            metrics::publish_for_server(&self.config.stack_name, &request.server_id, metric);
         }
         info!(
             launched = report.launched.len(),
