@@ -98,7 +98,7 @@ build: $(BUILD_STAMP)
 	  rustup target add $$t >/dev/null; \
 	  echo "==> building the functions for $(ARCH) (release; the first build takes a while)"; \
 	  PATH="$(BUILD_VENV)/bin:$$PATH" cargo lambda build --release $$f --output-format zip --lambda-dir $(LAMBDA_DIR) \
-	    -p alarm-handler -p relaunch -p notifier
+	    -p alarm-handler -p relaunch -p notifier -p backup-scheduler
 	@ls -l $(LAMBDA_DIR)/*/bootstrap.zip
 
 deploy: build $(TEST_STAMP)

@@ -35,6 +35,7 @@ FUNCTIONS = {
     "alarm-handler": "AlarmHandlerCodeKey",
     "relaunch": "RelaunchCodeKey",
     "notifier": "NotifierCodeKey",
+    "backup-scheduler": "BackupSchedulerCodeKey",
 }
 SERVER_ID = re.compile(r"^op-[0-9a-f]{17}$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")

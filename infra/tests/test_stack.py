@@ -149,9 +149,19 @@ class DeployedStack(unittest.TestCase):
                 targets[t["Arn"].rsplit(":", 1)[-1]] = t
         self.assertEqual(set(targets), {f"{STACK}-relaunch", f"{STACK}-notifier"})
         default_rules = [r for r in events.list_rules()["Rules"] if r["Name"].startswith(STACK)]
-        self.assertEqual(len(default_rules), 1)
-        alarm_pattern = json.loads(default_rules[0]["EventPattern"])
+        self.assertEqual(len(default_rules), 3, "alarm changes, backup schedule, backup status")
+        by_source = {json.loads(r["EventPattern"])["source"][0]: r for r in default_rules if "EventPattern" in r}
+        alarm_pattern = json.loads(by_source["aws.cloudwatch"]["EventPattern"])
         self.assertEqual(alarm_pattern["detail"]["alarmName"], [{"prefix": "outposts-ha-"}])
+        status_pattern = json.loads(by_source["aws.ssm"]["EventPattern"])
+        self.assertEqual(status_pattern["detail"]["Definition"], ["BackupOutpostsServerLinuxInstanceToEBS"])
+        self.assertEqual(sorted(status_pattern["detail"]["Status"]), ["Cancelled", "Failed", "Success", "TimedOut"])
+        schedules = [r.get("ScheduleExpression") for r in default_rules if r.get("ScheduleExpression")]
+        self.assertEqual(schedules, ["rate(1 hour)"])
+        for r in default_rules:
+            arns = [t["Arn"] for t in events.list_targets_by_rule(Rule=r["Name"])["Targets"]]
+            want = f"{STACK}-alarm-handler" if r is by_source["aws.cloudwatch"] else f"{STACK}-backup-scheduler"
+            self.assertEqual([a.rsplit(":", 1)[-1] for a in arns], [want], r["Name"])
 
         roles = set()
         for function in stackctl.FUNCTIONS:
@@ -164,10 +174,10 @@ class DeployedStack(unittest.TestCase):
                 self.assertEqual(env["EVENT_BUS_NAME"], bus)
             else:
                 self.assertEqual(env["TOPIC_ARN"], outputs["NotificationTopicArn"])
-        self.assertEqual(len(roles), 3, "one role per function")
+        self.assertEqual(len(roles), 4, "one role per function")
 
         groups = self.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-")["logGroups"]
-        self.assertEqual(sorted(g["logGroupName"].rsplit("-", 1)[-1] for g in groups), ["handler", "notifier", "relaunch"])
+        self.assertEqual(sorted(g["logGroupName"].rsplit("-", 1)[-1] for g in groups), ["handler", "notifier", "relaunch", "scheduler"])
         self.assertTrue(all(g.get("retentionInDays") == 90 for g in groups), groups)
 
         sqs = self.client("sqs")
@@ -236,6 +246,8 @@ class TemplateText(unittest.TestCase):
             actions = set()
             for policy in role["Properties"]["Policies"]:
                 for statement in policy["PolicyDocument"]["Statement"]:
+                    if "Fn::If" in statement:
+                        statement = statement["Fn::If"][1]
                     acts = statement["Action"]
                     actions.update([acts] if isinstance(acts, str) else acts)
             self.assertLessEqual({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, actions, name)

@@ -1,4 +1,5 @@
-//! moto server on 127.0.0.1, on a free port, for the life of one test.
+//! moto server on 127.0.0.1, on a free port, for the life of one test, with the SSM
+//! Automation double (`emulator/ssm_automation_double.py`) loaded into it.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -30,12 +31,16 @@ impl Emulator {
             let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
             l.local_addr().unwrap().port()
         };
-        let child = Command::new(&binary)
+        // moto plus the SSM Automation double, run by the venv's Python beside moto_server.
+        let python = binary.with_file_name("python");
+        let double = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulator/ssm_automation_double.py");
+        let child = Command::new(&python)
+            .arg(&double)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("starting {} {}: {e}", python.display(), double.display()));
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {

@@ -57,24 +57,46 @@ impl Site {
     /// A launch template declaring one workload of `server_id`, its instances tagged with
     /// the workload (as the README asks of operators).
     pub async fn declare(&self, server_id: &str, name: &str, subnets: &[&str], priority: u32) -> DeclaredWorkload {
-        let lt_tags = [
+        self.declare_with(server_id, name, subnets, priority, None).await
+    }
+
+    /// Like [`Site::declare`]; a stateful workload also names its backup parameter, and its
+    /// template's image resolves from it (`resolve:ssm:…`), as the README asks.
+    pub async fn declare_with(
+        &self,
+        server_id: &str,
+        name: &str,
+        subnets: &[&str],
+        priority: u32,
+        backup_parameter: Option<&str>,
+    ) -> DeclaredWorkload {
+        let mut lt_tags = vec![
             (tag::PROTECTED_SERVER, server_id.to_string()),
             (tag::SUBNETS, subnets.join(",")),
             (tag::PRIORITY, priority.to_string()),
             (tag::WORKLOAD, name.to_string()),
         ];
+        let mut instance_tags = vec![Tag::builder().key(tag::WORKLOAD).value(name).build()];
+        let image = match backup_parameter {
+            Some(p) => {
+                lt_tags.push((tag::BACKUP_PARAMETER, p.to_string()));
+                instance_tags.push(Tag::builder().key(tag::BACKUP_PARAMETER).value(p).build());
+                format!("resolve:ssm:{p}")
+            }
+            None => self.image_id.clone(),
+        };
         let out = self
             .ec2
             .create_launch_template()
             .launch_template_name(format!("lt-{name}"))
             .launch_template_data(
                 RequestLaunchTemplateData::builder()
-                    .image_id(&self.image_id)
+                    .image_id(image)
                     .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
                     .tag_specifications(
                         LaunchTemplateTagSpecificationRequest::builder()
                             .resource_type(ResourceType::Instance)
-                            .tags(Tag::builder().key(tag::WORKLOAD).value(name).build())
+                            .set_tags(Some(instance_tags))
                             .build(),
                     )
                     .build(),
@@ -94,6 +116,41 @@ impl Site {
             server_id: server_id.to_string(),
             subnets: subnets.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// The instance a workload protects, running on its server's own subnet with the tags
+    /// the launch template gives its instances, plus `extra`.
+    pub async fn original(&self, workload: &DeclaredWorkload, subnet: &str, extra: &[(&str, &str)]) -> String {
+        let out = self
+            .ec2
+            .run_instances()
+            .launch_template(
+                aws_sdk_ec2::types::LaunchTemplateSpecification::builder()
+                    .launch_template_id(&workload.launch_template_id)
+                    .build(),
+            )
+            .image_id(&self.image_id)
+            .subnet_id(subnet)
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .unwrap();
+        let id = out.instances()[0].instance_id().unwrap().to_string();
+        let mut tags = vec![(tag::PROTECTED_SERVER, workload.server_id.as_str())];
+        tags.extend_from_slice(extra);
+        self.tag(&id, &tags).await;
+        id
+    }
+
+    pub async fn tag(&self, resource: &str, tags: &[(&str, &str)]) {
+        self.ec2
+            .create_tags()
+            .resources(resource)
+            .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
+            .send()
+            .await
+            .unwrap();
     }
 
     /// Live instances carrying `key=value`.

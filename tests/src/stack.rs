@@ -2,6 +2,7 @@
 
 use alarm_handler::{AlarmHandler, Outcome};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use backup_scheduler::{BackupReport, BackupScheduler};
 use futures::future::join_all;
 use ha_domain::error::HandlerError;
 use relaunch::{Relaunch, RelaunchReport};
@@ -15,6 +16,7 @@ pub enum Function {
     AlarmHandler,
     Relaunch,
     Notifier,
+    BackupScheduler,
 }
 
 impl Function {
@@ -23,15 +25,18 @@ impl Function {
             "AlarmHandlerFunction" => Some(Function::AlarmHandler),
             "RelaunchFunction" => Some(Function::Relaunch),
             "NotifierFunction" => Some(Function::Notifier),
+            "BackupSchedulerFunction" => Some(Function::BackupScheduler),
             _ => None,
         }
     }
 }
 
-/// A rule on the project's bus, as the template declares it.
+/// An event rule as the template declares it: on the project's bus, or (`on_project_bus`
+/// false) on the default bus, where AWS services' events arrive.
 #[derive(Debug, Clone)]
 pub struct BusRule {
     pub name: String,
+    pub on_project_bus: bool,
     pub pattern: Value,
     pub target: Function,
 }
@@ -40,8 +45,21 @@ pub fn template_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
 }
 
-fn to_json(v: &serde_norway::Value) -> Value {
-    serde_json::to_value(v).expect("event patterns are plain data")
+/// The pattern as EventBridge gets it: `!Ref Parameter` resolved to the parameter's default.
+fn to_json(v: &serde_norway::Value, parameters: &serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match v {
+        Y::Tagged(t) if t.tag == "Ref" || t.tag == "!Ref" => {
+            let name = t.value.as_str().expect("!Ref names a parameter");
+            let default = parameters.get(name).and_then(|p| p.get("Default"));
+            to_json(default.unwrap_or_else(|| panic!("pattern refers to {name}, which has no default")), parameters)
+        }
+        Y::Sequence(items) => Value::Array(items.iter().map(|i| to_json(i, parameters)).collect()),
+        Y::Mapping(m) => Value::Object(
+            m.iter().map(|(k, v)| (k.as_str().expect("string keys").to_string(), to_json(v, parameters))).collect(),
+        ),
+        other => serde_json::to_value(other).expect("event patterns are plain data"),
+    }
 }
 
 fn get_att_target(v: &serde_norway::Value) -> Option<String> {
@@ -62,25 +80,28 @@ fn get_att_target(v: &serde_norway::Value) -> Option<String> {
     }
 }
 
-/// Every rule the template puts on the project's bus, with its pattern and target.
+/// Every rule with an event pattern the template declares, with its pattern and target
+/// (schedules never fire in the emulator: tests tick by hand).
 pub fn bus_rules_from_template() -> Vec<BusRule> {
     let text = std::fs::read_to_string(template_path()).expect("infra/template.yaml");
     let doc: serde_norway::Value = serde_norway::from_str(&text).expect("template parses");
     let resources = doc.get("Resources").and_then(|r| r.as_mapping()).expect("Resources");
+    let parameters = doc.get("Parameters").cloned().unwrap_or(serde_norway::Value::Null);
     let mut rules = Vec::new();
     for (name, resource) in resources {
         if resource.get("Type").and_then(|t| t.as_str()) != Some("AWS::Events::Rule") {
             continue;
         }
         let props = &resource["Properties"];
-        if props.get("EventBusName").is_none() {
-            continue; // the default bus: AWS services' events, delivered to the handler directly in tests
+        if props.get("EventPattern").is_none() {
+            continue;
         }
         for target in props["Targets"].as_sequence().into_iter().flatten() {
             let function = get_att_target(&target["Arn"]).and_then(|id| Function::from_logical_id(&id));
             rules.push(BusRule {
                 name: name.as_str().unwrap().to_string(),
-                pattern: to_json(&props["EventPattern"]),
+                on_project_bus: props.get("EventBusName").is_some(),
+                pattern: to_json(&props["EventPattern"], &parameters),
                 target: function.unwrap_or_else(|| panic!("rule {name:?} targets something other than our functions")),
             });
         }
@@ -104,6 +125,7 @@ pub struct Stack {
     pub alarm_handler: AlarmHandler,
     pub relaunch: Relaunch,
     pub notifier: notifier::Notifier,
+    pub backup_scheduler: BackupScheduler,
     sqs: aws_sdk_sqs::Client,
     routes: Vec<Route>,
     mailbox_url: String,
@@ -114,6 +136,7 @@ pub struct Stack {
 #[derive(Debug, Default)]
 pub struct Delivered {
     pub relaunch_reports: Vec<RelaunchReport>,
+    pub backup_reports: Vec<BackupReport>,
     pub notifications_published: usize,
     pub handler_errors: Vec<String>,
 }
@@ -130,7 +153,7 @@ impl Stack {
         handler_sdk: &aws_config::SdkConfig,
         launch_concurrency: usize,
     ) -> Stack {
-        let name = "outposts-ha-test";
+        let name = STACK_NAME;
         let table = format!("{name}-ledger");
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         ddb.create_table()
@@ -164,10 +187,11 @@ impl Stack {
         let mut routes = Vec::new();
         for rule in bus_rules_from_template() {
             let (queue_url, queue_arn) = queue(&sqs, &format!("rule-{}", rule.name)).await;
+            let bus = if rule.on_project_bus { bus_name.as_str() } else { "default" };
             events
                 .put_rule()
                 .name(&rule.name)
-                .event_bus_name(&bus_name)
+                .event_bus_name(bus)
                 .event_pattern(rule.pattern.to_string())
                 .send()
                 .await
@@ -175,7 +199,7 @@ impl Stack {
             events
                 .put_targets()
                 .rule(&rule.name)
-                .event_bus_name(&bus_name)
+                .event_bus_name(bus)
                 .targets(aws_sdk_eventbridge::types::Target::builder().id("target").arn(queue_arn).build().unwrap())
                 .send()
                 .await
@@ -205,7 +229,7 @@ impl Stack {
             alarm_handler::Config {
                 store: store.clone(),
                 alarm_name_prefix: "outposts-ha-".into(),
-                stack_name: "outposts-ha-test".into(),
+                stack_name: STACK_NAME.into(),
             },
             handler_sdk,
         );
@@ -214,11 +238,12 @@ impl Stack {
                 store: store.clone(),
                 launch_concurrency,
                 claim_lease_seconds: 300,
-                stack_name: "outposts-ha-test".into(),
+                stack_name: STACK_NAME.into(),
             },
             handler_sdk,
         );
         let notifier = notifier::Notifier::new(notifier::Config { topic_arn: topic_arn.clone() }, handler_sdk);
+        let backup_scheduler = BackupScheduler::new(backup_config(&store), handler_sdk);
         Stack {
             sdk: sdk.clone(),
             table,
@@ -228,6 +253,7 @@ impl Stack {
             alarm_handler,
             relaunch,
             notifier,
+            backup_scheduler,
             sqs,
             routes,
             mailbox_url,
@@ -259,6 +285,7 @@ impl Stack {
             for r in results {
                 match r {
                     Invocation::Relaunch(report) => delivered.relaunch_reports.push(report),
+                    Invocation::Backup(report) => delivered.backup_reports.push(report),
                     Invocation::Notified(published) => delivered.notifications_published += usize::from(published),
                     Invocation::Failed(e) => delivered.handler_errors.push(e),
                 }
@@ -277,6 +304,7 @@ impl Stack {
                     .handle(body.clone())
                     .await
                     .map(|o| Invocation::Notified(matches!(o, notifier::NotifyOutcome::Published { .. }))),
+                Function::BackupScheduler => self.backup_scheduler.handle(body.clone()).await.map(Invocation::Backup),
                 Function::AlarmHandler => {
                     self.alarm_handler.handle(body.clone()).await.map(|_| Invocation::Notified(false))
                 }
@@ -287,6 +315,34 @@ impl Stack {
             }
         }
         Invocation::Failed(last_error)
+    }
+
+    /// A schedule tick of the backup schedule, as EventBridge Scheduler's rule delivers it.
+    pub async fn backup_tick(&self, at: &str) -> Result<BackupReport, HandlerError> {
+        self.backup_scheduler.handle(scheduled_event(at)).await
+    }
+
+    /// Delivers events until `executions` backup executions were handled (the SSM
+    /// Automation double ends each one a moment after it started), or panics after 30 s.
+    pub async fn deliver_backups(&self, executions: usize) -> Delivered {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut all = Delivered::default();
+        loop {
+            let d = self.deliver().await;
+            all.relaunch_reports.extend(d.relaunch_reports);
+            all.notifications_published += d.notifications_published;
+            all.handler_errors.extend(d.handler_errors);
+            all.backup_reports.extend(d.backup_reports);
+            let handled = all.backup_reports.iter().filter(|r| matches!(r, BackupReport::Execution(_))).count();
+            if handled >= executions {
+                return all;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {handled} of {executions} executions reported: {all:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// Takes every event queued for `target` without invoking it, for tests that invoke
@@ -343,6 +399,7 @@ impl Stack {
 
 enum Invocation {
     Relaunch(RelaunchReport),
+    Backup(BackupReport),
     Notified(bool),
     Failed(String),
 }
@@ -370,6 +427,35 @@ async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
         .unwrap();
     (url, arn)
+}
+
+/// The stack name the harness deploys as (and the backup parameters' path segment).
+pub const STACK_NAME: &str = "outposts-ha-test";
+
+/// backup-scheduler as the tests run it: the published runbook, two backups kept, a 1 h RPO.
+pub fn backup_config(store: &ha_domain::config::IncidentStore) -> backup_scheduler::Config {
+    backup_scheduler::Config {
+        store: store.clone(),
+        stack_name: STACK_NAME.into(),
+        document: backup_scheduler::DEFAULT_DOCUMENT.into(),
+        document_parameters: [("TemporaryInstancesType".to_string(), vec!["c6id.large".to_string()])].into(),
+        instance_parameter: "InstanceId".into(),
+        subnet_parameter: "SubnetId".into(),
+        image_output: "createAMIFromSnapshot.ImageId".into(),
+        automation_role_arn: Some("arn:aws:iam::123456789012:role/outposts-ha-test-backup-automation".into()),
+        max_concurrent: 10,
+        keep: 2,
+        rpo_seconds: 3600,
+    }
+}
+
+/// A tick of the backup schedule, in the shape EventBridge delivers it.
+pub fn scheduled_event(at: &str) -> Value {
+    serde_json::json!({
+        "version": "0", "id": format!("tick-{at}"), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": at, "region": "eu-west-1",
+        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/outposts-ha-test-BackupScheduleRule"], "detail": {}
+    })
 }
 
 /// A ConnectedStatus alarm transition for `server_id`, in the EventBridge shape.

@@ -55,6 +55,7 @@ async fn setup() -> (Emulator, Stack, Site, Workload) {
         protected_server: ServerId::parse(SERVER).unwrap(),
         subnets: vec![subnet],
         priority: 1,
+        backup_parameter: None,
     };
     (moto, stack, site, workload)
 }
@@ -88,6 +89,7 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
             incident: &incident,
             subnet_id: &workload.subnets[0],
             client_token: &token,
+            restored_from: None,
         })
         .await
         .unwrap();

@@ -61,6 +61,11 @@ impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
         }
     }
 
+    /// The variable as set, even when set to the empty string; `None` when unset.
+    pub fn raw(&self, name: &'static str) -> Option<String> {
+        (self.lookup)(name).map(|v| v.trim().to_string())
+    }
+
     pub fn optional(&self, name: &'static str, default: &str) -> String {
         match (self.lookup)(name).map(|v| v.trim().to_string()) {
             Some(v) if !v.is_empty() => v,

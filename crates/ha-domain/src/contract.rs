@@ -18,6 +18,9 @@ pub enum ProjectEvent {
     WorkloadRelaunched(WorkloadRelaunched),
     WorkloadRelaunchFailed(WorkloadRelaunchFailed),
     ServerRecovered(ServerRecovered),
+    BackupCompleted(BackupCompleted),
+    BackupFailed(BackupFailed),
+    BackupStale(BackupStale),
 }
 
 impl ProjectEvent {
@@ -29,6 +32,9 @@ impl ProjectEvent {
             ProjectEvent::WorkloadRelaunched(_) => "WorkloadRelaunched",
             ProjectEvent::WorkloadRelaunchFailed(_) => "WorkloadRelaunchFailed",
             ProjectEvent::ServerRecovered(_) => "ServerRecovered",
+            ProjectEvent::BackupCompleted(_) => "BackupCompleted",
+            ProjectEvent::BackupFailed(_) => "BackupFailed",
+            ProjectEvent::BackupStale(_) => "BackupStale",
         }
     }
 
@@ -38,14 +44,19 @@ impl ProjectEvent {
         tagged.get("detail").map(|d| d.to_string()).unwrap_or_else(|| "{}".into())
     }
 
-    pub fn server_id(&self) -> &str {
+    /// The protected server the event is about; backup events know it only when the
+    /// instance carries the server's tag.
+    pub fn server_id(&self) -> Option<&str> {
         match self {
-            ProjectEvent::IncidentOpened(e) => &e.server_id,
-            ProjectEvent::IncidentContinued(e) => &e.server_id,
-            ProjectEvent::RelaunchRequested(e) => &e.server_id,
-            ProjectEvent::WorkloadRelaunched(e) => &e.server_id,
-            ProjectEvent::WorkloadRelaunchFailed(e) => &e.server_id,
-            ProjectEvent::ServerRecovered(e) => &e.server_id,
+            ProjectEvent::IncidentOpened(e) => Some(&e.server_id),
+            ProjectEvent::IncidentContinued(e) => Some(&e.server_id),
+            ProjectEvent::RelaunchRequested(e) => Some(&e.server_id),
+            ProjectEvent::WorkloadRelaunched(e) => Some(&e.server_id),
+            ProjectEvent::WorkloadRelaunchFailed(e) => Some(&e.server_id),
+            ProjectEvent::ServerRecovered(e) => Some(&e.server_id),
+            ProjectEvent::BackupCompleted(e) => e.server_id.as_deref(),
+            ProjectEvent::BackupFailed(e) => e.server_id.as_deref(),
+            ProjectEvent::BackupStale(e) => e.server_id.as_deref(),
         }
     }
 }
@@ -102,6 +113,30 @@ pub struct WorkloadRelaunched {
     /// True when a previous, interrupted attempt had already launched it and we adopted it.
     #[serde(default)]
     pub adopted: bool,
+    /// Stateful workloads: the backup the replacement was launched from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<RestoredFrom>,
+}
+
+impl ProjectEvent {
+    /// Records the backup a relaunched workload came from (other events are unchanged).
+    pub fn with_restored_from(mut self, restored: Option<RestoredFrom>) -> Self {
+        if let ProjectEvent::WorkloadRelaunched(r) = &mut self {
+            r.restored_from = restored;
+        }
+        self
+    }
+}
+
+/// The backup a stateful workload's replacement was launched from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoredFrom {
+    pub image_id: String,
+    pub parameter: String,
+    /// When the backup was taken, if the AMI says (backups this stack made do).
+    pub taken_at: Option<String>,
+    /// Backup age at launch time.
+    pub age_seconds: Option<i64>,
 }
 
 /// No replacement could be launched for (incident, workload).
@@ -130,6 +165,69 @@ pub struct ServerRecovered {
     pub recovered_at: String,
 }
 
+/// A backup finished: the AMI was checked, tagged, the parameter moved to it (unless it
+/// already named a newer one) and old backups were pruned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCompleted {
+    pub instance_id: String,
+    pub workload: Option<String>,
+    pub server_id: Option<String>,
+    pub execution_id: String,
+    pub parameter: String,
+    pub image_id: String,
+    pub snapshot_ids: Vec<String>,
+    /// When the execution started: the point in time the backup holds.
+    pub taken_at: String,
+    pub completed_at: String,
+    pub duration_seconds: i64,
+    pub backup_age_seconds: i64,
+    /// False when the parameter already named this AMI or a newer one.
+    pub parameter_moved: bool,
+    /// What the parameter named before (`None`: it did not exist).
+    pub previous_image_id: Option<String>,
+    pub pruned: Vec<PrunedBackup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrunedBackup {
+    pub image_id: String,
+    pub snapshot_ids: Vec<String>,
+    pub taken_at: String,
+}
+
+/// A backup did not produce a usable AMI; the parameter still names the previous one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupFailed {
+    pub instance_id: String,
+    pub workload: Option<String>,
+    pub server_id: Option<String>,
+    pub execution_id: String,
+    /// The execution's final status (`Failed`, `Cancelled`, `TimedOut`, or `Success` when
+    /// the result was unusable).
+    pub status: String,
+    pub failed_step: Option<String>,
+    pub reason: String,
+    pub parameter: Option<String>,
+    /// What the parameter still names.
+    pub parameter_image_id: Option<String>,
+    /// An AMI the execution made that was not adopted (left for inspection).
+    pub unused_image_id: Option<String>,
+}
+
+/// The newest good backup of a stateful instance is older than the RPO, or there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupStale {
+    pub instance_id: String,
+    pub workload: Option<String>,
+    pub server_id: Option<String>,
+    pub parameter: Option<String>,
+    pub newest_image_id: Option<String>,
+    pub newest_taken_at: Option<String>,
+    pub age_seconds: Option<i64>,
+    pub rpo_seconds: i64,
+    pub reason: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +242,7 @@ mod tests {
         });
         let e: ProjectEvent = serde_json::from_value(envelope).unwrap();
         assert_eq!(e.detail_type(), "ServerRecovered");
-        assert_eq!(e.server_id(), "op-0123456789abcdef0");
+        assert_eq!(e.server_id(), Some("op-0123456789abcdef0"));
         let detail: serde_json::Value = serde_json::from_str(&e.detail_json()).unwrap();
         assert_eq!(detail["alarm_name"], "a");
     }

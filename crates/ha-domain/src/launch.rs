@@ -98,6 +98,7 @@ mod tests {
             protected_server: ServerId::parse("op-0123456789abcdef0").unwrap(),
             subnets: vec!["subnet-12345678".into()],
             priority,
+            backup_parameter: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod alarm;
 pub mod aws;
+pub mod backup;
 pub mod config;
 pub mod contract;
 pub mod error;

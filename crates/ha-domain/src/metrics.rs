@@ -58,10 +58,19 @@ pub fn publish(line: &str) {
 /// Publishes one metric of a protected server with the project's dimensions, `Stack` and
 /// `Stack`+`ServerId`, which the stack's dashboard charts.
 pub fn publish_for_server(stack: &str, server_id: &str, metric: (&str, f64, Unit)) {
+    publish_per("ServerId", stack, server_id, metric);
+}
+
+/// Publishes one metric of a stateful instance with dimensions `Stack` and `Stack`+`InstanceId`.
+pub fn publish_for_instance(stack: &str, instance_id: &str, metric: (&str, f64, Unit)) {
+    publish_per("InstanceId", stack, instance_id, metric);
+}
+
+fn publish_per(dimension: &str, stack: &str, value: &str, metric: (&str, f64, Unit)) {
     let now_ms = crate::timefmt::now().unix_timestamp() * 1000;
     publish(&emf_line(
-        &[&["Stack"], &["Stack", "ServerId"]],
-        &[("Stack", stack), ("ServerId", server_id)],
+        &[&["Stack"], &["Stack", dimension]],
+        &[("Stack", stack), (dimension, value)],
         &[metric],
         now_ms,
     ));

@@ -23,6 +23,24 @@ pub mod tag {
     /// On a replacement: `replacement`.
     pub const ROLE: &str = "outposts-ha:role";
     pub const ROLE_REPLACEMENT: &str = "replacement";
+
+    /// On a stateful workload's launch template and on the instance to back up: the SSM
+    /// parameter (under `/outposts-ha/<stack>/`) that names its newest good backup AMI.
+    pub const BACKUP_PARAMETER: &str = "outposts-ha:backup-parameter";
+    /// On an instance to back up (optional): back up at most this often (`4h`, `30m`, `1d`);
+    /// default: every schedule tick.
+    pub const BACKUP_INTERVAL: &str = "outposts-ha:backup-interval";
+    /// On a backup AMI and its snapshots: the instance it is a backup of.
+    pub const BACKUP_OF: &str = "outposts-ha:backup-of";
+    /// On a backup AMI and its snapshots: the automation execution that made it.
+    pub const BACKUP_EXECUTION: &str = "outposts-ha:backup-execution";
+    /// On a backup AMI, its snapshots and a replacement restored from it: when the backup
+    /// was taken (the execution's start, RFC 3339).
+    pub const BACKUP_TAKEN_AT: &str = "outposts-ha:backup-taken-at";
+    /// On a backup AMI and its snapshots: the stack that manages (and prunes) it.
+    pub const STACK: &str = "outposts-ha:stack";
+    /// On a replacement of a stateful workload: the backup AMI it was launched from.
+    pub const RESTORED_FROM: &str = "outposts-ha:restored-from";
 }
 
 pub const DEFAULT_PRIORITY: u32 = 100;
@@ -69,6 +87,9 @@ pub struct Workload {
     /// Ordered destinations: the first is preferred, the rest are fallbacks.
     pub subnets: Vec<String>,
     pub priority: u32,
+    /// Stateful workloads only: the SSM parameter naming the backup AMI to launch from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_parameter: Option<String>,
 }
 
 /// A launch template tagged for a server whose tags do not describe a usable workload.
@@ -93,6 +114,8 @@ pub enum WorkloadTagError {
     BadPriority(String),
     #[error("workload name '{0}' must be 1-128 characters of letters, digits and ._-:/")]
     BadName(String),
+    #[error("backup parameter '{0}' is not an SSM parameter path (/…, letters, digits and _.-/)")]
+    BadBackupParameter(String),
 }
 
 /// Builds a workload from its launch template's tags (pure: the adapter fetches them).
@@ -141,6 +164,12 @@ pub fn workload_from_tags(
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| DEFAULT_TEMPLATE_VERSION.to_string());
 
+    let backup_parameter = match tags.get(tag::BACKUP_PARAMETER).map(|p| p.trim()) {
+        None | Some("") => None,
+        Some(p) if is_parameter_name(p) => Some(p.to_string()),
+        Some(p) => return Err(WorkloadTagError::BadBackupParameter(p.to_string())),
+    };
+
     Ok(Workload {
         name,
         launch_template_id: launch_template_id.to_string(),
@@ -148,7 +177,17 @@ pub fn workload_from_tags(
         protected_server,
         subnets,
         priority,
+        backup_parameter,
     })
+}
+
+/// An SSM parameter name as the API accepts it: a `/`-rooted path of letters, digits and `_.-`.
+pub fn is_parameter_name(name: &str) -> bool {
+    name.len() <= 1011
+        && name.starts_with('/')
+        && !name.ends_with('/')
+        && !name.contains("//")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
 }
 
 fn is_subnet_id(s: &str) -> bool {
@@ -185,6 +224,7 @@ mod tests {
                 (tag::PRIORITY, "5"),
                 (tag::WORKLOAD, "store-17/pos-db"),
                 (tag::LAUNCH_TEMPLATE_VERSION, "3"),
+                (tag::BACKUP_PARAMETER, "/outposts-ha/prod/backup/pos-db"),
             ]),
         )
         .unwrap();
@@ -193,6 +233,7 @@ mod tests {
         assert_eq!(w.priority, 5);
         assert_eq!(w.launch_template_version, "3");
         assert_eq!(w.protected_server.as_str(), OP);
+        assert_eq!(w.backup_parameter.as_deref(), Some("/outposts-ha/prod/backup/pos-db"));
     }
 
     #[test]
@@ -205,6 +246,7 @@ mod tests {
         .unwrap();
         assert_eq!((w.name.as_str(), w.priority), ("kiosk", DEFAULT_PRIORITY));
         assert_eq!(w.launch_template_version, DEFAULT_TEMPLATE_VERSION);
+        assert_eq!(w.backup_parameter, None);
     }
 
     #[test]
@@ -223,6 +265,10 @@ mod tests {
             (
                 vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678"), (tag::WORKLOAD, "a b")],
                 WorkloadTagError::BadName("a b".into()),
+            ),
+            (
+                vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678"), (tag::BACKUP_PARAMETER, "pos")],
+                WorkloadTagError::BadBackupParameter("pos".into()),
             ),
             (
                 vec![(tag::PROTECTED_SERVER, "store-17"), (tag::SUBNETS, "subnet-12345678")],

@@ -37,6 +37,19 @@ pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// `47 min`, `3 h 5 min`, `2 d 4 h`: an age as an operator reads it.
+pub fn human_duration(seconds: i64) -> String {
+    let (d, h, m) = (seconds / 86_400, (seconds % 86_400) / 3600, (seconds % 3600) / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{seconds} s"),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +64,21 @@ mod tests {
         ];
         let canonical: Vec<String> = forms.iter().map(|f| format_timestamp(parse_timestamp(f).expect(f))).collect();
         assert!(canonical.iter().all(|c| c == "2019-10-02T17:04:40.985Z"), "{canonical:?}");
+    }
+
+    #[test]
+    fn durations_read_like_a_person_wrote_them() {
+        let table = [
+            (42, "42 s"),
+            (47 * 60, "47 min"),
+            (3 * 3600, "3 h"),
+            (3 * 3600 + 300, "3 h 5 min"),
+            (2 * 86_400 + 4 * 3600 + 60, "2 d 4 h"),
+            (86_400, "1 d"),
+        ];
+        for (seconds, text) in table {
+            assert_eq!(human_duration(seconds), text);
+        }
     }
 
     #[test]

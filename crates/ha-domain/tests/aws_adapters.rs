@@ -26,6 +26,7 @@ fn workload() -> Workload {
         protected_server: ServerId::parse("op-0123456789abcdef0").unwrap(),
         subnets: vec!["subnet-0a1b2c3d4e5f60718".into()],
         priority: 1,
+        backup_parameter: None,
     }
 }
 
@@ -41,6 +42,7 @@ async fn launch_with_response(status: u16, body: String) -> Result<String, ha_do
             incident: &incident,
             subnet_id: "subnet-0a1b2c3d4e5f60718",
             client_token: "t",
+            restored_from: None,
         })
         .await
 }
@@ -92,6 +94,7 @@ async fn run_instances_returns_the_instance_id() {
             incident: &incident,
             subnet_id: "subnet-0a1b2c3d4e5f60718",
             client_token: "t",
+            restored_from: None,
         })
         .await
         .unwrap();

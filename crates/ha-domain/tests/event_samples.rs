@@ -100,6 +100,26 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "WorkloadRelaunched",
         "WorkloadRelaunchFailed",
         "ServerRecovered",
+        "BackupCompleted",
+        "BackupFailed",
+        "BackupStale",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
+}
+
+#[test]
+fn backup_triggers_are_read_from_the_samples() {
+    use ha_domain::backup::{parse_trigger, BackupTrigger};
+    assert_eq!(
+        parse_trigger(&load("backup/scheduled-tick.json")),
+        Ok(BackupTrigger::Tick { tick: "2026-11-22T09:00:00Z".into() })
+    );
+    assert_eq!(
+        parse_trigger(&load("backup/execution-status-change.json")),
+        Ok(BackupTrigger::ExecutionChanged {
+            execution_id: "333ba70b-2333-48db-b17e-a5e69c6f4d1c".into(),
+            document: "BackupOutpostsServerLinuxInstanceToEBS".into(),
+            status: "Success".into(),
+        })
+    );
 }

@@ -3,6 +3,7 @@
 //!   PROPTEST_CASES=1000000 cargo test -p ha-domain --test fuzz_parsers
 
 use ha_domain::alarm::{classify_transition, parse_alarm_notification};
+use ha_domain::backup::{parse_trigger, stateful_instance_from_tags, BackupTrigger};
 use ha_domain::contract::ProjectEvent;
 use ha_domain::model::workload_from_tags;
 use ha_domain::timefmt::{format_timestamp, parse_timestamp};
@@ -50,6 +51,10 @@ const KEYS: &[&str] = &[
     "workloads",
     "subnets",
     "priority",
+    "ExecutionId",
+    "Definition",
+    "Status",
+    "time",
 ];
 
 const STRINGS: &[&str] = &[
@@ -61,6 +66,10 @@ const STRINGS: &[&str] = &[
     "ConnectedStatus",
     "op-0123456789abcdef0",
     "outposts-ha-x",
+    "Scheduled Event",
+    "EC2 Automation Execution Status-change Notification",
+    "/outposts-ha/prod/pos",
+    "4h",
     "2026-11-22T10:00:00.123+0000",
     "2026-11-22T10:00:00Z",
     "RelaunchRequested",
@@ -124,6 +133,9 @@ const SAMPLES: &[&str] = &[
     "alarm/lambda-action-server-down.json",
     "contract/RelaunchRequested.json",
     "contract/WorkloadRelaunched.json",
+    "contract/BackupCompleted.json",
+    "backup/scheduled-tick.json",
+    "backup/execution-status-change.json",
 ];
 
 proptest! {
@@ -150,6 +162,9 @@ proptest! {
                 let _ = classify_transition(&t, "outposts-ha-");
             }
         }
+        if let Ok(BackupTrigger::ExecutionChanged { execution_id, .. }) = parse_trigger(&doc) {
+            prop_assert!(!execution_id.is_empty());
+        }
         if let Ok(event) = serde_json::from_value::<ProjectEvent>(doc) {
             // What parses must serialize back to a parseable event.
             let again: Value = serde_json::from_str(&event.detail_json()).unwrap();
@@ -173,6 +188,7 @@ proptest! {
         prop_oneof![prop::sample::select(&[
             "outposts-ha:protected-server", "outposts-ha:subnets", "outposts-ha:priority",
             "outposts-ha:workload", "outposts-ha:launch-template-version",
+            "outposts-ha:backup-parameter", "outposts-ha:backup-interval",
         ][..]).prop_map(str::to_string), ".{0,12}"],
         prop_oneof![prop::sample::select(STRINGS).prop_map(str::to_string), "[ -~]{0,60}"],
         0..6,
@@ -180,6 +196,10 @@ proptest! {
         let tags: BTreeMap<String, String> = tags;
         if let Ok(w) = workload_from_tags("lt-1", "name", &tags) {
             prop_assert!(!w.subnets.is_empty() && w.subnets.len() <= ha_domain::model::MAX_DESTINATIONS);
+        }
+        if let Ok(s) = stateful_instance_from_tags("i-1", None, &tags, "prod") {
+            prop_assert!(s.parameter.starts_with("/outposts-ha/prod/"));
+            prop_assert!(s.interval_seconds.is_none_or(|i| i >= 60));
         }
     }
 }

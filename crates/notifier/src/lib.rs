@@ -50,7 +50,7 @@ impl Notifier {
             return Ok(NotifyOutcome::Skipped { reason: format!("{} is not for people", event.detail_type()) });
         };
         let message_id = self.topic.publish(&n.subject, &n.body, &n.attributes).await?;
-        info!(event_type = event.detail_type(), server_id = event.server_id(), severity = n.severity.as_str(), %message_id, "notification published");
+        info!(event_type = event.detail_type(), server_id = event.server_id().unwrap_or("-"), severity = n.severity.as_str(), %message_id, "notification published");
         Ok(NotifyOutcome::Published { event_type: event.detail_type().into(), subject: n.subject, message_id })
     }
 }

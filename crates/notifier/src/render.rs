@@ -1,6 +1,7 @@
 //! Pure rendering of a project event into what a person reads and a machine filters on.
 
 use ha_domain::contract::ProjectEvent;
+use ha_domain::timefmt::human_duration;
 
 /// SNS limits subjects to 100 printable ASCII characters without line breaks.
 pub const MAX_SUBJECT: usize = 100;
@@ -125,6 +126,11 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
                         .filter_map(|d| d.error_code.as_ref().map(|c| format!("  - {}: {}", d.subnet_id, c))),
                 );
             }
+            if let Some(r) = &e.restored_from {
+                let age = r.age_seconds.map(|s| format!(" taken {} ago", human_duration(s))).unwrap_or_default();
+                let at = r.taken_at.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+                what.push(format!("Restored from {}{age}{at}, named by {}.", r.image_id, r.parameter));
+            }
             if e.adopted {
                 what.push(
                     "An earlier, interrupted attempt had already launched it; it was adopted, not launched twice."
@@ -153,7 +159,19 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
                     .iter()
                     .map(|d| format!("  - {}: {}", d.subnet_id, d.error_code.as_deref().unwrap_or("accepted"))),
             );
-            let (severity, subject, next) = if e.manual_action_required {
+            let no_backup =
+                matches!(e.error_code.as_str(), "NoBackup" | "BackupImageMissing" | "BackupImageUnavailable");
+            let (severity, subject, next) = if no_backup {
+                (
+                    Severity::Critical,
+                    format!("[CRITICAL] MANUAL ACTION NEEDED: {} from {} has no usable backup", e.workload, e.server_id),
+                    vec![
+                        "MANUAL ACTION NEEDED: a stateful workload is only launched from its backup, and there is none usable.".into(),
+                        "Look for BackupFailed / BackupStale messages about this workload's instance.".into(),
+                        "Point the backup parameter at a known-good backup AMI, then launch the workload by hand.".into(),
+                    ],
+                )
+            } else if e.manual_action_required {
                 (
                     Severity::Critical,
                     format!("[CRITICAL] MANUAL ACTION NEEDED: {} from {} not relaunched", e.workload, e.server_id),
@@ -194,6 +212,95 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
                 ],
             )
         }
+        ProjectEvent::BackupCompleted(e) => {
+            let who = instance_label(&e.instance_id, e.workload.as_deref());
+            let mut what = vec![
+                format!(
+                    "Backup of {who} finished: {} (taken {}, {} ago).",
+                    e.image_id,
+                    e.taken_at,
+                    human_duration(e.backup_age_seconds)
+                ),
+                format!("The runbook took {} (execution {}).", human_duration(e.duration_seconds), e.execution_id),
+                format!("Snapshots: {}.", e.snapshot_ids.join(", ")),
+            ];
+            what.push(match (e.parameter_moved, &e.previous_image_id) {
+                (true, Some(previous)) => format!("{} now names {} (was {previous}).", e.parameter, e.image_id),
+                (true, None) => format!("{} created, naming {}.", e.parameter, e.image_id),
+                (false, Some(current)) if current == &e.image_id => {
+                    format!("{} already named {}.", e.parameter, e.image_id)
+                }
+                (false, current) => format!(
+                    "{} was left on {}, a newer backup.",
+                    e.parameter,
+                    current.as_deref().unwrap_or("its current value")
+                ),
+            });
+            if e.pruned.is_empty() {
+                what.push("No old backups were pruned.".into());
+            } else {
+                what.push(format!("Pruned {} old backup(s):", e.pruned.len()));
+                what.extend(e.pruned.iter().map(|p| {
+                    format!("  - {} from {} with {} snapshot(s)", p.image_id, p.taken_at, p.snapshot_ids.len())
+                }));
+            }
+            (
+                Severity::Info,
+                format!("[INFO] Backup of {who} done: {}", e.image_id),
+                what,
+                vec!["Nothing. A relaunch of this workload now starts from this backup.".into()],
+            )
+        }
+        ProjectEvent::BackupFailed(e) => {
+            let who = instance_label(&e.instance_id, e.workload.as_deref());
+            let mut what = vec![format!("Backup of {who} FAILED ({}).", e.status), format!("Reason: {}", e.reason)];
+            if let Some(step) = &e.failed_step {
+                what.push(format!("Failing step: {step}."));
+            }
+            if !e.execution_id.is_empty() {
+                what.push(format!("Execution {}.", e.execution_id));
+            }
+            what.push(match (&e.parameter, &e.parameter_image_id) {
+                (Some(p), Some(image)) => {
+                    format!("{p} still names the previous backup {image}; a relaunch would use it.")
+                }
+                (Some(p), None) => {
+                    format!("{p} names no backup yet: this workload cannot be relaunched from a backup.")
+                }
+                (None, _) => "The instance names no usable backup parameter.".into(),
+            });
+            if let Some(image) = &e.unused_image_id {
+                what.push(format!("The execution made {image}, which was NOT adopted; inspect or deregister it."));
+            }
+            (
+                Severity::Warning,
+                format!("[WARNING] Backup of {who} failed: {}", e.status),
+                what,
+                vec![
+                    "Open the execution in Systems Manager > Automation to see the failing step's output.".into(),
+                    "The next schedule tick tries again; watch for BackupStale if it keeps failing.".into(),
+                ],
+            )
+        }
+        ProjectEvent::BackupStale(e) => {
+            let who = instance_label(&e.instance_id, e.workload.as_deref());
+            let mut what = vec![
+                format!("Backups of {who} are STALE: {}.", e.reason),
+                format!("Recovery point objective: {}.", human_duration(e.rpo_seconds)),
+            ];
+            if let (Some(image), Some(at)) = (&e.newest_image_id, &e.newest_taken_at) {
+                what.push(format!("Newest good backup: {image}, taken {at}."));
+            }
+            (
+                Severity::Warning,
+                format!("[WARNING] Backups of {who} are stale"),
+                what,
+                vec![
+                    "If this server failed now, its workload would lose more data than the RPO allows.".into(),
+                    "Look for BackupFailed messages and check the instance's backup tags.".into(),
+                ],
+            )
+        }
     };
 
     let mut body = what.join("\n");
@@ -203,11 +310,14 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
     let json = serde_json::to_value(event).unwrap_or_default();
     body.push_str(&serde_json::to_string_pretty(&json).unwrap_or_default());
 
-    let mut attributes = vec![
-        ("event_type", event.detail_type().to_string()),
-        ("severity", severity.as_str().to_string()),
-        ("server_id", event.server_id().to_string()),
-    ];
+    let mut attributes =
+        vec![("event_type", event.detail_type().to_string()), ("severity", severity.as_str().to_string())];
+    if let Some(server) = event.server_id() {
+        attributes.push(("server_id", server.to_string()));
+    }
+    if let Some(instance) = instance_of(event) {
+        attributes.push(("instance_id", instance.to_string()));
+    }
     if let Some(incident) = incident_of(event) {
         attributes.push(("incident_id", incident.to_string()));
     }
@@ -222,6 +332,24 @@ fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::WorkloadRelaunched(e) => Some(&e.incident_id),
         ProjectEvent::WorkloadRelaunchFailed(e) => Some(&e.incident_id),
         ProjectEvent::ServerRecovered(e) => e.incident_id.as_deref(),
+        ProjectEvent::BackupCompleted(_) | ProjectEvent::BackupFailed(_) | ProjectEvent::BackupStale(_) => None,
+    }
+}
+
+fn instance_of(event: &ProjectEvent) -> Option<&str> {
+    match event {
+        ProjectEvent::BackupCompleted(e) => Some(&e.instance_id),
+        ProjectEvent::BackupFailed(e) => Some(&e.instance_id),
+        ProjectEvent::BackupStale(e) => Some(&e.instance_id),
+        _ => None,
+    }
+}
+
+/// `pos-db (i-0abc…)` or just the instance id.
+fn instance_label(instance_id: &str, workload: Option<&str>) -> String {
+    match workload {
+        Some(w) => format!("{w} ({instance_id})"),
+        None => instance_id.to_string(),
     }
 }
 

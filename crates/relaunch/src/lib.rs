@@ -3,11 +3,12 @@
 //! one refuses, and reports each outcome on the bus. No polling, no sleeping.
 
 use futures::stream::{self, StreamExt};
+use ha_domain::aws::backups::BackupStore;
 use ha_domain::aws::bus::EventBus;
 use ha_domain::aws::fleet::{Fleet, LaunchRequest};
 use ha_domain::aws::ledger::{ClaimAttempt, Ledger, Settlement};
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
-use ha_domain::contract::{ProjectEvent, RelaunchRequested, WorkloadRelaunchFailed, WorkloadRelaunched};
+use ha_domain::contract::{ProjectEvent, RelaunchRequested, RestoredFrom, WorkloadRelaunchFailed, WorkloadRelaunched};
 use ha_domain::error::{AwsFailure, HandlerError};
 use ha_domain::incident::{client_token, IncidentId};
 use ha_domain::launch::{
@@ -15,7 +16,7 @@ use ha_domain::launch::{
 };
 use ha_domain::metrics;
 use ha_domain::model::Workload;
-use ha_domain::timefmt::{format_timestamp, now, parse_timestamp};
+use ha_domain::timefmt::{format_timestamp, human_duration, now, parse_timestamp};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn, Instrument};
@@ -63,7 +64,7 @@ enum WorkloadResult {
     /// An outcome event to emit: `fresh` when settled now, not when re-emitted after a
     /// lost report (metrics count each outcome once).
     Report {
-        event: ProjectEvent,
+        event: Box<ProjectEvent>,
         fresh: bool,
     },
     AlreadyHandled,
@@ -74,6 +75,7 @@ pub struct Relaunch {
     config: Config,
     ledger: Ledger,
     fleet: Fleet,
+    backups: BackupStore,
     bus: EventBus,
 }
 
@@ -83,6 +85,7 @@ impl Relaunch {
             config,
             aws_sdk_dynamodb::Client::new(sdk),
             aws_sdk_ec2::Client::new(sdk),
+            aws_sdk_ssm::Client::new(sdk),
             aws_sdk_eventbridge::Client::new(sdk),
         )
     }
@@ -91,10 +94,12 @@ impl Relaunch {
         config: Config,
         dynamodb: aws_sdk_dynamodb::Client,
         ec2: aws_sdk_ec2::Client,
+        ssm: aws_sdk_ssm::Client,
         events: aws_sdk_eventbridge::Client,
     ) -> Self {
         Relaunch {
             ledger: Ledger::new(dynamodb, &config.store.ledger_table, config.store.retention_days),
+            backups: BackupStore::new(ec2.clone(), ssm, &config.stack_name),
             fleet: Fleet::new(ec2),
             bus: EventBus::new(events, &config.store.event_bus_name),
             config,
@@ -141,6 +146,7 @@ impl Relaunch {
         for (name, result) in results {
             match result {
                 WorkloadResult::Report { event, fresh } => {
+                    let event = *event;
                     match &event {
                         ProjectEvent::WorkloadRelaunched(_) => report.launched.push(name),
                         _ => report.failed.push(name),
@@ -230,7 +236,7 @@ impl Relaunch {
                         error!("settled claim has no readable outcome to re-emit");
                         return Ok(WorkloadResult::AlreadyHandled);
                     };
-                    return Ok(WorkloadResult::Report { event, fresh: false });
+                    return Ok(WorkloadResult::Report { event: Box::new(event), fresh: false });
                 }
             },
         }
@@ -238,25 +244,41 @@ impl Relaunch {
         // Events on the bus can come from elsewhere than alarm-handler: never trust a list.
         if w.subnets.is_empty() {
             error!("the request names no destination for this workload");
-            let event = ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
-                incident_id: req.incident_id.clone(),
-                server_id: req.server_id.clone(),
-                workload: w.name.clone(),
-                launch_template_id: w.launch_template_id.clone(),
-                error_code: "NoDestination".into(),
-                error_message: "the relaunch request lists no subnet for this workload".into(),
-                destinations_tried: Vec::new(),
-                manual_action_required: true,
-                detected_at: req.detected_at.clone(),
-            });
+            let event =
+                cannot_launch(req, w, "NoDestination", "the relaunch request lists no subnet for this workload");
             return self.settle(incident, w, owner, event, None).await;
         }
+
+        // A stateful workload starts from its newest good backup or not at all: an empty
+        // database beside a lost one is worse than an operator deciding.
+        let restored_from = match &w.backup_parameter {
+            None => None,
+            Some(parameter) => match self.newest_backup(parameter).await? {
+                Ok(r) => Some(r),
+                Err((code, message)) => {
+                    error!(%parameter, %code, %message, "no usable backup: manual action required");
+                    let event = cannot_launch(req, w, code, &message);
+                    return self.settle(incident, w, owner, event, None).await;
+                }
+            },
+        };
 
         // A claimant that died after RunInstances left its replacement in EC2: adopt it.
         if let Some(existing) = self.fleet.replacement_of(incident, &w.name).await? {
             let at = format_timestamp(now());
             info!(instance_id = %existing.instance_id, "adopting the replacement an interrupted attempt launched");
-            let event = relaunched(req, w, &existing.instance_id, &existing.subnet_id, Vec::new(), &at, &at, true);
+            let restored = existing.restored_from.as_ref().and_then(|image| {
+                restored_from.clone().filter(|r| &r.image_id == image).or_else(|| {
+                    Some(RestoredFrom {
+                        image_id: image.clone(),
+                        parameter: String::new(),
+                        taken_at: None,
+                        age_seconds: None,
+                    })
+                })
+            });
+            let event = relaunched(req, w, &existing.instance_id, &existing.subnet_id, Vec::new(), &at, &at, true)
+                .with_restored_from(restored);
             return self
                 .settle(incident, w, owner, event, Some((&existing.instance_id, &existing.subnet_id, &at, &at)))
                 .await;
@@ -268,13 +290,20 @@ impl Relaunch {
             let subnet = &w.subnets[index];
             let token = client_token(incident, &w.name, index);
             let requested_at = format_timestamp(now());
-            let launch = LaunchRequest { workload: w, incident, subnet_id: subnet, client_token: &token };
+            let launch = LaunchRequest {
+                workload: w,
+                incident,
+                subnet_id: subnet,
+                client_token: &token,
+                restored_from: restored_from.as_ref(),
+            };
             match self.fleet.launch(&launch).await {
                 Ok(instance_id) => {
                     let accepted_at = format_timestamp(now());
                     info!(instance_id = %instance_id, subnet_id = %subnet, "replacement launched");
                     tried.push(DestinationAttempt { subnet_id: subnet.clone(), error_code: None, error_message: None });
-                    let event = relaunched(req, w, &instance_id, subnet, tried, &requested_at, &accepted_at, false);
+                    let event = relaunched(req, w, &instance_id, subnet, tried, &requested_at, &accepted_at, false)
+                        .with_restored_from(restored_from.clone());
                     return self
                         .settle(incident, w, owner, event, Some((&instance_id, subnet, &requested_at, &accepted_at)))
                         .await;
@@ -309,6 +338,36 @@ impl Relaunch {
         }
     }
 
+    /// The backup the parameter names, checked to exist and be available; otherwise the
+    /// error code and message the failure report carries.
+    async fn newest_backup(&self, parameter: &str) -> Result<Result<RestoredFrom, (&'static str, String)>, AwsFailure> {
+        let Some(image_id) = self.backups.parameter(parameter).await? else {
+            return Ok(Err((
+                "NoBackup",
+                format!("the backup parameter {parameter} does not exist: no backup to restore from"),
+            )));
+        };
+        let image = match self.backups.image(&image_id).await? {
+            None => {
+                return Ok(Err(("BackupImageMissing", format!("{parameter} names {image_id}, which does not exist"))));
+            }
+            Some(i) if i.state != "available" => {
+                let message = format!("{parameter} names {image_id}, which is {}", i.state);
+                return Ok(Err(("BackupImageUnavailable", message)));
+            }
+            Some(i) => i,
+        };
+        let taken_at = image.taken_at();
+        let age_seconds = taken_at.map(|t| (now() - t).whole_seconds().max(0));
+        info!(%image_id, age = %age_seconds.map(human_duration).unwrap_or_else(|| "unknown".into()), "restoring from backup");
+        Ok(Ok(RestoredFrom {
+            image_id,
+            parameter: parameter.to_string(),
+            taken_at: taken_at.map(format_timestamp),
+            age_seconds,
+        }))
+    }
+
     async fn settle(
         &self,
         incident: &IncidentId,
@@ -327,12 +386,27 @@ impl Relaunch {
             outcome_event: &outcome_event,
         };
         if self.ledger.settle(incident, &w.name, owner, &settlement, now().unix_timestamp()).await? {
-            Ok(WorkloadResult::Report { event, fresh: true })
+            Ok(WorkloadResult::Report { event: Box::new(event), fresh: true })
         } else {
             warn!("another claimant took this workload over; it reports the outcome");
             Ok(WorkloadResult::AlreadyHandled)
         }
     }
+}
+
+/// A workload that cannot be launched at all (no destination, no backup).
+fn cannot_launch(req: &RelaunchRequested, w: &Workload, code: &str, message: &str) -> ProjectEvent {
+    ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
+        incident_id: req.incident_id.clone(),
+        server_id: req.server_id.clone(),
+        workload: w.name.clone(),
+        launch_template_id: w.launch_template_id.clone(),
+        error_code: code.into(),
+        error_message: message.into(),
+        destinations_tried: Vec::new(),
+        manual_action_required: true,
+        detected_at: req.detected_at.clone(),
+    })
 }
 
 fn attempt_failed(subnet: &str, f: &AwsFailure) -> DestinationAttempt {
@@ -366,6 +440,7 @@ fn relaunched(
         launch_requested_at: requested_at.to_string(),
         launch_accepted_at: accepted_at.to_string(),
         adopted,
+        restored_from: None,
     })
 }
 

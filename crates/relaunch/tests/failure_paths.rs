@@ -28,6 +28,7 @@ fn request(subnets: &[&str]) -> serde_json::Value {
             protected_server: ServerId::parse("op-0123456789abcdef0").unwrap(),
             subnets: subnets.iter().map(|s| s.to_string()).collect(),
             priority: 1,
+            backup_parameter: None,
         }],
     }))
     .unwrap()
@@ -65,6 +66,7 @@ async fn throttled_launch_releases_the_claim_and_asks_lambda_to_retry() {
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &release, &settle]),
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &throttled]),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let err =
@@ -110,6 +112,7 @@ async fn an_unmodeled_ec2_error_moves_to_the_fallback_destination() {
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &refused, &accepted]),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let report =
@@ -144,6 +147,7 @@ async fn a_rejected_report_is_an_error_so_the_outcome_is_emitted_again() {
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &accepted]),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&rejected]),
     );
     let err = handler.handle(request(&["subnet-0a1b2c3d4e5f60718"]), "req-1").await.unwrap_err();
@@ -169,6 +173,7 @@ async fn a_request_without_destinations_fails_the_workload_instead_of_panicking(
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch]),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let report = handler.handle(request(&[]), "req-1").await.unwrap();

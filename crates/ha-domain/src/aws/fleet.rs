@@ -1,6 +1,7 @@
 //! EC2: workloads declared on launch templates, replacements found and launched.
 
 use super::failure;
+use crate::contract::RestoredFrom;
 use crate::error::AwsFailure;
 use crate::incident::IncidentId;
 use crate::model::{tag, workload_from_tags, RejectedWorkload, ServerId, Workload};
@@ -17,6 +18,8 @@ pub struct Fleet {
 pub struct ExistingReplacement {
     pub instance_id: String,
     pub subnet_id: String,
+    /// The backup AMI it was launched from, by its tag.
+    pub restored_from: Option<String>,
 }
 
 /// Everything RunInstances needs for one attempt at one destination.
@@ -25,6 +28,8 @@ pub struct LaunchRequest<'a> {
     pub incident: &'a IncidentId,
     pub subnet_id: &'a str,
     pub client_token: &'a str,
+    /// Stateful workloads: launch from this backup instead of the template's image.
+    pub restored_from: Option<&'a RestoredFrom>,
 }
 
 fn filter(name: &str, values: &[&str]) -> Filter {
@@ -92,6 +97,12 @@ impl Fleet {
                 Some(ExistingReplacement {
                     instance_id: i.instance_id()?.to_string(),
                     subnet_id: i.subnet_id().unwrap_or_default().to_string(),
+                    restored_from: i
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == Some(tag::RESTORED_FROM))
+                        .and_then(|t| t.value())
+                        .map(str::to_string),
                 })
             })
             .min_by(|a, b| a.instance_id.cmp(&b.instance_id)))
@@ -101,12 +112,18 @@ impl Fleet {
     /// network settings are not the destination), and the ClientToken makes a retry by a
     /// later claimant return the same instance instead of a second one.
     pub async fn launch(&self, r: &LaunchRequest<'_>) -> Result<String, AwsFailure> {
-        let tags = [
+        let mut tags = vec![
             (tag::WORKLOAD, r.workload.name.as_str()),
             (tag::INCIDENT, r.incident.as_str()),
             (tag::SOURCE_SERVER, r.workload.protected_server.as_str()),
             (tag::ROLE, tag::ROLE_REPLACEMENT),
         ];
+        if let Some(backup) = r.restored_from {
+            tags.push((tag::RESTORED_FROM, backup.image_id.as_str()));
+            if let Some(taken_at) = &backup.taken_at {
+                tags.push((tag::BACKUP_TAKEN_AT, taken_at.as_str()));
+            }
+        }
         let spec = TagSpecification::builder()
             .resource_type(ResourceType::Instance)
             .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
@@ -121,6 +138,7 @@ impl Fleet {
                     .build(),
             )
             .subnet_id(r.subnet_id)
+            .set_image_id(r.restored_from.map(|b| b.image_id.clone()))
             .min_count(1)
             .max_count(1)
             .client_token(r.client_token)

@@ -5,6 +5,8 @@
 //! | `SERVER#op-…`      | `OPEN_INCIDENT`  | which incident holds the server             |
 //! | `INCIDENT#inc-…`   | `META`           | the incident: server, alarm, times, status  |
 //! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
+//! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
+//! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
 //!
 //! Conditional writes make each piece of work happen once under concurrent redelivery.
 //! Every item carries `expires_at` (epoch seconds) for the table's TTL.
@@ -371,6 +373,34 @@ impl Ledger {
             .await
             .map_err(|e| failure("UpdateItem", &e))?;
         Ok(())
+    }
+
+    /// The marker recorded under (`pk`, `sk`), if any.
+    pub async fn marker(&self, pk: &str, sk: &str) -> Result<Option<String>, AwsFailure> {
+        Ok(self.get(pk.to_string(), sk.to_string()).await?.and_then(|item| get_s(&item, "marker").map(str::to_string)))
+    }
+
+    /// Records `marker` under (`pk`, `sk`) unless that very marker is already there; true
+    /// when this call recorded it (the caller announces, a duplicate stays quiet).
+    pub async fn record_marker(&self, pk: &str, sk: &str, marker: &str, now_epoch: i64) -> Result<bool, AwsFailure> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("sk", s(sk))
+            .item("marker", s(marker))
+            .item("recorded_epoch", n(now_epoch))
+            .item("expires_at", self.expires_at(now_epoch))
+            .condition_expression("attribute_not_exists(pk) OR marker <> :marker")
+            .expression_attribute_values(":marker", s(marker))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed!(e) => Ok(false),
+            Err(e) => Err(failure("PutItem", &e)),
+        }
     }
 
     /// Gives a claim back after a transient failure, so the retried event can take it.

@@ -1,6 +1,8 @@
 //! Thin adapters between the pure domain and AWS. Each turns SDK results into domain
 //! types and SDK errors into [`AwsFailure`]; none makes decisions.
 
+pub mod automation;
+pub mod backups;
 pub mod bus;
 pub mod fleet;
 pub mod ledger;

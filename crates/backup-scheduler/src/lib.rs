@@ -1,0 +1,627 @@
+//! backup-scheduler: on each schedule tick, starts the backup runbook for the stateful
+//! instances that are due (bounded, never two at once per instance) and reports backup
+//! age against the RPO; on each finished execution, checks and tags the AMI, moves the
+//! workload's parameter to it, prunes old backups and reports what happened.
+
+use futures::stream::{self, StreamExt};
+use ha_domain::aws::automation::Automation;
+use ha_domain::aws::backups::{BackupStore, InstanceFacts};
+use ha_domain::aws::bus::EventBus;
+use ha_domain::aws::ledger::Ledger;
+use ha_domain::backup::{
+    choose_prunable, decide_parameter_move, judge_execution, orphan_snapshots, parse_trigger, plan_tick, start_token,
+    stateful_instance_from_tags, BackupAge, BackupImage, BackupTrigger, ExecutionFacts, ExecutionVerdict,
+    MisdeclaredInstance, NotStarted, ParameterMove, ParameterValue, StatefulInstance, TickFacts,
+};
+use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
+use ha_domain::contract::{BackupCompleted, BackupFailed, BackupStale, ProjectEvent, PrunedBackup};
+use ha_domain::error::{AwsFailure, HandlerError, Retry};
+use ha_domain::metrics;
+use ha_domain::model::tag;
+use ha_domain::timefmt::{format_timestamp, human_duration, now};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use tracing::{error, info, warn, Instrument};
+
+pub const DEFAULT_DOCUMENT: &str = "BackupOutpostsServerLinuxInstanceToEBS";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: IncidentStore,
+    pub stack_name: String,
+    /// The runbook and how it is called.
+    pub document: String,
+    /// Extra runbook parameters for every execution (e.g. `TemporaryInstancesType`).
+    pub document_parameters: BTreeMap<String, Vec<String>>,
+    pub instance_parameter: String,
+    /// The runbook parameter that takes the instance's subnet; empty: none.
+    pub subnet_parameter: String,
+    /// The execution output naming the AMI it made.
+    pub image_output: String,
+    /// Passed as the runbook's `AssumeRole` when set.
+    pub automation_role_arn: Option<String>,
+    /// Executions of the runbook in flight at once, across the account.
+    pub max_concurrent: usize,
+    /// Backups kept per instance.
+    pub keep: usize,
+    pub rpo_seconds: i64,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &EnvReader<F>) -> Result<Self, ConfigError> {
+        let raw_parameters = env.optional("BACKUP_DOCUMENT_PARAMETERS", "{}");
+        let document_parameters = parse_document_parameters(&raw_parameters).map_err(|expected| {
+            ConfigError::Malformed { name: "BACKUP_DOCUMENT_PARAMETERS", value: raw_parameters.clone(), expected }
+        })?;
+        let role = env.optional("BACKUP_AUTOMATION_ROLE_ARN", "");
+        let automation_role_arn =
+            if role.is_empty() { None } else { Some(env.arn("BACKUP_AUTOMATION_ROLE_ARN", "iam")?) };
+        Ok(Config {
+            store: IncidentStore::from_env(env)?,
+            stack_name: env.required("STACK_NAME")?,
+            document: env.optional("BACKUP_DOCUMENT", DEFAULT_DOCUMENT),
+            document_parameters,
+            instance_parameter: env.optional("BACKUP_INSTANCE_PARAMETER", "InstanceId"),
+            // Set but empty means "the runbook takes no subnet".
+            subnet_parameter: env.raw("BACKUP_SUBNET_PARAMETER").unwrap_or_else(|| "SubnetId".into()),
+            image_output: env.optional("BACKUP_IMAGE_OUTPUT", "createAMIFromSnapshot.ImageId"),
+            automation_role_arn,
+            max_concurrent: env.number(
+                "BACKUP_MAX_CONCURRENT",
+                10,
+                1..=90,
+                "expected 1 to 90 (the account allows 100)",
+            )?,
+            keep: env.number("BACKUP_KEEP", 3, 1..=100, "expected 1 to 100 backups per instance")?,
+            rpo_seconds: env.number(
+                "BACKUP_RPO_SECONDS",
+                86_400,
+                60..=31_536_000,
+                "expected seconds from 60 to a year",
+            )?,
+        })
+    }
+}
+
+/// `{"Name": "value"}` or `{"Name": ["v1", "v2"]}`, as the runbook's parameters.
+fn parse_document_parameters(text: &str) -> Result<BTreeMap<String, Vec<String>>, &'static str> {
+    const EXPECTED: &str = "expected a JSON object of parameter names to strings or lists of strings";
+    let value: Value = serde_json::from_str(text).map_err(|_| EXPECTED)?;
+    let object = value.as_object().ok_or(EXPECTED)?;
+    let mut parameters = BTreeMap::new();
+    for (name, v) in object {
+        let values = match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => {
+                items.iter().map(|i| i.as_str().map(str::to_string)).collect::<Option<Vec<_>>>().ok_or(EXPECTED)?
+            }
+            _ => return Err(EXPECTED),
+        };
+        parameters.insert(name.clone(), values);
+    }
+    Ok(parameters)
+}
+
+/// What one invocation did; also the function's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "trigger", rename_all = "snake_case")]
+pub enum BackupReport {
+    Tick(TickReport),
+    Execution(ExecutionReport),
+    Ignored { reason: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TickReport {
+    /// (instance, execution id)
+    pub started: Vec<(String, String)>,
+    pub not_started: Vec<(String, NotStarted)>,
+    pub start_failed: Vec<(String, String)>,
+    pub stale: Vec<String>,
+    pub misdeclared: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecutionReport {
+    pub execution_id: String,
+    pub outcome: ExecutionOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionOutcome {
+    Completed {
+        image_id: String,
+        parameter_moved: bool,
+        pruned: Vec<String>,
+    },
+    Failed {
+        reason: String,
+    },
+    /// Already reported by an earlier delivery.
+    Duplicate,
+    NotOurs {
+        reason: String,
+    },
+}
+
+pub struct BackupScheduler {
+    config: Config,
+    store: BackupStore,
+    automation: Automation,
+    ledger: Ledger,
+    bus: EventBus,
+}
+
+impl BackupScheduler {
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        Self::from_clients(
+            config,
+            aws_sdk_ec2::Client::new(sdk),
+            aws_sdk_ssm::Client::new(sdk),
+            aws_sdk_dynamodb::Client::new(sdk),
+            aws_sdk_eventbridge::Client::new(sdk),
+        )
+    }
+
+    pub fn from_clients(
+        config: Config,
+        ec2: aws_sdk_ec2::Client,
+        ssm: aws_sdk_ssm::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+        events: aws_sdk_eventbridge::Client,
+    ) -> Self {
+        BackupScheduler {
+            store: BackupStore::new(ec2, ssm.clone(), &config.stack_name),
+            automation: Automation::new(ssm, &config.document),
+            ledger: Ledger::new(dynamodb, &config.store.ledger_table, config.store.retention_days),
+            bus: EventBus::new(events, &config.store.event_bus_name),
+            config,
+        }
+    }
+
+    pub async fn handle(&self, event: Value) -> Result<BackupReport, HandlerError> {
+        match parse_trigger(&event) {
+            Ok(BackupTrigger::Tick { tick }) => {
+                let span = tracing::info_span!("backup_tick", tick = %tick);
+                self.tick(&tick).instrument(span).await.map(BackupReport::Tick)
+            }
+            Ok(BackupTrigger::ExecutionChanged { execution_id, document, status }) => {
+                if document != self.config.document {
+                    info!(%document, "status change of another runbook; ignored");
+                    return Ok(BackupReport::Ignored { reason: format!("runbook {document} is not ours") });
+                }
+                if !ha_domain::backup::is_final_status(&status) {
+                    return Ok(BackupReport::Ignored { reason: format!("status {status} is not final") });
+                }
+                let span = tracing::info_span!("backup_execution", execution_id = %execution_id);
+                self.finished(&execution_id).instrument(span).await.map(BackupReport::Execution)
+            }
+            Err(reason) => {
+                warn!(%reason, "not an event backup-scheduler handles");
+                Ok(BackupReport::Ignored { reason })
+            }
+        }
+    }
+
+    async fn tick(&self, tick: &str) -> Result<TickReport, HandlerError> {
+        let (instances, misdeclared) = self.store.stateful_instances().await?;
+        let backups = self.store.backups(None).await?;
+        let in_flight = self.automation.in_flight(&self.config.instance_parameter).await?;
+        let now = now();
+        let plan = plan_tick(&TickFacts {
+            instances: &instances,
+            backups: &backups,
+            in_flight: &in_flight.instances,
+            executions_in_flight: in_flight.executions,
+            max_concurrent: self.config.max_concurrent,
+            rpo_seconds: self.config.rpo_seconds,
+            now,
+        });
+        let mut report = TickReport { not_started: plan.not_started.clone(), ..Default::default() };
+
+        let by_id: BTreeMap<&str, &StatefulInstance> = instances.iter().map(|i| (i.instance_id.as_str(), i)).collect();
+        let starts: Vec<(String, Result<String, AwsFailure>)> = stream::iter(plan.start.iter())
+            .map(|id| {
+                let instance = by_id[id.as_str()];
+                async move { (id.clone(), self.start(instance, tick).await) }
+            })
+            .buffer_unordered(self.config.max_concurrent)
+            .collect()
+            .await;
+        let mut events = Vec::new();
+        let mut transient = 0;
+        for (instance_id, result) in starts {
+            match result {
+                Ok(execution_id) => {
+                    info!(%instance_id, %execution_id, "backup started");
+                    report.started.push((instance_id, execution_id));
+                }
+                Err(f) if f.code == "AutomationExecutionLimitExceededException" => {
+                    warn!(%instance_id, "the account's automation limit is reached; the next tick tries again");
+                    report.not_started.push((instance_id, NotStarted::Deferred));
+                }
+                Err(f) if f.retry == Retry::CanHelp => {
+                    warn!(%instance_id, failure = %f, "transient failure starting a backup; the tick will be retried");
+                    transient += 1;
+                    report.start_failed.push((instance_id, f.to_string()));
+                }
+                Err(f) => {
+                    error!(%instance_id, failure = %f, "the backup runbook could not be started");
+                    let instance = by_id[instance_id.as_str()];
+                    events.push(ProjectEvent::BackupFailed(BackupFailed {
+                        instance_id: instance_id.clone(),
+                        workload: instance.workload.clone(),
+                        server_id: instance.server_id.clone(),
+                        execution_id: String::new(),
+                        status: "NotStarted".into(),
+                        failed_step: Some("StartAutomationExecution".into()),
+                        reason: f.to_string(),
+                        parameter: Some(instance.parameter.clone()),
+                        parameter_image_id: None,
+                        unused_image_id: None,
+                    }));
+                    report.start_failed.push((instance_id, f.to_string()));
+                }
+            }
+        }
+
+        for age in &plan.ages {
+            if let Some(seconds) = age.age_seconds {
+                metrics::publish_for_instance(
+                    &self.config.stack_name,
+                    &age.instance_id,
+                    ("BackupAgeSeconds", seconds as f64, metrics::Unit::Seconds),
+                );
+            }
+            if age.stale {
+                let instance = by_id[age.instance_id.as_str()];
+                if let Some(event) = self.stale_once(instance, age, now.unix_timestamp()).await? {
+                    events.push(event);
+                }
+                report.stale.push(age.instance_id.clone());
+            }
+        }
+        for m in &misdeclared {
+            warn!(instance_id = %m.instance_id, reason = %m.reason, "instance tagged for backup cannot be backed up");
+            if let Some(event) = self.misdeclared_once(m, now.unix_timestamp()).await? {
+                events.push(event);
+            }
+            report.misdeclared.push(m.instance_id.clone());
+        }
+        self.bus.publish(&events).await?;
+        info!(
+            declared = instances.len(),
+            started = report.started.len(),
+            not_started = report.not_started.len(),
+            start_failed = report.start_failed.len(),
+            stale = report.stale.len(),
+            misdeclared = report.misdeclared.len(),
+            executions_in_flight = in_flight.executions,
+            "backup tick finished"
+        );
+        if transient > 0 {
+            return Err(HandlerError::PartlyTransient(transient));
+        }
+        Ok(report)
+    }
+
+    async fn start(&self, instance: &StatefulInstance, tick: &str) -> Result<String, AwsFailure> {
+        let mut parameters = self.config.document_parameters.clone();
+        parameters.insert(self.config.instance_parameter.clone(), vec![instance.instance_id.clone()]);
+        if let (false, Some(subnet)) = (self.config.subnet_parameter.is_empty(), &instance.subnet_id) {
+            parameters.entry(self.config.subnet_parameter.clone()).or_insert_with(|| vec![subnet.clone()]);
+        }
+        if let Some(role) = &self.config.automation_role_arn {
+            parameters.insert("AssumeRole".into(), vec![role.clone()]);
+        }
+        let token = start_token(&self.config.stack_name, &instance.instance_id, tick);
+        let tags = [(tag::STACK, self.config.stack_name.as_str()), (tag::BACKUP_OF, instance.instance_id.as_str())];
+        self.automation.start(&parameters, &token, &tags).await
+    }
+
+    /// BackupStale once per (instance, newest backup): the next tick stays quiet until a
+    /// newer backup goes stale too.
+    async fn stale_once(
+        &self,
+        instance: &StatefulInstance,
+        age: &BackupAge,
+        now_epoch: i64,
+    ) -> Result<Option<ProjectEvent>, AwsFailure> {
+        let marker = age.newest.as_ref().map_or("none", |b| b.image_id.as_str());
+        if !self.ledger.record_marker(&format!("BACKUP#{}", instance.instance_id), "STALE", marker, now_epoch).await? {
+            return Ok(None);
+        }
+        let reason = match (&age.newest, age.age_seconds) {
+            (Some(b), Some(seconds)) => format!(
+                "the newest good backup {} is {} old; the RPO is {}",
+                b.image_id,
+                human_duration(seconds),
+                human_duration(self.config.rpo_seconds)
+            ),
+            _ => "there is no good backup of this instance yet".into(),
+        };
+        warn!(instance_id = %instance.instance_id, %reason, "backup is stale");
+        Ok(Some(ProjectEvent::BackupStale(BackupStale {
+            instance_id: instance.instance_id.clone(),
+            workload: instance.workload.clone(),
+            server_id: instance.server_id.clone(),
+            parameter: Some(instance.parameter.clone()),
+            newest_image_id: age.newest.as_ref().map(|b| b.image_id.clone()),
+            newest_taken_at: age.newest.as_ref().map(|b| format_timestamp(b.taken_at)),
+            age_seconds: age.age_seconds,
+            rpo_seconds: self.config.rpo_seconds,
+            reason,
+        })))
+    }
+
+    async fn misdeclared_once(
+        &self,
+        m: &MisdeclaredInstance,
+        now_epoch: i64,
+    ) -> Result<Option<ProjectEvent>, AwsFailure> {
+        if !self.ledger.record_marker(&format!("BACKUP#{}", m.instance_id), "STALE", &m.reason, now_epoch).await? {
+            return Ok(None);
+        }
+        Ok(Some(ProjectEvent::BackupStale(BackupStale {
+            instance_id: m.instance_id.clone(),
+            workload: m.workload.clone(),
+            server_id: None,
+            parameter: None,
+            newest_image_id: None,
+            newest_taken_at: None,
+            age_seconds: None,
+            rpo_seconds: self.config.rpo_seconds,
+            reason: format!("not backed up: {}", m.reason),
+        })))
+    }
+
+    async fn finished(&self, execution_id: &str) -> Result<ExecutionReport, HandlerError> {
+        let report = |outcome| ExecutionReport { execution_id: execution_id.to_string(), outcome };
+        let reported_pk = format!("BACKUP#{execution_id}");
+        if self.ledger.marker(&reported_pk, "REPORTED").await?.is_some() {
+            info!("already reported; duplicate status change ignored");
+            return Ok(report(ExecutionOutcome::Duplicate));
+        }
+        let Some(facts) = self.automation.execution(execution_id).await? else {
+            warn!("SSM does not know this execution; ignored");
+            return Ok(report(ExecutionOutcome::NotOurs { reason: "execution not found".into() }));
+        };
+        let Some(instance_id) = facts.parameters.get(&self.config.instance_parameter).and_then(|v| v.first()).cloned()
+        else {
+            warn!("the execution names no instance; ignored");
+            return Ok(report(ExecutionOutcome::NotOurs {
+                reason: format!("no {} parameter", self.config.instance_parameter),
+            }));
+        };
+        let span = tracing::info_span!("backup", instance_id = %instance_id);
+        async {
+            let (event, outcome) = self.settle(&facts, &instance_id).await?;
+            self.bus.publish(std::slice::from_ref(&event)).await?;
+            self.ledger.record_marker(&reported_pk, "REPORTED", "reported", now().unix_timestamp()).await?;
+            Ok(report(outcome))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Does what a finished execution calls for and returns the event that reports it.
+    async fn settle(
+        &self,
+        facts: &ExecutionFacts,
+        instance_id: &str,
+    ) -> Result<(ProjectEvent, ExecutionOutcome), AwsFailure> {
+        let instance = self.store.instance(instance_id).await?;
+        let live = instance.as_ref().filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down"));
+        let declared = live.map(|i| stateful_instance_from_tags(instance_id, None, &i.tags, &self.config.stack_name));
+        let tags_of = |i: Option<&InstanceFacts>, key: &str| i.and_then(|i| i.tags.get(key).cloned());
+        let failed =
+            |reason: String, failed_step: Option<String>, unused_image_id: Option<String>, parameter_image_id| {
+                error!(%reason, "backup failed; the parameter is left alone");
+                let event = ProjectEvent::BackupFailed(BackupFailed {
+                    instance_id: instance_id.to_string(),
+                    workload: tags_of(instance.as_ref(), tag::WORKLOAD),
+                    server_id: tags_of(instance.as_ref(), tag::PROTECTED_SERVER),
+                    execution_id: facts.execution_id.clone(),
+                    status: facts.status.clone(),
+                    failed_step,
+                    reason: reason.clone(),
+                    parameter: tags_of(instance.as_ref(), tag::BACKUP_PARAMETER),
+                    parameter_image_id,
+                    unused_image_id,
+                });
+                (event, ExecutionOutcome::Failed { reason })
+            };
+        let parameter_now = match tags_of(instance.as_ref(), tag::BACKUP_PARAMETER) {
+            Some(p) if ha_domain::model::is_parameter_name(&p) => self.store.parameter(&p).await?,
+            _ => None,
+        };
+
+        let image_id = match judge_execution(facts, &self.config.image_output) {
+            ExecutionVerdict::Produced { image_id } => image_id,
+            ExecutionVerdict::Failed { failed_step, reason } => {
+                return Ok(failed(reason, failed_step, None, parameter_now))
+            }
+            ExecutionVerdict::Unfinished => {
+                return Err(AwsFailure {
+                    operation: "GetAutomationExecution",
+                    code: "ExecutionNotFinal".into(),
+                    message: format!("the event said final but the execution is {}", facts.status),
+                    retry: Retry::CanHelp,
+                })
+            }
+        };
+        let declared = match declared {
+            None => {
+                let state = instance.as_ref().map_or("gone", |i| i.state.as_str());
+                let reason = format!("instance {instance_id} is {state}; its backup {image_id} is not adopted");
+                return Ok(failed(reason, None, Some(image_id), parameter_now));
+            }
+            Some(Err(m)) => return Ok(failed(m.reason, None, Some(image_id), parameter_now)),
+            Some(Ok(d)) => d,
+        };
+        let image = match self.store.image(&image_id).await? {
+            None => {
+                return Ok(failed(format!("the AMI {image_id} it names does not exist"), None, None, parameter_now))
+            }
+            Some(i) if i.state != "available" => {
+                let reason = format!("the AMI {image_id} is {}, not available", i.state);
+                return Ok(failed(reason, None, Some(image_id), parameter_now));
+            }
+            Some(i) => i,
+        };
+
+        let taken_at = facts.started_at.unwrap_or_else(now);
+        let completed_at = facts.ended_at.unwrap_or_else(now);
+        let taken_at_text = format_timestamp(taken_at);
+        let mut resources = vec![image_id.clone()];
+        resources.extend(image.snapshot_ids.iter().cloned());
+        let mut tags = vec![
+            (tag::STACK, self.config.stack_name.as_str()),
+            (tag::BACKUP_OF, instance_id),
+            (tag::BACKUP_EXECUTION, facts.execution_id.as_str()),
+            (tag::BACKUP_TAKEN_AT, taken_at_text.as_str()),
+        ];
+        if let Some(w) = &declared.workload {
+            tags.push((tag::WORKLOAD, w.as_str()));
+        }
+        self.store.tag(&resources, &tags).await?;
+        let backup = BackupImage {
+            image_id: image_id.clone(),
+            instance_id: instance_id.to_string(),
+            taken_at,
+            snapshot_ids: image.snapshot_ids.clone(),
+        };
+
+        let current = match &parameter_now {
+            Some(current) => {
+                let taken_at = self.store.image(current).await?.and_then(|i| i.taken_at());
+                Some(ParameterValue { image_id: current.clone(), taken_at })
+            }
+            None => None,
+        };
+        let parameter_moved = match decide_parameter_move(current.as_ref(), &backup) {
+            ParameterMove::Move => {
+                let description = format!("Newest good backup of {instance_id} (outposts-ha)");
+                self.store.put_parameter(&declared.parameter, &image_id, &description).await?;
+                info!(parameter = %declared.parameter, %image_id, "parameter moved to the new backup");
+                true
+            }
+            ParameterMove::AlreadyThere => false,
+            ParameterMove::KeepNewer { current } => {
+                warn!(%current, "the parameter already names a newer backup; left there");
+                false
+            }
+        };
+        let in_use = if parameter_moved { Some(image_id.clone()) } else { parameter_now.clone() };
+        let pruned = self.prune(instance_id, &backup, in_use.as_deref()).await?;
+
+        let event = ProjectEvent::BackupCompleted(BackupCompleted {
+            instance_id: instance_id.to_string(),
+            workload: declared.workload.clone(),
+            server_id: declared.server_id.clone(),
+            execution_id: facts.execution_id.clone(),
+            parameter: declared.parameter.clone(),
+            image_id: image_id.clone(),
+            snapshot_ids: image.snapshot_ids.clone(),
+            taken_at: taken_at_text,
+            completed_at: format_timestamp(completed_at),
+            duration_seconds: (completed_at - taken_at).whole_seconds().max(0),
+            backup_age_seconds: (now() - taken_at).whole_seconds().max(0),
+            parameter_moved,
+            previous_image_id: parameter_now,
+            pruned: pruned.clone(),
+        });
+        let outcome = ExecutionOutcome::Completed {
+            image_id,
+            parameter_moved,
+            pruned: pruned.into_iter().map(|p| p.image_id).collect(),
+        };
+        Ok((event, outcome))
+    }
+
+    /// Keeps the newest backups and the one in use; deregisters each other image before
+    /// deleting its snapshots, and sweeps snapshots an interrupted prune left behind.
+    async fn prune(
+        &self,
+        instance_id: &str,
+        just_made: &BackupImage,
+        in_use: Option<&str>,
+    ) -> Result<Vec<PrunedBackup>, AwsFailure> {
+        let mut backups = self.store.backups(Some(instance_id)).await?;
+        // A listing right after tagging may not show the new backup yet.
+        if !backups.iter().any(|b| b.image_id == just_made.image_id) {
+            backups.push(just_made.clone());
+        }
+        let protected: Vec<&str> = in_use.into_iter().chain([just_made.image_id.as_str()]).collect();
+        let prunable = choose_prunable(&backups, instance_id, self.config.keep, &protected);
+        let mut pruned = Vec::new();
+        for b in &prunable {
+            self.store.deregister(&b.image_id).await?;
+            for snapshot in &b.snapshot_ids {
+                self.store.delete_snapshot(snapshot).await?;
+            }
+            info!(image_id = %b.image_id, snapshots = b.snapshot_ids.len(), "old backup pruned");
+            pruned.push(PrunedBackup {
+                image_id: b.image_id.clone(),
+                snapshot_ids: b.snapshot_ids.clone(),
+                taken_at: format_timestamp(b.taken_at),
+            });
+        }
+        let kept: Vec<BackupImage> = backups.into_iter().filter(|b| !prunable.contains(b)).collect();
+        for snapshot in orphan_snapshots(&self.store.tagged_snapshots(instance_id).await?, &kept) {
+            warn!(snapshot_id = %snapshot, "deleting a backup snapshot whose image is gone");
+            self.store.delete_snapshot(&snapshot).await?;
+        }
+        Ok(pruned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: [(&str, &str); 3] = [("LEDGER_TABLE", "t"), ("EVENT_BUS_NAME", "b"), ("STACK_NAME", "s")];
+
+    #[test]
+    fn defaults_are_the_published_runbook() {
+        let c = Config::from_env(&EnvReader::from_pairs(&BASE)).unwrap();
+        assert_eq!(c.document, DEFAULT_DOCUMENT);
+        assert_eq!((c.instance_parameter.as_str(), c.subnet_parameter.as_str()), ("InstanceId", "SubnetId"));
+        assert_eq!(c.image_output, "createAMIFromSnapshot.ImageId");
+        assert_eq!((c.max_concurrent, c.keep, c.rpo_seconds), (10, 3, 86_400));
+        assert_eq!(c.automation_role_arn, None);
+    }
+
+    #[test]
+    fn document_parameters_accept_strings_and_lists() {
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            "BACKUP_DOCUMENT_PARAMETERS",
+            r#"{"TemporaryInstancesType": "c6id.large", "Exclusions": ["/tmp", "/var/cache"]}"#,
+        ));
+        pairs.push(("BACKUP_SUBNET_PARAMETER", ""));
+        let c = Config::from_env(&EnvReader::from_pairs(&pairs)).unwrap();
+        assert_eq!(c.document_parameters["TemporaryInstancesType"], vec!["c6id.large"]);
+        assert_eq!(c.document_parameters["Exclusions"], vec!["/tmp", "/var/cache"]);
+        assert_eq!(c.subnet_parameter, "");
+    }
+
+    #[test]
+    fn bad_configuration_names_the_variable() {
+        for (name, value) in [
+            ("BACKUP_DOCUMENT_PARAMETERS", "[1]"),
+            ("BACKUP_DOCUMENT_PARAMETERS", r#"{"A": 5}"#),
+            ("BACKUP_MAX_CONCURRENT", "100"),
+            ("BACKUP_KEEP", "0"),
+            ("BACKUP_RPO_SECONDS", "10"),
+            ("BACKUP_AUTOMATION_ROLE_ARN", "my-role"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((name, value));
+            let err = Config::from_env(&EnvReader::from_pairs(&pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+}
