@@ -33,11 +33,12 @@ export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
 TEMPLATES := infra/template.yaml infra/protected-server.yaml
 
-.PHONY: help test lint lint-infra test-infra demo build deploy protect unprotect servers outputs delete clean
+.PHONY: help test lint lint-infra test-infra demo bench build deploy protect unprotect servers outputs delete clean
 
 help:
 	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
 	@echo "make demo                     the failover story on a local AWS emulator, no AWS account"
+	@echo "make bench                    measure dispatch, calls, cold start and memory into BENCHMARKS.md"
 	@echo "make deploy STACK= EMAIL= ARCH=   build the functions and deploy the stack (arm64 default)"
 	@echo "make protect SERVER=op-…      protect an Outposts server (PERIOD= EVALUATION_PERIODS= DATAPOINTS=)"
 	@echo "make unprotect SERVER=op-…    stop protecting it"
@@ -89,6 +90,16 @@ test: $(TEST_STAMP) lint lint-infra test-infra
 demo: $(TEST_STAMP)
 	@if [ ! -x "$(CARGO_TARGET_DIR)/debug/failover-demo" ]; then echo "==> first run: compiling (several minutes on a cold machine)"; fi
 	cargo run --quiet --locked -p outposts-ha-tests --bin failover-demo
+
+# Benchmarks run the release build for this machine's CPU (cold start and memory are
+# measured by running it), so they stay out of `make test`.
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+HOST_TRIPLE := $(if $(filter arm64,$(HOST_ARCH)),aarch64,x86_64)-unknown-linux-gnu
+
+bench: $(TEST_STAMP)
+	$(MAKE) build ARCH=$(HOST_ARCH)
+	BENCH_BINARIES=$(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release BENCH_ZIPS=$(CACHE)/lambda-$(HOST_ARCH) BENCH_OUT=BENCHMARKS.md \
+	  cargo run --quiet --locked -p outposts-ha-tests --bin bench
 
 # --- deployment --------------------------------------------------------------------
 

@@ -152,3 +152,60 @@ impl Fault for StallAfterLaunch {
         })
     }
 }
+
+/// The API operation a request calls: `X-Amz-Target`'s last part for JSON protocols,
+/// `Action=` for EC2's query protocol.
+pub fn operation_of(request: &HttpRequest) -> String {
+    if let Some(target) = request.headers().get("x-amz-target") {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+    body.split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_string)
+        .unwrap_or_else(|| "Unknown".into())
+}
+
+/// What passed through a [`Delay`]: calls per operation and when each RunInstances was
+/// accepted.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    pub calls: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+    pub launches_accepted: std::sync::Mutex<Vec<std::time::Instant>>,
+}
+
+impl CallLog {
+    pub fn total(&self) -> usize {
+        self.calls.lock().unwrap().values().sum()
+    }
+}
+
+/// Adds a fixed latency to every AWS call, as a slow link to the region would, and logs
+/// the calls.
+#[derive(Debug)]
+pub struct Delay {
+    latency: std::time::Duration,
+    log: Arc<CallLog>,
+}
+
+impl Delay {
+    pub fn new(latency: std::time::Duration, log: Arc<CallLog>) -> Self {
+        Delay { latency, log }
+    }
+}
+
+impl Fault for Delay {
+    fn call(&self, inner: &SharedHttpConnector, request: HttpRequest) -> HttpConnectorFuture {
+        let operation = operation_of(&request);
+        *self.log.calls.lock().unwrap().entry(operation.clone()).or_default() += 1;
+        let (inner, latency, log) = (inner.clone(), self.latency, self.log.clone());
+        HttpConnectorFuture::new(async move {
+            tokio::time::sleep(latency).await;
+            let response = inner.call(request).await;
+            if operation == "RunInstances" && response.as_ref().is_ok_and(|r| r.status().is_success()) {
+                log.launches_accepted.lock().unwrap().push(std::time::Instant::now());
+            }
+            response
+        })
+    }
+}

@@ -6,6 +6,7 @@
 //! mirrored with the template's own event pattern but an SQS queue as target; the router
 //! reads each queue and invokes the handler the template names as that rule's target.
 
+pub mod bench;
 pub mod demo;
 pub mod emulator;
 pub mod faults;

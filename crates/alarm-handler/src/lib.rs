@@ -115,9 +115,11 @@ impl AlarmHandler {
     ) -> Result<Outcome, HandlerError> {
         let now_epoch = now().unix_timestamp();
         let detected_at = format_timestamp(t.state_change_time);
-        let held = self.ledger.claim_server(&server, &derived, now_epoch).await?;
-        let IncidentDecision::Relaunch { incident, continued_from_flap } = decide_incident(&derived, &held);
-        let (workloads, rejected) = self.fleet.workloads_of(&server).await?;
+        // Independent reads and writes go out together: every round trip here delays every launch.
+        let (held, declared) =
+            tokio::join!(self.ledger.claim_server(&server, &derived, now_epoch), self.fleet.workloads_of(&server));
+        let IncidentDecision::Relaunch { incident, continued_from_flap } = decide_incident(&derived, &held?);
+        let (workloads, rejected) = declared?;
         for r in &rejected {
             warn!(launch_template_id = %r.launch_template_id, reason = %r.reason, "launch template tagged for this server is not a usable workload");
         }

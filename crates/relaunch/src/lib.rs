@@ -216,7 +216,21 @@ impl Relaunch {
     ) -> Result<WorkloadResult, AwsFailure> {
         let lease = self.config.claim_lease_seconds;
         let now_epoch = now().unix_timestamp();
-        match self.ledger.claim_workload(incident, &w.name, owner, now_epoch, lease).await? {
+        // The claim, the look for an orphaned replacement and the backup lookup go out
+        // together: each sequential round trip here delays the launch. The reads are
+        // simply dropped when the claim is lost.
+        let backup = async {
+            match &w.backup_parameter {
+                None => Ok(None),
+                Some(parameter) => self.newest_backup(parameter).await.map(Some),
+            }
+        };
+        let (claim, existing, backup) = tokio::join!(
+            self.ledger.claim_workload(incident, &w.name, owner, now_epoch, lease),
+            self.fleet.replacement_of(incident, &w.name),
+            backup
+        );
+        match claim? {
             ClaimAttempt::Won => {}
             ClaimAttempt::Existing { record, outcome_event } => match decide_on_existing_claim(&record, now_epoch) {
                 ClaimDecision::Launch => {}
@@ -251,20 +265,18 @@ impl Relaunch {
 
         // A stateful workload starts from its newest good backup or not at all: an empty
         // database beside a lost one is worse than an operator deciding.
-        let restored_from = match &w.backup_parameter {
+        let restored_from = match backup? {
             None => None,
-            Some(parameter) => match self.newest_backup(parameter).await? {
-                Ok(r) => Some(r),
-                Err((code, message)) => {
-                    error!(%parameter, %code, %message, "no usable backup: manual action required");
-                    let event = cannot_launch(req, w, code, &message);
-                    return self.settle(incident, w, owner, event, None).await;
-                }
-            },
+            Some(Ok(r)) => Some(r),
+            Some(Err((code, message))) => {
+                error!(parameter = ?w.backup_parameter, %code, %message, "no usable backup: manual action required");
+                let event = cannot_launch(req, w, code, &message);
+                return self.settle(incident, w, owner, event, None).await;
+            }
         };
 
         // A claimant that died after RunInstances left its replacement in EC2: adopt it.
-        if let Some(existing) = self.fleet.replacement_of(incident, &w.name).await? {
+        if let Some(existing) = existing? {
             let at = format_timestamp(now());
             info!(instance_id = %existing.instance_id, "adopting the replacement an interrupted attempt launched");
             let restored = existing.restored_from.as_ref().and_then(|image| {

@@ -161,6 +161,8 @@ async fn a_request_without_destinations_fails_the_workload_instead_of_panicking(
     let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let update = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
     let launch = mock!(aws_sdk_ec2::Client::run_instances).then_output(|| RunInstancesOutput::builder().build());
+    let none_yet =
+        mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build());
     let put_events = mock!(aws_sdk_eventbridge::Client::put_events)
         .match_requests(|r| {
             r.entries().iter().any(|e| {
@@ -172,7 +174,7 @@ async fn a_request_without_destinations_fails_the_workload_instead_of_panicking(
     let handler = Relaunch::from_clients(
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch, &none_yet]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );

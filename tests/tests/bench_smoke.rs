@@ -1,0 +1,16 @@
+//! The benchmark's measuring code runs (small, no timing asserted: speed lives in
+//! `make bench`, not in tests) and counts what an incident costs.
+
+use outposts_ha_tests::bench;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_small_dispatch_is_measured_and_its_calls_counted() {
+    let d = bench::dispatch(3, 10, Duration::from_millis(1)).await.unwrap();
+    assert_eq!(d.calls.get("RunInstances"), Some(&3), "{:?}", d.calls);
+    assert_eq!(d.calls.get("DescribeLaunchTemplates"), Some(&1), "{:?}", d.calls);
+    assert!(d.calls.get("Publish").copied().unwrap_or(0) >= 4, "IncidentOpened + 3 WorkloadRelaunched: {:?}", d.calls);
+    assert!(d.product > Duration::ZERO && d.sequential > Duration::ZERO);
+    let table = bench::report(Duration::from_millis(1), &[d], &[]);
+    assert!(table.contains("| 3 | 10 |"), "{table}");
+}
