@@ -6,6 +6,7 @@
     stackctl.py unprotect --stack NAME --server op-...
     stackctl.py servers   --stack NAME
     stackctl.py outputs   --stack NAME
+    stackctl.py unfence   (--instance i-… | --incident inc-…)
     stackctl.py delete    --stack NAME [--purge-backups]
 
 Credentials and region come from the usual AWS environment; AWS_ENDPOINT_URL points it at
@@ -30,6 +31,8 @@ SERVER_TEMPLATE = INFRA / "protected-server.yaml"
 STACK_TAG = "outposts-ha:stack"
 SERVER_TAG = "outposts-ha:protected-server"
 BACKUP_TAG = "outposts-ha:backup-of"
+FENCED_TAG = "outposts-ha:fenced"
+FENCED_GROUPS_TAG = "outposts-ha:fenced-groups"
 # Function name -> the template parameter naming its zip in the artifacts bucket.
 FUNCTIONS = {
     "alarm-handler": "AlarmHandlerCodeKey",
@@ -333,6 +336,30 @@ def cmd_delete(aws: Aws, a: argparse.Namespace) -> None:
     say(f"==> {stack} deleted")
 
 
+def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
+    """Puts fenced originals back: their security groups from the tag, the fencing tags removed."""
+    if bool(a.instance) == bool(a.incident):
+        raise StackError("name exactly one of --instance i-… or --incident inc-…")
+    filters = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    if a.incident:
+        filters.append({"Name": f"tag:{FENCED_TAG}", "Values": [a.incident]})
+        found = aws.ec2.describe_instances(Filters=filters)
+    else:
+        filters.append({"Name": "tag-key", "Values": [FENCED_TAG]})
+        found = aws.ec2.describe_instances(InstanceIds=[a.instance], Filters=filters)
+    instances = [i for r in found["Reservations"] for i in r["Instances"]]
+    if not instances:
+        raise StackError(f"no fenced instance found for {a.instance or a.incident}")
+    for instance in instances:
+        tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+        groups = [g for g in tags.get(FENCED_GROUPS_TAG, "").split(",") if g]
+        if groups:
+            aws.ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], Groups=groups)
+        aws.ec2.delete_tags(Resources=[instance["InstanceId"]], Tags=[{"Key": FENCED_TAG}, {"Key": FENCED_GROUPS_TAG}])
+        restored = f"security groups {', '.join(groups)} restored" if groups else "it was not isolated"
+        say(f"==> {instance['InstanceId']} unfenced: {restored}")
+
+
 def print_outputs(values: dict[str, str]) -> None:
     say("Outputs:")
     for k in sorted(values):
@@ -365,6 +392,11 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_text)
         s.add_argument("--stack", required=True)
         s.set_defaults(run=run)
+
+    u = sub.add_parser("unfence", help="put fenced originals back in service")
+    u.add_argument("--instance", help="one fenced instance, i-…")
+    u.add_argument("--incident", help="every instance fenced for this incident, inc-…")
+    u.set_defaults(run=cmd_unfence)
 
     x = sub.add_parser("delete", help="delete the stack, its server stacks and what the system created")
     x.add_argument("--stack", required=True)

@@ -57,11 +57,13 @@ impl Site {
     /// A launch template declaring one workload of `server_id`, its instances tagged with
     /// the workload (as the README asks of operators).
     pub async fn declare(&self, server_id: &str, name: &str, subnets: &[&str], priority: u32) -> DeclaredWorkload {
-        self.declare_with(server_id, name, subnets, priority, None).await
+        self.declare_with(server_id, name, subnets, priority, None, &[]).await
     }
 
     /// Like [`Site::declare`]; a stateful workload also names its backup parameter, and its
-    /// template's image resolves from it (`resolve:ssm:…`), as the README asks.
+    /// template's image resolves from it (`resolve:ssm:…`), as the README asks. `extra`
+    /// tags go on the template when it is created (moto's DescribeLaunchTemplates does not
+    /// show tags added later with CreateTags).
     pub async fn declare_with(
         &self,
         server_id: &str,
@@ -69,6 +71,7 @@ impl Site {
         subnets: &[&str],
         priority: u32,
         backup_parameter: Option<&str>,
+        extra: &[(&'static str, &str)],
     ) -> DeclaredWorkload {
         let mut lt_tags = vec![
             (tag::PROTECTED_SERVER, server_id.to_string()),
@@ -76,6 +79,7 @@ impl Site {
             (tag::PRIORITY, priority.to_string()),
             (tag::WORKLOAD, name.to_string()),
         ];
+        lt_tags.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let mut instance_tags = vec![Tag::builder().key(tag::WORKLOAD).value(name).build()];
         let image = match backup_parameter {
             Some(p) => {

@@ -238,6 +238,7 @@ impl Stack {
                 store: store.clone(),
                 launch_concurrency,
                 claim_lease_seconds: 300,
+                fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
                 stack_name: STACK_NAME.into(),
             },
             handler_sdk,

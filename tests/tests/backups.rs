@@ -43,7 +43,7 @@ async fn world() -> World {
 impl World {
     async fn stateful(&self, name: &str, extra: &[(&str, &str)]) -> (DeclaredWorkload, String) {
         let parameter = parameter_of(name);
-        let w = self.site.declare_with(SERVER_A, name, &[&self.standby], 10, Some(&parameter)).await;
+        let w = self.site.declare_with(SERVER_A, name, &[&self.standby], 10, Some(&parameter), &[]).await;
         let mut tags = vec![(tag::WORKLOAD, name), (tag::BACKUP_PARAMETER, parameter.as_str())];
         tags.extend_from_slice(extra);
         let instance = self.site.original(&w, &self.home, &tags).await;
@@ -320,7 +320,8 @@ async fn unusable_results_fail_clearly_and_leave_the_parameter_alone() {
 async fn a_relaunch_after_backups_starts_from_the_newest_and_says_how_old_it_is() {
     let w = world().await;
     let (pos, instance) = w.stateful("pos-db", &[]).await;
-    let never = w.site.declare_with(SERVER_A, "ledger-db", &[&w.standby], 20, Some(&parameter_of("ledger-db"))).await;
+    let never =
+        w.site.declare_with(SERVER_A, "ledger-db", &[&w.standby], 20, Some(&parameter_of("ledger-db")), &[]).await;
     let mut newest = String::new();
     for at in ["2026-11-22T09:00:00Z", "2026-11-22T10:00:00Z"] {
         let (_, outcomes) = w.cycle(at).await;

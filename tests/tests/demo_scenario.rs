@@ -16,6 +16,7 @@ async fn the_demo_story_relaunches_server_a_and_tells_the_operator() {
         summary.notifications.iter().any(|s| s.starts_with("[WARNING] Outposts server op-0a1b2c3d4e5f60718 is back")),
         "{text}"
     );
-    assert_eq!(summary.notifications.len(), 5, "{:#?}", summary.notifications);
+    assert!(summary.notifications.iter().any(|s| s.starts_with("[INFO] Incident ") && s.ends_with("closed")), "{text}");
+    assert_eq!(summary.notifications.len(), 6, "{:#?}", summary.notifications);
     assert!(text.contains("Summary") && text.contains("InvalidSubnetID.NotFound"), "{text}");
 }

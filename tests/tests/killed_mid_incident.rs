@@ -40,6 +40,7 @@ async fn a_relaunch_killed_after_ec2_accepted_a_launch_completes_on_redelivery_w
         launch_concurrency: 1,
         claim_lease_seconds: 1,
         stack_name: "t".into(),
+        fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
     };
     let doomed = Relaunch::new(config.clone(), &FaultyClient::new(StallAfterLaunch::new(1)).into_sdk_config(&sdk));
     let killed = tokio::time::timeout(Duration::from_secs(3), doomed.handle(request.clone(), "req-killed")).await;

@@ -21,6 +21,8 @@ pub enum ProjectEvent {
     BackupCompleted(BackupCompleted),
     BackupFailed(BackupFailed),
     BackupStale(BackupStale),
+    OriginalFenced(OriginalFenced),
+    IncidentClosed(IncidentClosed),
 }
 
 impl ProjectEvent {
@@ -35,6 +37,8 @@ impl ProjectEvent {
             ProjectEvent::BackupCompleted(_) => "BackupCompleted",
             ProjectEvent::BackupFailed(_) => "BackupFailed",
             ProjectEvent::BackupStale(_) => "BackupStale",
+            ProjectEvent::OriginalFenced(_) => "OriginalFenced",
+            ProjectEvent::IncidentClosed(_) => "IncidentClosed",
         }
     }
 
@@ -57,6 +61,8 @@ impl ProjectEvent {
             ProjectEvent::BackupCompleted(e) => e.server_id.as_deref(),
             ProjectEvent::BackupFailed(e) => e.server_id.as_deref(),
             ProjectEvent::BackupStale(e) => e.server_id.as_deref(),
+            ProjectEvent::OriginalFenced(e) => Some(&e.server_id),
+            ProjectEvent::IncidentClosed(e) => Some(&e.server_id),
         }
     }
 }
@@ -113,6 +119,10 @@ pub struct WorkloadRelaunched {
     /// True when a previous, interrupted attempt had already launched it and we adopted it.
     #[serde(default)]
     pub adopted: bool,
+    /// Set when the workload already ran as a replacement from this earlier incident (the
+    /// server failed again before fail-back): nothing was launched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub already_replaced_in: Option<String>,
     /// Stateful workloads: the backup the replacement was launched from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<RestoredFrom>,
@@ -226,6 +236,35 @@ pub struct BackupStale {
     pub age_seconds: Option<i64>,
     pub rpo_seconds: i64,
     pub reason: String,
+}
+
+/// An original instance of a replaced workload was fenced when its server came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalFenced {
+    pub incident_id: String,
+    pub server_id: String,
+    pub workload: String,
+    pub instance_id: String,
+    pub replacement_instance_id: String,
+    pub policy: crate::fencing::FencingPolicy,
+    /// What was done: `isolated`, `terminated` or `left running`.
+    pub action: String,
+    /// Isolate: the groups it had (kept in its `outposts-ha:fenced-groups` tag).
+    #[serde(default)]
+    pub previous_security_groups: Vec<String>,
+    pub quarantine_security_group: Option<String>,
+}
+
+/// The server is back and every original of a replaced workload was handled: the
+/// incident is closed and the server may open a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentClosed {
+    pub incident_id: String,
+    pub server_id: String,
+    pub recovered_at: String,
+    pub replaced: Vec<String>,
+    pub fenced: Vec<String>,
+    pub summary: String,
 }
 
 #[cfg(test)]

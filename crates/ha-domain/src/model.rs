@@ -41,6 +41,16 @@ pub mod tag {
     pub const STACK: &str = "outposts-ha:stack";
     /// On a replacement of a stateful workload: the backup AMI it was launched from.
     pub const RESTORED_FROM: &str = "outposts-ha:restored-from";
+
+    /// On a launch template (optional): what happens to the workload's originals when
+    /// their server comes back (`isolate`, `terminate`, `notify`); default: the stack's.
+    pub const FENCING: &str = "outposts-ha:fencing";
+    /// On a fenced original: the incident whose replacement it was fenced for.
+    pub const FENCED: &str = "outposts-ha:fenced";
+    /// On an isolated original: its security groups before the quarantine, comma-separated.
+    pub const FENCED_GROUPS: &str = "outposts-ha:fenced-groups";
+    /// On the quarantine security group of a VPC.
+    pub const QUARANTINE: &str = "outposts-ha:quarantine";
 }
 
 pub const DEFAULT_PRIORITY: u32 = 100;

@@ -103,6 +103,8 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "BackupCompleted",
         "BackupFailed",
         "BackupStale",
+        "OriginalFenced",
+        "IncidentClosed",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

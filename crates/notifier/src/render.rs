@@ -131,7 +131,12 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
                 let at = r.taken_at.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
                 what.push(format!("Restored from {}{age}{at}, named by {}.", r.image_id, r.parameter));
             }
-            if e.adopted {
+            if let Some(earlier) = &e.already_replaced_in {
+                what.push(format!(
+                    "Nothing was launched: the workload already runs as {}, the replacement from incident {earlier}.",
+                    e.replacement_instance_id
+                ));
+            } else if e.adopted {
                 what.push(
                     "An earlier, interrupted attempt had already launched it; it was adopted, not launched twice."
                         .into(),
@@ -301,6 +306,51 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
                 ],
             )
         }
+        ProjectEvent::OriginalFenced(e) => {
+            let mut what = vec![
+                format!(
+                    "Original {} of workload {} on Outposts server {} was {} (policy {}).",
+                    e.instance_id,
+                    e.workload,
+                    e.server_id,
+                    e.action,
+                    e.policy.as_str()
+                ),
+                format!("Its replacement {} keeps serving. Incident {}.", e.replacement_instance_id, e.incident_id),
+            ];
+            if let Some(q) = &e.quarantine_security_group {
+                what.push(format!(
+                    "Security groups {} were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its tag outposts-ha:fenced-groups.",
+                    e.previous_security_groups.join(", ")
+                ));
+            }
+            let next = match e.action.as_str() {
+                "isolated" => vec![
+                    "Copy any data you need from the isolated original, then terminate it.".to_string(),
+                    format!("To put it back in service instead: make unfence INSTANCE={}", e.instance_id),
+                ],
+                "terminated" => vec!["Nothing: only the replacement runs now.".to_string()],
+                _ => vec![format!(
+                    "MANUAL ACTION NEEDED: two copies of {} are running; stop one before they diverge.",
+                    e.workload
+                )],
+            };
+            let severity = if e.action.starts_with("left running") { Severity::Critical } else { Severity::Warning };
+            let label = if severity == Severity::Critical { "CRITICAL" } else { "WARNING" };
+            (severity, format!("[{label}] Original {} of {} {}", e.instance_id, e.workload, e.action), what, next)
+        }
+        ProjectEvent::IncidentClosed(e) => (
+            Severity::Info,
+            format!("[INFO] Incident {} on {} closed", e.incident_id, e.server_id),
+            vec![
+                format!(
+                    "Outposts server {} is back (at {}); incident {} is closed.",
+                    e.server_id, e.recovered_at, e.incident_id
+                ),
+                e.summary.clone(),
+            ],
+            vec!["Plan the fail-back: the replacements keep serving until you move the workloads home.".into()],
+        ),
     };
 
     let mut body = what.join("\n");
@@ -332,6 +382,8 @@ fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::WorkloadRelaunched(e) => Some(&e.incident_id),
         ProjectEvent::WorkloadRelaunchFailed(e) => Some(&e.incident_id),
         ProjectEvent::ServerRecovered(e) => e.incident_id.as_deref(),
+        ProjectEvent::OriginalFenced(e) => Some(&e.incident_id),
+        ProjectEvent::IncidentClosed(e) => Some(&e.incident_id),
         ProjectEvent::BackupCompleted(_) | ProjectEvent::BackupFailed(_) | ProjectEvent::BackupStale(_) => None,
     }
 }
@@ -341,6 +393,7 @@ fn instance_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::BackupCompleted(e) => Some(&e.instance_id),
         ProjectEvent::BackupFailed(e) => Some(&e.instance_id),
         ProjectEvent::BackupStale(e) => Some(&e.instance_id),
+        ProjectEvent::OriginalFenced(e) => Some(&e.instance_id),
         _ => None,
     }
 }

@@ -5,20 +5,29 @@
 use futures::stream::{self, StreamExt};
 use ha_domain::aws::backups::BackupStore;
 use ha_domain::aws::bus::EventBus;
+use ha_domain::aws::fleet::FencingCandidate;
 use ha_domain::aws::fleet::{Fleet, LaunchRequest};
 use ha_domain::aws::ledger::{ClaimAttempt, Ledger, Settlement};
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
-use ha_domain::contract::{ProjectEvent, RelaunchRequested, RestoredFrom, WorkloadRelaunchFailed, WorkloadRelaunched};
+use ha_domain::contract::{
+    IncidentClosed, OriginalFenced, ProjectEvent, RelaunchRequested, RestoredFrom, ServerRecovered,
+    WorkloadRelaunchFailed, WorkloadRelaunched,
+};
 use ha_domain::error::{AwsFailure, HandlerError};
+use ha_domain::fencing::{
+    choose_originals, groups_from_tag, groups_tag_value, policy_for, FenceAction, FencingPolicy, ReplacedWorkload,
+};
 use ha_domain::incident::{client_token, IncidentId};
 use ha_domain::launch::{
     after_launch_failure, decide_on_existing_claim, launch_order, AfterFailure, ClaimDecision, DestinationAttempt,
 };
 use ha_domain::metrics;
 use ha_domain::model::Workload;
+use ha_domain::model::{tag, ServerId};
 use ha_domain::timefmt::{format_timestamp, human_duration, now, parse_timestamp};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use tracing::{error, info, warn, Instrument};
 
 #[derive(Debug, Clone)]
@@ -31,6 +40,9 @@ pub struct Config {
     pub claim_lease_seconds: i64,
     /// The `Stack` dimension of the metrics this function publishes.
     pub stack_name: String,
+    /// What happens to originals of replaced workloads when their server comes back,
+    /// unless a launch template's `outposts-ha:fencing` tag says otherwise.
+    pub fencing_policy: FencingPolicy,
 }
 
 impl Config {
@@ -45,6 +57,14 @@ impl Config {
                 "expected seconds from 30 to 3600",
             )?,
             stack_name: env.optional("STACK_NAME", "outposts-ha"),
+            fencing_policy: {
+                let text = env.optional("FENCING_POLICY", "isolate");
+                FencingPolicy::parse(&text).ok_or(ConfigError::Malformed {
+                    name: "FENCING_POLICY",
+                    value: text,
+                    expected: "expected isolate, terminate or notify",
+                })?
+            },
         })
     }
 }
@@ -58,6 +78,11 @@ pub struct RelaunchReport {
     pub already_handled: Vec<String>,
     pub retry_later: Vec<String>,
     pub ignored: Option<String>,
+    /// Originals fenced when their server came back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fenced: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incident_closed: bool,
 }
 
 enum WorkloadResult {
@@ -110,6 +135,10 @@ impl Relaunch {
     pub async fn handle(&self, event: Value, invocation_id: &str) -> Result<RelaunchReport, HandlerError> {
         let request = match serde_json::from_value::<ProjectEvent>(event) {
             Ok(ProjectEvent::RelaunchRequested(r)) => r,
+            Ok(ProjectEvent::ServerRecovered(r)) => {
+                let span = tracing::info_span!("fence", incident_id = ?r.incident_id, server_id = %r.server_id);
+                return self.fence(r).instrument(span).await;
+            }
             Ok(other) => {
                 info!(detail_type = other.detail_type(), "not a relaunch request; ignored");
                 return Ok(RelaunchReport { ignored: Some(other.detail_type().into()), ..Default::default() });
@@ -263,6 +292,36 @@ impl Relaunch {
             return self.settle(incident, w, owner, event, None).await;
         }
 
+        // Already replaced: a claimant that died after RunInstances left its replacement in
+        // EC2, or an earlier incident's replacement still runs (the server failed again
+        // before fail-back). Adopt it; never launch a second copy.
+        if let Some(existing) = existing? {
+            let at = format_timestamp(now());
+            let earlier = existing.incident.clone().filter(|i| i != incident.as_str());
+            match &earlier {
+                Some(other) => {
+                    info!(instance_id = %existing.instance_id, earlier_incident = %other, "the workload already runs as an earlier incident's replacement")
+                }
+                None => {
+                    info!(instance_id = %existing.instance_id, "adopting the replacement an interrupted attempt launched")
+                }
+            }
+            let restored = existing.restored_from.as_ref().map(|image| RestoredFrom {
+                image_id: image.clone(),
+                parameter: w.backup_parameter.clone().unwrap_or_default(),
+                taken_at: None,
+                age_seconds: None,
+            });
+            let mut event = relaunched(req, w, &existing.instance_id, &existing.subnet_id, Vec::new(), &at, &at, true)
+                .with_restored_from(restored);
+            if let ProjectEvent::WorkloadRelaunched(r) = &mut event {
+                r.already_replaced_in = earlier;
+            }
+            return self
+                .settle(incident, w, owner, event, Some((&existing.instance_id, &existing.subnet_id, &at, &at)))
+                .await;
+        }
+
         // A stateful workload starts from its newest good backup or not at all: an empty
         // database beside a lost one is worse than an operator deciding.
         let restored_from = match backup? {
@@ -274,27 +333,6 @@ impl Relaunch {
                 return self.settle(incident, w, owner, event, None).await;
             }
         };
-
-        // A claimant that died after RunInstances left its replacement in EC2: adopt it.
-        if let Some(existing) = existing? {
-            let at = format_timestamp(now());
-            info!(instance_id = %existing.instance_id, "adopting the replacement an interrupted attempt launched");
-            let restored = existing.restored_from.as_ref().and_then(|image| {
-                restored_from.clone().filter(|r| &r.image_id == image).or_else(|| {
-                    Some(RestoredFrom {
-                        image_id: image.clone(),
-                        parameter: String::new(),
-                        taken_at: None,
-                        age_seconds: None,
-                    })
-                })
-            });
-            let event = relaunched(req, w, &existing.instance_id, &existing.subnet_id, Vec::new(), &at, &at, true)
-                .with_restored_from(restored);
-            return self
-                .settle(incident, w, owner, event, Some((&existing.instance_id, &existing.subnet_id, &at, &at)))
-                .await;
-        }
 
         let mut tried: Vec<DestinationAttempt> = Vec::new();
         let mut index = 0;
@@ -348,6 +386,147 @@ impl Relaunch {
                 }
             }
         }
+    }
+
+    /// The server is back: fence the originals of the workloads this incident replaced,
+    /// per policy, then close the incident. Redelivery finds them fenced and does nothing.
+    async fn fence(&self, r: ServerRecovered) -> Result<RelaunchReport, HandlerError> {
+        let mut report = RelaunchReport { incident_id: r.incident_id.clone(), ..Default::default() };
+        let (Some(incident), Ok(server)) = (r.incident_id.as_deref(), ServerId::parse(&r.server_id)) else {
+            info!("no open incident for the server: nothing to fence");
+            report.ignored = Some("no open incident".into());
+            return Ok(report);
+        };
+        let incident = IncidentId::from_stored(incident);
+        let mut replaced = Vec::new();
+        for (status, outcome) in self.ledger.outcomes_of(&incident).await? {
+            if status == "launching" {
+                // A launch still in flight would leave its original unfenced: come back later.
+                return Err(HandlerError::Transient(AwsFailure {
+                    operation: "Fence",
+                    code: "RelaunchInProgress".into(),
+                    message: "a workload of the incident is still being launched".into(),
+                    retry: ha_domain::error::Retry::CanHelp,
+                }));
+            }
+            if let Some(ProjectEvent::WorkloadRelaunched(w)) = outcome.and_then(|o| serde_json::from_str(&o).ok()) {
+                replaced.push(w);
+            }
+        }
+        let template_ids: Vec<String> =
+            replaced.iter().map(|w| w.launch_template_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let template_tags = self.fleet.template_tags(&template_ids).await?;
+        let no_tags = BTreeMap::new();
+        let replaced_workloads: Vec<ReplacedWorkload> = replaced
+            .iter()
+            .map(|w| ReplacedWorkload {
+                workload: w.workload.clone(),
+                replacement_instance_id: w.replacement_instance_id.clone(),
+                policy: policy_for(
+                    template_tags.get(&w.launch_template_id).unwrap_or(&no_tags),
+                    self.config.fencing_policy,
+                ),
+            })
+            .collect();
+        let names: Vec<String> = replaced_workloads.iter().map(|w| w.workload.clone()).collect();
+        let candidates = if names.is_empty() { Vec::new() } else { self.fleet.instances_of(&names).await? };
+        let originals: Vec<_> = candidates.iter().map(|c| c.original.clone()).collect();
+        let actions = choose_originals(incident.as_str(), server.as_str(), &replaced_workloads, &originals);
+
+        let mut events = Vec::new();
+        for action in &actions {
+            let span = tracing::info_span!("original", workload = %action.workload, instance_id = %action.instance_id);
+            let candidate = candidates.iter().find(|c| c.original.instance_id == action.instance_id);
+            let fenced = self.fence_one(&incident, action, candidate).instrument(span).await?;
+            let marker_pk = format!("INCIDENT#{incident}");
+            let marker_sk = format!("FENCED#{}", action.instance_id);
+            let first = self
+                .ledger
+                .record_marker(&marker_pk, &marker_sk, fenced.action.as_str(), now().unix_timestamp())
+                .await?;
+            if first {
+                events.push(ProjectEvent::OriginalFenced(OriginalFenced {
+                    incident_id: incident.to_string(),
+                    server_id: server.to_string(),
+                    workload: action.workload.clone(),
+                    instance_id: action.instance_id.clone(),
+                    replacement_instance_id: action.replacement_instance_id.clone(),
+                    policy: action.policy,
+                    action: fenced.action,
+                    previous_security_groups: fenced.previous_groups,
+                    quarantine_security_group: fenced.quarantine,
+                }));
+            }
+            report.fenced.push(action.instance_id.clone());
+        }
+
+        let summary = format!(
+            "{} workload(s) replaced; {} original(s) fenced on {} ({})",
+            replaced.len(),
+            actions.len(),
+            r.recovered_at,
+            actions.iter().map(|a| format!("{} {}", a.instance_id, a.policy.as_str())).collect::<Vec<_>>().join(", ")
+        );
+        if self.ledger.close_incident(&incident, &server, &summary, now().unix_timestamp()).await? {
+            info!(%summary, "incident closed");
+            events.push(ProjectEvent::IncidentClosed(IncidentClosed {
+                incident_id: incident.to_string(),
+                server_id: server.to_string(),
+                recovered_at: r.recovered_at.clone(),
+                replaced: replaced.iter().map(|w| w.workload.clone()).collect(),
+                fenced: actions.iter().map(|a| a.instance_id.clone()).collect(),
+                summary,
+            }));
+        }
+        report.incident_closed = true;
+        self.bus.publish(&events).await?;
+        Ok(report)
+    }
+
+    async fn fence_one(
+        &self,
+        incident: &IncidentId,
+        action: &FenceAction,
+        candidate: Option<&FencingCandidate>,
+    ) -> Result<Fenced, AwsFailure> {
+        let id = action.instance_id.as_str();
+        let fenced = match (action.policy, candidate.and_then(|c| c.vpc_id.as_deref().map(|v| (c, v)))) {
+            (FencingPolicy::Isolate, Some((c, vpc))) => {
+                let quarantine = self.fleet.quarantine_group(vpc, &self.config.stack_name).await?;
+                // The groups are kept before they are swapped, and never overwritten by a retry
+                // that would only see the quarantine group.
+                let previous = match c.original.tags.get(tag::FENCED_GROUPS) {
+                    Some(kept) => groups_from_tag(kept),
+                    None => {
+                        let groups = c.security_groups.clone();
+                        self.fleet.tag_instance(id, &[(tag::FENCED_GROUPS, &groups_tag_value(&groups))]).await?;
+                        groups
+                    }
+                };
+                self.fleet.set_security_groups(id, std::slice::from_ref(&quarantine)).await?;
+                warn!(%quarantine, previous = ?previous, "original isolated");
+                Fenced { action: "isolated".into(), previous_groups: previous, quarantine: Some(quarantine) }
+            }
+            (FencingPolicy::Terminate, _) => {
+                self.fleet.terminate(id).await?;
+                warn!("original terminated");
+                return Ok(Fenced { action: "terminated".into(), previous_groups: Vec::new(), quarantine: None });
+            }
+            (FencingPolicy::Isolate, None) => {
+                error!("original has no VPC to isolate it in; left running");
+                Fenced {
+                    action: "left running (no VPC to isolate in)".into(),
+                    previous_groups: Vec::new(),
+                    quarantine: None,
+                }
+            }
+            (FencingPolicy::Notify, _) => {
+                warn!("original left running (policy notify)");
+                Fenced { action: "left running".into(), previous_groups: Vec::new(), quarantine: None }
+            }
+        };
+        self.fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
+        Ok(fenced)
     }
 
     /// The backup the parameter names, checked to exist and be available; otherwise the
@@ -406,6 +585,13 @@ impl Relaunch {
     }
 }
 
+/// What fencing did to one original.
+struct Fenced {
+    action: String,
+    previous_groups: Vec<String>,
+    quarantine: Option<String>,
+}
+
 /// A workload that cannot be launched at all (no destination, no backup).
 fn cannot_launch(req: &RelaunchRequested, w: &Workload, code: &str, message: &str) -> ProjectEvent {
     ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
@@ -453,6 +639,7 @@ fn relaunched(
         launch_accepted_at: accepted_at.to_string(),
         adopted,
         restored_from: None,
+        already_replaced_in: None,
     })
 }
 
@@ -460,7 +647,7 @@ fn relaunched(
 /// the replacement, or one relaunch failure.
 fn outcome_metric(e: &ProjectEvent) -> Option<(&'static str, f64, metrics::Unit)> {
     match e {
-        ProjectEvent::WorkloadRelaunched(r) => {
+        ProjectEvent::WorkloadRelaunched(r) if r.already_replaced_in.is_none() => {
             let detected = parse_timestamp(&r.detected_at)?;
             let accepted = parse_timestamp(&r.launch_accepted_at)?;
             Some(("DetectionToLaunchSeconds", (accepted - detected).as_seconds_f64().max(0.0), metrics::Unit::Seconds))

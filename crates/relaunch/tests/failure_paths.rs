@@ -43,6 +43,7 @@ fn config() -> Config {
         },
         launch_concurrency: 4,
         claim_lease_seconds: 300,
+        fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
         stack_name: "test".into(),
     }
 }

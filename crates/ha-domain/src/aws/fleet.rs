@@ -3,9 +3,11 @@
 use super::failure;
 use crate::contract::RestoredFrom;
 use crate::error::AwsFailure;
+use crate::fencing::{server_of_outpost_arn, OriginalCandidate};
 use crate::incident::IncidentId;
 use crate::model::{tag, workload_from_tags, RejectedWorkload, ServerId, Workload};
 use aws_sdk_ec2::types::{Filter, LaunchTemplateSpecification, ResourceType, Tag, TagSpecification};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::BTreeMap;
 
 #[derive(Clone)]
@@ -20,6 +22,8 @@ pub struct ExistingReplacement {
     pub subnet_id: String,
     /// The backup AMI it was launched from, by its tag.
     pub restored_from: Option<String>,
+    /// The incident that launched it.
+    pub incident: Option<String>,
 }
 
 /// Everything RunInstances needs for one attempt at one destination.
@@ -73,8 +77,9 @@ impl Fleet {
         Ok((workloads, rejected))
     }
 
-    /// A live replacement already launched for (incident, workload), if any: the truth in
-    /// EC2 when a claimant died between RunInstances and writing the ledger.
+    /// A live replacement of the workload, if any: the one launched for `incident` (a
+    /// claimant died between RunInstances and writing the ledger), else one an earlier
+    /// incident launched that still runs (the workload already lives on its standby).
     pub async fn replacement_of(
         &self,
         incident: &IncidentId,
@@ -83,12 +88,15 @@ impl Fleet {
         let out = self
             .client
             .describe_instances()
-            .filters(filter(&format!("tag:{}", tag::INCIDENT), &[incident.as_str()]))
             .filters(filter(&format!("tag:{}", tag::WORKLOAD), &[workload]))
+            .filters(filter(&format!("tag:{}", tag::ROLE), &[tag::ROLE_REPLACEMENT]))
             .filters(filter("instance-state-name", &["pending", "running", "stopping", "stopped"]))
             .send()
             .await
             .map_err(|e| failure("DescribeInstances", &e))?;
+        let tag_value = |i: &aws_sdk_ec2::types::Instance, key: &str| {
+            i.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string)
+        };
         Ok(out
             .reservations()
             .iter()
@@ -97,15 +105,14 @@ impl Fleet {
                 Some(ExistingReplacement {
                     instance_id: i.instance_id()?.to_string(),
                     subnet_id: i.subnet_id().unwrap_or_default().to_string(),
-                    restored_from: i
-                        .tags()
-                        .iter()
-                        .find(|t| t.key() == Some(tag::RESTORED_FROM))
-                        .and_then(|t| t.value())
-                        .map(str::to_string),
+                    restored_from: tag_value(i, tag::RESTORED_FROM),
+                    incident: tag_value(i, tag::INCIDENT),
                 })
             })
-            .min_by(|a, b| a.instance_id.cmp(&b.instance_id)))
+            .min_by(|a, b| {
+                let other_incident = |r: &ExistingReplacement| r.incident.as_deref() != Some(incident.as_str());
+                other_incident(a).cmp(&other_incident(b)).then_with(|| a.instance_id.cmp(&b.instance_id))
+            }))
     }
 
     /// One RunInstances at one destination. `SubnetId` is explicit (the template's own
@@ -153,4 +160,163 @@ impl Fleet {
             retry: crate::error::Retry::CanHelp,
         })
     }
+
+    /// Tags of the launch templates, by id (for per-workload settings such as fencing).
+    pub async fn template_tags(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, AwsFailure> {
+        let mut tags = BTreeMap::new();
+        for chunk in ids.chunks(200) {
+            let out = self
+                .client
+                .describe_launch_templates()
+                .set_launch_template_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| failure("DescribeLaunchTemplates", &e))?;
+            for lt in out.launch_templates() {
+                let map =
+                    lt.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
+                tags.insert(lt.launch_template_id().unwrap_or_default().to_string(), map);
+            }
+        }
+        Ok(tags)
+    }
+
+    /// Live instances tagged with one of the workloads, with what fencing needs to know.
+    pub async fn instances_of(&self, workloads: &[String]) -> Result<Vec<FencingCandidate>, AwsFailure> {
+        let mut found = Vec::new();
+        for chunk in workloads.chunks(200) {
+            let names: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let mut pages = self
+                .client
+                .describe_instances()
+                .filters(filter(&format!("tag:{}", tag::WORKLOAD), &names))
+                .filters(filter("instance-state-name", &["pending", "running", "stopping", "stopped"]))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| failure("DescribeInstances", &e))?;
+                for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                    found.push(FencingCandidate {
+                        original: OriginalCandidate {
+                            instance_id: i.instance_id().unwrap_or_default().to_string(),
+                            state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
+                            server_id: i.outpost_arn().and_then(server_of_outpost_arn),
+                            tags: i
+                                .tags()
+                                .iter()
+                                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                                .collect(),
+                        },
+                        vpc_id: i.vpc_id().map(str::to_string),
+                        security_groups: i
+                            .security_groups()
+                            .iter()
+                            .filter_map(|g| g.group_id().map(str::to_string))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The VPC's quarantine group (no rules in or out), created on first use.
+    pub async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure> {
+        let name = format!("outposts-ha-{stack}-quarantine");
+        let existing = || async {
+            let out = self
+                .client
+                .describe_security_groups()
+                .filters(filter("vpc-id", &[vpc_id]))
+                .filters(filter("group-name", &[&name]))
+                .send()
+                .await
+                .map_err(|e| failure("DescribeSecurityGroups", &e))?;
+            Ok::<_, AwsFailure>(out.security_groups().first().and_then(|g| g.group_id()).map(str::to_string))
+        };
+        if let Some(id) = existing().await? {
+            return Ok(id);
+        }
+        let created = self
+            .client
+            .create_security_group()
+            .group_name(&name)
+            .description("Outposts HA quarantine: fenced originals, no traffic in or out")
+            .vpc_id(vpc_id)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::SecurityGroup)
+                    .tags(Tag::builder().key(tag::QUARANTINE).value(stack).build())
+                    .build(),
+            )
+            .send()
+            .await;
+        let id = match created {
+            Ok(out) => out.group_id().unwrap_or_default().to_string(),
+            // Another delivery created it meanwhile.
+            Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
+                return existing().await?.ok_or_else(|| failure("DescribeSecurityGroups", &e));
+            }
+            Err(e) => return Err(failure("CreateSecurityGroup", &e)),
+        };
+        let revoke = self
+            .client
+            .revoke_security_group_egress()
+            .group_id(&id)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("-1")
+                    .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build(),
+            )
+            .send()
+            .await;
+        match revoke {
+            Ok(_) => Ok(id),
+            Err(e) if e.code() == Some("InvalidPermission.NotFound") => Ok(id),
+            Err(e) => Err(failure("RevokeSecurityGroupEgress", &e)),
+        }
+    }
+
+    pub async fn tag_instance(&self, instance_id: &str, tags: &[(&str, &str)]) -> Result<(), AwsFailure> {
+        self.client
+            .create_tags()
+            .resources(instance_id)
+            .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
+            .send()
+            .await
+            .map_err(|e| failure("CreateTags", &e))?;
+        Ok(())
+    }
+
+    /// Replaces the instance's security groups.
+    pub async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
+        self.client
+            .modify_instance_attribute()
+            .instance_id(instance_id)
+            .set_groups(Some(groups.to_vec()))
+            .send()
+            .await
+            .map_err(|e| failure("ModifyInstanceAttribute", &e))?;
+        Ok(())
+    }
+
+    pub async fn terminate(&self, instance_id: &str) -> Result<(), AwsFailure> {
+        match self.client.terminate_instances().instance_ids(instance_id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => Ok(()),
+            Err(e) => Err(failure("TerminateInstances", &e)),
+        }
+    }
+}
+
+/// An instance fencing may act on, with its network facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FencingCandidate {
+    pub original: OriginalCandidate,
+    pub vpc_id: Option<String>,
+    pub security_groups: Vec<String>,
 }

@@ -5,6 +5,7 @@
 //! | `SERVER#op-…`      | `OPEN_INCIDENT`  | which incident holds the server             |
 //! | `INCIDENT#inc-…`   | `META`           | the incident: server, alarm, times, status  |
 //! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
+//! | `INCIDENT#inc-…`   | `FENCED#i-…`     | an original's fencing was reported          |
 //! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
 //! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
 //!
@@ -373,6 +374,74 @@ impl Ledger {
             .await
             .map_err(|e| failure("UpdateItem", &e))?;
         Ok(())
+    }
+
+    /// Every workload item of the incident: (status, outcome event as stored JSON).
+    pub async fn outcomes_of(&self, incident: &IncidentId) -> Result<Vec<(String, Option<String>)>, AwsFailure> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :workload)")
+            .expression_attribute_values(":pk", s(incident_pk(incident)))
+            .expression_attribute_values(":workload", s("WORKLOAD#"))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut outcomes = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| failure("Query", &e))?;
+            outcomes.extend(page.items().iter().map(|i| {
+                let status = get_s(i, "status").unwrap_or(STATUS_LAUNCHING).to_string();
+                (status, get_s(i, "outcome_event").map(str::to_string))
+            }));
+        }
+        Ok(outcomes)
+    }
+
+    /// Closes the incident with its summary and frees the server for a new one. True when
+    /// this call closed it (a redelivery finds it closed).
+    pub async fn close_incident(
+        &self,
+        incident: &IncidentId,
+        server: &ServerId,
+        summary: &str,
+        now_epoch: i64,
+    ) -> Result<bool, AwsFailure> {
+        let closed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_pk(incident)))
+            .key("sk", s(META))
+            .update_expression("SET #status = :closed, summary = :summary, closed_epoch = :now")
+            .condition_expression("attribute_exists(pk) AND #status <> :closed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":closed", s("closed"))
+            .expression_attribute_values(":summary", s(summary))
+            .expression_attribute_values(":now", n(now_epoch))
+            .send()
+            .await;
+        let closed_now = match closed {
+            Ok(_) => true,
+            Err(e) if condition_failed!(e) => false,
+            Err(e) => return Err(failure("UpdateItem", &e)),
+        };
+        let release = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(server_pk(server)))
+            .key("sk", s(OPEN_INCIDENT))
+            .condition_expression("incident_id = :incident")
+            .expression_attribute_values(":incident", s(incident.as_str()))
+            .send()
+            .await;
+        match release {
+            Ok(_) => Ok(closed_now),
+            Err(e) if condition_failed!(e) => Ok(closed_now),
+            Err(e) => Err(failure("DeleteItem", &e)),
+        }
     }
 
     /// The marker recorded under (`pk`, `sk`), if any.

@@ -1,0 +1,191 @@
+//! Fencing, as pure decisions: when a failed server comes back, which of its instances
+//! are originals of workloads replaced in the open incident, and what happens to each.
+
+use crate::model::tag;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What happens to an original whose workload was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FencingPolicy {
+    /// Swap its security groups for the quarantine group; the previous ones are kept in a tag.
+    Isolate,
+    Terminate,
+    /// Touch nothing; tell people.
+    Notify,
+}
+
+impl FencingPolicy {
+    pub fn parse(text: &str) -> Option<FencingPolicy> {
+        match text.trim() {
+            "isolate" => Some(FencingPolicy::Isolate),
+            "terminate" => Some(FencingPolicy::Terminate),
+            "notify" => Some(FencingPolicy::Notify),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FencingPolicy::Isolate => "isolate",
+            FencingPolicy::Terminate => "terminate",
+            FencingPolicy::Notify => "notify",
+        }
+    }
+}
+
+/// A workload the incident replaced, with the policy that applies to its originals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplacedWorkload {
+    pub workload: String,
+    pub replacement_instance_id: String,
+    pub policy: FencingPolicy,
+}
+
+/// An instance carrying a workload tag, as EC2 describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalCandidate {
+    pub instance_id: String,
+    pub state: String,
+    /// The Outposts server it runs on, when EC2 says (`OutpostArn`).
+    pub server_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceAction {
+    pub instance_id: String,
+    pub workload: String,
+    pub replacement_instance_id: String,
+    pub policy: FencingPolicy,
+}
+
+/// The originals to fence: instances of replaced workloads that are not replacements,
+/// still exist, are not known to run elsewhere, and are not fenced for this incident yet.
+/// Instances of workloads that were not replaced are never selected.
+pub fn choose_originals(
+    incident_id: &str,
+    server_id: &str,
+    replaced: &[ReplacedWorkload],
+    candidates: &[OriginalCandidate],
+) -> Vec<FenceAction> {
+    let by_workload: BTreeMap<&str, &ReplacedWorkload> = replaced.iter().map(|r| (r.workload.as_str(), r)).collect();
+    let replacements: BTreeSet<&str> = replaced.iter().map(|r| r.replacement_instance_id.as_str()).collect();
+    let mut actions: Vec<FenceAction> = candidates
+        .iter()
+        .filter_map(|c| {
+            let workload = c.tags.get(tag::WORKLOAD)?;
+            let r = by_workload.get(workload.as_str())?;
+            let is_replacement = c.tags.contains_key(tag::INCIDENT)
+                || c.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT)
+                || replacements.contains(c.instance_id.as_str());
+            let gone = matches!(c.state.as_str(), "shutting-down" | "terminated");
+            let elsewhere = c.server_id.as_deref().is_some_and(|s| s != server_id);
+            let done = c.tags.get(tag::FENCED).map(String::as_str) == Some(incident_id);
+            (!is_replacement && !gone && !elsewhere && !done).then(|| FenceAction {
+                instance_id: c.instance_id.clone(),
+                workload: workload.clone(),
+                replacement_instance_id: r.replacement_instance_id.clone(),
+                policy: r.policy,
+            })
+        })
+        .collect();
+    actions.sort_by(|a, b| a.workload.cmp(&b.workload).then_with(|| a.instance_id.cmp(&b.instance_id)));
+    actions
+}
+
+/// The policy for a workload: its launch template's `outposts-ha:fencing` tag, else the default.
+pub fn policy_for(template_tags: &BTreeMap<String, String>, default: FencingPolicy) -> FencingPolicy {
+    template_tags.get(tag::FENCING).and_then(|p| FencingPolicy::parse(p)).unwrap_or(default)
+}
+
+/// The server id in an Outposts ARN (`arn:aws:outposts:…:outpost/op-…`).
+pub fn server_of_outpost_arn(arn: &str) -> Option<String> {
+    arn.rsplit('/').next().filter(|id| id.starts_with("op-")).map(str::to_string)
+}
+
+/// Security groups as kept in the fenced instance's tag, and back.
+pub fn groups_tag_value(groups: &[String]) -> String {
+    groups.join(",")
+}
+
+pub fn groups_from_tag(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INC: &str = "inc-1";
+    const OP: &str = "op-0000000000000000a";
+
+    fn candidate(id: &str, workload: &str, extra: &[(&str, &str)]) -> OriginalCandidate {
+        let mut tags: BTreeMap<String, String> = [(tag::WORKLOAD.to_string(), workload.to_string())].into();
+        tags.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        OriginalCandidate { instance_id: id.into(), state: "running".into(), server_id: None, tags }
+    }
+
+    fn replaced(workload: &str, replacement: &str, policy: FencingPolicy) -> ReplacedWorkload {
+        ReplacedWorkload { workload: workload.into(), replacement_instance_id: replacement.into(), policy }
+    }
+
+    #[test]
+    fn only_originals_of_replaced_workloads_are_fenced() {
+        let replaced =
+            [replaced("pos", "i-r1", FencingPolicy::Isolate), replaced("db", "i-r2", FencingPolicy::Terminate)];
+        let mut elsewhere = candidate("i-elsewhere", "pos", &[]);
+        elsewhere.server_id = Some("op-0000000000000000b".into());
+        let mut here = candidate("i-db", "db", &[]);
+        here.server_id = Some(OP.into());
+        let mut gone = candidate("i-gone", "pos", &[]);
+        gone.state = "terminated".into();
+        let candidates = [
+            candidate("i-pos", "pos", &[]),
+            here,
+            candidate("i-kiosk", "kiosk", &[]),
+            candidate("i-r1", "pos", &[]),
+            candidate("i-r-other", "pos", &[(tag::INCIDENT, "inc-0")]),
+            candidate("i-done", "pos", &[(tag::FENCED, INC)]),
+            candidate("i-old-fence", "pos", &[(tag::FENCED, "inc-0")]),
+            elsewhere,
+            gone,
+        ];
+        let actions = choose_originals(INC, OP, &replaced, &candidates);
+        let got: Vec<(&str, FencingPolicy)> = actions.iter().map(|a| (a.instance_id.as_str(), a.policy)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("i-db", FencingPolicy::Terminate),
+                ("i-old-fence", FencingPolicy::Isolate),
+                ("i-pos", FencingPolicy::Isolate)
+            ]
+        );
+        assert_eq!(actions[2].replacement_instance_id, "i-r1");
+    }
+
+    #[test]
+    fn policies_parse_and_the_template_tag_overrides() {
+        for p in [FencingPolicy::Isolate, FencingPolicy::Terminate, FencingPolicy::Notify] {
+            assert_eq!(FencingPolicy::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(FencingPolicy::parse("kill"), None);
+        let tags: BTreeMap<String, String> = [(tag::FENCING.to_string(), "notify".to_string())].into();
+        assert_eq!(policy_for(&tags, FencingPolicy::Isolate), FencingPolicy::Notify);
+        let bad: BTreeMap<String, String> = [(tag::FENCING.to_string(), "kill".to_string())].into();
+        assert_eq!(policy_for(&bad, FencingPolicy::Terminate), FencingPolicy::Terminate);
+    }
+
+    #[test]
+    fn outpost_arns_and_group_tags() {
+        assert_eq!(
+            server_of_outpost_arn("arn:aws:outposts:eu-west-1:123456789012:outpost/op-0000000000000000a").as_deref(),
+            Some(OP)
+        );
+        assert_eq!(server_of_outpost_arn("arn:aws:outposts:eu-west-1:123456789012:site/os-1"), None);
+        let groups = vec!["sg-1".to_string(), "sg-2".to_string()];
+        assert_eq!(groups_from_tag(&groups_tag_value(&groups)), groups);
+        assert!(groups_from_tag("").is_empty());
+    }
+}
