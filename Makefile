@@ -33,7 +33,7 @@ export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
 TEMPLATES := infra/template.yaml infra/protected-server.yaml
 
-.PHONY: help test lint lint-infra test-infra demo bench build deploy protect unprotect unfence servers outputs delete clean
+.PHONY: help test lint lint-infra test-infra demo bench build deploy protect unprotect maintenance unfence servers outputs delete clean
 
 help:
 	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
@@ -42,6 +42,7 @@ help:
 	@echo "make deploy STACK= EMAIL= ARCH=   build the functions and deploy the stack (arm64 default)"
 	@echo "make protect SERVER=op-…      protect an Outposts server (PERIOD= EVALUATION_PERIODS= DATAPOINTS=)"
 	@echo "make unprotect SERVER=op-…    stop protecting it"
+	@echo "make maintenance SERVER=op-… UNTIL=+4h|ISO|now [REASON=]   suppress relaunch until then"
 	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-…   put fenced originals back (groups restored)"
 	@echo "make servers | outputs        list protected servers | print the stack's outputs"
 	@echo "make delete [PURGE_BACKUPS=1] delete the stack, its servers and what it created"
@@ -123,6 +124,10 @@ protect: $(TEST_STAMP)
 unprotect: $(TEST_STAMP)
 	@test -n "$(SERVER)" || { echo "usage: make unprotect SERVER=op-…"; exit 2; }
 	$(STACKCTL) unprotect --stack $(STACK) --server $(SERVER)
+
+maintenance: $(TEST_STAMP)
+	@test -n "$(SERVER)" -a -n "$(UNTIL)" || { echo "usage: make maintenance SERVER=op-… UNTIL=+4h|2026-11-23T06:00Z|now [REASON=…]"; exit 2; }
+	$(STACKCTL) maintenance --stack $(STACK) --server $(SERVER) --until '$(UNTIL)' $(if $(REASON),--reason '$(REASON)')
 
 unfence: $(TEST_STAMP)
 	@test -n "$(INSTANCE)$(INCIDENT)" || { echo "usage: make unfence INSTANCE=i-… | INCIDENT=inc-…"; exit 2; }

@@ -6,6 +6,7 @@
     stackctl.py unprotect --stack NAME --server op-...
     stackctl.py servers   --stack NAME
     stackctl.py outputs   --stack NAME
+    stackctl.py maintenance --stack NAME --server op-… --until (now | +4h | ISO time) [--reason TEXT]
     stackctl.py unfence   (--instance i-… | --incident inc-…)
     stackctl.py delete    --stack NAME [--purge-backups]
 
@@ -16,6 +17,7 @@ an emulator. Stack events are printed as they happen; a failed step exits non-ze
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import pathlib
 import re
@@ -32,6 +34,7 @@ STACK_TAG = "outposts-ha:stack"
 SERVER_TAG = "outposts-ha:protected-server"
 BACKUP_TAG = "outposts-ha:backup-of"
 FENCED_TAG = "outposts-ha:fenced"
+MAX_MAINTENANCE_DAYS = 30
 FENCED_GROUPS_TAG = "outposts-ha:fenced-groups"
 # Function name -> the template parameter naming its zip in the artifacts bucket.
 FUNCTIONS = {
@@ -81,6 +84,7 @@ class Aws:
         self.s3 = session.client("s3", region_name=self.region)
         self.ssm = session.client("ssm", region_name=self.region)
         self.ec2 = session.client("ec2", region_name=self.region)
+        self.ddb = session.client("dynamodb", region_name=self.region)
         self.account = session.client("sts", region_name=self.region).get_caller_identity()["Account"]
 
 
@@ -336,6 +340,50 @@ def cmd_delete(aws: Aws, a: argparse.Namespace) -> None:
     say(f"==> {stack} deleted")
 
 
+def parse_until(text: str, now: datetime.datetime) -> datetime.datetime:
+    """`now`, `+4h` / `+30m` / `+2d`, or an ISO 8601 time with a zone."""
+    if text == "now":
+        return now
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if text.startswith("+") and text[-1:] in units and text[1:-1].isdigit():
+        return now + datetime.timedelta(seconds=int(text[1:-1]) * units[text[-1]])
+    try:
+        until = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise StackError(f"UNTIL '{text}' is not now, +<n>m|h|d or an ISO 8601 time like 2026-11-23T06:00Z") from None
+    if until.tzinfo is None:
+        raise StackError(f"UNTIL '{text}' has no time zone; add Z or an offset")
+    return until
+
+
+def cmd_maintenance(aws: Aws, a: argparse.Namespace) -> None:
+    stack, server = check_stack_name(a.stack), check_server_id(a.server)
+    table = outputs(aws, stack).get("LedgerTableName")
+    if not table:
+        raise StackError(f"stack {stack} has no ledger output: deploy it first (make deploy)")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    until = parse_until(a.until, now)
+    if until > now + datetime.timedelta(days=MAX_MAINTENANCE_DAYS):
+        raise StackError(f"a maintenance window may last at most {MAX_MAINTENANCE_DAYS} days")
+    epoch = int(until.timestamp())
+    text = until.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    aws.ddb.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": f"SERVER#{server}"},
+            "sk": {"S": "MAINTENANCE"},
+            "until_epoch": {"N": str(epoch)},
+            "until": {"S": text},
+            "reason": {"S": a.reason},
+            "expires_at": {"N": str(epoch + 90 * 86400)},
+        },
+    )
+    if until <= now:
+        say(f"==> maintenance of {server} ended: its next alarm relaunches")
+    else:
+        say(f"==> relaunch of {server} suppressed until {text} ({a.reason}); it lapses by itself")
+
+
 def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
     """Puts fenced originals back: their security groups from the tag, the fencing tags removed."""
     if bool(a.instance) == bool(a.incident):
@@ -392,6 +440,13 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_text)
         s.add_argument("--stack", required=True)
         s.set_defaults(run=run)
+
+    m = sub.add_parser("maintenance", help="suppress relaunch for a server until a time (it lapses by itself)")
+    m.add_argument("--stack", required=True)
+    m.add_argument("--server", required=True)
+    m.add_argument("--until", required=True, help="now (ends it), +4h, or 2026-11-23T06:00Z")
+    m.add_argument("--reason", default="planned maintenance")
+    m.set_defaults(run=cmd_maintenance)
 
     u = sub.add_parser("unfence", help="put fenced originals back in service")
     u.add_argument("--instance", help="one fenced instance, i-…")

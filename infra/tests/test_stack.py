@@ -129,6 +129,14 @@ class DeployedStack(unittest.TestCase):
         self.assertIn(f"{SERVER} is protected", out)
         self.assertEqual(self.run_stackctl("servers", "--stack", STACK).strip(), SERVER)
 
+        out = self.run_stackctl("maintenance", "--stack", STACK, "--server", SERVER, "--until", "+4h", "--reason", "firmware")
+        self.assertIn("suppressed until", out)
+        key = {"pk": {"S": f"SERVER#{SERVER}"}, "sk": {"S": "MAINTENANCE"}}
+        item = self.client("dynamodb").get_item(TableName=outputs["LedgerTableName"], Key=key)["Item"]
+        self.assertAlmostEqual(int(item["until_epoch"]["N"]), time.time() + 4 * 3600, delta=120)
+        self.assertEqual(item["reason"]["S"], "firmware")
+        self.assertEqual(stackctl.main(["maintenance", "--stack", STACK, "--server", SERVER, "--until", "+60d"]), 1)
+
         before = self.tagged()
         # What moto's tagging API reports; functions are checked gone directly below.
         for service in (":dynamodb:", ":logs:", ":sqs:", ":s3:", f":stack/{STACK}-server-"):
@@ -292,6 +300,18 @@ class StackctlInput(unittest.TestCase):
             stackctl.check_stack_name("1-bad")
         self.assertEqual(stackctl.server_stack_name("oha", SERVER), f"oha-server-{SERVER}")
         self.assertLessEqual(len(stackctl.artifacts_bucket_name("a" * 40, "123456789012", "ap-southeast-2")), 63)
+
+    def test_maintenance_times_are_read_or_refused(self) -> None:
+        import datetime
+
+        now = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.timezone.utc)
+        self.assertEqual(stackctl.parse_until("now", now), now)
+        self.assertEqual(stackctl.parse_until("+4h", now), now + datetime.timedelta(hours=4))
+        self.assertEqual(stackctl.parse_until("+30m", now), now + datetime.timedelta(minutes=30))
+        self.assertEqual(stackctl.parse_until("2026-11-23T06:00Z", now), datetime.datetime(2026, 11, 23, 6, 0, tzinfo=datetime.timezone.utc))
+        for bad, why in (("tomorrow", "not now"), ("+4w", "not now"), ("2026-11-23T06:00", "no time zone")):
+            with self.assertRaisesRegex(stackctl.StackError, why):
+                stackctl.parse_until(bad, now)
 
 
 if __name__ == "__main__":

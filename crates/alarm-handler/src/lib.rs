@@ -7,9 +7,14 @@ use ha_domain::aws::bus::EventBus;
 use ha_domain::aws::fleet::Fleet;
 use ha_domain::aws::ledger::{IncidentRecord, Ledger};
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
-use ha_domain::contract::{IncidentContinued, IncidentOpened, ProjectEvent, RelaunchRequested, ServerRecovered};
+use ha_domain::contract::{
+    IncidentContinued, IncidentOpened, ProjectEvent, RelaunchRequested, RelaunchSuppressed, ServerRecovered,
+};
 use ha_domain::error::HandlerError;
-use ha_domain::incident::{decide_incident, should_announce, IncidentDecision, IncidentId, IncidentRecordState};
+use ha_domain::incident::{
+    decide_incident, should_announce, suppressed_by, IncidentDecision, IncidentId, IncidentRecordState,
+    MaintenanceWindow, ServerLedgerState,
+};
 use ha_domain::metrics;
 use ha_domain::model::ServerId;
 use ha_domain::timefmt::{format_timestamp, now};
@@ -41,10 +46,29 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Rejected { reason: String },
-    Ignored { alarm_name: String, reason: String },
-    Relaunching { incident_id: String, server_id: String, workloads: usize, new_incident: bool, flap: bool },
-    ServerRecovered { server_id: String, incident_id: Option<String> },
+    Rejected {
+        reason: String,
+    },
+    Ignored {
+        alarm_name: String,
+        reason: String,
+    },
+    Relaunching {
+        incident_id: String,
+        server_id: String,
+        workloads: usize,
+        new_incident: bool,
+        flap: bool,
+    },
+    ServerRecovered {
+        server_id: String,
+        incident_id: Option<String>,
+    },
+    /// Down during its maintenance window: recorded and announced, nothing relaunched.
+    Suppressed {
+        server_id: String,
+        maintenance_until: String,
+    },
 }
 
 pub struct AlarmHandler {
@@ -116,10 +140,22 @@ impl AlarmHandler {
         let now_epoch = now().unix_timestamp();
         let detected_at = format_timestamp(t.state_change_time);
         // Independent reads and writes go out together: every round trip here delays every launch.
-        let (held, declared) =
-            tokio::join!(self.ledger.claim_server(&server, &derived, now_epoch), self.fleet.workloads_of(&server));
-        let IncidentDecision::Relaunch { incident, continued_from_flap } = decide_incident(&derived, &held?);
-        let (workloads, rejected) = declared?;
+        let (held, declared, window) = tokio::join!(
+            self.ledger.claim_server(&server, &derived, now_epoch),
+            self.fleet.workloads_of(&server),
+            self.ledger.maintenance_of(&server)
+        );
+        let (held, (workloads, rejected), window) = (held?, declared?, window?);
+        if suppressed_by(window.as_ref(), t.state_change_time) {
+            if !matches!(held, ServerLedgerState::HeldByOther(_)) {
+                // The claim just taken must not outlive the window.
+                self.ledger.release_server(&server, &derived).await?;
+            }
+            let window =
+                window.unwrap_or(MaintenanceWindow { until_epoch: 0, until: String::new(), reason: String::new() });
+            return self.suppressed(t, &server, &derived, &detected_at, &window, &workloads).await;
+        }
+        let IncidentDecision::Relaunch { incident, continued_from_flap } = decide_incident(&derived, &held);
         for r in &rejected {
             warn!(launch_template_id = %r.launch_template_id, reason = %r.reason, "launch template tagged for this server is not a usable workload");
         }
@@ -200,6 +236,37 @@ impl AlarmHandler {
             new_incident,
             flap: continued_from_flap,
         })
+    }
+
+    /// Records and announces (once) an outage inside the server's maintenance window.
+    async fn suppressed(
+        &self,
+        t: &AlarmTransition,
+        server: &ServerId,
+        derived: &IncidentId,
+        detected_at: &str,
+        window: &MaintenanceWindow,
+        workloads: &[ha_domain::model::Workload],
+    ) -> Result<Outcome, HandlerError> {
+        warn!(maintenance_until = %window.until, reason = %window.reason, "server down during its maintenance window: relaunch suppressed");
+        let first = self
+            .ledger
+            .record_marker(&format!("INCIDENT#{derived}"), "SUPPRESSED", &window.until, now().unix_timestamp())
+            .await?;
+        if first {
+            self.bus
+                .publish(&[ProjectEvent::RelaunchSuppressed(RelaunchSuppressed {
+                    incident_id: derived.to_string(),
+                    server_id: server.to_string(),
+                    alarm_name: t.alarm_name.clone(),
+                    detected_at: detected_at.to_string(),
+                    maintenance_until: window.until.clone(),
+                    maintenance_reason: window.reason.clone(),
+                    workloads: workloads.iter().map(|w| w.name.clone()).collect(),
+                })])
+                .await?;
+        }
+        Ok(Outcome::Suppressed { server_id: server.to_string(), maintenance_until: window.until.clone() })
     }
 
     async fn server_back(&self, t: &AlarmTransition, server: ServerId) -> Result<Outcome, HandlerError> {

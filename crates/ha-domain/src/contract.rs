@@ -23,6 +23,7 @@ pub enum ProjectEvent {
     BackupStale(BackupStale),
     OriginalFenced(OriginalFenced),
     IncidentClosed(IncidentClosed),
+    RelaunchSuppressed(RelaunchSuppressed),
 }
 
 impl ProjectEvent {
@@ -39,6 +40,7 @@ impl ProjectEvent {
             ProjectEvent::BackupStale(_) => "BackupStale",
             ProjectEvent::OriginalFenced(_) => "OriginalFenced",
             ProjectEvent::IncidentClosed(_) => "IncidentClosed",
+            ProjectEvent::RelaunchSuppressed(_) => "RelaunchSuppressed",
         }
     }
 
@@ -63,6 +65,7 @@ impl ProjectEvent {
             ProjectEvent::BackupStale(e) => e.server_id.as_deref(),
             ProjectEvent::OriginalFenced(e) => Some(&e.server_id),
             ProjectEvent::IncidentClosed(e) => Some(&e.server_id),
+            ProjectEvent::RelaunchSuppressed(e) => Some(&e.server_id),
         }
     }
 }
@@ -265,6 +268,21 @@ pub struct IncidentClosed {
     pub replaced: Vec<String>,
     pub fenced: Vec<String>,
     pub summary: String,
+}
+
+/// A protected server's alarm went into ALARM during its maintenance window: recorded,
+/// nothing relaunched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaunchSuppressed {
+    /// The incident this transition would have opened.
+    pub incident_id: String,
+    pub server_id: String,
+    pub alarm_name: String,
+    pub detected_at: String,
+    pub maintenance_until: String,
+    pub maintenance_reason: String,
+    /// Workloads that would have been relaunched.
+    pub workloads: Vec<String>,
 }
 
 #[cfg(test)]

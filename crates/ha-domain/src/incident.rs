@@ -82,6 +82,21 @@ pub fn decide_incident(derived: &IncidentId, server: &ServerLedgerState) -> Inci
     }
 }
 
+/// A maintenance window of a protected server: relaunch is suppressed until it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceWindow {
+    pub until_epoch: i64,
+    pub until: String,
+    pub reason: String,
+}
+
+/// Pure: does the window suppress an alarm that changed state at `alarm_time`? Judged by
+/// the alarm's own time, so every redelivery of one transition gets the same answer, and
+/// a window lapses by itself.
+pub fn suppressed_by(window: Option<&MaintenanceWindow>, alarm_time: OffsetDateTime) -> bool {
+    window.is_some_and(|w| alarm_time.unix_timestamp() < w.until_epoch)
+}
+
 /// What the ledger held for the incident when the alarm handler tried to record it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncidentRecordState {
@@ -103,6 +118,24 @@ pub fn should_announce(state: IncidentRecordState, now_epoch: i64) -> bool {
         IncidentRecordState::Existing { announced: false, created_epoch } => {
             now_epoch >= created_epoch + crate::launch::REPORT_GRACE_SECONDS
         }
+    }
+}
+
+#[cfg(test)]
+mod maintenance_tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_window_suppresses_alarms_inside_it_only() {
+        let window = MaintenanceWindow {
+            until_epoch: datetime!(2026-11-22 12:00 UTC).unix_timestamp(),
+            until: "t".into(),
+            reason: "r".into(),
+        };
+        assert!(suppressed_by(Some(&window), datetime!(2026-11-22 11:59:59 UTC)));
+        assert!(!suppressed_by(Some(&window), datetime!(2026-11-22 12:00 UTC)));
+        assert!(!suppressed_by(None, datetime!(2026-11-22 11:00 UTC)));
     }
 }
 

@@ -339,6 +339,22 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
             let label = if severity == Severity::Critical { "CRITICAL" } else { "WARNING" };
             (severity, format!("[{label}] Original {} of {} {}", e.instance_id, e.workload, e.action), what, next)
         }
+        ProjectEvent::RelaunchSuppressed(e) => (
+            Severity::Warning,
+            format!("[WARNING] Outposts server {} down during maintenance: nothing relaunched", e.server_id),
+            vec![
+                format!(
+                    "Outposts server {} went into ALARM at {} (alarm {}), inside its maintenance window until {} ({}).",
+                    e.server_id, e.detected_at, e.alarm_name, e.maintenance_until, e.maintenance_reason
+                ),
+                format!("Relaunch was suppressed for {} workload(s): {}.", e.workloads.len(), e.workloads.join(", ")),
+            ],
+            vec![
+                "If the outage is not the planned work, end the window and the next alarm relaunches:".into(),
+                format!("make maintenance SERVER={} UNTIL=now", e.server_id),
+                "A server still down when the window ends is not relaunched by itself (its alarm does not change state again): check it then.".into(),
+            ],
+        ),
         ProjectEvent::IncidentClosed(e) => (
             Severity::Info,
             format!("[INFO] Incident {} on {} closed", e.incident_id, e.server_id),
@@ -384,6 +400,7 @@ fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::ServerRecovered(e) => e.incident_id.as_deref(),
         ProjectEvent::OriginalFenced(e) => Some(&e.incident_id),
         ProjectEvent::IncidentClosed(e) => Some(&e.incident_id),
+        ProjectEvent::RelaunchSuppressed(e) => Some(&e.incident_id),
         ProjectEvent::BackupCompleted(_) | ProjectEvent::BackupFailed(_) | ProjectEvent::BackupStale(_) => None,
     }
 }

@@ -3,6 +3,7 @@
 //! | pk                 | sk               | what                                        |
 //! |--------------------|------------------|---------------------------------------------|
 //! | `SERVER#op-…`      | `OPEN_INCIDENT`  | which incident holds the server             |
+//! | `SERVER#op-…`      | `MAINTENANCE`    | relaunch suppressed until `until_epoch`     |
 //! | `INCIDENT#inc-…`   | `META`           | the incident: server, alarm, times, status  |
 //! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
 //! | `INCIDENT#inc-…`   | `FENCED#i-…`     | an original's fencing was reported          |
@@ -14,13 +15,14 @@
 
 use super::failure;
 use crate::error::AwsFailure;
-use crate::incident::{IncidentId, IncidentRecordState, ServerLedgerState};
+use crate::incident::{IncidentId, IncidentRecordState, MaintenanceWindow, ServerLedgerState};
 use crate::launch::ClaimRecord;
 use crate::model::ServerId;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
 const OPEN_INCIDENT: &str = "OPEN_INCIDENT";
+const MAINTENANCE: &str = "MAINTENANCE";
 const META: &str = "META";
 const STATUS_LAUNCHING: &str = "launching";
 
@@ -427,6 +429,12 @@ impl Ledger {
             Err(e) if condition_failed!(e) => false,
             Err(e) => return Err(failure("UpdateItem", &e)),
         };
+        self.release_server(server, incident).await?;
+        Ok(closed_now)
+    }
+
+    /// Frees the server if `incident` holds it (a later incident's hold is left alone).
+    pub async fn release_server(&self, server: &ServerId, incident: &IncidentId) -> Result<(), AwsFailure> {
         let release = self
             .client
             .delete_item()
@@ -438,10 +446,40 @@ impl Ledger {
             .send()
             .await;
         match release {
-            Ok(_) => Ok(closed_now),
-            Err(e) if condition_failed!(e) => Ok(closed_now),
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed!(e) => Ok(()),
             Err(e) => Err(failure("DeleteItem", &e)),
         }
+    }
+
+    /// The server's maintenance window, if one was set (expired ones included; the caller
+    /// judges them against the alarm's time).
+    pub async fn maintenance_of(&self, server: &ServerId) -> Result<Option<MaintenanceWindow>, AwsFailure> {
+        let item = self.get(server_pk(server), MAINTENANCE.into()).await?;
+        Ok(item.and_then(|i| {
+            Some(MaintenanceWindow {
+                until_epoch: get_n(&i, "until_epoch")?,
+                until: get_s(&i, "until").unwrap_or_default().to_string(),
+                reason: get_s(&i, "reason").unwrap_or_default().to_string(),
+            })
+        }))
+    }
+
+    /// Sets the server's maintenance window (`make maintenance` writes the same item).
+    pub async fn set_maintenance(&self, server: &ServerId, window: &MaintenanceWindow) -> Result<(), AwsFailure> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(server_pk(server)))
+            .item("sk", s(MAINTENANCE))
+            .item("until_epoch", n(window.until_epoch))
+            .item("until", s(&window.until))
+            .item("reason", s(&window.reason))
+            .item("expires_at", self.expires_at(window.until_epoch))
+            .send()
+            .await
+            .map_err(|e| failure("PutItem", &e))?;
+        Ok(())
     }
 
     /// The marker recorded under (`pk`, `sk`), if any.

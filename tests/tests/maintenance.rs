@@ -1,0 +1,59 @@
+//! Maintenance windows against moto: an outage inside the window is recorded and
+//! announced as suppressed, once, and launches nothing; the window lapses by itself.
+
+use ha_domain::aws::ledger::Ledger;
+use ha_domain::incident::MaintenanceWindow;
+use ha_domain::model::ServerId;
+use outposts_ha_tests::emulator::Emulator;
+use outposts_ha_tests::site::Site;
+use outposts_ha_tests::stack::{alarm_event, Stack};
+
+const SERVER_A: &str = "op-0000000000000000a";
+const ALARM_A: &str = "outposts-ha-store-a";
+
+#[tokio::test]
+async fn an_outage_inside_the_window_is_announced_as_suppressed_and_one_after_it_relaunches() {
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::deploy(&sdk, 8).await;
+    let site = Site::create(&sdk).await;
+    let standby = site.subnet("10.0.2.0/24").await;
+    for name in ["pos", "kiosk"] {
+        site.declare(SERVER_A, name, &[&standby], 10).await;
+    }
+    let until = time::macros::datetime!(2026-11-23 06:00 UTC);
+    let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.table, 90);
+    let window = MaintenanceWindow {
+        until_epoch: until.unix_timestamp(),
+        until: "2026-11-23T06:00:00Z".into(),
+        reason: "firmware".into(),
+    };
+    ledger.set_maintenance(&ServerId::parse(SERVER_A).unwrap(), &window).await.unwrap();
+
+    let during = alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-22T22:14:05.000+0000");
+    for _ in 0..2 {
+        let outcome = stack.alarm(&during).await.unwrap();
+        assert!(matches!(&outcome[0], alarm_handler::Outcome::Suppressed { .. }), "{outcome:?}");
+    }
+    stack.deliver().await;
+    assert!(site.replacements().await.is_empty(), "nothing relaunched during maintenance");
+    let notes = stack.notifications().await;
+    assert_eq!(notes.len(), 1, "announced once: {notes:#?}");
+    assert_eq!(notes[0].event_type, "RelaunchSuppressed");
+    assert!(
+        notes[0].body.contains("inside its maintenance window until 2026-11-23T06:00:00Z (firmware)"),
+        "{}",
+        notes[0].body
+    );
+    assert!(notes[0].body.contains("2 workload(s): pos, kiosk") || notes[0].body.contains("2 workload(s): kiosk, pos"));
+
+    // The window lapsed: the next outage relaunches, and the suppressed one held nothing open.
+    let after = alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-23T06:00:01.000+0000");
+    let outcome = stack.alarm(&after).await.unwrap();
+    assert!(
+        matches!(&outcome[0], alarm_handler::Outcome::Relaunching { new_incident: true, flap: false, .. }),
+        "{outcome:?}"
+    );
+    stack.deliver().await;
+    assert_eq!(site.replacements().await.len(), 2);
+}
