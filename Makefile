@@ -33,7 +33,7 @@ export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
 TEMPLATES := infra/template.yaml infra/protected-server.yaml
 
-.PHONY: help test lint lint-infra test-infra demo bench build deploy protect unprotect maintenance unfence servers outputs delete clean
+.PHONY: help test lint lint-infra test-infra demo bench build deploy protect unprotect drill maintenance unfence servers outputs delete clean
 
 help:
 	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
@@ -42,6 +42,7 @@ help:
 	@echo "make deploy STACK= EMAIL= ARCH=   build the functions and deploy the stack (arm64 default)"
 	@echo "make protect SERVER=op-…      protect an Outposts server (PERIOD= EVALUATION_PERIODS= DATAPOINTS=)"
 	@echo "make unprotect SERVER=op-…    stop protecting it"
+	@echo "make drill SERVER=op-… [GAMEDAY=1]   dry-run every workload (game day: a real, confirmed failover)"
 	@echo "make maintenance SERVER=op-… UNTIL=+4h|ISO|now [REASON=]   suppress relaunch until then"
 	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-…   put fenced originals back (groups restored)"
 	@echo "make servers | outputs        list protected servers | print the stack's outputs"
@@ -124,6 +125,10 @@ protect: $(TEST_STAMP)
 unprotect: $(TEST_STAMP)
 	@test -n "$(SERVER)" || { echo "usage: make unprotect SERVER=op-…"; exit 2; }
 	$(STACKCTL) unprotect --stack $(STACK) --server $(SERVER)
+
+drill: $(TEST_STAMP)
+	@test -n "$(SERVER)" || { echo "usage: make drill SERVER=op-… [GAMEDAY=1]"; exit 2; }
+	$(STACKCTL) drill --stack $(STACK) --server $(SERVER) $(if $(GAMEDAY),--game-day)
 
 maintenance: $(TEST_STAMP)
 	@test -n "$(SERVER)" -a -n "$(UNTIL)" || { echo "usage: make maintenance SERVER=op-… UNTIL=+4h|2026-11-23T06:00Z|now [REASON=…]"; exit 2; }

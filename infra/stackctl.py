@@ -6,6 +6,7 @@
     stackctl.py unprotect --stack NAME --server op-...
     stackctl.py servers   --stack NAME
     stackctl.py outputs   --stack NAME
+    stackctl.py drill     --stack NAME --server op-… [--game-day [--confirm op-…]]
     stackctl.py maintenance --stack NAME --server op-… --until (now | +4h | ISO time) [--reason TEXT]
     stackctl.py unfence   (--instance i-… | --incident inc-…)
     stackctl.py delete    --stack NAME [--purge-backups]
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import json
 import pathlib
 import re
 import sys
@@ -85,6 +87,8 @@ class Aws:
         self.ssm = session.client("ssm", region_name=self.region)
         self.ec2 = session.client("ec2", region_name=self.region)
         self.ddb = session.client("dynamodb", region_name=self.region)
+        self.lam = session.client("lambda", region_name=self.region)
+        self.cloudwatch = session.client("cloudwatch", region_name=self.region)
         self.account = session.client("sts", region_name=self.region).get_caller_identity()["Account"]
 
 
@@ -384,6 +388,69 @@ def cmd_maintenance(aws: Aws, a: argparse.Namespace) -> None:
         say(f"==> relaunch of {server} suppressed until {text} ({a.reason}); it lapses by itself")
 
 
+def drill_table(verdicts: list[dict]) -> str:
+    """The drill's verdicts as a table an operator reads."""
+    rows = [("workload", "verdict", "destination", "backup", "problems")]
+    for v in verdicts:
+        backup = (v.get("restored_from") or {}).get("image_id") or "-"
+        rows.append((v["workload"], "READY" if v["ready"] else "NOT READY", v.get("destination") or "-", backup, "; ".join(v.get("problems", [])) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows)
+
+
+def cmd_drill(aws: Aws, a: argparse.Namespace) -> None:
+    stack, server = check_stack_name(a.stack), check_server_id(a.server)
+    if a.game_day:
+        return game_day(aws, stack, server, a)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    event = {"version": "0", "id": f"drill-{now}", "detail-type": "DrillRequested", "source": "outposts-ha", "time": now,
+             "detail": {"server_id": server, "requested_at": now}}
+    say(f"==> drill of {server}: every workload through a dry-run relaunch, as {stack}-relaunch (nothing launches)")
+    out = aws.lam.invoke(FunctionName=f"{stack}-relaunch", Payload=json.dumps(event).encode())
+    body = json.loads(out["Payload"].read() or b"{}")
+    if out.get("FunctionError"):
+        raise StackError(f"the drill failed: {body.get('errorType')}: {body.get('errorMessage')}")
+    verdicts = body.get("drill", [])
+    if not verdicts:
+        raise StackError(f"no workloads are declared for {server} (or the function ignored the request: {body})")
+    say(drill_table(verdicts))
+    not_ready = [v["workload"] for v in verdicts if not v["ready"]]
+    if not_ready:
+        raise StackError(f"{len(not_ready)} workload(s) would not relaunch: {', '.join(not_ready)}")
+
+
+def game_day(aws: Aws, stack: str, server: str, a: argparse.Namespace) -> None:
+    """A real failover: the server's alarm is set to ALARM; replacements launch, and the
+    originals are fenced per policy when the alarm returns to OK."""
+    alarm = outputs(aws, stack).get("AlarmNamePrefix", "outposts-ha-") + server
+    say(f"GAME DAY: alarm {alarm} goes to ALARM now. Replacements WILL launch, and when the alarm")
+    say("returns to OK the originals WILL be fenced per the stack's policy.")
+    if (a.confirm or input(f"Type the server id ({server}) to go ahead: ").strip()) != server:
+        raise StackError("not confirmed; nothing was done")
+    table = outputs(aws, stack)["LedgerTableName"]
+    started = time.time()
+    aws.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="Outposts HA game day")
+    say(f"==> {alarm} set to ALARM; waiting for the relaunch (at most {a.timeout} s)")
+    while time.time() - started < a.timeout:
+        held = aws.ddb.get_item(TableName=table, Key={"pk": {"S": f"SERVER#{server}"}, "sk": {"S": "OPEN_INCIDENT"}}).get("Item")
+        if held:
+            incident = held["incident_id"]["S"]
+            items = aws.ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
+                                  ExpressionAttributeValues={":pk": {"S": f"INCIDENT#{incident}"}})["Items"]
+            meta = next((i for i in items if i["sk"]["S"] == "META"), None)
+            workloads = [i for i in items if i["sk"]["S"].startswith("WORKLOAD#")]
+            if meta and workloads and all(w.get("status", {}).get("S") != "launching" for w in workloads):
+                detected = datetime.datetime.fromisoformat(meta["detected_at"]["S"].replace("Z", "+00:00"))
+                say(f"==> incident {incident}, detected {meta['detected_at']['S']}")
+                for w in sorted(workloads, key=lambda i: i["sk"]["S"]):
+                    accepted = w.get("launch_accepted_at", {}).get("S")
+                    took = (datetime.datetime.fromisoformat(accepted.replace("Z", "+00:00")) - detected).total_seconds() if accepted else None
+                    say(f"    {w['sk']['S'][len('WORKLOAD#'):]:<32} {w['status']['S']:<9} detection→launch {f'{took:.1f} s' if took is not None else '-'}")
+                return
+        time.sleep(2)
+    raise StackError(f"no settled relaunch within {a.timeout} s; check the functions' logs")
+
+
 def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
     """Puts fenced originals back: their security groups from the tag, the fencing tags removed."""
     if bool(a.instance) == bool(a.incident):
@@ -440,6 +507,14 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_text)
         s.add_argument("--stack", required=True)
         s.set_defaults(run=run)
+
+    g = sub.add_parser("drill", help="dry-run every workload of a server (or --game-day: a real failover)")
+    g.add_argument("--stack", required=True)
+    g.add_argument("--server", required=True)
+    g.add_argument("--game-day", action="store_true", help="set the real alarm to ALARM after confirmation")
+    g.add_argument("--confirm", help="the server id, instead of typing it (game day)")
+    g.add_argument("--timeout", type=int, default=900, help="seconds to wait for the relaunch (game day)")
+    g.set_defaults(run=cmd_drill)
 
     m = sub.add_parser("maintenance", help="suppress relaunch for a server until a time (it lapses by itself)")
     m.add_argument("--stack", required=True)

@@ -301,6 +301,16 @@ class StackctlInput(unittest.TestCase):
         self.assertEqual(stackctl.server_stack_name("oha", SERVER), f"oha-server-{SERVER}")
         self.assertLessEqual(len(stackctl.artifacts_bucket_name("a" * 40, "123456789012", "ap-southeast-2")), 63)
 
+    def test_drill_verdicts_read_as_a_table(self) -> None:
+        table = stackctl.drill_table([
+            {"workload": "pos", "ready": True, "destination": "subnet-0a", "restored_from": {"image_id": "ami-1"}, "problems": []},
+            {"workload": "lost", "ready": False, "destination": None, "restored_from": None, "problems": ["subnet-0b: does not exist"]},
+        ]).splitlines()
+        self.assertEqual(table[0].split(), ["workload", "verdict", "destination", "backup", "problems"])
+        self.assertEqual(table[1].split(), ["pos", "READY", "subnet-0a", "ami-1", "-"])
+        self.assertEqual(table[2].split()[:5], ["lost", "NOT", "READY", "-", "-"])
+        self.assertTrue(table[2].endswith("subnet-0b: does not exist"))
+
     def test_maintenance_times_are_read_or_refused(self) -> None:
         import datetime
 

@@ -90,6 +90,7 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
             subnet_id: &workload.subnets[0],
             client_token: &token,
             restored_from: None,
+            dry_run: false,
         })
         .await
         .unwrap();

@@ -24,6 +24,8 @@ pub enum ProjectEvent {
     OriginalFenced(OriginalFenced),
     IncidentClosed(IncidentClosed),
     RelaunchSuppressed(RelaunchSuppressed),
+    DrillRequested(DrillRequested),
+    DrillCompleted(DrillCompleted),
 }
 
 impl ProjectEvent {
@@ -41,6 +43,8 @@ impl ProjectEvent {
             ProjectEvent::OriginalFenced(_) => "OriginalFenced",
             ProjectEvent::IncidentClosed(_) => "IncidentClosed",
             ProjectEvent::RelaunchSuppressed(_) => "RelaunchSuppressed",
+            ProjectEvent::DrillRequested(_) => "DrillRequested",
+            ProjectEvent::DrillCompleted(_) => "DrillCompleted",
         }
     }
 
@@ -66,6 +70,8 @@ impl ProjectEvent {
             ProjectEvent::OriginalFenced(e) => Some(&e.server_id),
             ProjectEvent::IncidentClosed(e) => Some(&e.server_id),
             ProjectEvent::RelaunchSuppressed(e) => Some(&e.server_id),
+            ProjectEvent::DrillRequested(e) => Some(&e.server_id),
+            ProjectEvent::DrillCompleted(e) => Some(&e.server_id),
         }
     }
 }
@@ -283,6 +289,35 @@ pub struct RelaunchSuppressed {
     pub maintenance_reason: String,
     /// Workloads that would have been relaunched.
     pub workloads: Vec<String>,
+}
+
+/// Command to relaunch (`make drill`): dry-run every workload of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillRequested {
+    pub server_id: String,
+    pub requested_at: String,
+}
+
+/// One workload's drill result: where it would launch, or why it would not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillVerdict {
+    pub workload: String,
+    pub launch_template_id: String,
+    pub ready: bool,
+    /// The subnet the launch would use.
+    pub destination: Option<String>,
+    /// Stateful workloads: the backup it would start from.
+    pub restored_from: Option<RestoredFrom>,
+    /// Every destination's refusal, or the reason it could not be tried.
+    pub problems: Vec<String>,
+}
+
+/// A drill ran every workload of a server through a dry-run relaunch; nothing launched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillCompleted {
+    pub server_id: String,
+    pub requested_at: String,
+    pub verdicts: Vec<DrillVerdict>,
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ async fn launch_with_response(status: u16, body: String) -> Result<String, ha_do
             subnet_id: "subnet-0a1b2c3d4e5f60718",
             client_token: "t",
             restored_from: None,
+            dry_run: false,
         })
         .await
 }
@@ -95,6 +96,7 @@ async fn run_instances_returns_the_instance_id() {
             subnet_id: "subnet-0a1b2c3d4e5f60718",
             client_token: "t",
             restored_from: None,
+            dry_run: false,
         })
         .await
         .unwrap();

@@ -106,6 +106,8 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "OriginalFenced",
         "IncidentClosed",
         "RelaunchSuppressed",
+        "DrillRequested",
+        "DrillCompleted",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

@@ -51,7 +51,41 @@ pub fn subject_line(text: &str) -> String {
 /// `None` for events that are commands between functions, not news for people.
 pub fn render(event: &ProjectEvent) -> Option<Notification> {
     let (severity, subject, what, next): (Severity, String, Vec<String>, Vec<String>) = match event {
-        ProjectEvent::RelaunchRequested(_) => return None,
+        ProjectEvent::RelaunchRequested(_) | ProjectEvent::DrillRequested(_) => return None,
+        ProjectEvent::DrillCompleted(e) => {
+            let ready = e.verdicts.iter().filter(|v| v.ready).count();
+            let mut what = vec![
+                format!(
+                    "Drill of Outposts server {} (requested {}): {ready} of {} workload(s) would relaunch. Nothing was launched.",
+                    e.server_id,
+                    e.requested_at,
+                    e.verdicts.len()
+                ),
+                String::new(),
+            ];
+            what.extend(e.verdicts.iter().map(|v| {
+                let backup = v
+                    .restored_from
+                    .as_ref()
+                    .map(|r| {
+                        let age = r.age_seconds.map(|s| format!(", {} old", human_duration(s))).unwrap_or_default();
+                        format!(" from {}{age}", r.image_id)
+                    })
+                    .unwrap_or_default();
+                match &v.destination {
+                    Some(subnet) if v.ready => format!("  READY    {} -> {subnet}{backup}", v.workload),
+                    _ => format!("  NOT READY {}: {}", v.workload, v.problems.join("; ")),
+                }
+            }));
+            let severity = if ready == e.verdicts.len() { Severity::Info } else { Severity::Warning };
+            let label = if severity == Severity::Info { "INFO" } else { "WARNING" };
+            (
+                severity,
+                format!("[{label}] Drill of {}: {ready}/{} workloads ready", e.server_id, e.verdicts.len()),
+                what,
+                vec!["Fix every NOT READY workload before the server fails for real.".into()],
+            )
+        }
         ProjectEvent::IncidentOpened(e) => {
             let mut what = vec![
                 format!("Outposts server {} lost its connection to AWS (alarm {}).", e.server_id, e.alarm_name),
@@ -401,6 +435,7 @@ fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::OriginalFenced(e) => Some(&e.incident_id),
         ProjectEvent::IncidentClosed(e) => Some(&e.incident_id),
         ProjectEvent::RelaunchSuppressed(e) => Some(&e.incident_id),
+        ProjectEvent::DrillRequested(_) | ProjectEvent::DrillCompleted(_) => None,
         ProjectEvent::BackupCompleted(_) | ProjectEvent::BackupFailed(_) | ProjectEvent::BackupStale(_) => None,
     }
 }

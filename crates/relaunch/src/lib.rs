@@ -10,8 +10,8 @@ use ha_domain::aws::fleet::{Fleet, LaunchRequest};
 use ha_domain::aws::ledger::{ClaimAttempt, Ledger, Settlement};
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{
-    IncidentClosed, OriginalFenced, ProjectEvent, RelaunchRequested, RestoredFrom, ServerRecovered,
-    WorkloadRelaunchFailed, WorkloadRelaunched,
+    DrillCompleted, DrillRequested, DrillVerdict, IncidentClosed, OriginalFenced, ProjectEvent, RelaunchRequested,
+    RestoredFrom, ServerRecovered, WorkloadRelaunchFailed, WorkloadRelaunched,
 };
 use ha_domain::error::{AwsFailure, HandlerError};
 use ha_domain::fencing::{
@@ -83,6 +83,9 @@ pub struct RelaunchReport {
     pub fenced: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incident_closed: bool,
+    /// A drill's verdicts, one per workload (nothing launched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drill: Vec<DrillVerdict>,
 }
 
 enum WorkloadResult {
@@ -135,6 +138,10 @@ impl Relaunch {
     pub async fn handle(&self, event: Value, invocation_id: &str) -> Result<RelaunchReport, HandlerError> {
         let request = match serde_json::from_value::<ProjectEvent>(event) {
             Ok(ProjectEvent::RelaunchRequested(r)) => r,
+            Ok(ProjectEvent::DrillRequested(r)) => {
+                let span = tracing::info_span!("drill", server_id = %r.server_id);
+                return self.drill(r).instrument(span).await;
+            }
             Ok(ProjectEvent::ServerRecovered(r)) => {
                 let span = tracing::info_span!("fence", incident_id = ?r.incident_id, server_id = %r.server_id);
                 return self.fence(r).instrument(span).await;
@@ -346,6 +353,7 @@ impl Relaunch {
                 subnet_id: subnet,
                 client_token: &token,
                 restored_from: restored_from.as_ref(),
+                dry_run: false,
             };
             match self.fleet.launch(&launch).await {
                 Ok(instance_id) => {
@@ -386,6 +394,97 @@ impl Relaunch {
                 }
             }
         }
+    }
+
+    /// Dry-runs every workload of the server: permissions, parameters, backup resolution and
+    /// destinations, as a real relaunch would meet them; launches nothing.
+    async fn drill(&self, r: DrillRequested) -> Result<RelaunchReport, HandlerError> {
+        let mut report = RelaunchReport::default();
+        let Ok(server) = ServerId::parse(&r.server_id) else {
+            report.ignored = Some(format!("'{}' is not an Outposts server id", r.server_id));
+            return Ok(report);
+        };
+        let (workloads, rejected) = self.fleet.workloads_of(&server).await?;
+        let mut verdicts: Vec<DrillVerdict> = stream::iter(launch_order(workloads))
+            .map(|w| async move {
+                let span = tracing::info_span!("workload", workload = %w.name);
+                self.drill_one(&w).instrument(span).await
+            })
+            .buffer_unordered(self.config.launch_concurrency)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, AwsFailure>>()?;
+        verdicts.extend(rejected.into_iter().map(|r| DrillVerdict {
+            workload: r.launch_template_name,
+            launch_template_id: r.launch_template_id,
+            ready: false,
+            destination: None,
+            restored_from: None,
+            problems: vec![format!("tags unusable: {}", r.reason)],
+        }));
+        verdicts.sort_by(|a, b| a.workload.cmp(&b.workload));
+        let ready = verdicts.iter().filter(|v| v.ready).count();
+        info!(ready, not_ready = verdicts.len() - ready, "drill finished; nothing launched");
+        self.bus
+            .publish(&[ProjectEvent::DrillCompleted(DrillCompleted {
+                server_id: server.to_string(),
+                requested_at: r.requested_at.clone(),
+                verdicts: verdicts.clone(),
+            })])
+            .await?;
+        report.drill = verdicts;
+        Ok(report)
+    }
+
+    async fn drill_one(&self, w: &Workload) -> Result<DrillVerdict, AwsFailure> {
+        let mut verdict = DrillVerdict {
+            workload: w.name.clone(),
+            launch_template_id: w.launch_template_id.clone(),
+            ready: false,
+            destination: None,
+            restored_from: None,
+            problems: Vec::new(),
+        };
+        if let Some(parameter) = &w.backup_parameter {
+            match self.newest_backup(parameter).await? {
+                Ok(r) => verdict.restored_from = Some(r),
+                Err((code, message)) => {
+                    verdict.problems.push(format!("{code}: {message}"));
+                    return Ok(verdict);
+                }
+            }
+        }
+        let incident = IncidentId::from_stored("drill");
+        for subnet in &w.subnets {
+            if !self.fleet.subnet_exists(subnet).await? {
+                verdict.problems.push(format!("{subnet}: does not exist"));
+                continue;
+            }
+            let launch = LaunchRequest {
+                workload: w,
+                incident: &incident,
+                subnet_id: subnet,
+                client_token: "",
+                restored_from: verdict.restored_from.as_ref(),
+                dry_run: true,
+            };
+            match self.fleet.launch(&launch).await {
+                Err(f) if f.code == "DryRunOperation" => {
+                    verdict.ready = true;
+                    verdict.destination = Some(subnet.clone());
+                    return Ok(verdict);
+                }
+                Err(f) if f.retry == ha_domain::error::Retry::CanHelp => return Err(f),
+                Err(f) => verdict.problems.push(format!("{subnet}: {}: {}", f.code, f.message)),
+                Ok(instance_id) => {
+                    // EC2 never launches on DryRun; if something did, say so loudly.
+                    error!(%instance_id, "a dry-run launch returned an instance");
+                    verdict.problems.push(format!("{subnet}: a dry run launched {instance_id}; terminate it"));
+                }
+            }
+        }
+        Ok(verdict)
     }
 
     /// The server is back: fence the originals of the workloads this incident replaced,

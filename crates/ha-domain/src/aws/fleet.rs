@@ -34,6 +34,9 @@ pub struct LaunchRequest<'a> {
     pub client_token: &'a str,
     /// Stateful workloads: launch from this backup instead of the template's image.
     pub restored_from: Option<&'a RestoredFrom>,
+    /// Ask EC2 whether the launch would succeed (permissions, parameters), launching nothing:
+    /// the answer is the error `DryRunOperation`.
+    pub dry_run: bool,
 }
 
 fn filter(name: &str, values: &[&str]) -> Filter {
@@ -148,7 +151,8 @@ impl Fleet {
             .set_image_id(r.restored_from.map(|b| b.image_id.clone()))
             .min_count(1)
             .max_count(1)
-            .client_token(r.client_token)
+            .set_client_token((!r.dry_run).then(|| r.client_token.to_string()))
+            .dry_run(r.dry_run)
             .tag_specifications(spec)
             .send()
             .await
@@ -159,6 +163,15 @@ impl Fleet {
             message: "RunInstances succeeded but returned no instance".into(),
             retry: crate::error::Retry::CanHelp,
         })
+    }
+
+    /// Whether the subnet exists (a drill names a missing destination plainly).
+    pub async fn subnet_exists(&self, subnet_id: &str) -> Result<bool, AwsFailure> {
+        match self.client.describe_subnets().subnet_ids(subnet_id).send().await {
+            Ok(out) => Ok(!out.subnets().is_empty()),
+            Err(e) if e.code() == Some("InvalidSubnetID.NotFound") => Ok(false),
+            Err(e) => Err(failure("DescribeSubnets", &e)),
+        }
     }
 
     /// Tags of the launch templates, by id (for per-workload settings such as fencing).

@@ -1,0 +1,72 @@
+//! Drills against moto: every workload of a server goes through a dry-run relaunch
+//! (destinations, backup resolution, EC2's own DryRun check) and nothing is launched.
+
+use ha_domain::contract::{DrillRequested, ProjectEvent};
+use outposts_ha_tests::emulator::Emulator;
+use outposts_ha_tests::site::Site;
+use outposts_ha_tests::stack::{Stack, STACK_NAME};
+
+const SERVER_A: &str = "op-0000000000000000a";
+const MISSING: &str = "subnet-0123456789abcdef0";
+
+async fn instance_count(site: &Site) -> usize {
+    let out = site.ec2.describe_instances().send().await.unwrap();
+    out.reservations().iter().map(|r| r.instances().len()).sum()
+}
+
+#[tokio::test]
+async fn a_drill_gives_every_workload_a_verdict_and_launches_nothing() {
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::deploy(&sdk, 8).await;
+    let site = Site::create(&sdk).await;
+    let standby = site.subnet("10.0.2.0/24").await;
+    site.declare(SERVER_A, "pos", &[&standby], 10).await;
+    site.declare(SERVER_A, "falls-back", &[MISSING, &standby], 20).await;
+    site.declare(SERVER_A, "lost", &[MISSING], 30).await;
+    let no_backup = format!("/outposts-ha/{STACK_NAME}/backup/ledger");
+    site.declare_with(SERVER_A, "ledger", &[&standby], 40, Some(&no_backup), &[]).await;
+    let with_backup = format!("/outposts-ha/{STACK_NAME}/backup/db");
+    site.declare_with(SERVER_A, "db", &[&standby], 50, Some(&with_backup), &[]).await;
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&with_backup)
+        .value(&site.image_id)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .data_type("aws:ec2:image")
+        .send()
+        .await
+        .unwrap();
+    let before = instance_count(&site).await;
+
+    let request = serde_json::to_value(ProjectEvent::DrillRequested(DrillRequested {
+        server_id: SERVER_A.into(),
+        requested_at: "2026-11-22T09:00:00.000Z".into(),
+    }))
+    .unwrap();
+    let report = stack.relaunch.handle(request, "drill-1").await.unwrap();
+    assert_eq!(instance_count(&site).await, before, "a drill launches nothing");
+
+    let verdict = |name: &str| report.drill.iter().find(|v| v.workload == name).unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(report.drill.len(), 5);
+    assert!(verdict("pos").ready && verdict("pos").destination.as_deref() == Some(standby.as_str()));
+    let falls_back = verdict("falls-back");
+    assert!(falls_back.ready && falls_back.destination.as_deref() == Some(standby.as_str()));
+    assert_eq!(falls_back.problems, vec![format!("{MISSING}: does not exist")]);
+    assert!(!verdict("lost").ready && verdict("lost").destination.is_none());
+    assert!(
+        !verdict("ledger").ready && verdict("ledger").problems[0].starts_with("NoBackup:"),
+        "{:?}",
+        verdict("ledger")
+    );
+    let db = verdict("db");
+    assert!(db.ready && db.restored_from.as_ref().map(|r| r.image_id.as_str()) == Some(site.image_id.as_str()));
+
+    stack.deliver().await;
+    let notes = stack.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert_eq!(notes[0].event_type, "DrillCompleted");
+    assert_eq!(notes[0].subject, format!("[WARNING] Drill of {SERVER_A}: 3/5 workloads ready"));
+    assert!(notes[0].body.contains("NOT READY lost: subnet-0123456789abcdef0: does not exist"), "{}", notes[0].body);
+    assert!(notes[0].body.contains(&format!("READY    pos -> {standby}")), "{}", notes[0].body);
+}
