@@ -5,6 +5,7 @@
 use futures::stream::{self, StreamExt};
 use ha_domain::aws::backups::BackupStore;
 use ha_domain::aws::bus::EventBus;
+use ha_domain::aws::capacity::CapacityProbe;
 use ha_domain::aws::fleet::FencingCandidate;
 use ha_domain::aws::fleet::{Fleet, LaunchRequest};
 use ha_domain::aws::ledger::{ClaimAttempt, Ledger, Settlement};
@@ -104,6 +105,7 @@ pub struct Relaunch {
     ledger: Ledger,
     fleet: Fleet,
     backups: BackupStore,
+    capacity: CapacityProbe,
     bus: EventBus,
 }
 
@@ -114,6 +116,7 @@ impl Relaunch {
             aws_sdk_dynamodb::Client::new(sdk),
             aws_sdk_ec2::Client::new(sdk),
             aws_sdk_ssm::Client::new(sdk),
+            aws_sdk_cloudwatch::Client::new(sdk),
             aws_sdk_eventbridge::Client::new(sdk),
         )
     }
@@ -123,11 +126,13 @@ impl Relaunch {
         dynamodb: aws_sdk_dynamodb::Client,
         ec2: aws_sdk_ec2::Client,
         ssm: aws_sdk_ssm::Client,
+        cloudwatch: aws_sdk_cloudwatch::Client,
         events: aws_sdk_eventbridge::Client,
     ) -> Self {
         Relaunch {
             ledger: Ledger::new(dynamodb, &config.store.ledger_table, config.store.retention_days),
             backups: BackupStore::new(ec2.clone(), ssm, &config.stack_name),
+            capacity: CapacityProbe::new(ec2.clone(), cloudwatch),
             fleet: Fleet::new(ec2),
             bus: EventBus::new(events, &config.store.event_bus_name),
             config,
@@ -261,10 +266,11 @@ impl Relaunch {
                 Some(parameter) => self.newest_backup(parameter).await.map(Some),
             }
         };
-        let (claim, existing, backup) = tokio::join!(
+        let (claim, existing, backup, capacity) = tokio::join!(
             self.ledger.claim_workload(incident, &w.name, owner, now_epoch, lease),
             self.fleet.replacement_of(incident, &w.name),
-            backup
+            backup,
+            self.capacity.of(w)
         );
         match claim? {
             ClaimAttempt::Won => {}
@@ -355,7 +361,17 @@ impl Relaunch {
                 restored_from: restored_from.as_ref(),
                 dry_run: false,
             };
-            match self.fleet.launch(&launch).await {
+            // A known shortage moves on at once, named in the report; unknown capacity launches.
+            let outcome = match capacity.get(subnet).filter(|c| c.is_short()) {
+                Some(c) => Err(AwsFailure {
+                    operation: "CapacityPreflight",
+                    code: "KnownCapacityShortage".into(),
+                    message: c.shortage(),
+                    retry: ha_domain::error::Retry::WontHelp,
+                }),
+                None => self.fleet.launch(&launch).await,
+            };
+            match outcome {
                 Ok(instance_id) => {
                     let accepted_at = format_timestamp(now());
                     info!(instance_id = %instance_id, subnet_id = %subnet, "replacement launched");
@@ -456,9 +472,14 @@ impl Relaunch {
             }
         }
         let incident = IncidentId::from_stored("drill");
+        let capacity = self.capacity.of(w).await;
         for subnet in &w.subnets {
             if !self.fleet.subnet_exists(subnet).await? {
                 verdict.problems.push(format!("{subnet}: does not exist"));
+                continue;
+            }
+            if let Some(c) = capacity.get(subnet).filter(|c| c.is_short()) {
+                verdict.problems.push(format!("{subnet}: {}", c.shortage()));
                 continue;
             }
             let launch = LaunchRequest {

@@ -34,6 +34,16 @@ fn request(subnets: &[&str]) -> serde_json::Value {
     .unwrap()
 }
 
+/// EC2 knows neither the instance type nor an Outpost: capacity is unknown, never blocking.
+fn capacity_unknown() -> (aws_smithy_mocks::Rule, aws_smithy_mocks::Rule) {
+    (
+        mock!(aws_sdk_ec2::Client::describe_launch_template_versions)
+            .then_output(|| aws_sdk_ec2::operation::describe_launch_template_versions::DescribeLaunchTemplateVersionsOutput::builder().build()),
+        mock!(aws_sdk_ec2::Client::describe_subnets)
+            .then_output(|| aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput::builder().build()),
+    )
+}
+
 fn config() -> Config {
     Config {
         store: ha_domain::config::IncidentStore {
@@ -63,11 +73,13 @@ async fn throttled_launch_releases_the_claim_and_asks_lambda_to_retry() {
     let put_events = mock!(aws_sdk_eventbridge::Client::put_events)
         .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
 
+    let (no_type, no_outpost) = capacity_unknown();
     let handler = Relaunch::from_clients(
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &release, &settle]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &throttled]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &throttled, &no_type, &no_outpost]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let err =
@@ -109,11 +121,13 @@ async fn an_unmodeled_ec2_error_moves_to_the_fallback_destination() {
         })
         .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
 
+    let (no_type, no_outpost) = capacity_unknown();
     let handler = Relaunch::from_clients(
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &refused, &accepted]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &refused, &accepted, &no_type, &no_outpost]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let report =
@@ -144,11 +158,13 @@ async fn a_rejected_report_is_an_error_so_the_outcome_is_emitted_again() {
             )
             .build()
     });
+    let (no_type, no_outpost) = capacity_unknown();
     let handler = Relaunch::from_clients(
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &accepted]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &accepted, &no_type, &no_outpost]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&rejected]),
     );
     let err = handler.handle(request(&["subnet-0a1b2c3d4e5f60718"]), "req-1").await.unwrap_err();
@@ -172,14 +188,108 @@ async fn a_request_without_destinations_fails_the_workload_instead_of_panicking(
             })
         })
         .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
+    let (no_type, no_outpost) = capacity_unknown();
     let handler = Relaunch::from_clients(
         config(),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch, &none_yet]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch, &none_yet, &no_type, &no_outpost]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let report = handler.handle(request(&[]), "req-1").await.unwrap();
     assert_eq!(report.failed, vec!["pos-db".to_string()]);
     assert_eq!((launch.num_calls(), put_events.num_calls()), (0, 1));
+}
+
+#[tokio::test]
+async fn a_known_capacity_shortage_goes_to_the_next_destination_without_trying_it() {
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_sdk_ec2::types::{InstanceType, LaunchTemplateVersion, ResponseLaunchTemplateData, Subnet};
+    const FULL: &str = "subnet-0a1b2c3d4e5f60718";
+    const FREE: &str = "subnet-0f9e8d7c6b5a40312";
+    let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let update = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
+    let none_yet =
+        mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build());
+    let instance_type = mock!(aws_sdk_ec2::Client::describe_launch_template_versions).then_output(|| {
+        aws_sdk_ec2::operation::describe_launch_template_versions::DescribeLaunchTemplateVersionsOutput::builder()
+            .launch_template_versions(
+                LaunchTemplateVersion::builder()
+                    .launch_template_data(
+                        ResponseLaunchTemplateData::builder().instance_type(InstanceType::M5Large).build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let outpost_of = |subnet: &'static str, outpost: &'static str| {
+        mock!(aws_sdk_ec2::Client::describe_subnets)
+            .match_requests(move |r| r.subnet_ids() == [subnet.to_string()])
+            .then_output(move || {
+                aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput::builder()
+                    .subnets(
+                        Subnet::builder()
+                            .subnet_id(subnet)
+                            .outpost_arn(format!("arn:aws:outposts:eu-west-1:123456789012:outpost/{outpost}"))
+                            .build(),
+                    )
+                    .build()
+            })
+    };
+    let (full_outpost, free_outpost) =
+        (outpost_of(FULL, "op-000000000000000f1"), outpost_of(FREE, "op-000000000000000f2"));
+    let metric = |outpost: &'static str, value: f64| {
+        mock!(aws_sdk_cloudwatch::Client::get_metric_data)
+            .match_requests(move |r| {
+                r.metric_data_queries().iter().any(|q| {
+                    q.metric_stat()
+                        .and_then(|s| s.metric())
+                        .is_some_and(|m| m.dimensions().iter().any(|d| d.value() == Some(outpost)))
+                })
+            })
+            .then_output(move || {
+                aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput::builder()
+                    .metric_data_results(MetricDataResult::builder().id("available").values(value).build())
+                    .build()
+            })
+    };
+    let (none_left, three_left) = (metric("op-000000000000000f1", 0.0), metric("op-000000000000000f2", 3.0));
+    let launched_on_full = mock!(aws_sdk_ec2::Client::run_instances)
+        .match_requests(|r| r.subnet_id() == Some(FULL))
+        .then_output(|| RunInstancesOutput::builder().build());
+    let launched_on_free =
+        mock!(aws_sdk_ec2::Client::run_instances).match_requests(|r| r.subnet_id() == Some(FREE)).then_output(|| {
+            RunInstancesOutput::builder()
+                .instances(aws_sdk_ec2::types::Instance::builder().instance_id("i-0free").build())
+                .build()
+        });
+    let put_events = mock!(aws_sdk_eventbridge::Client::put_events)
+        .match_requests(|r| {
+            r.entries().iter().any(|e| {
+                e.detail().is_some_and(|d| {
+                    d.contains("i-0free")
+                        && d.contains("KnownCapacityShortage")
+                        && d.contains("AvailableInstanceType_Count for m5.large on op-000000000000000f1 is 0")
+                })
+            })
+        })
+        .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
+
+    let handler = Relaunch::from_clients(
+        config(),
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
+        mock_client!(
+            aws_sdk_ec2,
+            RuleMode::MatchAny,
+            [&none_yet, &instance_type, &full_outpost, &free_outpost, &launched_on_full, &launched_on_free]
+        ),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&none_left, &three_left]),
+        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+    );
+    let report = handler.handle(request(&[FULL, FREE]), "req-1").await.unwrap();
+    assert_eq!(report.launched, vec!["pos-db".to_string()]);
+    assert_eq!(launched_on_full.num_calls(), 0, "a known shortage is not tried");
+    assert_eq!((launched_on_free.num_calls(), put_events.num_calls()), (1, 1), "the report names the shortage");
 }

@@ -4,6 +4,7 @@
 pub mod automation;
 pub mod backups;
 pub mod bus;
+pub mod capacity;
 pub mod fleet;
 pub mod ledger;
 pub mod topic;

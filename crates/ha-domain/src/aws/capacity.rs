@@ -1,0 +1,150 @@
+//! Free capacity on a standby Outpost, where AWS says: the `AWS/Outposts`
+//! `AvailableInstanceType_Count` metric for the destination's Outpost and the workload's
+//! instance type. Anything not known is `None`, and unknown capacity never blocks a launch.
+
+use crate::fencing::server_of_outpost_arn;
+use crate::model::Workload;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use std::collections::BTreeMap;
+use tracing::warn;
+
+/// The metric's recent datapoints: Outposts publishes it every 5 minutes.
+const LOOKBACK_SECONDS: u64 = 900;
+
+#[derive(Clone)]
+pub struct CapacityProbe {
+    ec2: aws_sdk_ec2::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+/// What is known of one destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationCapacity {
+    pub outpost: Option<String>,
+    pub instance_type: Option<String>,
+    /// Instances of the type that still fit, by the newest datapoint.
+    pub available: Option<f64>,
+}
+
+impl DestinationCapacity {
+    /// A known shortage: the metric says none fit. Unknown never blocks.
+    pub fn is_short(&self) -> bool {
+        self.available.is_some_and(|n| n < 1.0)
+    }
+
+    pub fn shortage(&self) -> String {
+        format!(
+            "AvailableInstanceType_Count for {} on {} is {}: no capacity",
+            self.instance_type.as_deref().unwrap_or("?"),
+            self.outpost.as_deref().unwrap_or("?"),
+            self.available.unwrap_or_default()
+        )
+    }
+}
+
+impl CapacityProbe {
+    pub fn new(ec2: aws_sdk_ec2::Client, cloudwatch: aws_sdk_cloudwatch::Client) -> Self {
+        CapacityProbe { ec2, cloudwatch }
+    }
+
+    /// Capacity of each of the workload's destinations. Failures to find out are logged and
+    /// read as unknown: a capacity check must never be the reason a failover stops.
+    pub async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
+        // Two round trips at most: the type and the subnets' Outposts together, then the metric.
+        let (instance_type, outposts) = tokio::join!(
+            self.instance_type(w),
+            futures::future::join_all(w.subnets.iter().map(|s| self.outpost_of(s)))
+        );
+        let available = futures::future::join_all(outposts.iter().map(|outpost| {
+            let instance_type = instance_type.clone();
+            async move {
+                match (outpost, instance_type) {
+                    (Some(o), Some(t)) => self.available(o, &t).await,
+                    _ => None,
+                }
+            }
+        }))
+        .await;
+        w.subnets
+            .iter()
+            .zip(outposts)
+            .zip(available)
+            .map(|((subnet, outpost), available)| {
+                (subnet.clone(), DestinationCapacity { outpost, instance_type: instance_type.clone(), available })
+            })
+            .collect()
+    }
+
+    async fn instance_type(&self, w: &Workload) -> Option<String> {
+        let out = self
+            .ec2
+            .describe_launch_template_versions()
+            .launch_template_id(&w.launch_template_id)
+            .versions(&w.launch_template_version)
+            .send()
+            .await
+            .inspect_err(|e| warn!(error = %aws_smithy_types::error::display::DisplayErrorContext(e), "instance type unknown; capacity not checked"))
+            .ok()?;
+        let version = out.launch_template_versions().first()?;
+        version.launch_template_data()?.instance_type().map(|t| t.as_str().to_string())
+    }
+
+    async fn outpost_of(&self, subnet: &str) -> Option<String> {
+        let out = self.ec2.describe_subnets().subnet_ids(subnet).send().await.ok()?;
+        out.subnets().first()?.outpost_arn().and_then(server_of_outpost_arn)
+    }
+
+    async fn available(&self, outpost: &str, instance_type: &str) -> Option<f64> {
+        let now = std::time::SystemTime::now();
+        let query = MetricDataQuery::builder()
+            .id("available")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace("AWS/Outposts")
+                            .metric_name("AvailableInstanceType_Count")
+                            .dimensions(Dimension::builder().name("OutpostId").value(outpost).build())
+                            .dimensions(Dimension::builder().name("InstanceType").value(instance_type).build())
+                            .build(),
+                    )
+                    .period(300)
+                    .stat("Minimum")
+                    .build(),
+            )
+            .build();
+        let out = self
+            .cloudwatch
+            .get_metric_data()
+            .metric_data_queries(query)
+            .start_time(aws_smithy_types::DateTime::from(now - std::time::Duration::from_secs(LOOKBACK_SECONDS)))
+            .end_time(aws_smithy_types::DateTime::from(now))
+            .scan_by(aws_sdk_cloudwatch::types::ScanBy::TimestampDescending)
+            .send()
+            .await
+            .inspect_err(|e| warn!(error = %aws_smithy_types::error::display::DisplayErrorContext(e), "capacity metric unreadable; not checked"))
+            .ok()?;
+        out.metric_data_results().first()?.values().first().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_known_zero_is_a_shortage() {
+        let d = |available| DestinationCapacity {
+            outpost: Some("op-0000000000000000b".into()),
+            instance_type: Some("m5.large".into()),
+            available,
+        };
+        assert!(d(Some(0.0)).is_short());
+        assert!(!d(Some(2.0)).is_short());
+        assert!(!d(None).is_short(), "unknown never blocks");
+        assert_eq!(
+            d(Some(0.0)).shortage(),
+            "AvailableInstanceType_Count for m5.large on op-0000000000000000b is 0: no capacity"
+        );
+    }
+}
