@@ -431,6 +431,7 @@ def game_day(aws: Aws, stack: str, server: str, a: argparse.Namespace) -> None:
     started = time.time()
     aws.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="Outposts HA game day")
     say(f"==> {alarm} set to ALARM; waiting for the relaunch (at most {a.timeout} s)")
+    last: tuple[dict, list[dict]] | None = None
     while time.time() - started < a.timeout:
         held = aws.ddb.get_item(TableName=table, Key={"pk": {"S": f"SERVER#{server}"}, "sk": {"S": "OPEN_INCIDENT"}}).get("Item")
         if held:
@@ -440,15 +441,25 @@ def game_day(aws: Aws, stack: str, server: str, a: argparse.Namespace) -> None:
             meta = next((i for i in items if i["sk"]["S"] == "META"), None)
             workloads = [i for i in items if i["sk"]["S"].startswith("WORKLOAD#")]
             if meta and workloads and all(w.get("status", {}).get("S") != "launching" for w in workloads):
-                detected = datetime.datetime.fromisoformat(meta["detected_at"]["S"].replace("Z", "+00:00"))
-                say(f"==> incident {incident}, detected {meta['detected_at']['S']}")
-                for w in sorted(workloads, key=lambda i: i["sk"]["S"]):
-                    accepted = w.get("launch_accepted_at", {}).get("S")
-                    took = (datetime.datetime.fromisoformat(accepted.replace("Z", "+00:00")) - detected).total_seconds() if accepted else None
-                    say(f"    {w['sk']['S'][len('WORKLOAD#'):]:<32} {w['status']['S']:<9} detection→launch {f'{took:.1f} s' if took is not None else '-'}")
-                return
+                last = (meta, workloads)
+                launched = [w for w in workloads if w["status"]["S"] == "launched"]
+                if all("serving_at" in w for w in launched):
+                    break
         time.sleep(2)
-    raise StackError(f"no settled relaunch within {a.timeout} s; check the functions' logs")
+    if last is None:
+        raise StackError(f"no settled relaunch within {a.timeout} s; check the functions' logs")
+    meta, workloads = last
+    detected = datetime.datetime.fromisoformat(meta["detected_at"]["S"].replace("Z", "+00:00"))
+
+    def since_detection(w: dict, field: str) -> str:
+        at = w.get(field, {}).get("S")
+        return f"{(datetime.datetime.fromisoformat(at.replace('Z', '+00:00')) - detected).total_seconds():.1f} s" if at else "-"
+
+    say(f"==> incident {meta['pk']['S'][len('INCIDENT#'):]}, detected {meta['detected_at']['S']}")
+    say(f"    {'workload':<32} {'status':<9} {'detection→launch':>17} {'detection→serving':>18}")
+    for w in sorted(workloads, key=lambda i: i["sk"]["S"]):
+        name = w["sk"]["S"][len("WORKLOAD#"):]
+        say(f"    {name:<32} {w['status']['S']:<9} {since_detection(w, 'launch_accepted_at'):>17} {since_detection(w, 'serving_at'):>18}")
 
 
 def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:

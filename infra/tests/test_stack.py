@@ -176,10 +176,12 @@ class DeployedStack(unittest.TestCase):
                 targets[t["Arn"].rsplit(":", 1)[-1]] = t
         self.assertEqual(set(targets), {f"{STACK}-relaunch", f"{STACK}-notifier"})
         default_rules = [r for r in events.list_rules()["Rules"] if r["Name"].startswith(STACK)]
-        self.assertEqual(len(default_rules), 3, "alarm changes, backup schedule, backup status")
+        self.assertEqual(len(default_rules), 4, "alarm changes, instances running, backup schedule, backup status")
         by_source = {json.loads(r["EventPattern"])["source"][0]: r for r in default_rules if "EventPattern" in r}
         alarm_pattern = json.loads(by_source["aws.cloudwatch"]["EventPattern"])
         self.assertEqual(alarm_pattern["detail"]["alarmName"], [{"prefix": "outposts-ha-"}])
+        running_pattern = json.loads(by_source["aws.ec2"]["EventPattern"])
+        self.assertEqual(running_pattern["detail"]["state"], ["running"])
         status_pattern = json.loads(by_source["aws.ssm"]["EventPattern"])
         self.assertEqual(status_pattern["detail"]["Definition"], ["BackupOutpostsServerLinuxInstanceToEBS"])
         self.assertEqual(sorted(status_pattern["detail"]["Status"]), ["Cancelled", "Failed", "Success", "TimedOut"])
@@ -187,7 +189,8 @@ class DeployedStack(unittest.TestCase):
         self.assertEqual(schedules, ["rate(1 hour)"])
         for r in default_rules:
             arns = [t["Arn"] for t in events.list_targets_by_rule(Rule=r["Name"])["Targets"]]
-            want = f"{STACK}-alarm-handler" if r is by_source["aws.cloudwatch"] else f"{STACK}-backup-scheduler"
+            want = {id(by_source["aws.cloudwatch"]): "alarm-handler", id(by_source["aws.ec2"]): "relaunch"}.get(id(r), "backup-scheduler")
+            want = f"{STACK}-{want}"
             self.assertEqual([a.rsplit(":", 1)[-1] for a in arns], [want], r["Name"])
 
         roles = set()

@@ -171,6 +171,8 @@ pub fn operation_of(request: &HttpRequest) -> String {
 #[derive(Debug, Default)]
 pub struct CallLog {
     pub calls: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+    /// Every call's operation, in the order they were sent.
+    pub sequence: std::sync::Mutex<Vec<String>>,
     pub launches_accepted: std::sync::Mutex<Vec<std::time::Instant>>,
 }
 
@@ -198,6 +200,7 @@ impl Fault for Delay {
     fn call(&self, inner: &SharedHttpConnector, request: HttpRequest) -> HttpConnectorFuture {
         let operation = operation_of(&request);
         *self.log.calls.lock().unwrap().entry(operation.clone()).or_default() += 1;
+        self.log.sequence.lock().unwrap().push(operation.clone());
         let (inner, latency, log) = (inner.clone(), self.latency, self.log.clone());
         HttpConnectorFuture::new(async move {
             tokio::time::sleep(latency).await;

@@ -56,6 +56,7 @@ async fn setup() -> (Emulator, Stack, Site, Workload) {
         subnets: vec![subnet],
         priority: 1,
         backup_parameter: None,
+        target_groups: Vec::new(),
     };
     (moto, stack, site, workload)
 }

@@ -26,6 +26,7 @@ pub enum ProjectEvent {
     RelaunchSuppressed(RelaunchSuppressed),
     DrillRequested(DrillRequested),
     DrillCompleted(DrillCompleted),
+    WorkloadServing(WorkloadServing),
 }
 
 impl ProjectEvent {
@@ -45,6 +46,7 @@ impl ProjectEvent {
             ProjectEvent::RelaunchSuppressed(_) => "RelaunchSuppressed",
             ProjectEvent::DrillRequested(_) => "DrillRequested",
             ProjectEvent::DrillCompleted(_) => "DrillCompleted",
+            ProjectEvent::WorkloadServing(_) => "WorkloadServing",
         }
     }
 
@@ -72,6 +74,7 @@ impl ProjectEvent {
             ProjectEvent::RelaunchSuppressed(e) => Some(&e.server_id),
             ProjectEvent::DrillRequested(e) => Some(&e.server_id),
             ProjectEvent::DrillCompleted(e) => Some(&e.server_id),
+            ProjectEvent::WorkloadServing(e) => Some(&e.server_id),
         }
     }
 }
@@ -289,6 +292,23 @@ pub struct RelaunchSuppressed {
     pub maintenance_reason: String,
     /// Workloads that would have been relaunched.
     pub workloads: Vec<String>,
+}
+
+/// A replacement is running and, behind its target groups, healthy; the originals were
+/// deregistered from them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadServing {
+    pub incident_id: String,
+    pub server_id: String,
+    pub workload: String,
+    pub replacement_instance_id: String,
+    /// Target group names; empty when the workload has none (running is serving).
+    pub target_groups: Vec<String>,
+    /// Originals' targets taken out of the groups.
+    pub deregistered: Vec<String>,
+    pub detected_at: String,
+    pub serving_at: String,
+    pub detection_to_serving_seconds: Option<f64>,
 }
 
 /// Command to relaunch (`make drill`): dry-run every workload of the server.

@@ -99,6 +99,7 @@ mod tests {
             subnets: vec!["subnet-12345678".into()],
             priority,
             backup_parameter: None,
+            target_groups: Vec::new(),
         }
     }
 

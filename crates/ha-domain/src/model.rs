@@ -42,6 +42,9 @@ pub mod tag {
     /// On a replacement of a stateful workload: the backup AMI it was launched from.
     pub const RESTORED_FROM: &str = "outposts-ha:restored-from";
 
+    /// On a launch template (optional) and its replacements: the workload's target groups,
+    /// by name, comma-separated; replacements are registered, originals deregistered.
+    pub const TARGET_GROUPS: &str = "outposts-ha:target-groups";
     /// On a launch template (optional): what happens to the workload's originals when
     /// their server comes back (`isolate`, `terminate`, `notify`); default: the stack's.
     pub const FENCING: &str = "outposts-ha:fencing";
@@ -100,6 +103,9 @@ pub struct Workload {
     /// Stateful workloads only: the SSM parameter naming the backup AMI to launch from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_parameter: Option<String>,
+    /// Target groups (names) its replacement serves behind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_groups: Vec<String>,
 }
 
 /// A launch template tagged for a server whose tags do not describe a usable workload.
@@ -126,6 +132,8 @@ pub enum WorkloadTagError {
     BadName(String),
     #[error("backup parameter '{0}' is not an SSM parameter path (/…, letters, digits and _.-/)")]
     BadBackupParameter(String),
+    #[error("'{0}' is not a target group name (1-32 letters, digits and hyphens)")]
+    BadTargetGroup(String),
 }
 
 /// Builds a workload from its launch template's tags (pure: the adapter fetches them).
@@ -180,6 +188,14 @@ pub fn workload_from_tags(
         Some(p) => return Err(WorkloadTagError::BadBackupParameter(p.to_string())),
     };
 
+    let target_groups: Vec<String> = tags
+        .get(tag::TARGET_GROUPS)
+        .map(|v| v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(bad) = target_groups.iter().find(|g| !is_target_group_name(g)) {
+        return Err(WorkloadTagError::BadTargetGroup(bad.clone()));
+    }
+
     Ok(Workload {
         name,
         launch_template_id: launch_template_id.to_string(),
@@ -188,7 +204,16 @@ pub fn workload_from_tags(
         subnets,
         priority,
         backup_parameter,
+        target_groups,
     })
+}
+
+/// A target group name as ELB accepts it: 1-32 letters, digits and hyphens.
+fn is_target_group_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 /// An SSM parameter name as the API accepts it: a `/`-rooted path of letters, digits and `_.-`.
@@ -235,6 +260,7 @@ mod tests {
                 (tag::WORKLOAD, "store-17/pos-db"),
                 (tag::LAUNCH_TEMPLATE_VERSION, "3"),
                 (tag::BACKUP_PARAMETER, "/outposts-ha/prod/backup/pos-db"),
+                (tag::TARGET_GROUPS, "pos-web, pos-api"),
             ]),
         )
         .unwrap();
@@ -244,6 +270,7 @@ mod tests {
         assert_eq!(w.launch_template_version, "3");
         assert_eq!(w.protected_server.as_str(), OP);
         assert_eq!(w.backup_parameter.as_deref(), Some("/outposts-ha/prod/backup/pos-db"));
+        assert_eq!(w.target_groups, vec!["pos-web", "pos-api"]);
     }
 
     #[test]
@@ -275,6 +302,14 @@ mod tests {
             (
                 vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678"), (tag::WORKLOAD, "a b")],
                 WorkloadTagError::BadName("a b".into()),
+            ),
+            (
+                vec![
+                    (tag::PROTECTED_SERVER, OP),
+                    (tag::SUBNETS, "subnet-12345678"),
+                    (tag::TARGET_GROUPS, "a,arn:aws:x"),
+                ],
+                WorkloadTagError::BadTargetGroup("arn:aws:x".into()),
             ),
             (
                 vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678"), (tag::BACKUP_PARAMETER, "pos")],

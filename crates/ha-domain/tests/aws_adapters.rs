@@ -27,6 +27,7 @@ fn workload() -> Workload {
         subnets: vec!["subnet-0a1b2c3d4e5f60718".into()],
         priority: 1,
         backup_parameter: None,
+        target_groups: Vec::new(),
     }
 }
 

@@ -108,6 +108,7 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "RelaunchSuppressed",
         "DrillRequested",
         "DrillCompleted",
+        "WorkloadServing",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

@@ -373,6 +373,29 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
             let label = if severity == Severity::Critical { "CRITICAL" } else { "WARNING" };
             (severity, format!("[{label}] Original {} of {} {}", e.instance_id, e.workload, e.action), what, next)
         }
+        ProjectEvent::WorkloadServing(e) => {
+            let took = e.detection_to_serving_seconds.map(|s| format!(" ({:.0} s after detection)", s)).unwrap_or_default();
+            let mut what = vec![format!(
+                "Workload {} from Outposts server {} is serving from {} since {}{took}.",
+                e.workload, e.server_id, e.replacement_instance_id, e.serving_at
+            )];
+            if e.target_groups.is_empty() {
+                what.push("It has no target groups: running is serving.".into());
+            } else {
+                what.push(format!("Healthy in target group(s) {}.", e.target_groups.join(", ")));
+                what.push(if e.deregistered.is_empty() {
+                    "No original was registered there.".into()
+                } else {
+                    format!("Originals deregistered: {}.", e.deregistered.join(", "))
+                });
+            }
+            (
+                Severity::Info,
+                format!("[INFO] {} serving again from {}", e.workload, e.replacement_instance_id),
+                what,
+                vec!["Nothing; the originals are fenced when their server comes back.".into()],
+            )
+        }
         ProjectEvent::RelaunchSuppressed(e) => (
             Severity::Warning,
             format!("[WARNING] Outposts server {} down during maintenance: nothing relaunched", e.server_id),
@@ -435,6 +458,7 @@ fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::OriginalFenced(e) => Some(&e.incident_id),
         ProjectEvent::IncidentClosed(e) => Some(&e.incident_id),
         ProjectEvent::RelaunchSuppressed(e) => Some(&e.incident_id),
+        ProjectEvent::WorkloadServing(e) => Some(&e.incident_id),
         ProjectEvent::DrillRequested(_) | ProjectEvent::DrillCompleted(_) => None,
         ProjectEvent::BackupCompleted(_) | ProjectEvent::BackupFailed(_) | ProjectEvent::BackupStale(_) => None,
     }

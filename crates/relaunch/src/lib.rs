@@ -9,10 +9,11 @@ use ha_domain::aws::capacity::CapacityProbe;
 use ha_domain::aws::fleet::FencingCandidate;
 use ha_domain::aws::fleet::{Fleet, LaunchRequest};
 use ha_domain::aws::ledger::{ClaimAttempt, Ledger, Settlement};
+use ha_domain::aws::serving::LoadBalancing;
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{
     DrillCompleted, DrillRequested, DrillVerdict, IncidentClosed, OriginalFenced, ProjectEvent, RelaunchRequested,
-    RestoredFrom, ServerRecovered, WorkloadRelaunchFailed, WorkloadRelaunched,
+    RestoredFrom, ServerRecovered, WorkloadRelaunchFailed, WorkloadRelaunched, WorkloadServing,
 };
 use ha_domain::error::{AwsFailure, HandlerError};
 use ha_domain::fencing::{
@@ -106,6 +107,7 @@ pub struct Relaunch {
     fleet: Fleet,
     backups: BackupStore,
     capacity: CapacityProbe,
+    load_balancing: LoadBalancing,
     bus: EventBus,
 }
 
@@ -117,6 +119,7 @@ impl Relaunch {
             aws_sdk_ec2::Client::new(sdk),
             aws_sdk_ssm::Client::new(sdk),
             aws_sdk_cloudwatch::Client::new(sdk),
+            aws_sdk_elasticloadbalancingv2::Client::new(sdk),
             aws_sdk_eventbridge::Client::new(sdk),
         )
     }
@@ -127,12 +130,14 @@ impl Relaunch {
         ec2: aws_sdk_ec2::Client,
         ssm: aws_sdk_ssm::Client,
         cloudwatch: aws_sdk_cloudwatch::Client,
+        elb: aws_sdk_elasticloadbalancingv2::Client,
         events: aws_sdk_eventbridge::Client,
     ) -> Self {
         Relaunch {
             ledger: Ledger::new(dynamodb, &config.store.ledger_table, config.store.retention_days),
             backups: BackupStore::new(ec2.clone(), ssm, &config.stack_name),
             capacity: CapacityProbe::new(ec2.clone(), cloudwatch),
+            load_balancing: LoadBalancing::new(elb),
             fleet: Fleet::new(ec2),
             bus: EventBus::new(events, &config.store.event_bus_name),
             config,
@@ -141,6 +146,15 @@ impl Relaunch {
 
     /// `invocation_id` identifies this attempt as a claim owner (the Lambda request id).
     pub async fn handle(&self, event: Value, invocation_id: &str) -> Result<RelaunchReport, HandlerError> {
+        if event.get("detail-type").and_then(Value::as_str) == Some(EC2_STATE_CHANGE) {
+            let instance = event["detail"]["instance-id"].as_str().unwrap_or_default().to_string();
+            let state = event["detail"]["state"].as_str().unwrap_or_default();
+            if state != "running" || instance.is_empty() {
+                return Ok(RelaunchReport { ignored: Some(format!("instance state {state}")), ..Default::default() });
+            }
+            let span = tracing::info_span!("serve", instance_id = %instance);
+            return self.serve(&instance).instrument(span).await;
+        }
         let request = match serde_json::from_value::<ProjectEvent>(event) {
             Ok(ProjectEvent::RelaunchRequested(r)) => r,
             Ok(ProjectEvent::DrillRequested(r)) => {
@@ -410,6 +424,135 @@ impl Relaunch {
                 }
             }
         }
+    }
+
+    /// A replacement reached `running`: register it with its workload's target groups, and
+    /// once it is healthy in every one, take the originals out. Not healthy yet fails the
+    /// invocation, so Lambda's asynchronous retries re-check it (a bounded re-check, no
+    /// polling here); registering again changes nothing.
+    async fn serve(&self, instance_id: &str) -> Result<RelaunchReport, HandlerError> {
+        let mut report = RelaunchReport::default();
+        let Some(replacement) = self.fleet.instance(instance_id).await? else {
+            report.ignored = Some("instance not found".into());
+            return Ok(report);
+        };
+        let tags = &replacement.tags;
+        let (Some(role), Some(incident), Some(workload), Some(server)) =
+            (tags.get(tag::ROLE), tags.get(tag::INCIDENT), tags.get(tag::WORKLOAD), tags.get(tag::SOURCE_SERVER))
+        else {
+            report.ignored = Some("not a replacement".into());
+            return Ok(report);
+        };
+        if role != tag::ROLE_REPLACEMENT {
+            report.ignored = Some("not a replacement".into());
+            return Ok(report);
+        }
+        let incident = IncidentId::from_stored(incident.as_str());
+        report.incident_id = Some(incident.to_string());
+        let names: Vec<String> = tags
+            .get(tag::TARGET_GROUPS)
+            .map(|v| v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default();
+        let groups = if names.is_empty() { Vec::new() } else { self.load_balancing.target_groups(&names).await? };
+        let target_of = |by_ip: bool, id: &str, ip: Option<&String>| -> Option<String> {
+            if by_ip {
+                ip.cloned()
+            } else {
+                Some(id.to_string())
+            }
+        };
+        let mut unhealthy = Vec::new();
+        for group in &groups {
+            let Some(target) = target_of(group.by_ip, instance_id, replacement.private_ip.as_ref()) else {
+                unhealthy.push(format!("{}: the replacement has no private address", group.name));
+                continue;
+            };
+            self.load_balancing.register(group, &target).await?;
+            let state =
+                self.load_balancing.targets(group).await?.into_iter().find(|(id, _)| *id == target).map(|(_, s)| s);
+            if state.as_deref() != Some("healthy") {
+                unhealthy.push(format!("{}: {}", group.name, state.unwrap_or_else(|| "not listed".into())));
+            }
+        }
+        if !unhealthy.is_empty() {
+            info!(waiting_for = ?unhealthy, "registered; originals stay until the replacement is healthy");
+            return Err(HandlerError::Transient(AwsFailure {
+                operation: "Serve",
+                code: "TargetNotHealthyYet".into(),
+                message: unhealthy.join("; "),
+                retry: ha_domain::error::Retry::CanHelp,
+            }));
+        }
+
+        // Healthy everywhere: now the originals may go.
+        let originals: Vec<FencingCandidate> = if groups.is_empty() {
+            Vec::new()
+        } else {
+            self.fleet
+                .instances_of(std::slice::from_ref(workload))
+                .await?
+                .into_iter()
+                .filter(|c| {
+                    !c.original.tags.contains_key(tag::INCIDENT)
+                        && c.original.tags.get(tag::ROLE).map(String::as_str) != Some(tag::ROLE_REPLACEMENT)
+                })
+                .collect()
+        };
+        let mut deregistered = Vec::new();
+        for group in &groups {
+            let registered: BTreeSet<String> =
+                self.load_balancing.targets(group).await?.into_iter().map(|(id, _)| id).collect();
+            let leaving: Vec<String> = originals
+                .iter()
+                .filter_map(|c| target_of(group.by_ip, &c.original.instance_id, c.private_ip.as_ref()))
+                .filter(|t| registered.contains(t))
+                .collect();
+            if !leaving.is_empty() {
+                self.load_balancing.deregister(group, &leaving).await?;
+                info!(target_group = %group.name, targets = ?leaving, "originals deregistered");
+                deregistered.extend(leaving);
+            }
+        }
+
+        let serving_at = format_timestamp(now());
+        self.ledger.record_serving(&incident, workload, &serving_at).await?;
+        let detected_at = self.ledger.incident_detected_at(&incident).await?.unwrap_or_default();
+        let seconds = parse_timestamp(&detected_at)
+            .zip(parse_timestamp(&serving_at))
+            .map(|(d, s)| (s - d).as_seconds_f64().max(0.0));
+        let first = self
+            .ledger
+            .record_marker(
+                &format!("INCIDENT#{incident}"),
+                &format!("SERVING#{workload}"),
+                instance_id,
+                now().unix_timestamp(),
+            )
+            .await?;
+        if first {
+            self.bus
+                .publish(&[ProjectEvent::WorkloadServing(WorkloadServing {
+                    incident_id: incident.to_string(),
+                    server_id: server.clone(),
+                    workload: workload.clone(),
+                    replacement_instance_id: instance_id.to_string(),
+                    target_groups: names,
+                    deregistered,
+                    detected_at,
+                    serving_at,
+                    detection_to_serving_seconds: seconds,
+                })])
+                .await?;
+            if let Some(s) = seconds {
+                metrics::publish_for_server(
+                    &self.config.stack_name,
+                    server,
+                    ("DetectionToServingSeconds", s, metrics::Unit::Seconds),
+                );
+            }
+        }
+        report.launched.push(workload.clone());
+        Ok(report)
     }
 
     /// Dry-runs every workload of the server: permissions, parameters, backup resolution and
@@ -704,6 +847,9 @@ impl Relaunch {
         }
     }
 }
+
+/// EventBridge's detail-type for EC2 instance state changes.
+const EC2_STATE_CHANGE: &str = "EC2 Instance State-change Notification";
 
 /// What fencing did to one original.
 struct Fenced {

@@ -29,6 +29,7 @@ fn request(subnets: &[&str]) -> serde_json::Value {
             subnets: subnets.iter().map(|s| s.to_string()).collect(),
             priority: 1,
             backup_parameter: None,
+            target_groups: Vec::new(),
         }],
     }))
     .unwrap()
@@ -80,6 +81,7 @@ async fn throttled_launch_releases_the_claim_and_asks_lambda_to_retry() {
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &throttled, &no_type, &no_outpost]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let err =
@@ -128,6 +130,7 @@ async fn an_unmodeled_ec2_error_moves_to_the_fallback_destination() {
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &refused, &accepted, &no_type, &no_outpost]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let report =
@@ -165,6 +168,7 @@ async fn a_rejected_report_is_an_error_so_the_outcome_is_emitted_again() {
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &accepted, &no_type, &no_outpost]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&rejected]),
     );
     let err = handler.handle(request(&["subnet-0a1b2c3d4e5f60718"]), "req-1").await.unwrap_err();
@@ -195,6 +199,7 @@ async fn a_request_without_destinations_fails_the_workload_instead_of_panicking(
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch, &none_yet, &no_type, &no_outpost]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let report = handler.handle(request(&[]), "req-1").await.unwrap();
@@ -286,10 +291,86 @@ async fn a_known_capacity_shortage_goes_to_the_next_destination_without_trying_i
         ),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&none_left, &three_left]),
+        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let report = handler.handle(request(&[FULL, FREE]), "req-1").await.unwrap();
     assert_eq!(report.launched, vec!["pos-db".to_string()]);
     assert_eq!(launched_on_full.num_calls(), 0, "a known shortage is not tried");
     assert_eq!((launched_on_free.num_calls(), put_events.num_calls()), (1, 1), "the report names the shortage");
+}
+
+#[tokio::test]
+async fn a_replacement_still_in_its_initial_health_checks_keeps_the_originals_and_is_rechecked() {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        TargetDescription, TargetGroup, TargetHealth, TargetHealthDescription, TargetHealthStateEnum, TargetTypeEnum,
+    };
+    let replacement = mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| {
+        let tags = [
+            ("outposts-ha:role", "replacement"),
+            ("outposts-ha:incident", "inc-1"),
+            ("outposts-ha:workload", "pos"),
+            ("outposts-ha:source-server", "op-0123456789abcdef0"),
+            ("outposts-ha:target-groups", "pos-web"),
+        ];
+        DescribeInstancesOutput::builder()
+            .reservations(
+                aws_sdk_ec2::types::Reservation::builder()
+                    .instances(
+                        aws_sdk_ec2::types::Instance::builder()
+                            .instance_id("i-0new")
+                            .set_tags(Some(
+                                tags.iter()
+                                    .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
+                                    .collect(),
+                            ))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let group = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_groups).then_output(|| {
+        aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput::builder()
+            .target_groups(
+                TargetGroup::builder()
+                    .target_group_name("pos-web")
+                    .target_group_arn("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/pos-web/1")
+                    .target_type(TargetTypeEnum::Instance)
+                    .build(),
+            )
+            .build()
+    });
+    let register = mock!(aws_sdk_elasticloadbalancingv2::Client::register_targets).then_output(|| {
+        aws_sdk_elasticloadbalancingv2::operation::register_targets::RegisterTargetsOutput::builder().build()
+    });
+    let initial = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(|| {
+        aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput::builder()
+            .target_health_descriptions(
+                TargetHealthDescription::builder()
+                    .target(TargetDescription::builder().id("i-0new").build())
+                    .target_health(TargetHealth::builder().state(TargetHealthStateEnum::Initial).build())
+                    .build(),
+            )
+            .build()
+    });
+    let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets).then_output(|| {
+        aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsOutput::builder().build()
+    });
+    let handler = Relaunch::from_clients(
+        config(),
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&replacement]),
+        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&group, &register, &initial, &deregister]),
+        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, []),
+    );
+    let event = serde_json::json!({
+        "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",
+        "detail": {"instance-id": "i-0new", "state": "running"}
+    });
+    let err = handler.handle(event, "req-1").await.unwrap_err();
+    assert!(matches!(&err, HandlerError::Transient(f) if f.code == "TargetNotHealthyYet"), "{err}");
+    assert_eq!((register.num_calls(), deregister.num_calls()), (1, 0), "registered; the originals stay");
 }

@@ -128,6 +128,10 @@ impl Fleet {
             (tag::SOURCE_SERVER, r.workload.protected_server.as_str()),
             (tag::ROLE, tag::ROLE_REPLACEMENT),
         ];
+        let target_groups = r.workload.target_groups.join(",");
+        if !target_groups.is_empty() {
+            tags.push((tag::TARGET_GROUPS, target_groups.as_str()));
+        }
         if let Some(backup) = r.restored_from {
             tags.push((tag::RESTORED_FROM, backup.image_id.as_str()));
             if let Some(taken_at) = &backup.taken_at {
@@ -163,6 +167,21 @@ impl Fleet {
             message: "RunInstances succeeded but returned no instance".into(),
             retry: crate::error::Retry::CanHelp,
         })
+    }
+
+    /// One instance: its state, private address and tags; `None` when EC2 does not know it.
+    pub async fn instance(&self, instance_id: &str) -> Result<Option<InstanceView>, AwsFailure> {
+        let out = match self.client.describe_instances().instance_ids(instance_id).send().await {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
+            Err(e) => return Err(failure("DescribeInstances", &e)),
+        };
+        Ok(out.reservations().iter().flat_map(|r| r.instances()).next().map(|i| InstanceView {
+            instance_id: instance_id.to_string(),
+            state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
+            private_ip: i.private_ip_address().map(str::to_string),
+            tags: i.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect(),
+        }))
     }
 
     /// Whether the subnet exists (a drill names a missing destination plainly).
@@ -224,6 +243,7 @@ impl Fleet {
                                 .collect(),
                         },
                         vpc_id: i.vpc_id().map(str::to_string),
+                        private_ip: i.private_ip_address().map(str::to_string),
                         security_groups: i
                             .security_groups()
                             .iter()
@@ -331,5 +351,15 @@ impl Fleet {
 pub struct FencingCandidate {
     pub original: OriginalCandidate,
     pub vpc_id: Option<String>,
+    pub private_ip: Option<String>,
     pub security_groups: Vec<String>,
+}
+
+/// An instance as serving needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceView {
+    pub instance_id: String,
+    pub state: String,
+    pub private_ip: Option<String>,
+    pub tags: BTreeMap<String, String>,
 }

@@ -482,6 +482,26 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records when the workload's replacement started serving (the first time only).
+    pub async fn record_serving(&self, incident: &IncidentId, workload: &str, at: &str) -> Result<(), AwsFailure> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_pk(incident)))
+            .key("sk", s(workload_sk(workload)))
+            .update_expression("SET serving_at = :at")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(serving_at)")
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed!(e) => Ok(()),
+            Err(e) => Err(failure("UpdateItem", &e)),
+        }
+    }
+
     /// The marker recorded under (`pk`, `sk`), if any.
     pub async fn marker(&self, pk: &str, sk: &str) -> Result<Option<String>, AwsFailure> {
         Ok(self.get(pk.to_string(), sk.to_string()).await?.and_then(|item| get_s(&item, "marker").map(str::to_string)))

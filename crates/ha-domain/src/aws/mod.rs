@@ -7,6 +7,7 @@ pub mod bus;
 pub mod capacity;
 pub mod fleet;
 pub mod ledger;
+pub mod serving;
 pub mod topic;
 
 use crate::error::{classify, AwsFailure, FailureKind};
