@@ -94,6 +94,17 @@ macro_rules! condition_failed {
     };
 }
 
+/// A conditional write's result: `Ok(true)` written, `Ok(false)` its condition held it back.
+macro_rules! written {
+    ($result:expr, $operation:literal) => {
+        match $result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed!(e) => Ok(false),
+            Err(e) => Err(failure($operation, &e)),
+        }
+    };
+}
+
 impl Ledger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention_days: u32) -> Self {
         Ledger { client, table: table.into(), retention_seconds: i64::from(retention_days) * 86_400 }
@@ -236,11 +247,7 @@ impl Ledger {
             .condition_expression(condition)
             .send()
             .await;
-        match update {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed!(e) => Ok(false),
-            Err(e) => Err(failure("UpdateItem", &e)),
-        }
+        written!(update, "UpdateItem")
     }
 
     /// Claims (incident, workload) for `owner` with a lease; the loser learns what is there.
@@ -311,11 +318,7 @@ impl Ledger {
             .expression_attribute_values(":old", n(expired_lease_until))
             .send()
             .await;
-        match update {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed!(e) => Ok(false),
-            Err(e) => Err(failure("UpdateItem", &e)),
-        }
+        written!(update, "UpdateItem")
     }
 
     /// Records the outcome, if `owner` still holds the claim. Returns false when another
@@ -357,11 +360,7 @@ impl Ledger {
         }
         sets.extend(clauses.iter().map(String::as_str));
         let update = request.update_expression(format!("SET {}", sets.join(", "))).send().await;
-        match update {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed!(e) => Ok(false),
-            Err(e) => Err(failure("UpdateItem", &e)),
-        }
+        written!(update, "UpdateItem")
     }
 
     pub async fn mark_reported(&self, incident: &IncidentId, workload: &str) -> Result<(), AwsFailure> {
@@ -445,11 +444,7 @@ impl Ledger {
             .expression_attribute_values(":incident", s(incident.as_str()))
             .send()
             .await;
-        match release {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed!(e) => Ok(()),
-            Err(e) => Err(failure("DeleteItem", &e)),
-        }
+        written!(release, "DeleteItem").map(drop)
     }
 
     /// The server's maintenance window, if one was set (expired ones included; the caller
@@ -495,11 +490,7 @@ impl Ledger {
             .expression_attribute_values(":at", s(at))
             .send()
             .await;
-        match update {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed!(e) => Ok(()),
-            Err(e) => Err(failure("UpdateItem", &e)),
-        }
+        written!(update, "UpdateItem").map(drop)
     }
 
     /// The marker recorded under (`pk`, `sk`), if any.
@@ -523,11 +514,7 @@ impl Ledger {
             .expression_attribute_values(":marker", s(marker))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed!(e) => Ok(false),
-            Err(e) => Err(failure("PutItem", &e)),
-        }
+        written!(put, "PutItem")
     }
 
     /// Gives a claim back after a transient failure, so the retried event can take it.
@@ -545,11 +532,7 @@ impl Ledger {
             .expression_attribute_values(":launching", s(STATUS_LAUNCHING))
             .send()
             .await;
-        match delete {
-            Ok(_) => Ok(()),
-            Err(e) if condition_failed!(e) => Ok(()),
-            Err(e) => Err(failure("DeleteItem", &e)),
-        }
+        written!(delete, "DeleteItem").map(drop)
     }
 }
 
