@@ -83,6 +83,71 @@ pub async fn dispatch(workloads: usize, launch_concurrency: usize, latency: Dura
     Ok(Dispatch { workloads, launch_concurrency, product, sequential, calls })
 }
 
+/// AWS calls of a whole incident with `target_groups` groups per workload: alarm,
+/// relaunch, each replacement's running event (registration, health, originals out) and
+/// the notifications. Counted at the same seam, no latency added.
+pub async fn calls_with_target_groups(
+    workloads: usize,
+    target_groups: usize,
+) -> Result<BTreeMap<String, usize>, String> {
+    use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let log = Arc::new(CallLog::default());
+    let counted = FaultyClient::new(Delay::new(Duration::ZERO, log.clone())).into_sdk_config(&sdk);
+    let stack = Stack::deploy_with_handler_sdk(&sdk, &counted, 10).await;
+    let site = Site::create(&sdk).await;
+    let home = site.subnet("10.0.1.0/24").await;
+    let standby = site.subnet("10.0.2.0/24").await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let mut groups = Vec::new();
+    for g in 0..target_groups {
+        let out = elb
+            .create_target_group()
+            .name(format!("tg-{g}"))
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&site.vpc_id)
+            .target_type(TargetTypeEnum::Instance)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        groups.push((format!("tg-{g}"), out.target_groups()[0].target_group_arn().unwrap_or_default().to_string()));
+    }
+    let names: Vec<&str> = groups.iter().map(|(n, _)| n.as_str()).collect();
+    let joined = names.join(",");
+    for i in 0..workloads {
+        let name = format!("w-{i:03}");
+        let extra: Vec<(&'static str, &str)> =
+            if joined.is_empty() { Vec::new() } else { vec![(crate::site::TARGET_GROUPS_TAG, joined.as_str())] };
+        let w = site.declare_with(SERVER, &name, &[&standby], 100, None, &extra).await;
+        let original = site.original(&w, &home, &[(ha_domain::model::tag::WORKLOAD, name.as_str())]).await;
+        for (_, arn) in &groups {
+            elb.register_targets()
+                .target_group_arn(arn)
+                .targets(TargetDescription::builder().id(&original).build())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    stack
+        .alarm(&alarm_event(ALARM, SERVER, "OK", "ALARM", "2026-11-22T10:00:00.000+0000"))
+        .await
+        .map_err(|e| e.to_string())?;
+    stack.deliver().await;
+    for r in site.replacements().await {
+        let id = r.instance_id().unwrap_or_default();
+        stack.relaunch.handle(crate::stack::instance_running_event(id), "bench").await.map_err(|e| e.to_string())?;
+    }
+    let delivered = stack.deliver().await;
+    if !delivered.handler_errors.is_empty() {
+        return Err(format!("handler errors: {:?}", delivered.handler_errors));
+    }
+    let calls = log.calls.lock().unwrap().clone();
+    Ok(calls)
+}
+
 /// One function's release binary under a local Lambda runtime API.
 #[derive(Debug, Clone)]
 pub struct ColdStart {
@@ -293,7 +358,12 @@ fn ms(d: Duration) -> String {
 }
 
 /// BENCHMARKS.md's tables.
-pub fn report(latency: Duration, dispatches: &[Dispatch], cold: &[ColdStart]) -> String {
+pub fn report(
+    latency: Duration,
+    dispatches: &[Dispatch],
+    with_groups: &[(usize, usize, BTreeMap<String, usize>)],
+    cold: &[ColdStart],
+) -> String {
     let mut out = String::new();
     let rtt = latency.as_secs_f64();
     out.push_str(&format!(
@@ -315,11 +385,20 @@ pub fn report(latency: Duration, dispatches: &[Dispatch], cold: &[ColdStart]) ->
             d.sequential.as_secs_f64() / d.product.as_secs_f64()
         ));
     }
-    out.push_str("\n### AWS calls per incident (target groups: none yet)\n\n| workloads | total | by operation |\n|---:|---:|---|\n");
+    out.push_str("\n### AWS calls per incident, up to the launches (T = 0)\n\n| workloads | total | by operation |\n|---:|---:|---|\n");
     let mut seen = std::collections::BTreeSet::new();
     for d in dispatches.iter().filter(|d| seen.insert(d.workloads)) {
         let by: Vec<String> = d.calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
         out.push_str(&format!("| {} | {} | {} |\n", d.workloads, d.calls.values().sum::<usize>(), by.join(", ")));
+    }
+    out.push_str(
+        "\n### AWS calls per incident, serving included (N workloads, T target groups each)\n\n\
+         | N | T | total | per workload | by operation |\n|---:|---:|---:|---:|---|\n",
+    );
+    for (n, t, calls) in with_groups {
+        let total: usize = calls.values().sum();
+        let by: Vec<String> = calls.iter().map(|(op, c)| format!("{op} {c}")).collect();
+        out.push_str(&format!("| {n} | {t} | {total} | {:.1} | {} |\n", total as f64 / *n as f64, by.join(", ")));
     }
     out.push_str(
         "\n### Cold start and memory (release binaries under a local Lambda runtime API)\n\n\

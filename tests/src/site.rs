@@ -182,6 +182,9 @@ impl Site {
     }
 }
 
+/// The tag naming a workload's target groups (re-exported for the bench's declarations).
+pub const TARGET_GROUPS_TAG: &str = tag::TARGET_GROUPS;
+
 pub fn tag_of<'a>(instance: &'a aws_sdk_ec2::types::Instance, key: &str) -> Option<&'a str> {
     instance.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
 }

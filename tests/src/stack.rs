@@ -459,6 +459,15 @@ pub fn scheduled_event(at: &str) -> Value {
     })
 }
 
+/// EC2's "instance is running" event, as the template's rule delivers it to relaunch.
+pub fn instance_running_event(instance_id: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/ec2/instance-running.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["resources"][0] = Value::String(format!("arn:aws:ec2:eu-west-1:123456789012:instance/{instance_id}"));
+    event["detail"]["instance-id"] = Value::String(instance_id.into());
+    event
+}
+
 /// A ConnectedStatus alarm transition for `server_id`, in the EventBridge shape.
 pub fn alarm_event(alarm_name: &str, server_id: &str, from: &str, to: &str, at: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/alarm/eventbridge-server-down.json");

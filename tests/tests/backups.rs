@@ -124,13 +124,15 @@ async fn three_cycles_keep_the_parameter_on_the_newest_ami_and_two_backups_and_a
     let (_, instance) = w.stateful("pos-db", &[]).await;
     let stateless = w.site.declare(SERVER_A, "kiosk", &[&w.standby], 20).await;
     w.site.original(&stateless, &w.home, &[(tag::WORKLOAD, "kiosk")]).await;
+    // A fenced original of another stateful workload: its data is stale, never backed up.
+    w.stateful("old-db", &[(tag::FENCED, "inc-earlier")]).await;
     let parameter = parameter_of("pos-db");
 
     let mut amis: Vec<String> = Vec::new();
     let mut executions = Vec::new();
     for (k, at) in ["2026-11-22T09:00:00Z", "2026-11-22T10:00:00Z", "2026-11-22T11:00:00Z"].iter().enumerate() {
         let (tick, outcomes) = w.cycle(at).await;
-        assert_eq!(tick.started.len(), 1, "only the stateful instance is backed up: {tick:?}");
+        assert_eq!(tick.started.len(), 1, "only the live stateful instance is backed up: {tick:?}");
         assert_eq!(tick.started[0].0, instance);
         executions.push(tick.started[0].1.clone());
         assert_eq!(outcomes.len(), 1);

@@ -5,21 +5,12 @@ use ha_domain::model::tag;
 use outposts_ha_tests::emulator::Emulator;
 use outposts_ha_tests::faults::{CallLog, Delay, FaultyClient};
 use outposts_ha_tests::site::Site;
-use outposts_ha_tests::stack::{alarm_event, Stack};
+use outposts_ha_tests::stack::{alarm_event, instance_running_event as running, Stack};
 use std::sync::Arc;
 use std::time::Duration;
 
 const SERVER_A: &str = "op-0000000000000000a";
 const ALARM_A: &str = "outposts-ha-store-a";
-
-fn running(instance_id: &str) -> serde_json::Value {
-    serde_json::json!({
-        "version": "0", "id": format!("state-{instance_id}"), "detail-type": "EC2 Instance State-change Notification",
-        "source": "aws.ec2", "account": "123456789012", "time": "2026-11-22T10:01:00Z", "region": "eu-west-1",
-        "resources": [format!("arn:aws:ec2:eu-west-1:123456789012:instance/{instance_id}")],
-        "detail": {"instance-id": instance_id, "state": "running"}
-    })
-}
 
 #[tokio::test]
 async fn a_healthy_replacement_is_registered_before_the_original_is_deregistered() {

@@ -85,6 +85,9 @@ pub struct RelaunchReport {
     pub fenced: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incident_closed: bool,
+    /// Workloads whose replacement now serves (registered and healthy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serving: Vec<String>,
     /// A drill's verdicts, one per workload (nothing launched).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drill: Vec<DrillVerdict>,
@@ -551,7 +554,7 @@ impl Relaunch {
                 );
             }
         }
-        report.launched.push(workload.clone());
+        report.serving.push(workload.clone());
         Ok(report)
     }
 

@@ -51,6 +51,14 @@ async fn main() {
             }
         }
     }
+    let mut with_groups = Vec::new();
+    for (n, t) in [(10, 0), (10, 1), (10, 2), (50, 2)] {
+        eprintln!("==> calls with target groups: {n} workloads, {t} groups each");
+        match bench::calls_with_target_groups(n, t).await {
+            Ok(calls) => with_groups.push((n, t, calls)),
+            Err(e) => fail(&format!("calls with {t} target groups: {e}")),
+        }
+    }
     let cold = match (std::env::var("BENCH_BINARIES"), std::env::var("BENCH_ZIPS")) {
         (Ok(binaries), Ok(zips)) => {
             eprintln!("==> cold starts: {runs} runs per function");
@@ -63,7 +71,7 @@ async fn main() {
             Vec::new()
         }
     };
-    let tables = bench::report(latency, &dispatches, &cold);
+    let tables = bench::report(latency, &dispatches, &with_groups, &cold);
     let intro = std::fs::read_to_string(&out)
         .ok()
         .and_then(|text| text.split("<!-- results -->").next().map(str::to_string))

@@ -81,7 +81,13 @@ impl BackupStore {
             let page = page.map_err(|e| failure("DescribeInstances", &e))?;
             for i in page.reservations().iter().flat_map(|r| r.instances()) {
                 let Some(id) = i.instance_id() else { continue };
-                match stateful_instance_from_tags(id, i.subnet_id(), &tag_map(i.tags()), &self.stack) {
+                let tags = tag_map(i.tags());
+                // A fenced original holds stale data: backing it up would move the parameter
+                // away from the replacement's backups.
+                if tags.contains_key(tag::FENCED) {
+                    continue;
+                }
+                match stateful_instance_from_tags(id, i.subnet_id(), &tags, &self.stack) {
                     Ok(s) => ok.push(s),
                     Err(m) => misdeclared.push(m),
                 }
