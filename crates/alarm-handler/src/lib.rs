@@ -249,10 +249,7 @@ impl AlarmHandler {
         workloads: &[ha_domain::model::Workload],
     ) -> Result<Outcome, HandlerError> {
         warn!(maintenance_until = %window.until, reason = %window.reason, "server down during its maintenance window: relaunch suppressed");
-        let first = self
-            .ledger
-            .record_marker(&format!("INCIDENT#{derived}"), "SUPPRESSED", &window.until, now().unix_timestamp())
-            .await?;
+        let first = self.ledger.mark_incident(derived, "SUPPRESSED", &window.until, now().unix_timestamp()).await?;
         if first {
             self.bus
                 .publish(&[ProjectEvent::RelaunchSuppressed(RelaunchSuppressed {

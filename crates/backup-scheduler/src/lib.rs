@@ -330,7 +330,7 @@ impl BackupScheduler {
         now_epoch: i64,
     ) -> Result<Option<ProjectEvent>, AwsFailure> {
         let marker = age.newest.as_ref().map_or("none", |b| b.image_id.as_str());
-        if !self.ledger.record_marker(&format!("BACKUP#{}", instance.instance_id), "STALE", marker, now_epoch).await? {
+        if !self.ledger.mark_backup(&instance.instance_id, "STALE", marker, now_epoch).await? {
             return Ok(None);
         }
         let reason = match (&age.newest, age.age_seconds) {
@@ -361,7 +361,7 @@ impl BackupScheduler {
         m: &MisdeclaredInstance,
         now_epoch: i64,
     ) -> Result<Option<ProjectEvent>, AwsFailure> {
-        if !self.ledger.record_marker(&format!("BACKUP#{}", m.instance_id), "STALE", &m.reason, now_epoch).await? {
+        if !self.ledger.mark_backup(&m.instance_id, "STALE", &m.reason, now_epoch).await? {
             return Ok(None);
         }
         Ok(Some(ProjectEvent::BackupStale(BackupStale {
@@ -379,8 +379,7 @@ impl BackupScheduler {
 
     async fn finished(&self, execution_id: &str) -> Result<ExecutionReport, HandlerError> {
         let report = |outcome| ExecutionReport { execution_id: execution_id.to_string(), outcome };
-        let reported_pk = format!("BACKUP#{execution_id}");
-        if self.ledger.marker(&reported_pk, "REPORTED").await?.is_some() {
+        if self.ledger.backup_mark(execution_id, "REPORTED").await?.is_some() {
             info!("already reported; duplicate status change ignored");
             return Ok(report(ExecutionOutcome::Duplicate));
         }
@@ -399,7 +398,7 @@ impl BackupScheduler {
         async {
             let (event, outcome) = self.settle(&facts, &instance_id).await?;
             self.bus.publish(std::slice::from_ref(&event)).await?;
-            self.ledger.record_marker(&reported_pk, "REPORTED", "reported", now().unix_timestamp()).await?;
+            self.ledger.mark_backup(execution_id, "REPORTED", "reported", now().unix_timestamp()).await?;
             Ok(report(outcome))
         }
         .instrument(span)

@@ -1,7 +1,7 @@
 //! Fencing, as pure decisions: when a failed server comes back, which of its instances
 //! are originals of workloads replaced in the open incident, and what happens to each.
 
-use crate::model::tag;
+use crate::model::{comma_list, is_replacement, tag};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -77,9 +77,7 @@ pub fn choose_originals(
         .filter_map(|c| {
             let workload = c.tags.get(tag::WORKLOAD)?;
             let r = by_workload.get(workload.as_str())?;
-            let is_replacement = c.tags.contains_key(tag::INCIDENT)
-                || c.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT)
-                || replacements.contains(c.instance_id.as_str());
+            let is_replacement = is_replacement(&c.tags) || replacements.contains(c.instance_id.as_str());
             let gone = matches!(c.state.as_str(), "shutting-down" | "terminated");
             let elsewhere = c.server_id.as_deref().is_some_and(|s| s != server_id);
             let done = c.tags.get(tag::FENCED).map(String::as_str) == Some(incident_id);
@@ -111,7 +109,7 @@ pub fn groups_tag_value(groups: &[String]) -> String {
 }
 
 pub fn groups_from_tag(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect()
+    comma_list(value)
 }
 
 #[cfg(test)]

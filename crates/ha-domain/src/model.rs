@@ -146,8 +146,7 @@ pub fn workload_from_tags(
     let protected_server = ServerId::parse(server)?;
 
     let subnets_text = tags.get(tag::SUBNETS).ok_or(WorkloadTagError::Missing(tag::SUBNETS))?;
-    let subnets: Vec<String> =
-        subnets_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let subnets = comma_list(subnets_text);
     if subnets.is_empty() {
         return Err(WorkloadTagError::Missing(tag::SUBNETS));
     }
@@ -188,10 +187,7 @@ pub fn workload_from_tags(
         Some(p) => return Err(WorkloadTagError::BadBackupParameter(p.to_string())),
     };
 
-    let target_groups: Vec<String> = tags
-        .get(tag::TARGET_GROUPS)
-        .map(|v| v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
+    let target_groups = tags.get(tag::TARGET_GROUPS).map(|v| comma_list(v)).unwrap_or_default();
     if let Some(bad) = target_groups.iter().find(|g| !is_target_group_name(g)) {
         return Err(WorkloadTagError::BadTargetGroup(bad.clone()));
     }
@@ -214,6 +210,16 @@ fn is_target_group_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-')
+}
+
+/// A comma-separated tag value as its items, trimmed, empty ones dropped.
+pub fn comma_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_string).collect()
+}
+
+/// Whether an instance's tags say it is a replacement this project launched.
+pub fn is_replacement(tags: &BTreeMap<String, String>) -> bool {
+    tags.contains_key(tag::INCIDENT) || tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT)
 }
 
 /// An SSM parameter name as the API accepts it: a `/`-rooted path of letters, digits and `_.-`.

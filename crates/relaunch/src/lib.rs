@@ -24,8 +24,7 @@ use ha_domain::launch::{
     after_launch_failure, decide_on_existing_claim, launch_order, AfterFailure, ClaimDecision, DestinationAttempt,
 };
 use ha_domain::metrics;
-use ha_domain::model::Workload;
-use ha_domain::model::{tag, ServerId};
+use ha_domain::model::{comma_list, is_replacement, tag, ServerId, Workload};
 use ha_domain::timefmt::{format_timestamp, human_duration, now, parse_timestamp};
 use serde::Serialize;
 use serde_json::Value;
@@ -452,10 +451,7 @@ impl Relaunch {
         }
         let incident = IncidentId::from_stored(incident.as_str());
         report.incident_id = Some(incident.to_string());
-        let names: Vec<String> = tags
-            .get(tag::TARGET_GROUPS)
-            .map(|v| v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default();
+        let names = tags.get(tag::TARGET_GROUPS).map(|v| comma_list(v)).unwrap_or_default();
         let groups = if names.is_empty() { Vec::new() } else { self.load_balancing.target_groups(&names).await? };
         let target_of = |by_ip: bool, id: &str, ip: Option<&String>| -> Option<String> {
             if by_ip {
@@ -495,10 +491,7 @@ impl Relaunch {
                 .instances_of(std::slice::from_ref(workload))
                 .await?
                 .into_iter()
-                .filter(|c| {
-                    !c.original.tags.contains_key(tag::INCIDENT)
-                        && c.original.tags.get(tag::ROLE).map(String::as_str) != Some(tag::ROLE_REPLACEMENT)
-                })
+                .filter(|c| !is_replacement(&c.original.tags))
                 .collect()
         };
         let mut deregistered = Vec::new();
@@ -525,12 +518,7 @@ impl Relaunch {
             .map(|(d, s)| (s - d).as_seconds_f64().max(0.0));
         let first = self
             .ledger
-            .record_marker(
-                &format!("INCIDENT#{incident}"),
-                &format!("SERVING#{workload}"),
-                instance_id,
-                now().unix_timestamp(),
-            )
+            .mark_incident(&incident, &format!("SERVING#{workload}"), instance_id, now().unix_timestamp())
             .await?;
         if first {
             self.bus
@@ -704,12 +692,9 @@ impl Relaunch {
             let span = tracing::info_span!("original", workload = %action.workload, instance_id = %action.instance_id);
             let candidate = candidates.iter().find(|c| c.original.instance_id == action.instance_id);
             let fenced = self.fence_one(&incident, action, candidate).instrument(span).await?;
-            let marker_pk = format!("INCIDENT#{incident}");
-            let marker_sk = format!("FENCED#{}", action.instance_id);
-            let first = self
-                .ledger
-                .record_marker(&marker_pk, &marker_sk, fenced.action.as_str(), now().unix_timestamp())
-                .await?;
+            let marker = format!("FENCED#{}", action.instance_id);
+            let first =
+                self.ledger.mark_incident(&incident, &marker, fenced.action.as_str(), now().unix_timestamp()).await?;
             if first {
                 events.push(ProjectEvent::OriginalFenced(OriginalFenced {
                     incident_id: incident.to_string(),

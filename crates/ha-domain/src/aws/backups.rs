@@ -1,12 +1,12 @@
 //! Backups as EC2 and SSM hold them: instances declared for backup, backup AMIs and their
 //! snapshots, and the SSM parameter that names the newest good one.
 
-use super::failure;
+use super::{ec2_filter as filter, ec2_tags as tag_map, failure};
 use crate::backup::{stateful_instance_from_tags, BackupImage, MisdeclaredInstance, StatefulInstance};
 use crate::error::AwsFailure;
 use crate::model::tag;
 use crate::timefmt::parse_timestamp;
-use aws_sdk_ec2::types::{Filter, Tag};
+use aws_sdk_ec2::types::Tag;
 use aws_sdk_ssm::types::ParameterType;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::BTreeMap;
@@ -43,14 +43,6 @@ impl ImageFacts {
 pub struct InstanceFacts {
     pub state: String,
     pub tags: BTreeMap<String, String>,
-}
-
-fn filter(name: &str, values: &[&str]) -> Filter {
-    Filter::builder().name(name).set_values(Some(values.iter().map(|v| v.to_string()).collect())).build()
-}
-
-fn tag_map<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> BTreeMap<String, String> {
-    tags.into_iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect()
 }
 
 fn is_code<E: ProvideErrorMetadata>(e: &E, codes: &[&str]) -> bool {

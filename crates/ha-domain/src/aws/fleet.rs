@@ -1,12 +1,12 @@
 //! EC2: workloads declared on launch templates, replacements found and launched.
 
-use super::failure;
+use super::{ec2_filter as filter, ec2_tags, failure};
 use crate::contract::RestoredFrom;
 use crate::error::AwsFailure;
 use crate::fencing::{server_of_outpost_arn, OriginalCandidate};
 use crate::incident::IncidentId;
 use crate::model::{tag, workload_from_tags, RejectedWorkload, ServerId, Workload};
-use aws_sdk_ec2::types::{Filter, LaunchTemplateSpecification, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{LaunchTemplateSpecification, ResourceType, Tag, TagSpecification};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::collections::BTreeMap;
 
@@ -39,10 +39,6 @@ pub struct LaunchRequest<'a> {
     pub dry_run: bool,
 }
 
-fn filter(name: &str, values: &[&str]) -> Filter {
-    Filter::builder().name(name).set_values(Some(values.iter().map(|v| v.to_string()).collect())).build()
-}
-
 impl Fleet {
     pub fn new(client: aws_sdk_ec2::Client) -> Self {
         Fleet { client }
@@ -64,8 +60,7 @@ impl Fleet {
             for lt in page.launch_templates() {
                 let id = lt.launch_template_id().unwrap_or_default();
                 let name = lt.launch_template_name().unwrap_or_default();
-                let tags: BTreeMap<String, String> =
-                    lt.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
+                let tags: BTreeMap<String, String> = ec2_tags(lt.tags());
                 match workload_from_tags(id, name, &tags) {
                     Ok(w) if &w.protected_server == server => workloads.push(w),
                     Ok(_) => {}
@@ -97,19 +92,17 @@ impl Fleet {
             .send()
             .await
             .map_err(|e| failure("DescribeInstances", &e))?;
-        let tag_value = |i: &aws_sdk_ec2::types::Instance, key: &str| {
-            i.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string)
-        };
         Ok(out
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
             .filter_map(|i| {
+                let mut tags = ec2_tags(i.tags());
                 Some(ExistingReplacement {
                     instance_id: i.instance_id()?.to_string(),
                     subnet_id: i.subnet_id().unwrap_or_default().to_string(),
-                    restored_from: tag_value(i, tag::RESTORED_FROM),
-                    incident: tag_value(i, tag::INCIDENT),
+                    restored_from: tags.remove(tag::RESTORED_FROM),
+                    incident: tags.remove(tag::INCIDENT),
                 })
             })
             .min_by(|a, b| {
@@ -180,7 +173,7 @@ impl Fleet {
             instance_id: instance_id.to_string(),
             state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
             private_ip: i.private_ip_address().map(str::to_string),
-            tags: i.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect(),
+            tags: ec2_tags(i.tags()),
         }))
     }
 
@@ -208,8 +201,7 @@ impl Fleet {
                 .await
                 .map_err(|e| failure("DescribeLaunchTemplates", &e))?;
             for lt in out.launch_templates() {
-                let map =
-                    lt.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
+                let map = ec2_tags(lt.tags());
                 tags.insert(lt.launch_template_id().unwrap_or_default().to_string(), map);
             }
         }
@@ -236,11 +228,7 @@ impl Fleet {
                             instance_id: i.instance_id().unwrap_or_default().to_string(),
                             state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
                             server_id: i.outpost_arn().and_then(server_of_outpost_arn),
-                            tags: i
-                                .tags()
-                                .iter()
-                                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                                .collect(),
+                            tags: ec2_tags(i.tags()),
                         },
                         vpc_id: i.vpc_id().map(str::to_string),
                         private_ip: i.private_ip_address().map(str::to_string),

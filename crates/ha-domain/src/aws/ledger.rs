@@ -84,6 +84,9 @@ fn server_pk(server: &ServerId) -> String {
 fn incident_pk(incident: &IncidentId) -> String {
     format!("INCIDENT#{incident}")
 }
+fn backup_pk(subject: &str) -> String {
+    format!("BACKUP#{subject}")
+}
 fn workload_sk(workload: &str) -> String {
     format!("WORKLOAD#{workload}")
 }
@@ -493,14 +496,37 @@ impl Ledger {
         written!(update, "UpdateItem").map(drop)
     }
 
+    /// Records `marker` on the incident under `sk` (`FENCED#i-…`, `SERVING#name`,
+    /// `SUPPRESSED`) unless it is already there; true when this call recorded it.
+    pub async fn mark_incident(
+        &self,
+        incident: &IncidentId,
+        sk: &str,
+        marker: &str,
+        now_epoch: i64,
+    ) -> Result<bool, AwsFailure> {
+        self.record_marker(&incident_pk(incident), sk, marker, now_epoch).await
+    }
+
+    /// Records `marker` for a backup subject (an execution id or an instance id) under `sk`
+    /// (`REPORTED`, `STALE`) unless it is already there; true when this call recorded it.
+    pub async fn mark_backup(&self, subject: &str, sk: &str, marker: &str, now_epoch: i64) -> Result<bool, AwsFailure> {
+        self.record_marker(&backup_pk(subject), sk, marker, now_epoch).await
+    }
+
+    /// The marker recorded for a backup subject under `sk`, if any.
+    pub async fn backup_mark(&self, subject: &str, sk: &str) -> Result<Option<String>, AwsFailure> {
+        self.marker(&backup_pk(subject), sk).await
+    }
+
     /// The marker recorded under (`pk`, `sk`), if any.
-    pub async fn marker(&self, pk: &str, sk: &str) -> Result<Option<String>, AwsFailure> {
+    async fn marker(&self, pk: &str, sk: &str) -> Result<Option<String>, AwsFailure> {
         Ok(self.get(pk.to_string(), sk.to_string()).await?.and_then(|item| get_s(&item, "marker").map(str::to_string)))
     }
 
     /// Records `marker` under (`pk`, `sk`) unless that very marker is already there; true
     /// when this call recorded it (the caller announces, a duplicate stays quiet).
-    pub async fn record_marker(&self, pk: &str, sk: &str, marker: &str, now_epoch: i64) -> Result<bool, AwsFailure> {
+    async fn record_marker(&self, pk: &str, sk: &str, marker: &str, now_epoch: i64) -> Result<bool, AwsFailure> {
         let put = self
             .client
             .put_item()

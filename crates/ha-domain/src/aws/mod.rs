@@ -41,3 +41,18 @@ where
         retry,
     }
 }
+
+/// An EC2 filter: `name` matching any of `values`.
+pub(crate) fn ec2_filter(name: &str, values: &[&str]) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(name)
+        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+        .build()
+}
+
+/// EC2 tags as a map (tags without a key or value are dropped).
+pub(crate) fn ec2_tags<'a>(
+    tags: impl IntoIterator<Item = &'a aws_sdk_ec2::types::Tag>,
+) -> std::collections::BTreeMap<String, String> {
+    tags.into_iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect()
+}
