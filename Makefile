@@ -33,7 +33,7 @@ export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
 TEMPLATES := infra/template.yaml infra/protected-server.yaml
 
-.PHONY: help test lint lint-infra test-infra demo bench build deploy protect unprotect drill maintenance unfence servers outputs delete clean
+.PHONY: help test lint lint-infra test-infra functions-debug demo bench build deploy protect unprotect drill maintenance unfence servers outputs delete clean
 
 help:
 	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
@@ -84,20 +84,26 @@ lint-infra: $(TEST_STAMP) $(CHECKOV_STAMP) $(CFN_GUARD_STAMP)
 	$(CFN_GUARD) validate --rules infra/rules/outposts-ha.guard $(addprefix --data ,$(TEMPLATES))
 	$(CFN_GUARD) test --rules-file infra/rules/outposts-ha.guard --test-data infra/rules/outposts-ha.tests.yaml > /dev/null
 
-test-infra: $(TEST_STAMP)
-	$(TEST_VENV)/bin/python -W ignore -m unittest discover -s infra/tests -v 2>&1 | grep -v "No Moto CloudFormation support"
+# The demo's test runs the functions' debug binaries, the build `cargo test` shares.
+functions-debug:
+	cargo build --workspace --locked
+
+test-infra: $(TEST_STAMP) $(BUILD_STAMP) functions-debug
+	DEMO_BUILD_VENV=$(BUILD_VENV) $(TEST_VENV)/bin/python -W ignore -m unittest discover -s infra/tests -v 2>&1 | grep -v "No Moto CloudFormation support"
 
 test: $(TEST_STAMP) lint lint-infra test-infra
 	cargo test --workspace --locked
 
-demo: $(TEST_STAMP)
-	@if [ ! -x "$(CARGO_TARGET_DIR)/debug/failover-demo" ]; then echo "==> first run: compiling (several minutes on a cold machine)"; fi
-	cargo run --quiet --locked -p outposts-ha-tests --bin failover-demo
-
-# Benchmarks run the release build for this machine's CPU (cold start and memory are
-# measured by running it), so they stay out of `make test`.
+# The demo and the benchmarks run the release build `make deploy` ships, built for this
+# machine's CPU so it runs here; both stay out of `make test`.
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 HOST_TRIPLE := $(if $(filter arm64,$(HOST_ARCH)),aarch64,x86_64)-unknown-linux-gnu
+
+demo: $(TEST_STAMP) $(BUILD_STAMP)
+	@test -d $(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release || \
+	  echo "==> first run: compiling the functions (a release build, 10-20 minutes on a fresh machine; later runs skip it)"
+	@$(MAKE) --no-print-directory build ARCH=$(HOST_ARCH)
+	$(TEST_VENV)/bin/python infra/demo.py --artifacts $(CACHE)/lambda-$(HOST_ARCH) --build-venv $(BUILD_VENV) --keep-logs $(CACHE)/demo-logs
 
 bench: $(TEST_STAMP)
 	$(MAKE) build ARCH=$(HOST_ARCH)

@@ -1,6 +1,5 @@
-"""moto server plus a test double for SSM Automation, which moto 5.2 does not implement.
-
-Run it like `moto_server` (same arguments). It adds three SSM actions with the request
+"""A test double for SSM Automation, which moto 5.2 does not implement; loaded into the
+moto server by `moto_with_doubles.py`. It adds three SSM actions with the request
 and response shapes of the SSM API reference:
 
 - StartAutomationExecution: DocumentName, Parameters, ClientToken (the same token with
@@ -25,7 +24,6 @@ reads them; they exist only for this double):
 
 import datetime
 import json
-import sys
 import threading
 import uuid
 
@@ -33,7 +31,6 @@ from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.events.models import events_backends
-from moto.server import main
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 IMAGE_OUTPUT = "createAMIFromSnapshot.ImageId"
@@ -181,6 +178,3 @@ def describe_automation_executions(self):
 SimpleSystemManagerResponse.start_automation_execution = start_automation_execution
 SimpleSystemManagerResponse.get_automation_execution = get_automation_execution
 SimpleSystemManagerResponse.describe_automation_executions = describe_automation_executions
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -1,5 +1,5 @@
-//! moto server on 127.0.0.1, on a free port, for the life of one test, with the SSM
-//! Automation double (`emulator/ssm_automation_double.py`) loaded into it.
+//! moto server on 127.0.0.1, on a free port, for the life of one test, with the
+//! doubles (`emulator/moto_with_doubles.py`) loaded into it.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -31,9 +31,10 @@ impl Emulator {
             let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
             l.local_addr().unwrap().port()
         };
-        // moto plus the SSM Automation double, run by the venv's Python beside moto_server.
+        // moto plus the doubles, run by the venv's Python beside moto_server.
         let python = binary.with_file_name("python");
-        let double = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulator/ssm_automation_double.py");
+        let double = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+            .join("emulator/moto_with_doubles.py");
         let child = Command::new(&python)
             .arg(&double)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])

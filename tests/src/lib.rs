@@ -7,7 +7,6 @@
 //! reads each queue and invokes the handler the template names as that rule's target.
 
 pub mod bench;
-pub mod demo;
 pub mod emulator;
 pub mod faults;
 pub mod site;

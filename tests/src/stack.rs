@@ -42,7 +42,7 @@ pub struct BusRule {
 }
 
 pub fn template_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("../infra/template.yaml")
 }
 
 /// The pattern as EventBridge gets it: `!Ref Parameter` resolved to the parameter's default.
@@ -461,7 +461,8 @@ pub fn scheduled_event(at: &str) -> Value {
 
 /// EC2's "instance is running" event, as the template's rule delivers it to relaunch.
 pub fn instance_running_event(instance_id: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/ec2/instance-running.json");
+    let path = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../events/ec2/instance-running.json");
     let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     event["resources"][0] = Value::String(format!("arn:aws:ec2:eu-west-1:123456789012:instance/{instance_id}"));
     event["detail"]["instance-id"] = Value::String(instance_id.into());
@@ -470,7 +471,8 @@ pub fn instance_running_event(instance_id: &str) -> Value {
 
 /// A ConnectedStatus alarm transition for `server_id`, in the EventBridge shape.
 pub fn alarm_event(alarm_name: &str, server_id: &str, from: &str, to: &str, at: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/alarm/eventbridge-server-down.json");
+    let path = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../events/alarm/eventbridge-server-down.json");
     let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     event["resources"][0] = Value::String(format!("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{alarm_name}"));
     event["detail"]["alarmName"] = Value::String(alarm_name.into());

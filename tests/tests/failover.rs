@@ -230,7 +230,8 @@ async fn a_refused_destination_falls_back_and_an_exhausted_workload_escalates() 
 #[tokio::test]
 async fn every_payload_shape_of_one_transition_opens_one_incident() {
     let w = world().await;
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/alarm");
+    let dir =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("../events/alarm");
     // The documented samples all describe op-0123456789abcdef0; declare one workload for it.
     let sample_server = "op-0123456789abcdef0";
     w.site.declare(sample_server, "sample", &[&w.standby[SERVER_A]], 1).await;
@@ -253,7 +254,8 @@ async fn every_payload_shape_of_one_transition_opens_one_incident() {
 #[tokio::test]
 async fn ignored_and_malformed_input_launches_nothing() {
     let w = world().await;
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/alarm");
+    let dir =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("../events/alarm");
     for file in [
         "eventbridge-insufficient-data.json",
         "eventbridge-unrelated-alarm.json",

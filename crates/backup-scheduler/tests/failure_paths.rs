@@ -107,14 +107,8 @@ async fn a_throttled_parameter_write_reports_nothing_and_asks_lambda_to_retry() 
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&not_reported, &mark_reported]),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
-    let event: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../events/backup/execution-status-change.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sample("execution-status-change.json")).unwrap()).unwrap();
     let err = scheduler.handle(event).await.unwrap_err();
     assert!(matches!(&err, HandlerError::Transient(f) if f.code == "ThrottlingException"), "{err}");
     assert!(throttled.num_calls() >= 1);
@@ -147,15 +141,19 @@ async fn a_full_account_defers_the_backup_to_the_next_tick() {
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&stale_marker]),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
-    let tick: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/backup/scheduled-tick.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let tick: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sample("scheduled-tick.json")).unwrap()).unwrap();
     let report = scheduler.handle(tick).await.unwrap();
     let BackupReport::Tick(tick) = report else { panic!("{report:?}") };
     assert!(tick.started.is_empty() && tick.start_failed.is_empty(), "{tick:?}");
     assert_eq!(tick.not_started, vec![(INSTANCE.to_string(), NotStarted::Deferred)]);
     assert_eq!(tick.stale, vec![INSTANCE.to_string()], "never backed up is stale");
     assert_eq!(put_events.num_calls(), 1, "the BackupStale, and no BackupFailed");
+}
+
+/// A sample payload from `events/backup/`, found from the checkout the tests run in.
+fn sample(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../../events/backup")
+        .join(name)
 }

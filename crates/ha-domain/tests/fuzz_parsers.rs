@@ -103,7 +103,7 @@ fn json() -> impl Strategy<Value = Value> {
 }
 
 fn sample(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../events/{name}", std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -353,10 +353,14 @@ pub fn render(event: &ProjectEvent) -> Option<Notification> {
                 format!("Its replacement {} keeps serving. Incident {}.", e.replacement_instance_id, e.incident_id),
             ];
             if let Some(q) = &e.quarantine_security_group {
-                what.push(format!(
-                    "Security groups {} were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its tag outposts-ha:fenced-groups.",
-                    e.previous_security_groups.join(", ")
-                ));
+                what.push(if e.previous_security_groups.is_empty() {
+                    format!("It had no security groups; it now has only the quarantine group {q} (no traffic in or out).")
+                } else {
+                    format!(
+                        "Security groups {} were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its tag outposts-ha:fenced-groups.",
+                        e.previous_security_groups.join(", ")
+                    )
+                });
             }
             let next = match e.action.as_str() {
                 "isolated" => vec![

@@ -5,7 +5,9 @@ use notifier::render::{render, Severity, MAX_SUBJECT};
 use std::path::PathBuf;
 
 fn contract(name: &str) -> ProjectEvent {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/contract").join(format!("{name}.json"));
+    let path = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+        .join("../../events/contract")
+        .join(format!("{name}.json"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -88,4 +90,18 @@ fn long_workload_names_keep_the_subject_within_limits() {
     let n = render(&ProjectEvent::WorkloadRelaunched(e)).unwrap();
     assert_eq!(n.subject.len(), MAX_SUBJECT);
     assert!(n.subject.starts_with("[INFO] Relaunched www") && n.subject.ends_with("..."));
+}
+
+#[test]
+fn an_isolated_original_says_which_groups_it_lost() {
+    let ProjectEvent::OriginalFenced(mut fenced) = contract("OriginalFenced") else {
+        panic!("an OriginalFenced sample")
+    };
+    let body = |e: &ha_domain::contract::OriginalFenced| render(&ProjectEvent::OriginalFenced(e.clone())).unwrap().body;
+    fenced.previous_security_groups = vec!["sg-0aaa".into(), "sg-0bbb".into()];
+    assert!(body(&fenced).contains("Security groups sg-0aaa, sg-0bbb were swapped for the quarantine group"));
+    fenced.previous_security_groups.clear();
+    let text = body(&fenced);
+    assert!(text.contains("It had no security groups; it now has only the quarantine group"), "{text}");
+    assert!(!text.contains("groups  were"), "{text}");
 }

@@ -925,7 +925,7 @@ mod tests {
 
     #[test]
     fn each_fresh_outcome_is_one_metric() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/contract/");
+        let path = format!("{}/../../events/contract/", std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"));
         let load = |name: &str| -> ProjectEvent {
             serde_json::from_str(&std::fs::read_to_string(format!("{path}{name}.json")).unwrap()).unwrap()
         };

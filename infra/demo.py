@@ -1,0 +1,764 @@
+#!/usr/bin/env python3
+"""`make demo`: the whole Outposts HA story on a laptop, against a local AWS emulator.
+
+    demo.py --artifacts DIR [--keep-logs]
+
+DIR holds <function>/bootstrap.zip as `make build` writes them. The demo starts moto
+server (with the doubles in tests/emulator/) on 127.0.0.1, deploys the real templates with
+stackctl, runs each function's bootstrap from its zip under cargo lambda's local Lambda
+runtime (`cargo lambda watch --only-lambda-apis`) with the environment CloudFormation
+gave the deployed function, and routes events to them by the deployed rules. Then: a
+backup cycle, server A fails, its workloads relaunch and serve, server A returns and its
+originals are fenced. Everything it started is stopped and deleted when it ends, also on
+Ctrl-C; a failed step exits non-zero and says which.
+
+Where moto falls short, the demo says what plays AWS's part:
+- EventBridge cannot invoke Lambda in moto (PutEvents fails when a rule targets a
+  function). Each rule target naming one of the stack's functions is pointed at a
+  delivery queue instead, keeping the rule, its pattern, target id, retry policy and
+  dead-letter queue; a deliverer invokes the function from the queue as EventBridge's
+  asynchronous invoke would, retrying a failed invocation and then dead-lettering it.
+- Schedules never fire, and moto matches a schedule rule (no pattern) against every event
+  on its bus, which EventBridge never does: the schedule rule's target is pointed at a
+  queue nobody reads, and the demo delivers the rule's "Scheduled Event" itself.
+- CloudWatch alarms never evaluate: the server's alarm (from protected-server.yaml) is
+  set with SetAlarmState, as `make drill GAMEDAY=1` does; the emulator emits the
+  alarm's state-change event, as CloudWatch does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import io
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+
+import boto3
+
+import stackctl
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+EMULATOR = REPO / "tests" / "emulator" / "moto_with_doubles.py"
+REGION = "eu-west-1"
+STACK = "ohademo"
+SERVER_A = "op-0a1b2c3d4e5f60718"
+SERVER_B = "op-0f9e8d7c6b5a40312"
+TAG = "outposts-ha:"
+ATTEMPTS = 3  # deliveries of one event before it is dead-lettered
+STEP_TIMEOUT = 60.0
+
+
+class DemoFailed(Exception):
+    """A step of the story did not happen; the message says which and what was seen."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, what: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if process.poll() is not None:
+            raise DemoFailed(f"{what} exited with {process.returncode} before listening on port {port}")
+        if time.time() > deadline:
+            raise DemoFailed(f"{what} did not listen on port {port} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def wait_until(what: str, check, processes: "Processes", timeout: float = STEP_TIMEOUT):
+    """Polls `check` until it returns something truthy; fails the step after `timeout`, or
+    at once when one of the demo's processes has stopped."""
+    deadline = time.time() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if stopped := processes.exited():
+            name = stopped[0].split()[0]
+            raise DemoFailed(f"{what}: {', '.join(stopped)} stopped; its log says why:\n{processes.tail(name)}")
+        if time.time() > deadline:
+            raise DemoFailed(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+class Story:
+    """Timed, readable progress."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.phase_started = self.started
+
+    def say(self, text: str = "") -> None:
+        with self.lock:
+            print(text, file=self.out, flush=True)
+
+    def step(self, text: str) -> None:
+        self.say(f"[{time.monotonic() - self.started:6.1f}s] {text}")
+
+    def phase(self, title: str) -> None:
+        self.phase_started = time.monotonic()
+        self.say(f"\n== {title}")
+
+    def phase_took(self) -> float:
+        return time.monotonic() - self.phase_started
+
+
+class Processes:
+    """Child processes in sessions of their own, so Ctrl-C reaches only the demo, which
+    then stops them in order (the stack is deleted while the emulator still runs)."""
+
+    def __init__(self, logs: pathlib.Path) -> None:
+        self.logs = logs
+        self.running: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: pathlib.Path | None = None) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "w")
+        p = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.running.append((name, p))
+        return p
+
+    def stop(self, names: set[str] | None = None) -> None:
+        for name, p in reversed(self.running):
+            if names is not None and name not in names:
+                continue
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.running = [(n, p) for n, p in self.running if p.poll() is None]
+
+    def exited(self) -> list[str]:
+        return [f"{n} (exit {p.returncode})" for n, p in self.running if p.poll() is not None]
+
+    def tail(self, name: str, lines: int = 12) -> str:
+        text = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(f"    {line}" for line in text)
+
+
+class LocalLambda:
+    """cargo lambda's Lambda runtime emulator, and each deployed function's bootstrap from
+    its zip running against it with the deployed function's environment."""
+
+    def __init__(self, processes: Processes, aws_env: dict[str, str], build_venv: pathlib.Path, work: pathlib.Path) -> None:
+        self.processes = processes
+        self.aws_env = aws_env
+        self.build_venv = build_venv
+        self.work = work
+        self.port = free_port()
+
+    def start_runtime(self) -> None:
+        env = {**os.environ, "PATH": f"{self.build_venv / 'bin'}:{os.environ.get('PATH', '')}"}
+        argv = ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port), "--timeout", "120"]
+        p = self.processes.start("cargo-lambda-watch", argv, env, cwd=REPO)
+        wait_for_port(self.port, "cargo lambda watch", p)
+
+    def start_function(self, binary: str, zip_path: pathlib.Path, configuration: dict) -> None:
+        folder = self.work / binary
+        folder.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(zip_path) as z:
+            z.extract("bootstrap", folder)
+        bootstrap = folder / "bootstrap"
+        bootstrap.chmod(0o755)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            **{k: str(v) for k, v in configuration.get("Environment", {}).get("Variables", {}).items()},
+            **self.aws_env,
+            "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{self.port}/.rt/{binary}",
+            "AWS_LAMBDA_FUNCTION_NAME": configuration["FunctionName"],
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(configuration.get("MemorySize", 128)),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        }
+        self.processes.start(binary, [str(bootstrap)], env)
+
+    def invoke(self, binary: str, payload: bytes) -> tuple[bool, str]:
+        url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/{binary}/invocations"
+        request = urllib.request.Request(url, data=payload, method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=150) as r:
+                body = r.read().decode(errors="replace")
+                return r.headers.get("X-Amz-Function-Error") is None, body
+        except urllib.error.HTTPError as e:
+            return False, e.read().decode(errors="replace")
+        except (OSError, http.client.HTTPException) as e:
+            return False, f"the local runtime did not answer: {e!r}"
+
+
+def describe(event: dict) -> str:
+    """One line saying what an event is about."""
+    d = event.get("detail") or {}
+    kind = event.get("detail-type", "?")
+    if kind == "CloudWatch Alarm State Change":
+        return f"{kind}: {d.get('alarmName')} {d.get('previousState', {}).get('value')} → {d.get('state', {}).get('value')}"
+    if kind == "EC2 Instance State-change Notification":
+        return f"{kind}: {d.get('instance-id')} {d.get('state')}"
+    if kind == "EC2 Automation Execution Status-change Notification":
+        return f"{kind}: {d.get('ExecutionId', '')[:8]}… {d.get('Status')}"
+    about = d.get("workload") or d.get("server_id") or d.get("instance_id") or ""
+    return f"{kind}{': ' + about if about else ''}"
+
+
+class Routing:
+    """The deployed rules, delivering to the local functions through delivery queues."""
+
+    def __init__(self, story: Story, session: boto3.session.Session, local: LocalLambda, dead_letters: str) -> None:
+        self.story = story
+        self.events = session.client("events")
+        self.sqs = session.client("sqs")
+        self.local = local
+        self.dead_letters = dead_letters
+        self.queues: dict[str, str] = {}  # binary -> delivery queue URL
+        self.routes: list[tuple[str, str, str, bool]] = []  # (bus, rule, binary, is a schedule)
+        self.schedules: dict[str, str] = {}  # rule ARN -> binary
+        self.in_flight = 0
+        self.deliveries: list[dict] = []
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def queue_for(self, binary: str) -> str:
+        if binary not in self.queues:
+            url = self.sqs.create_queue(QueueName=f"{STACK}-deliver-{binary}", Attributes={"VisibilityTimeout": "180"})["QueueUrl"]
+            self.queues[binary] = url
+        return self.queues[binary]
+
+    def connect(self, functions: dict[str, str], buses: list[str]) -> None:
+        """Points every rule target naming one of `functions` (ARN -> binary) at its queue."""
+        for bus in buses:
+            for rule in self.events.list_rules(EventBusName=bus)["Rules"]:
+                targets = self.events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+                moved = []
+                for target in targets:
+                    binary = functions.get(target["Arn"])
+                    if binary is None:
+                        continue
+                    url = self.queue_for(binary)
+                    if rule.get("ScheduleExpression"):
+                        self.schedules[rule["Arn"]] = binary
+                        url = self.sqs.create_queue(QueueName=f"{STACK}-schedule-sink")["QueueUrl"]
+                    arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                    moved.append({**target, "Arn": arn})
+                    self.routes.append((bus, rule["Name"], binary, bool(rule.get("ScheduleExpression"))))
+                if moved:
+                    self.events.put_targets(Rule=rule["Name"], EventBusName=bus, Targets=moved)
+        for binary, url in self.queues.items():
+            t = threading.Thread(target=self.deliver_from, args=(binary, url), daemon=True, name=f"deliver-{binary}")
+            t.start()
+            self.threads.append(t)
+
+    def fire_schedule(self, account: str) -> str:
+        """What EventBridge sends a schedule rule's target when the rule fires."""
+        (rule_arn, binary), = self.schedules.items()
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": account, "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "region": REGION, "resources": [rule_arn], "detail": {}}
+        self.sqs.send_message(QueueUrl=self.queues[binary], MessageBody=json.dumps(event))
+        return rule_arn
+
+    def redeliver(self, detail_type: str) -> None:
+        """Sends the newest delivered event of this type again, as EventBridge may."""
+        with self.lock:
+            latest = next(d for d in reversed(self.deliveries) if d["detail_type"] == detail_type)
+        self.sqs.send_message(QueueUrl=self.queues[latest["binary"]], MessageBody=latest["body"])
+
+    def deliver_from(self, binary: str, url: str) -> None:
+        while not self.stopping.is_set():
+            try:
+                got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1,
+                                               AttributeNames=["ApproximateReceiveCount"]).get("Messages", [])
+            except Exception as e:  # noqa: BLE001 - the emulator is going away at the end
+                if not self.stopping.is_set():
+                    self.failures.append(f"reading {binary}'s delivery queue: {e}")
+                return
+            for m in got:
+                with self.lock:
+                    self.in_flight += 1
+                try:
+                    self.deliver(binary, url, m)
+                finally:
+                    with self.lock:
+                        self.in_flight -= 1
+
+    def deliver(self, binary: str, url: str, message: dict) -> None:
+        body = message["Body"]
+        event = json.loads(body)
+        attempt = int(message["Attributes"]["ApproximateReceiveCount"])
+        started = time.monotonic()
+        ok, answer = self.local.invoke(binary, body.encode())
+        ms = (time.monotonic() - started) * 1000
+        if self.stopping.is_set():
+            return
+        with self.lock:
+            self.deliveries.append({"binary": binary, "detail_type": event.get("detail-type"), "body": body, "ok": ok})
+        if ok:
+            self.story.say(f"           → {binary:<16} {describe(event)}  ({ms:.0f} ms)")
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            return
+        reason = answer.strip().replace("\n", " ")[:300]
+        if attempt < ATTEMPTS:
+            self.story.say(f"           ✗ {binary:<16} {describe(event)}: failed, retried in 2 s: {reason}")
+            self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=2)
+            return
+        self.story.say(f"           ✗ {binary:<16} {describe(event)}: failed {attempt} times, dead-lettered: {reason}")
+        self.failures.append(f"{binary} failed on {describe(event)}: {reason}")
+        self.sqs.send_message(QueueUrl=self.dead_letters, MessageBody=body)
+        self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def settled(self) -> bool:
+        """No invocation in flight and nothing waiting in any delivery queue."""
+        with self.lock:
+            if self.in_flight:
+                return False
+        for url in self.queues.values():
+            a = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            if int(a["ApproximateNumberOfMessages"]) or int(a["ApproximateNumberOfMessagesNotVisible"]):
+                return False
+        return True
+
+    def wait_settled(self, timeout: float = STEP_TIMEOUT) -> None:
+        # Events may still be on their way from the emulator's own timers: settled twice, apart.
+        wait_until("every event delivered", lambda: self.settled() and (time.sleep(1.0) or self.settled()),
+                   self.local.processes, timeout)
+        if self.failures:
+            raise DemoFailed("; ".join(self.failures))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+class Fleet:
+    """Two Outposts servers as the emulator can hold them: subnets for each server and its
+    standby, tagged launch templates (the workloads), their running originals and target groups."""
+
+    def __init__(self, session: boto3.session.Session) -> None:
+        self.ec2 = session.client("ec2")
+        self.elb = session.client("elbv2")
+        self.vpc = self.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        self.image = self.ec2.describe_images()["Images"][0]["ImageId"]
+        self.workloads: list[dict] = []
+        self.security_groups: dict[str, str] = {}
+
+    def subnet(self, cidr: str, name: str) -> str:
+        tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": name}]}]
+        return self.ec2.create_subnet(VpcId=self.vpc, CidrBlock=cidr, TagSpecifications=tags)["Subnet"]["SubnetId"]
+
+    def target_group(self, name: str) -> str:
+        return self.elb.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=self.vpc,
+                                            TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+
+    def workload(self, server: str, name: str, home: str, standby: list[str], priority: int,
+                 backup_parameter: str | None = None, target_group: str | None = None) -> dict:
+        lt_tags = {TAG + "protected-server": server, TAG + "workload": name, TAG + "subnets": ",".join(standby),
+                   TAG + "priority": str(priority)}
+        instance_tags = {TAG + "workload": name}
+        image = self.image
+        if backup_parameter:
+            lt_tags[TAG + "backup-parameter"] = instance_tags[TAG + "backup-parameter"] = backup_parameter
+            image = f"resolve:ssm:{backup_parameter}"
+        if target_group:
+            lt_tags[TAG + "target-groups"] = target_group
+
+        def tag_list(tags: dict[str, str]) -> list[dict]:
+            return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+        lt = self.ec2.create_launch_template(
+            LaunchTemplateName=f"lt-{name}",
+            LaunchTemplateData={"ImageId": image, "InstanceType": "m5.large",
+                                "TagSpecifications": [{"ResourceType": "instance", "Tags": tag_list(instance_tags)}]},
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": tag_list(lt_tags)}],
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        if server not in self.security_groups:
+            self.security_groups[server] = self.ec2.create_security_group(
+                GroupName=f"apps-{server}", Description=f"workloads on {server}", VpcId=self.vpc)["GroupId"]
+        original = self.ec2.run_instances(
+            LaunchTemplate={"LaunchTemplateId": lt}, ImageId=self.image, SubnetId=home, MinCount=1, MaxCount=1,
+            SecurityGroupIds=[self.security_groups[server]],
+            TagSpecifications=[{"ResourceType": "instance",
+                                "Tags": tag_list({**instance_tags, TAG + "protected-server": server})}],
+        )["Instances"][0]["InstanceId"]
+        group_arn = None
+        if target_group:
+            group_arn = self.target_group(target_group)
+            self.elb.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": original}])
+        w = {"server": server, "name": name, "original": original, "parameter": backup_parameter,
+             "target_group": target_group, "target_group_arn": group_arn, "standby": standby}
+        self.workloads.append(w)
+        return w
+
+    def instance(self, instance_id: str) -> dict:
+        return self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+    def targets(self, group_arn: str) -> list[str]:
+        found = self.elb.describe_target_health(TargetGroupArn=group_arn)["TargetHealthDescriptions"]
+        return sorted(f"{d['Target']['Id']} {d['TargetHealth']['State']}" for d in found)
+
+
+def tags_of(instance: dict) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+def parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def ago(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+class Demo:
+    def __init__(self, artifacts: pathlib.Path, build_venv: pathlib.Path, out, work: pathlib.Path) -> None:
+        self.artifacts = artifacts
+        self.build_venv = build_venv
+        self.story = Story(out)
+        self.work = work
+        self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.processes = Processes(self.logs)
+        self.routing: Routing | None = None
+        self.deployed = False
+        self.summary: list[dict] = []
+        self.notifications: list[str] = []
+
+    # --- setting the scene -----------------------------------------------------------
+
+    def start_emulator(self) -> None:
+        port = free_port()
+        python = pathlib.Path(sys.executable)
+        env = {**os.environ, "EMULATOR_EC2_STATE_EVENTS": "1"}
+        p = self.processes.start("moto", [str(python), str(EMULATOR), "-H", "127.0.0.1", "-p", str(port)], env)
+        wait_for_port(port, "moto server", p)
+        self.aws_env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        os.environ.update(self.aws_env)
+        for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            os.environ.pop(k, None)
+        self.session = boto3.session.Session(region_name=REGION)
+        self.account = self.session.client("sts").get_caller_identity()["Account"]
+        self.story.step(f"emulator: moto server with the doubles for what it lacks, on 127.0.0.1:{port}")
+
+    def stackctl(self, *args: str) -> str:
+        """Runs a stackctl command; its full output goes to the log, failures to the story."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = stackctl.main(["--poll-seconds", "0.2", *args])
+        (self.logs / "stackctl.log").open("a").write(out.getvalue())
+        if code != 0:
+            raise DemoFailed(f"stackctl {' '.join(args)} failed:\n{out.getvalue()[-2000:]}")
+        return out.getvalue()
+
+    def deploy(self) -> None:
+        arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
+        self.stackctl("deploy", "--stack", STACK, "--artifacts", str(self.artifacts), "--email", "ops@example.com",
+                      "--param", f"Architecture={arch}", "--param", "ReservedConcurrency=0",
+                      "--param", f"BackupAutomationRoleArn=arn:aws:iam::{self.account}:role/outposts-ha-backup")
+        self.deployed = True
+        self.outputs = stackctl.outputs(stackctl.Aws(), STACK)
+        resources = self.session.client("cloudformation").describe_stack_resources(StackName=STACK)["StackResources"]
+        self.story.step(f"deployed stack {STACK} from infra/template.yaml: {len(resources)} resources, "
+                        f"functions from {self.artifacts}")
+        for server in (SERVER_A, SERVER_B):
+            self.stackctl("protect", "--stack", STACK, "--server", server)
+        self.alarms = {s: self.outputs["AlarmNamePrefix"] + s for s in (SERVER_A, SERVER_B)}
+        cw = self.session.client("cloudwatch")
+        found = {a["AlarmName"]: a["StateValue"] for a in cw.describe_alarms(AlarmNamePrefix=self.outputs["AlarmNamePrefix"])["MetricAlarms"]}
+        if sorted(found) != sorted(self.alarms.values()):
+            raise DemoFailed(f"protecting the servers should create their alarms {sorted(self.alarms.values())}; found {found}")
+        self.story.step("protected servers A and B (infra/protected-server.yaml): alarms "
+                        + ", ".join(f"{n} ({found[n]})" for n in sorted(found)))
+
+    def start_functions(self) -> None:
+        lam = self.session.client("lambda")
+        self.local = LocalLambda(self.processes, self.aws_env, self.build_venv, self.work / "functions")
+        self.local.start_runtime()
+        arns = {}
+        for binary in stackctl.FUNCTIONS:
+            configuration = lam.get_function_configuration(FunctionName=f"{STACK}-{binary}")
+            self.local.start_function(binary, self.artifacts / binary / "bootstrap.zip", configuration)
+            arns[configuration["FunctionArn"]] = binary
+        self.story.step(f"local Lambda runtime: cargo lambda watch on 127.0.0.1:{self.local.port}; "
+                        f"{len(arns)} functions run their bootstrap from the deployed zip with the deployed environment")
+        self.routing = Routing(self.story, self.session, self.local, self.outputs["FailedEventsQueueUrl"])
+        self.routing.connect(arns, [self.outputs["EventBusName"], "default"])
+        self.story.step("events reach them by the deployed rules (their Lambda targets now deliver locally):")
+        for bus, rule, binary, schedule in sorted(self.routing.routes):
+            fired = "  (a schedule: the demo fires it)" if schedule else ""
+            self.story.say(f"           {bus:<16} {rule:<48} → {binary}{fired}")
+        sns, sqs = self.session.client("sns"), self.session.client("sqs")
+        self.inbox = sqs.create_queue(QueueName=f"{STACK}-operator-inbox")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=inbox_arn)
+
+    def create_fleet(self) -> None:
+        self.fleet = fleet = Fleet(self.session)
+        home_a, home_b = fleet.subnet("10.0.1.0/24", "server-a"), fleet.subnet("10.0.2.0/24", "server-b")
+        standby_a, standby_b = fleet.subnet("10.0.11.0/24", "standby-for-a"), fleet.subnet("10.0.12.0/24", "standby-for-b")
+        fleet.workload(SERVER_A, "pos-db", home_a, [standby_a], 1, backup_parameter=f"/outposts-ha/{STACK}/pos-db")
+        fleet.workload(SERVER_A, "pos-app", home_a, [standby_a], 10, target_group="pos-app-web")
+        # Its preferred standby subnet is gone: it must use its fallback.
+        fleet.workload(SERVER_A, "kiosk", home_a, ["subnet-0000000000000dead", standby_a], 50, target_group="kiosk-web")
+        fleet.workload(SERVER_B, "records", home_b, [standby_b], 1, backup_parameter=f"/outposts-ha/{STACK}/records")
+        fleet.workload(SERVER_B, "imaging", home_b, [standby_b], 10, target_group="imaging-web")
+        self.story.step(f"fleet: server A {SERVER_A}, server B {SERVER_B}; five workloads:")
+        self.story.say(f"           {'server':<7} {'workload':<9} {'original':<21} {'kind':<44} standby subnets")
+        for w in fleet.workloads:
+            kind = f"stateful, backup {w['parameter']}" if w["parameter"] else f"target group {w['target_group']}"
+            server = "A" if w["server"] == SERVER_A else "B"
+            self.story.say(f"           {server:<7} {w['name']:<9} {w['original']:<21} {kind:<44} {', '.join(w['standby'])}")
+        self.routing.wait_settled()
+
+    # --- the story -------------------------------------------------------------------
+
+    def backup_cycle(self) -> None:
+        self.story.phase("1. A backup cycle: the stateful instances are backed up, their parameters move")
+        ssm = self.session.client("ssm")
+        stateful = [w for w in self.fleet.workloads if w["parameter"]]
+
+        def value(name: str) -> str | None:
+            with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+                return ssm.get_parameter(Name=name)["Parameter"]["Value"]
+            return None
+
+        before = {w["name"]: value(w["parameter"]) for w in stateful}
+        rule = self.routing.fire_schedule(self.account)
+        self.story.step(f"the backup schedule fires ({rule.rsplit('/', 1)[-1]})")
+        moved = wait_until("both backup parameters moved to new AMIs",
+                           lambda: all(value(w["parameter"]) not in (None, before[w["name"]]) for w in stateful) and
+                           {w["name"]: value(w["parameter"]) for w in stateful}, self.processes)
+        self.routing.wait_settled()
+        ec2 = self.session.client("ec2")
+        for w in stateful:
+            image = ec2.describe_images(ImageIds=[moved[w["name"]]])["Images"][0]
+            tags = tags_of(image)
+            if tags.get(TAG + "backup-of") != w["original"]:
+                raise DemoFailed(f"{moved[w['name']]} should be tagged as a backup of {w['original']}: {tags}")
+            self.story.step(f"{w['name']}: {w['parameter']} {before[w['name']] or '(none)'} → {moved[w['name']]} "
+                            f"({image['State']}, taken {tags.get(TAG + 'backup-taken-at')})")
+        self.backups = moved
+        self.story.step(f"backup cycle took {self.story.phase_took():.1f} s")
+
+    def incident_of(self, server: str) -> tuple[dict, list[dict]] | None:
+        ddb = self.session.client("dynamodb")
+        table = self.outputs["LedgerTableName"]
+        held = ddb.get_item(TableName=table, Key={"pk": {"S": f"SERVER#{server}"}, "sk": {"S": "OPEN_INCIDENT"}}).get("Item")
+        incident = held["incident_id"]["S"] if held else getattr(self, "incident", None)
+        if not incident:
+            return None
+        items = ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
+                          ExpressionAttributeValues={":pk": {"S": f"INCIDENT#{incident}"}})["Items"]
+        meta = next((i for i in items if i["sk"]["S"] == "META"), None)
+        workloads = [i for i in items if i["sk"]["S"].startswith("WORKLOAD#")]
+        return (meta, workloads) if meta else None
+
+    def failover(self) -> None:
+        self.story.phase("2. Server A fails: detection → incident → relaunch → running → serving")
+        cw = self.session.client("cloudwatch")
+        self.failed_at = time.monotonic()
+        cw.set_alarm_state(AlarmName=self.alarms[SERVER_A], StateValue="ALARM",
+                           StateReason="Threshold Crossed: 3 out of the last 5 datapoints were less than the threshold (1.0).")
+        self.story.step(f"server A loses its service link: alarm {self.alarms[SERVER_A]} → ALARM")
+        expected = sorted(w["name"] for w in self.fleet.workloads if w["server"] == SERVER_A)
+
+        def serving():
+            found = self.incident_of(SERVER_A)
+            if not found:
+                return None
+            meta, workloads = found
+            names = sorted(w["sk"]["S"][len("WORKLOAD#"):] for w in workloads)
+            return found if names == expected and all("serving_at" in w for w in workloads) else None
+
+        meta, workloads = wait_until(f"every workload of server A ({', '.join(expected)}) relaunched and serving",
+                                     serving, self.processes)
+        self.incident = meta["pk"]["S"][len("INCIDENT#"):]
+        self.routing.wait_settled()
+        self.story.step(f"incident {self.incident}: {len(workloads)} workloads serving, "
+                        f"{time.monotonic() - self.failed_at:.1f} s after the alarm")
+        for w in self.fleet.workloads:
+            if w["target_group_arn"]:
+                self.story.step(f"target group {w['target_group']}: {', '.join(self.fleet.targets(w['target_group_arn']))}")
+
+        before = len(self.replacements())
+        self.routing.redeliver("CloudWatch Alarm State Change")
+        self.routing.wait_settled()
+        after = len(self.replacements())
+        if after != before:
+            raise DemoFailed(f"the redelivered alarm launched again: {before} replacements became {after}")
+        self.story.step(f"the same alarm event delivered again (EventBridge delivers at least once): still {after} replacements")
+        self.story.step(f"failover took {self.story.phase_took():.1f} s")
+        self.print_notifications()
+
+    def replacements(self) -> list[dict]:
+        found = self.fleet.ec2.describe_instances(Filters=[
+            {"Name": f"tag:{TAG}role", "Values": ["replacement"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+        return [i for r in found["Reservations"] for i in r["Instances"]]
+
+    def recovery(self) -> None:
+        self.story.phase("3. Server A comes back: its replaced originals are fenced, the incident closes")
+        cw = self.session.client("cloudwatch")
+        cw.set_alarm_state(AlarmName=self.alarms[SERVER_A], StateValue="OK", StateReason="Threshold Crossed: connected again.")
+        self.story.step(f"server A reconnects: alarm {self.alarms[SERVER_A]} → OK")
+        closed = wait_until("the incident closed after fencing",
+                            lambda: (f := self.incident_of(SERVER_A)) and f[0].get("status", {}).get("S") == "closed" and f,
+                            self.processes)
+        self.routing.wait_settled()
+        for w in self.fleet.workloads:
+            i = self.fleet.instance(w["original"])
+            tags = tags_of(i)
+            groups = ", ".join(g["GroupName"] for g in i.get("SecurityGroups", [])) or "-"
+            if w["server"] == SERVER_A:
+                if TAG + "fenced" not in tags:
+                    raise DemoFailed(f"{w['name']}'s original {w['original']} should be fenced: {tags}")
+                self.story.step(f"{w['name']}: original {w['original']} fenced ({i['State']['Name']}, "
+                                f"security groups now: {groups}; kept: {tags.get(TAG + 'fenced-groups', '-')})")
+            elif TAG + "fenced" in tags:
+                raise DemoFailed(f"{w['name']} on server B was fenced, though server B never failed")
+        self.story.step(f"incident {self.incident} {closed[0]['status']['S']}; server B's originals untouched")
+        self.story.step(f"recovery took {self.story.phase_took():.1f} s")
+        self.print_notifications()
+
+    def print_notifications(self) -> None:
+        sqs = self.session.client("sqs")
+        got = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            if not batch:
+                break
+            for m in batch:
+                got.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.inbox, ReceiptHandle=m["ReceiptHandle"])
+        self.story.say(f"\n   The operator's inbox ({len(got)} new):")
+        for n in sorted(got, key=lambda n: n.get("Timestamp", "")):
+            self.notifications.append(n.get("Subject", ""))
+            self.story.say(f"\n   Subject: {n.get('Subject')}")
+            for line in n.get("Message", "").split("\n\n--- event (JSON)")[0].splitlines():
+                self.story.say(f"   | {line}")
+
+    def summarize(self) -> None:
+        self.story.phase("Summary")
+        meta, workloads = self.incident_of(SERVER_A)
+        detected = parse_time(meta["detected_at"]["S"])
+        by_name = {w["sk"]["S"][len("WORKLOAD#"):]: w for w in workloads}
+        rows = [("workload", "original", "replacement", "backup used (age at launch)", "detection→launch", "→serving")]
+        for w in (w for w in self.fleet.workloads if w["server"] == SERVER_A):
+            item = by_name[w["name"]]
+            replacement = item.get("replacement_instance_id", {}).get("S", "-")
+            launched = parse_time(item["launch_accepted_at"]["S"])
+            serving = parse_time(item["serving_at"]["S"])
+            backup = "-"
+            if w["parameter"]:
+                tags = tags_of(self.fleet.instance(replacement))
+                taken = parse_time(tags[TAG + "backup-taken-at"])
+                backup = f"{tags[TAG + 'restored-from']} ({ago((launched - taken).total_seconds())})"
+                if tags[TAG + "restored-from"] != self.backups[w["name"]]:
+                    raise DemoFailed(f"{w['name']} should be restored from {self.backups[w['name']]}: {tags}")
+            row = {"workload": w["name"], "original": w["original"], "replacement": replacement, "backup": backup,
+                   "to_launch": (launched - detected).total_seconds(), "to_serving": (serving - detected).total_seconds()}
+            self.summary.append(row)
+            rows.append((row["workload"], row["original"], replacement, backup,
+                         f"{row['to_launch']:.2f} s", f"{row['to_serving']:.2f} s"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            self.story.say("   " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+    # --- the whole run ---------------------------------------------------------------
+
+    def run(self) -> None:
+        self.story.say("Outposts HA demo: a store's Outposts server fails; its workloads come back on the standby.")
+        self.story.phase("0. The scene: the real stack deployed into a local emulator")
+        self.start_emulator()
+        self.deploy()
+        self.start_functions()
+        self.create_fleet()
+        self.backup_cycle()
+        self.failover()
+        self.recovery()
+        self.summarize()
+
+    def clean_up(self) -> None:
+        self.story.phase("Cleaning up")
+        try:
+            if self.routing:
+                self.routing.stop()
+            if self.deployed:
+                self.stackctl("delete", "--stack", STACK, "--purge-backups")
+                self.story.step(f"stack {STACK}, its server stacks, backups and artifacts deleted")
+        finally:
+            self.processes.stop()
+            self.story.step("functions, cargo lambda watch and the emulator stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--artifacts", required=True, type=pathlib.Path, help="folder with <function>/bootstrap.zip")
+    p.add_argument("--build-venv", required=True, type=pathlib.Path, help="the venv with cargo-lambda")
+    p.add_argument("--keep-logs", type=pathlib.Path, help="copy the processes' logs here")
+    a = p.parse_args(argv)
+    missing = [f for f in stackctl.FUNCTIONS if not (a.artifacts / f / "bootstrap.zip").is_file()]
+    if missing:
+        print(f"demo failed: {a.artifacts} has no bootstrap.zip for {', '.join(missing)}: build them (make build)", file=sys.stderr)
+        return 2
+    # Ctrl-C and termination both end the story through the clean-up below.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with tempfile.TemporaryDirectory(prefix="outposts-ha-demo-") as work:
+        demo = Demo(a.artifacts, a.build_venv, sys.stdout, pathlib.Path(work))
+        code = 0
+        try:
+            demo.run()
+        except DemoFailed as e:
+            print(f"\ndemo failed: {e}", file=sys.stderr)
+            code = 1
+        except KeyboardInterrupt:
+            print("\ndemo interrupted", file=sys.stderr)
+            code = 130
+        finally:
+            exited = demo.processes.exited()
+            try:
+                demo.clean_up()
+            except Exception as e:  # noqa: BLE001 - report, then still stop every process
+                print(f"clean-up failed: {e}", file=sys.stderr)
+                code = code or 1
+            if exited:
+                print(f"processes that stopped by themselves: {', '.join(exited)}", file=sys.stderr)
+            if a.keep_logs:
+                shutil.copytree(demo.logs, a.keep_logs, dirs_exist_ok=True)
+                print(f"logs of every process: {a.keep_logs}", file=sys.stderr if code else sys.stdout)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

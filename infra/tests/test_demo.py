@@ -1,0 +1,141 @@
+"""`make demo`'s story, run as `make demo` runs it, so it cannot rot.
+
+`make demo` runs the release zips `make build` writes; release builds stay out of
+`make test`, so here the zips hold the functions' debug binaries (`make functions-debug`,
+the build `cargo test` shares). Everything else is the demo itself: the emulator, the
+stack deployed by stackctl, cargo lambda's runtime, the rules, the story, the clean-up.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import zipfile
+
+INFRA = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(INFRA))
+
+import stackctl  # noqa: E402
+
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or pathlib.Path.home() / ".cache/outposts-ha/target")
+BUILD_VENV = pathlib.Path(os.environ.get("DEMO_BUILD_VENV") or pathlib.Path.home() / ".cache/outposts-ha/build-venv")
+
+
+def artifacts(folder: pathlib.Path, replace: dict[str, str] | None = None) -> pathlib.Path:
+    """<function>/bootstrap.zip from the debug binaries; `replace` swaps a function's
+    bootstrap for a shell script."""
+    for function in stackctl.FUNCTIONS:
+        (folder / function).mkdir(parents=True)
+        with zipfile.ZipFile(folder / function / "bootstrap.zip", "w") as z:
+            if replace and function in replace:
+                info = zipfile.ZipInfo("bootstrap")
+                info.external_attr = 0o755 << 16
+                z.writestr(info, replace[function])
+            else:
+                binary = TARGET / "debug" / function
+                if not binary.is_file():
+                    raise AssertionError(f"{binary} is missing: run `make functions-debug` (make test does)")
+                z.write(binary, "bootstrap")
+    return folder
+
+
+def demo(folder: pathlib.Path, **kwargs) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    argv = [sys.executable, str(INFRA / "demo.py"), "--artifacts", str(folder), "--build-venv", str(BUILD_VENV)]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ports(text: str) -> list[int]:
+    """The emulator's and the local runtime's ports, as the story names them."""
+    return [int(p) for p in re.findall(r"on 127\.0\.0\.1:(\d+)", text)]
+
+
+class Demo(unittest.TestCase):
+    def setUp(self) -> None:
+        self.work = pathlib.Path(tempfile.mkdtemp(prefix="demo-test-"))
+
+    def test_the_whole_story_is_told_and_everything_is_cleaned_up(self) -> None:
+        p = demo(artifacts(self.work / "zips"))
+        out, err = p.communicate(timeout=600)
+        self.assertEqual(p.returncode, 0, f"{out}\n{err}")
+        story = out
+        # The scene: the real templates deployed, the alarms from protected-server.yaml.
+        self.assertIn("deployed stack ohademo from infra/template.yaml", story)
+        self.assertRegex(story, r"alarms outposts-ha-op-0a1b2c3d4e5f60718 \(OK\), outposts-ha-op-0f9e8d7c6b5a40312 \(OK\)")
+        for rule, function in (("AlarmStateChangeRule", "alarm-handler"), ("RelaunchRequestedRule", "relaunch"),
+                               ("ReplacementRunningRule", "relaunch"), ("ServerRecoveredRule", "relaunch"),
+                               ("NotifyRule", "notifier"), ("BackupStatusRule", "backup-scheduler")):
+            self.assertRegex(story, rf"ohademo-{rule}-\S+ +→ {function}\n")
+        # Backups: both parameters moved to AMIs that are backups of the originals.
+        backups = dict(re.findall(r"\] (pos-db|records): /outposts-ha/ohademo/\S+ \(none\) → (ami-\w+) \(available", story))
+        self.assertEqual(sorted(backups), ["pos-db", "records"], story)
+        # Failover: routed by the deployed rules to the real binaries.
+        for line in ("→ alarm-handler    CloudWatch Alarm State Change: outposts-ha-op-0a1b2c3d4e5f60718 OK → ALARM",
+                     "→ relaunch         RelaunchRequested: op-0a1b2c3d4e5f60718",
+                     "→ notifier         WorkloadServing: pos-app"):
+            self.assertIn(line, story)
+        self.assertRegex(story, r"incident inc-\w+: 3 workloads serving")
+        self.assertIn("still 3 replacements", story)
+        self.assertRegex(story, r"target group pos-app-web: i-\w+ healthy\n")
+        self.assertIn("Subject: [CRITICAL] Outposts server op-0a1b2c3d4e5f60718 down", story)
+        self.assertIn("Subject: [INFO] Relaunched pos-db from op-0a1b2c3d4e5f60718", story)
+        # Return: exactly server A's originals fenced, the incident closed.
+        self.assertEqual(len(re.findall(r"original i-\w+ fenced \(running, security groups now: outposts-ha-ohademo-quarantine", story)), 3, story)
+        self.assertRegex(story, r"incident inc-\w+ closed; server B's originals untouched")
+        self.assertRegex(story, r"Subject: \[INFO\] Incident inc-\w+ on op-0a1b2c3d4e5f60718 closed")
+        # The summary: pos-db restored from the backup just taken; the others from their templates.
+        summary = story[story.index("== Summary"):story.index("== Cleaning up")]
+        rows = {line.split()[0]: line.split() for line in summary.splitlines()[2:] if line.strip()}
+        self.assertEqual(sorted(rows), ["kiosk", "pos-app", "pos-db"], summary)
+        self.assertEqual(rows["pos-db"][3], backups["pos-db"], summary)
+        self.assertEqual(rows["pos-app"][3], "-", summary)
+        for row in rows.values():
+            self.assertTrue(row[1].startswith("i-") and row[2].startswith("i-") and row[1] != row[2], row)
+            to_launch, to_serving = float(row[-4]), float(row[-2])
+            self.assertLessEqual(to_launch, to_serving, row)
+        # Cleaned up: the stack deleted, every process stopped.
+        self.assertIn("stack ohademo, its server stacks, backups and artifacts deleted", story)
+        self.assertEqual(len(ports(story)), 2, story)
+        for port in ports(story):
+            self.assertFalse(listening(port), f"port {port} still open after the demo")
+
+    def test_ctrl_c_stops_the_story_and_still_cleans_up(self) -> None:
+        p = demo(artifacts(self.work / "zips"))
+        seen = ""
+        deadline = time.time() + 300
+        while "local Lambda runtime" not in seen and time.time() < deadline and p.poll() is None:
+            seen += p.stdout.readline()
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=120)
+        story = seen + rest
+        self.assertEqual(p.returncode, 130, f"{story}\n{err}")
+        self.assertIn("demo interrupted", err)
+        self.assertIn("stack ohademo, its server stacks, backups and artifacts deleted", story)
+        self.assertIn("the emulator stopped", story)
+        for port in ports(story):
+            self.assertFalse(listening(port), f"port {port} still open after Ctrl-C")
+
+    def test_a_function_that_dies_fails_the_demo_with_the_reason(self) -> None:
+        broken = artifacts(self.work / "zips", replace={"relaunch": "#!/bin/sh\necho 'cannot start' >&2\nexit 3\n"})
+        p = demo(broken)
+        out, err = p.communicate(timeout=300)
+        self.assertEqual(p.returncode, 1, f"{out}\n{err}")
+        self.assertRegex(err, r"demo failed: .*relaunch \(exit 3\) stopped; its log says why")
+        self.assertIn("the emulator stopped", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,172 @@
+"""Test doubles for the AWS events moto 5.2 never produces, loaded into the moto server.
+
+- `AWS::CloudWatch::Alarm` in a CloudFormation template becomes a real moto alarm (moto
+  skips the type), so `protected-server.yaml` deploys the server's alarm as on AWS.
+- SetAlarmState that changes an alarm's state puts the documented "CloudWatch Alarm State
+  Change" event on the default bus, as CloudWatch does. moto's alarms never evaluate
+  metrics, so SetAlarmState is how a test or the demo makes a server's alarm fire.
+- With `EMULATOR_EC2_STATE_EVENTS=1`: every instance RunInstances starts puts the
+  documented "EC2 Instance State-change Notification" (state `running`) on the default
+  bus shortly after. Opt-in, because the integration tests deliver those events themselves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import threading
+from typing import Any
+
+from moto.cloudformation.parsing import get_model_list, get_model_map
+from moto.cloudwatch.models import CloudWatchBackend, cloudwatch_backends
+from moto.core.common_models import CloudFormationModel
+from moto.ec2.models.instances import InstanceBackend
+from moto.events.models import events_backends
+
+RUNNING_DELAY_SECONDS = 0.3
+
+
+def _put_default_bus(account: str, region: str, source: str, detail_type: str, resources: list[str], detail: dict) -> None:
+    events_backends[account][region].put_events([{
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail),
+        "Resources": resources,
+        "EventBusName": "default",
+    }])
+
+
+def _alarm_time(at: datetime.datetime) -> str:
+    """CloudWatch's timestamp format in alarm events: 2026-11-22T10:00:00.123+0000."""
+    return at.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+class CloudFormationAlarm(CloudFormationModel):
+    """AWS::CloudWatch::Alarm (single-metric form, the one protected-server.yaml uses)."""
+
+    # moto files every model under the service named by its module.
+    __module__ = "moto.cloudwatch.models"
+
+    def __init__(self, name: str, arn: str):
+        self.name = name
+        self.arn = arn
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str, **kwargs: Any) -> "CloudFormationAlarm":
+        p = cloudformation_json["Properties"]
+        name = p.get("AlarmName") or resource_name
+        alarm = cloudwatch_backends[account_id][region_name].put_metric_alarm(
+            name=name,
+            namespace=p.get("Namespace"),
+            metric_name=p.get("MetricName"),
+            comparison_operator=p["ComparisonOperator"],
+            evaluation_periods=int(p["EvaluationPeriods"]),
+            period=int(p.get("Period", 60)),
+            threshold=float(p["Threshold"]),
+            statistic=p.get("Statistic"),
+            description=p.get("AlarmDescription", ""),
+            dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in p.get("Dimensions", [])],
+            alarm_actions=p.get("AlarmActions", []),
+            ok_actions=p.get("OKActions", []),
+            insufficient_data_actions=p.get("InsufficientDataActions", []),
+            datapoints_to_alarm=int(p["DatapointsToAlarm"]) if "DatapointsToAlarm" in p else None,
+            actions_enabled=str(p.get("ActionsEnabled", True)).lower() == "true",
+            treat_missing_data=p.get("TreatMissingData"),
+            tags=[{"Key": t["Key"], "Value": t["Value"]} for t in p.get("Tags", [])],
+        )
+        return cls(name, alarm.alarm_arn)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([self.name])
+
+
+def _state(value: str, reason: str, reason_data: str | None, at: datetime.datetime) -> dict:
+    state = {"value": value, "reason": reason, "timestamp": _alarm_time(at)}
+    if reason_data:
+        state["reasonData"] = reason_data
+    return state
+
+
+_original_set_alarm_state = CloudWatchBackend.set_alarm_state
+
+
+def set_alarm_state(self: CloudWatchBackend, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
+    alarm = self.alarms.get(alarm_name)
+    before = (alarm.state_value, alarm.state_reason, alarm.state_reason_data, alarm.state_updated_timestamp) if alarm else None
+    _original_set_alarm_state(self, alarm_name, reason, reason_data, state_value)
+    if before is None or before[0] == state_value:
+        return
+    dimensions = {d.name: d.value for d in alarm.dimensions}
+    detail = {
+        "alarmName": alarm.name,
+        "state": _state(state_value, reason, reason_data, alarm.state_updated_timestamp),
+        "previousState": _state(before[0], before[1], before[2], before[3]),
+        "configuration": {
+            "description": alarm.description or "",
+            "metrics": [{
+                "id": "m1",
+                "metricStat": {
+                    "metric": {"namespace": alarm.namespace, "name": alarm.metric_name, "dimensions": dimensions},
+                    "period": alarm.period,
+                    "stat": alarm.statistic,
+                },
+                "returnData": True,
+            }],
+        },
+    }
+    _put_default_bus(self.account_id, self.region_name, "aws.cloudwatch", "CloudWatch Alarm State Change",
+                     [alarm.alarm_arn], detail)
+
+
+_original_run_instances = InstanceBackend.run_instances
+
+
+def run_instances(self: InstanceBackend, *args: Any, **kwargs: Any):
+    reservation = _original_run_instances(self, *args, **kwargs)
+    ids = [i.id for i in reservation.instances]
+
+    def running() -> None:
+        for instance_id in ids:
+            arn = f"arn:aws:ec2:{self.region_name}:{self.account_id}:instance/{instance_id}"
+            _put_default_bus(self.account_id, self.region_name, "aws.ec2", "EC2 Instance State-change Notification",
+                             [arn], {"instance-id": instance_id, "state": "running"})
+
+    threading.Timer(RUNNING_DELAY_SECONDS, running).start()
+    return reservation
+
+
+def install() -> None:
+    # moto caches its model list on first use; this runs before the server takes requests.
+    get_model_list.cache_clear()
+    get_model_map.cache_clear()
+    assert "AWS::CloudWatch::Alarm" in get_model_map()
+    CloudWatchBackend.set_alarm_state = set_alarm_state
+    if os.environ.get("EMULATOR_EC2_STATE_EVENTS") == "1":
+        InstanceBackend.run_instances = run_instances
+

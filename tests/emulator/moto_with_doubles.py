@@ -1,0 +1,18 @@
+"""moto server with the test doubles for what moto 5.2 lacks. Run it like `moto_server`
+(same arguments):
+
+- `ssm_automation_double.py`: SSM Automation (Start/Get/DescribeAutomationExecutions) and
+  the backup runbook's effect and status-change events;
+- `aws_event_doubles.py`: `AWS::CloudWatch::Alarm` in templates, alarm state-change
+  events on SetAlarmState, and (opt-in) EC2 instance state-change events.
+"""
+
+import sys
+
+import aws_event_doubles
+import ssm_automation_double  # noqa: F401 - installs itself on import
+from moto.server import main
+
+if __name__ == "__main__":
+    aws_event_doubles.install()
+    main(sys.argv[1:])
