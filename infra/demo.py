@@ -484,7 +484,7 @@ class Demo:
     def deploy(self) -> None:
         arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "x86_64"
         self.stackctl("deploy", "--stack", STACK, "--artifacts", str(self.artifacts), "--email", "ops@example.com",
-                      "--param", f"Architecture={arch}", "--param", "ReservedConcurrency=0",
+                      "--param", f"Architecture={arch}",
                       "--param", f"BackupAutomationRoleArn=arn:aws:iam::{self.account}:role/outposts-ha-backup")
         self.deployed = True
         self.outputs = stackctl.outputs(stackctl.Aws(), STACK)
@@ -732,7 +732,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"demo failed: {a.artifacts} has no bootstrap.zip for {', '.join(missing)}: build them (make build)", file=sys.stderr)
         return 2
-    # Ctrl-C and termination both end the story through the clean-up below.
+    # Ctrl-C and termination both end the story through the clean-up below (set
+    # explicitly: a shell starting us in the background leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="outposts-ha-demo-") as work:
         demo = Demo(a.artifacts, a.build_venv, sys.stdout, pathlib.Path(work))
