@@ -36,6 +36,7 @@ import io
 import json
 import os
 import pathlib
+import select
 import shutil
 import signal
 import socket
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -74,6 +76,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class StopRequests:
+    """Ctrl-C and SIGTERM. CPython runs signal handlers in the main thread only, and with
+    other threads running it can notice a signal late or, in practice, not until the story
+    ends. The C-level handler always writes the signal number to the wakeup fd at once,
+    so the main thread's waits watch that fd: the story stops within one wait."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.wakeup, write_end = os.pipe()
+        os.set_blocking(self.wakeup, False)
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
+        # Set explicitly: a shell starting the demo in the background leaves SIGINT ignored.
+        signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGTERM, self.on_signal)
+
+    def on_signal(self, signum: int, frame) -> None:
+        self.stop(signum)
+
+    def stop(self, signum: int) -> None:
+        # The first request ends the story; the clean-up that follows is not interrupted.
+        if self.received is None:
+            self.received = signum
+            raise KeyboardInterrupt
+
+    def sleep(self, seconds: float) -> None:
+        ready, _, _ = select.select([self.wakeup], [], [], seconds)
+        if ready and (received := os.read(self.wakeup, 64)):
+            self.stop(received[0])
+
+
+stop_requests: StopRequests | None = None
+
+
+def pause(seconds: float) -> None:
+    """time.sleep that ends the story at once on Ctrl-C or SIGTERM."""
+    if stop_requests:
+        stop_requests.sleep(seconds)
+    else:
+        time.sleep(seconds)
+
+
 def wait_for_port(port: int, what: str, process: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while True:
@@ -83,7 +127,7 @@ def wait_for_port(port: int, what: str, process: subprocess.Popen, timeout: floa
             raise DemoFailed(f"{what} exited with {process.returncode} before listening on port {port}")
         if time.time() > deadline:
             raise DemoFailed(f"{what} did not listen on port {port} within {timeout:.0f} s")
-        time.sleep(0.1)
+        pause(0.1)
 
 
 def wait_until(what: str, check, processes: "Processes", timeout: float = STEP_TIMEOUT):
@@ -99,7 +143,7 @@ def wait_until(what: str, check, processes: "Processes", timeout: float = STEP_T
             raise DemoFailed(f"{what}: {', '.join(stopped)} stopped; its log says why:\n{processes.tail(name)}")
         if time.time() > deadline:
             raise DemoFailed(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.2)
+        pause(0.2)
 
 
 class Story:
@@ -345,7 +389,7 @@ class Routing:
 
     def wait_settled(self, timeout: float = STEP_TIMEOUT) -> None:
         # Events may still be on their way from the emulator's own timers: settled twice, apart.
-        wait_until("every event delivered", lambda: self.settled() and (time.sleep(1.0) or self.settled()),
+        wait_until("every event delivered", lambda: self.settled() and (pause(1.0) or self.settled()),
                    self.local.processes, timeout)
         if self.failures:
             raise DemoFailed("; ".join(self.failures))
@@ -732,10 +776,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"demo failed: {a.artifacts} has no bootstrap.zip for {', '.join(missing)}: build them (make build)", file=sys.stderr)
         return 2
-    # Ctrl-C and termination both end the story through the clean-up below (set
-    # explicitly: a shell starting us in the background leaves SIGINT ignored).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C and termination both end the story through the clean-up below.
+    global stop_requests
+    stop_requests = StopRequests()
     with tempfile.TemporaryDirectory(prefix="outposts-ha-demo-") as work:
         demo = Demo(a.artifacts, a.build_venv, sys.stdout, pathlib.Path(work))
         code = 0
@@ -745,8 +788,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\ndemo failed: {e}", file=sys.stderr)
             code = 1
         except KeyboardInterrupt:
-            print("\ndemo interrupted", file=sys.stderr)
+            print("\ndemo interrupted: cleaning up", file=sys.stderr)
             code = 130
+        except Exception as e:  # noqa: BLE001 - an AWS call or the machine failed: say which, then clean up
+            traceback.print_exc()
+            print(f"\ndemo failed: {type(e).__name__}: {e}", file=sys.stderr)
+            code = 1
         finally:
             exited = demo.processes.exited()
             try:

@@ -23,6 +23,7 @@ import zipfile
 INFRA = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(INFRA))
 
+import demo as demo_script  # noqa: E402
 import stackctl  # noqa: E402
 
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or pathlib.Path.home() / ".cache/outposts-ha/target")
@@ -135,6 +136,37 @@ class Demo(unittest.TestCase):
         self.assertEqual(p.returncode, 1, f"{out}\n{err}")
         self.assertRegex(err, r"demo failed: .*relaunch \(exit 3\) stopped; its log says why")
         self.assertIn("the emulator stopped", out)
+
+
+class StopRequests(unittest.TestCase):
+    """With threads running, CPython may run the Python-level handler late; the demo's
+    waits must see the signal from the wakeup fd, which the C-level handler writes at once."""
+
+    def setUp(self) -> None:
+        self.saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.requests = demo_script.StopRequests()
+        self.write_end = signal.set_wakeup_fd(-1)  # as if the handler had written it
+
+    def tearDown(self) -> None:
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
+        os.close(self.write_end)
+        os.close(self.requests.wakeup)
+
+    def test_a_signal_not_yet_handled_ends_the_next_wait_and_only_the_first_counts(self) -> None:
+        os.write(self.write_end, bytes([signal.SIGTERM]))
+        with self.assertRaises(KeyboardInterrupt):
+            self.requests.sleep(30)
+        self.assertEqual(self.requests.received, signal.SIGTERM)
+        # The clean-up that follows is not interrupted by the handler's late run or a repeat.
+        os.write(self.write_end, bytes([signal.SIGINT]))
+        self.requests.sleep(0.1)
+        self.requests.on_signal(signal.SIGINT, None)
+        self.assertEqual(self.requests.received, signal.SIGTERM)
+
+    def test_a_quiet_wait_just_waits(self) -> None:
+        self.requests.sleep(0.05)
+        self.assertIsNone(self.requests.received)
 
 
 if __name__ == "__main__":
