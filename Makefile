@@ -28,6 +28,9 @@ BUILD_STAMP := $(call stamp,$(BUILD_VENV),infra/requirements-build.txt)
 CFN_GUARD_VERSION := 3.2.1
 CFN_GUARD := $(CACHE)/tools/bin/cfn-guard
 CFN_GUARD_STAMP := $(CACHE)/tools/.cfn-guard-$(CFN_GUARD_VERSION)
+CARGO_MACHETE_VERSION := 0.9.2
+CARGO_MACHETE := $(CACHE)/tools/bin/cargo-machete
+CARGO_MACHETE_STAMP := $(CACHE)/tools/.cargo-machete-$(CARGO_MACHETE_VERSION)
 export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
@@ -72,10 +75,17 @@ $(CFN_GUARD_STAMP):
 	CARGO_TARGET_DIR=$(CACHE)/tools-target cargo install cfn-guard --version $(CFN_GUARD_VERSION) --locked --root $(CACHE)/tools
 	touch $@
 
+$(CARGO_MACHETE_STAMP):
+	@echo "==> installing cargo-machete $(CARGO_MACHETE_VERSION) into $(CACHE)/tools"
+	CARGO_TARGET_DIR=$(CACHE)/tools-target cargo install cargo-machete --version $(CARGO_MACHETE_VERSION) --locked --root $(CACHE)/tools
+	touch $@
+
 # --- checks and tests --------------------------------------------------------------
 
-lint:
+# Unused dependencies fail the lint: each crate declares only what it uses.
+lint: $(CARGO_MACHETE_STAMP)
 	cargo fmt --all --check
+	$(CARGO_MACHETE)
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 lint-infra: $(TEST_STAMP) $(CHECKOV_STAMP) $(CFN_GUARD_STAMP)
@@ -84,12 +94,14 @@ lint-infra: $(TEST_STAMP) $(CHECKOV_STAMP) $(CFN_GUARD_STAMP)
 	$(CFN_GUARD) validate --rules infra/rules/outposts-ha.guard $(addprefix --data ,$(TEMPLATES))
 	$(CFN_GUARD) test --rules-file infra/rules/outposts-ha.guard --test-data infra/rules/outposts-ha.tests.yaml > /dev/null
 
-# The demo's test runs the functions' debug binaries, the build `cargo test` shares.
+# The demo's and the operator commands' tests run the functions' debug binaries. Built with
+# --all-targets, so the features match `cargo test`'s (dev-dependencies included) and the
+# SDK compiles once for both.
 functions-debug:
-	cargo build --workspace --locked
+	cargo build --workspace --all-targets --locked
 
-test-infra: $(TEST_STAMP) $(BUILD_STAMP) functions-debug
-	DEMO_BUILD_VENV=$(BUILD_VENV) $(TEST_VENV)/bin/python -W ignore -m unittest discover -s infra/tests -v 2>&1 | grep -v "No Moto CloudFormation support"
+test-infra: $(TEST_STAMP) functions-debug
+	$(TEST_VENV)/bin/python -W ignore -m unittest discover -s infra/tests -v 2>&1 | grep -v "No Moto CloudFormation support"
 
 test: $(TEST_STAMP) lint lint-infra test-infra
 	cargo test --workspace --locked
@@ -103,11 +115,12 @@ demo: $(TEST_STAMP) $(BUILD_STAMP)
 	@test -d $(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release || \
 	  echo "==> first run: compiling the functions (a release build, 10-20 minutes on a fresh machine; later runs skip it)"
 	@$(MAKE) --no-print-directory build ARCH=$(HOST_ARCH)
-	$(TEST_VENV)/bin/python infra/demo.py --artifacts $(CACHE)/lambda-$(HOST_ARCH) --build-venv $(BUILD_VENV) --keep-logs $(CACHE)/demo-logs
+	$(TEST_VENV)/bin/python infra/demo.py --artifacts $(CACHE)/lambda-$(HOST_ARCH) --keep-logs $(CACHE)/demo-logs
 
 bench: $(TEST_STAMP)
 	$(MAKE) build ARCH=$(HOST_ARCH)
 	BENCH_BINARIES=$(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release BENCH_ZIPS=$(CACHE)/lambda-$(HOST_ARCH) BENCH_OUT=BENCHMARKS.md \
+	  BENCH_PYTHON=$(TEST_VENV)/bin/python \
 	  cargo run --quiet --locked -p outposts-ha-tests --bin bench
 
 # --- deployment --------------------------------------------------------------------
@@ -142,7 +155,7 @@ maintenance: $(TEST_STAMP)
 
 unfence: $(TEST_STAMP)
 	@test -n "$(INSTANCE)$(INCIDENT)" || { echo "usage: make unfence INSTANCE=i-… | INCIDENT=inc-…"; exit 2; }
-	$(STACKCTL) unfence $(if $(INSTANCE),--instance $(INSTANCE)) $(if $(INCIDENT),--incident $(INCIDENT))
+	$(STACKCTL) unfence --stack $(STACK) $(if $(INSTANCE),--instance $(INSTANCE)) $(if $(INCIDENT),--incident $(INCIDENT))
 
 servers outputs: $(TEST_STAMP)
 	$(STACKCTL) $@ --stack $(STACK)

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """`make demo`: the whole Outposts HA story on a laptop, against a local AWS emulator.
 
-    demo.py --artifacts DIR [--keep-logs]
+    demo.py --artifacts DIR [--keep-logs DIR]
 
 DIR holds <function>/bootstrap.zip as `make build` writes them. The demo starts moto
 server (with the doubles in tests/emulator/) on 127.0.0.1, deploys the real templates with
-stackctl, runs each function's bootstrap from its zip under cargo lambda's local Lambda
-runtime (`cargo lambda watch --only-lambda-apis`) with the environment CloudFormation
-gave the deployed function, and routes events to them by the deployed rules. Then: a
+stackctl, runs each function's bootstrap from its zip under the project's local Lambda
+runner (tests/emulator/local_lambda.py: Lambda's Runtime and Invoke APIs, by the deployed
+function's name) with the environment CloudFormation gave the deployed function, and
+routes events to them by the deployed rules. stackctl's requests to the functions (the
+incident's story, read through relaunch) reach the same runner. Then: a
 backup cycle, server A fails, its workloads relaunch and serve, server A returns and its
 originals are fenced. Everything it started is stopped and deleted when it ends, also on
 Ctrl-C; a failed step exits non-zero and says which.
@@ -57,11 +59,14 @@ import stackctl
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 EMULATOR = REPO / "tests" / "emulator" / "moto_with_doubles.py"
+sys.path.insert(0, str(EMULATOR.parent))
+import local_lambda  # noqa: E402
+
 REGION = "eu-west-1"
 STACK = "ohademo"
 SERVER_A = "op-0a1b2c3d4e5f60718"
 SERVER_B = "op-0f9e8d7c6b5a40312"
-TAG = "outposts-ha:"
+TAGS = stackctl.TAGS
 ATTEMPTS = 3  # deliveries of one event before it is dead-lettered
 STEP_TIMEOUT = 60.0
 
@@ -177,6 +182,7 @@ class Processes:
     def __init__(self, logs: pathlib.Path) -> None:
         self.logs = logs
         self.running: list[tuple[str, subprocess.Popen]] = []
+        self.runner: local_lambda.LocalLambda | None = None
 
     def start(self, name: str, argv: list[str], env: dict[str, str], cwd: pathlib.Path | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")
@@ -185,6 +191,9 @@ class Processes:
         return p
 
     def stop(self, names: set[str] | None = None) -> None:
+        if self.runner and names is None:
+            self.runner.stop()
+            self.runner = None
         for name, p in reversed(self.running):
             if names is not None and name not in names:
                 continue
@@ -198,29 +207,25 @@ class Processes:
         self.running = [(n, p) for n, p in self.running if p.poll() is None]
 
     def exited(self) -> list[str]:
-        return [f"{n} (exit {p.returncode})" for n, p in self.running if p.poll() is not None]
+        functions = self.runner.exited() if self.runner else []
+        return functions + [f"{n} (exit {p.returncode})" for n, p in self.running if p.poll() is not None]
 
     def tail(self, name: str, lines: int = 12) -> str:
         text = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
         return "\n".join(f"    {line}" for line in text)
 
 
-class LocalLambda:
-    """cargo lambda's Lambda runtime emulator, and each deployed function's bootstrap from
-    its zip running against it with the deployed function's environment."""
+class LocalFunctions:
+    """Each deployed function's bootstrap from its zip, with the deployed function's
+    environment, under the project's one local Lambda runner."""
 
-    def __init__(self, processes: Processes, aws_env: dict[str, str], build_venv: pathlib.Path, work: pathlib.Path) -> None:
+    def __init__(self, processes: Processes, aws_env: dict[str, str], work: pathlib.Path) -> None:
         self.processes = processes
         self.aws_env = aws_env
-        self.build_venv = build_venv
         self.work = work
-        self.port = free_port()
-
-    def start_runtime(self) -> None:
-        env = {**os.environ, "PATH": f"{self.build_venv / 'bin'}:{os.environ.get('PATH', '')}"}
-        argv = ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(self.port), "--timeout", "120"]
-        p = self.processes.start("cargo-lambda-watch", argv, env, cwd=REPO)
-        wait_for_port(self.port, "cargo lambda watch", p)
+        self.runner = local_lambda.LocalLambda(processes.logs, timeout=120).start()
+        processes.runner = self.runner
+        self.port = self.runner.port
 
     def start_function(self, binary: str, zip_path: pathlib.Path, configuration: dict) -> None:
         folder = self.work / binary
@@ -230,28 +235,16 @@ class LocalLambda:
         bootstrap = folder / "bootstrap"
         bootstrap.chmod(0o755)
         env = {
-            "PATH": "/usr/bin:/bin",
             **{k: str(v) for k, v in configuration.get("Environment", {}).get("Variables", {}).items()},
             **self.aws_env,
-            "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{self.port}/.rt/{binary}",
-            "AWS_LAMBDA_FUNCTION_NAME": configuration["FunctionName"],
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(configuration.get("MemorySize", 128)),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "AWS_LAMBDA_LOG_FORMAT": "JSON",
         }
-        self.processes.start(binary, [str(bootstrap)], env)
+        self.runner.add(configuration["FunctionName"], bootstrap, env)
 
     def invoke(self, binary: str, payload: bytes) -> tuple[bool, str]:
-        url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/{binary}/invocations"
-        request = urllib.request.Request(url, data=payload, method="POST", headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=150) as r:
-                body = r.read().decode(errors="replace")
-                return r.headers.get("X-Amz-Function-Error") is None, body
-        except urllib.error.HTTPError as e:
-            return False, e.read().decode(errors="replace")
-        except (OSError, http.client.HTTPException) as e:
-            return False, f"the local runtime did not answer: {e!r}"
+        ok, answer = self.runner.invoke_here(f"{STACK}-{binary}", payload)
+        return ok, answer.decode(errors="replace")
 
 
 def describe(event: dict) -> str:
@@ -271,7 +264,7 @@ def describe(event: dict) -> str:
 class Routing:
     """The deployed rules, delivering to the local functions through delivery queues."""
 
-    def __init__(self, story: Story, session: boto3.session.Session, local: LocalLambda, dead_letters: str) -> None:
+    def __init__(self, story: Story, session: boto3.session.Session, local: LocalFunctions, dead_letters: str) -> None:
         self.story = story
         self.events = session.client("events")
         self.sqs = session.client("sqs")
@@ -422,15 +415,15 @@ class Fleet:
 
     def workload(self, server: str, name: str, home: str, standby: list[str], priority: int,
                  backup_parameter: str | None = None, target_group: str | None = None) -> dict:
-        lt_tags = {TAG + "protected-server": server, TAG + "workload": name, TAG + "subnets": ",".join(standby),
-                   TAG + "priority": str(priority)}
-        instance_tags = {TAG + "workload": name}
+        lt_tags = {TAGS["protected_server"]: server, TAGS["workload"]: name, TAGS["subnets"]: ",".join(standby),
+                   TAGS["priority"]: str(priority)}
+        instance_tags = {TAGS["workload"]: name}
         image = self.image
         if backup_parameter:
-            lt_tags[TAG + "backup-parameter"] = instance_tags[TAG + "backup-parameter"] = backup_parameter
+            lt_tags[TAGS["backup_parameter"]] = instance_tags[TAGS["backup_parameter"]] = backup_parameter
             image = f"resolve:ssm:{backup_parameter}"
         if target_group:
-            lt_tags[TAG + "target-groups"] = target_group
+            lt_tags[TAGS["target_groups"]] = target_group
 
         def tag_list(tags: dict[str, str]) -> list[dict]:
             return [{"Key": k, "Value": v} for k, v in tags.items()]
@@ -448,7 +441,7 @@ class Fleet:
             LaunchTemplate={"LaunchTemplateId": lt}, ImageId=self.image, SubnetId=home, MinCount=1, MaxCount=1,
             SecurityGroupIds=[self.security_groups[server]],
             TagSpecifications=[{"ResourceType": "instance",
-                                "Tags": tag_list({**instance_tags, TAG + "protected-server": server})}],
+                                "Tags": tag_list({**instance_tags, TAGS["protected_server"]: server})}],
         )["Instances"][0]["InstanceId"]
         group_arn = None
         if target_group:
@@ -480,9 +473,8 @@ def ago(seconds: float) -> str:
 
 
 class Demo:
-    def __init__(self, artifacts: pathlib.Path, build_venv: pathlib.Path, out, work: pathlib.Path) -> None:
+    def __init__(self, artifacts: pathlib.Path, out, work: pathlib.Path) -> None:
         self.artifacts = artifacts
-        self.build_venv = build_venv
         self.story = Story(out)
         self.work = work
         self.logs = work / "logs"
@@ -547,15 +539,16 @@ class Demo:
 
     def start_functions(self) -> None:
         lam = self.session.client("lambda")
-        self.local = LocalLambda(self.processes, self.aws_env, self.build_venv, self.work / "functions")
-        self.local.start_runtime()
+        self.local = LocalFunctions(self.processes, self.aws_env, self.work / "functions")
         arns = {}
         for binary in stackctl.FUNCTIONS:
             configuration = lam.get_function_configuration(FunctionName=f"{STACK}-{binary}")
             self.local.start_function(binary, self.artifacts / binary / "bootstrap.zip", configuration)
             arns[configuration["FunctionArn"]] = binary
-        self.story.step(f"local Lambda runtime: cargo lambda watch on 127.0.0.1:{self.local.port}; "
+        self.story.step(f"local Lambda runtime: the project's runner on 127.0.0.1:{self.local.port}; "
                         f"{len(arns)} functions run their bootstrap from the deployed zip with the deployed environment")
+        # stackctl's requests to the functions go to the runner; everything else to the emulator.
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.local.runner.url
         self.routing = Routing(self.story, self.session, self.local, self.outputs["FailedEventsQueueUrl"])
         self.routing.connect(arns, [self.outputs["EventBusName"], "default"])
         self.story.step("events reach them by the deployed rules (their Lambda targets now deliver locally):")
@@ -608,25 +601,17 @@ class Demo:
         for w in stateful:
             image = ec2.describe_images(ImageIds=[moved[w["name"]]])["Images"][0]
             tags = tags_of(image)
-            if tags.get(TAG + "backup-of") != w["original"]:
+            if tags.get(TAGS["backup_of"]) != w["original"]:
                 raise DemoFailed(f"{moved[w['name']]} should be tagged as a backup of {w['original']}: {tags}")
             self.story.step(f"{w['name']}: {w['parameter']} {before[w['name']] or '(none)'} → {moved[w['name']]} "
-                            f"({image['State']}, taken {tags.get(TAG + 'backup-taken-at')})")
+                            f"({image['State']}, taken {tags.get(TAGS['backup_taken_at'])})")
         self.backups = moved
         self.story.step(f"backup cycle took {self.story.phase_took():.1f} s")
 
-    def incident_of(self, server: str) -> tuple[dict, list[dict]] | None:
-        ddb = self.session.client("dynamodb")
-        table = self.outputs["LedgerTableName"]
-        held = ddb.get_item(TableName=table, Key={"pk": {"S": f"SERVER#{server}"}, "sk": {"S": "OPEN_INCIDENT"}}).get("Item")
-        incident = held["incident_id"]["S"] if held else getattr(self, "incident", None)
-        if not incident:
-            return None
-        items = ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
-                          ExpressionAttributeValues={":pk": {"S": f"INCIDENT#{incident}"}})["Items"]
-        meta = next((i for i in items if i["sk"]["S"] == "META"), None)
-        workloads = [i for i in items if i["sk"]["S"].startswith("WORKLOAD#")]
-        return (meta, workloads) if meta else None
+    def incident_of(self, server: str) -> dict | None:
+        """The incident's story as relaunch reads it from the ledger (the open one, or the
+        one this demo followed)."""
+        return stackctl.incident_story(stackctl.Aws(), STACK, server, getattr(self, "incident", None))
 
     def failover(self) -> None:
         self.story.phase("2. Server A fails: detection → incident → relaunch → running → serving")
@@ -638,16 +623,16 @@ class Demo:
         expected = sorted(w["name"] for w in self.fleet.workloads if w["server"] == SERVER_A)
 
         def serving():
-            found = self.incident_of(SERVER_A)
-            if not found:
+            story = self.incident_of(SERVER_A)
+            if not story:
                 return None
-            meta, workloads = found
-            names = sorted(w["sk"]["S"][len("WORKLOAD#"):] for w in workloads)
-            return found if names == expected and all("serving_at" in w for w in workloads) else None
+            names = sorted(w["workload"] for w in story["workloads"])
+            return story if names == expected and all(w.get("serving_at") for w in story["workloads"]) else None
 
-        meta, workloads = wait_until(f"every workload of server A ({', '.join(expected)}) relaunched and serving",
-                                     serving, self.processes)
-        self.incident = meta["pk"]["S"][len("INCIDENT#"):]
+        story = wait_until(f"every workload of server A ({', '.join(expected)}) relaunched and serving",
+                           serving, self.processes)
+        workloads = story["workloads"]
+        self.incident = story["incident_id"]
         self.routing.wait_settled()
         self.story.step(f"incident {self.incident}: {len(workloads)} workloads serving, "
                         f"{time.monotonic() - self.failed_at:.1f} s after the alarm")
@@ -667,7 +652,7 @@ class Demo:
 
     def replacements(self) -> list[dict]:
         found = self.fleet.ec2.describe_instances(Filters=[
-            {"Name": f"tag:{TAG}role", "Values": ["replacement"]},
+            {"Name": f"tag:{TAGS['role']}", "Values": [TAGS["role_replacement"]]},
             {"Name": "instance-state-name", "Values": ["pending", "running"]}])
         return [i for r in found["Reservations"] for i in r["Instances"]]
 
@@ -677,7 +662,7 @@ class Demo:
         cw.set_alarm_state(AlarmName=self.alarms[SERVER_A], StateValue="OK", StateReason="Threshold Crossed: connected again.")
         self.story.step(f"server A reconnects: alarm {self.alarms[SERVER_A]} → OK")
         closed = wait_until("the incident closed after fencing",
-                            lambda: (f := self.incident_of(SERVER_A)) and f[0].get("status", {}).get("S") == "closed" and f,
+                            lambda: (f := self.incident_of(SERVER_A)) and f["status"] == "closed" and f,
                             self.processes)
         self.routing.wait_settled()
         for w in self.fleet.workloads:
@@ -685,13 +670,13 @@ class Demo:
             tags = tags_of(i)
             groups = ", ".join(g["GroupName"] for g in i.get("SecurityGroups", [])) or "-"
             if w["server"] == SERVER_A:
-                if TAG + "fenced" not in tags:
+                if TAGS["fenced"] not in tags:
                     raise DemoFailed(f"{w['name']}'s original {w['original']} should be fenced: {tags}")
                 self.story.step(f"{w['name']}: original {w['original']} fenced ({i['State']['Name']}, "
-                                f"security groups now: {groups}; kept: {tags.get(TAG + 'fenced-groups', '-')})")
-            elif TAG + "fenced" in tags:
+                                f"security groups now: {groups}; kept: {tags.get(TAGS['fenced_groups'], '-')})")
+            elif TAGS["fenced"] in tags:
                 raise DemoFailed(f"{w['name']} on server B was fenced, though server B never failed")
-        self.story.step(f"incident {self.incident} {closed[0]['status']['S']}; server B's originals untouched")
+        self.story.step(f"incident {self.incident} {closed['status']}; server B's originals untouched")
         self.story.step(f"recovery took {self.story.phase_took():.1f} s")
         self.print_notifications()
 
@@ -714,21 +699,21 @@ class Demo:
 
     def summarize(self) -> None:
         self.story.phase("Summary")
-        meta, workloads = self.incident_of(SERVER_A)
-        detected = parse_time(meta["detected_at"]["S"])
-        by_name = {w["sk"]["S"][len("WORKLOAD#"):]: w for w in workloads}
+        story = self.incident_of(SERVER_A)
+        detected = parse_time(story["detected_at"])
+        by_name = {w["workload"]: w for w in story["workloads"]}
         rows = [("workload", "original", "replacement", "backup used (age at launch)", "detection→launch", "→serving")]
         for w in (w for w in self.fleet.workloads if w["server"] == SERVER_A):
             item = by_name[w["name"]]
-            replacement = item.get("replacement_instance_id", {}).get("S", "-")
-            launched = parse_time(item["launch_accepted_at"]["S"])
-            serving = parse_time(item["serving_at"]["S"])
+            replacement = item.get("replacement_instance_id") or "-"
+            launched = parse_time(item["launch_accepted_at"])
+            serving = parse_time(item["serving_at"])
             backup = "-"
             if w["parameter"]:
                 tags = tags_of(self.fleet.instance(replacement))
-                taken = parse_time(tags[TAG + "backup-taken-at"])
-                backup = f"{tags[TAG + 'restored-from']} ({ago((launched - taken).total_seconds())})"
-                if tags[TAG + "restored-from"] != self.backups[w["name"]]:
+                taken = parse_time(tags[TAGS["backup_taken_at"]])
+                backup = f"{tags[TAGS['restored_from']]} ({ago((launched - taken).total_seconds())})"
+                if tags[TAGS["restored_from"]] != self.backups[w["name"]]:
                     raise DemoFailed(f"{w['name']} should be restored from {self.backups[w['name']]}: {tags}")
             row = {"workload": w["name"], "original": w["original"], "replacement": replacement, "backup": backup,
                    "to_launch": (launched - detected).total_seconds(), "to_serving": (serving - detected).total_seconds()}
@@ -763,13 +748,12 @@ class Demo:
                 self.story.step(f"stack {STACK}, its server stacks, backups and artifacts deleted")
         finally:
             self.processes.stop()
-            self.story.step("functions, cargo lambda watch and the emulator stopped")
+            self.story.step("functions, the local Lambda runner and the emulator stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--artifacts", required=True, type=pathlib.Path, help="folder with <function>/bootstrap.zip")
-    p.add_argument("--build-venv", required=True, type=pathlib.Path, help="the venv with cargo-lambda")
     p.add_argument("--keep-logs", type=pathlib.Path, help="copy the processes' logs here")
     a = p.parse_args(argv)
     missing = [f for f in stackctl.FUNCTIONS if not (a.artifacts / f / "bootstrap.zip").is_file()]
@@ -780,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     global stop_requests
     stop_requests = StopRequests()
     with tempfile.TemporaryDirectory(prefix="outposts-ha-demo-") as work:
-        demo = Demo(a.artifacts, a.build_venv, sys.stdout, pathlib.Path(work))
+        demo = Demo(a.artifacts, sys.stdout, pathlib.Path(work))
         code = 0
         try:
             demo.run()

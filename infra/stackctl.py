@@ -8,11 +8,16 @@
     stackctl.py outputs   --stack NAME
     stackctl.py drill     --stack NAME --server op-… [--game-day [--confirm op-…]]
     stackctl.py maintenance --stack NAME --server op-… --until (now | +4h | ISO time) [--reason TEXT]
-    stackctl.py unfence   (--instance i-… | --incident inc-…)
+    stackctl.py unfence   --stack NAME (--instance i-… | --incident inc-…)
     stackctl.py delete    --stack NAME [--purge-backups]
 
 Credentials and region come from the usual AWS environment; AWS_ENDPOINT_URL points it at
 an emulator. Stack events are printed as they happen; a failed step exits non-zero.
+
+Commands that change the ledger or fencing (maintenance, unfence) and reads of an
+incident (game day) are requests to the deployed functions, which own that state: this
+tool keeps CloudFormation, S3, invoking and printing, and reads no table layout. Tag names
+come from contract-names.json, which the Rust contract exports.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pathlib
 import re
 import sys
 import time
+import uuid
 
 import boto3
 from botocore.exceptions import ClientError
@@ -32,12 +38,11 @@ from botocore.exceptions import ClientError
 INFRA = pathlib.Path(__file__).resolve().parent
 MAIN_TEMPLATE = INFRA / "template.yaml"
 SERVER_TEMPLATE = INFRA / "protected-server.yaml"
-STACK_TAG = "outposts-ha:stack"
-SERVER_TAG = "outposts-ha:protected-server"
-BACKUP_TAG = "outposts-ha:backup-of"
-FENCED_TAG = "outposts-ha:fenced"
-MAX_MAINTENANCE_DAYS = 30
-FENCED_GROUPS_TAG = "outposts-ha:fenced-groups"
+# Tag names as the Rust contract exports them (crates/ha-domain/tests/exported_names.rs).
+TAGS: dict[str, str] = json.loads((INFRA / "contract-names.json").read_text())["tags"]
+STACK_TAG = TAGS["stack"]
+SERVER_TAG = TAGS["protected_server"]
+BACKUP_TAG = TAGS["backup_of"]
 # Function name -> the template parameter naming its zip in the artifacts bucket.
 FUNCTIONS = {
     "alarm-handler": "AlarmHandlerCodeKey",
@@ -86,7 +91,6 @@ class Aws:
         self.s3 = session.client("s3", region_name=self.region)
         self.ssm = session.client("ssm", region_name=self.region)
         self.ec2 = session.client("ec2", region_name=self.region)
-        self.ddb = session.client("dynamodb", region_name=self.region)
         self.lam = session.client("lambda", region_name=self.region)
         self.cloudwatch = session.client("cloudwatch", region_name=self.region)
         self.account = session.client("sts", region_name=self.region).get_caller_identity()["Account"]
@@ -360,32 +364,39 @@ def parse_until(text: str, now: datetime.datetime) -> datetime.datetime:
     return until
 
 
+def now_text() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def invoke(aws: Aws, stack: str, function: str, detail_type: str, detail: dict) -> dict:
+    """Sends one command to a deployed function and returns its answer; a function error
+    or a refused request (`Rejected`, `Ignored`) is a StackError saying why."""
+    event = {"version": "0", "id": f"{detail_type}-{uuid.uuid4()}", "detail-type": detail_type, "source": "outposts-ha",
+             "time": now_text(), "region": aws.region, "account": aws.account, "resources": [], "detail": detail}
+    name = f"{stack}-{function}"
+    try:
+        out = aws.lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    except aws.lam.exceptions.ResourceNotFoundException:
+        raise StackError(f"function {name} does not exist: deploy the stack first (make deploy)") from None
+    body = json.loads(out["Payload"].read() or b"null")
+    if out.get("FunctionError"):
+        raise StackError(f"{name} failed: {body.get('errorType')}: {body.get('errorMessage')}")
+    return body
+
+
 def cmd_maintenance(aws: Aws, a: argparse.Namespace) -> None:
     stack, server = check_stack_name(a.stack), check_server_id(a.server)
-    table = outputs(aws, stack).get("LedgerTableName")
-    if not table:
-        raise StackError(f"stack {stack} has no ledger output: deploy it first (make deploy)")
     now = datetime.datetime.now(datetime.timezone.utc)
-    until = parse_until(a.until, now)
-    if until > now + datetime.timedelta(days=MAX_MAINTENANCE_DAYS):
-        raise StackError(f"a maintenance window may last at most {MAX_MAINTENANCE_DAYS} days")
-    epoch = int(until.timestamp())
-    text = until.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    aws.ddb.put_item(
-        TableName=table,
-        Item={
-            "pk": {"S": f"SERVER#{server}"},
-            "sk": {"S": "MAINTENANCE"},
-            "until_epoch": {"N": str(epoch)},
-            "until": {"S": text},
-            "reason": {"S": a.reason},
-            "expires_at": {"N": str(epoch + 90 * 86400)},
-        },
-    )
-    if until <= now:
+    until = parse_until(a.until, now).astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    detail = {"server_id": server, "until": until, "reason": a.reason, "requested_at": now_text()}
+    answers = invoke(aws, stack, "alarm-handler", "MaintenanceRequested", detail)
+    answer = answers[0] if isinstance(answers, list) and answers else {}
+    if answer.get("outcome") != "maintenance_set":
+        raise StackError(f"maintenance of {server} refused: {answer.get('reason', answers)}")
+    if answer["ended"]:
         say(f"==> maintenance of {server} ended: its next alarm relaunches")
     else:
-        say(f"==> relaunch of {server} suppressed until {text} ({a.reason}); it lapses by itself")
+        say(f"==> relaunch of {server} suppressed until {answer['until']} ({answer['reason']}); it lapses by itself")
 
 
 def drill_table(verdicts: list[dict]) -> str:
@@ -402,15 +413,9 @@ def cmd_drill(aws: Aws, a: argparse.Namespace) -> None:
     stack, server = check_stack_name(a.stack), check_server_id(a.server)
     if a.game_day:
         return game_day(aws, stack, server, a)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    event = {"version": "0", "id": f"drill-{now}", "detail-type": "DrillRequested", "source": "outposts-ha", "time": now,
-             "detail": {"server_id": server, "requested_at": now}}
     say(f"==> drill of {server}: every workload through a dry-run relaunch, as {stack}-relaunch (nothing launches)")
-    out = aws.lam.invoke(FunctionName=f"{stack}-relaunch", Payload=json.dumps(event).encode())
-    body = json.loads(out["Payload"].read() or b"{}")
-    if out.get("FunctionError"):
-        raise StackError(f"the drill failed: {body.get('errorType')}: {body.get('errorMessage')}")
-    verdicts = body.get("drill", [])
+    body = invoke(aws, stack, "relaunch", "DrillRequested", {"server_id": server, "requested_at": now_text()})
+    verdicts = body.get("verdicts", []) if body.get("job") == "drill" else []
     if not verdicts:
         raise StackError(f"no workloads are declared for {server} (or the function ignored the request: {body})")
     say(drill_table(verdicts))
@@ -427,63 +432,64 @@ def game_day(aws: Aws, stack: str, server: str, a: argparse.Namespace) -> None:
     say("returns to OK the originals WILL be fenced per the stack's policy.")
     if (a.confirm or input(f"Type the server id ({server}) to go ahead: ").strip()) != server:
         raise StackError("not confirmed; nothing was done")
-    table = outputs(aws, stack)["LedgerTableName"]
     started = time.time()
     aws.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="Outposts HA game day")
     say(f"==> {alarm} set to ALARM; waiting for the relaunch (at most {a.timeout} s)")
-    last: tuple[dict, list[dict]] | None = None
+    settled = None
     while time.time() - started < a.timeout:
-        held = aws.ddb.get_item(TableName=table, Key={"pk": {"S": f"SERVER#{server}"}, "sk": {"S": "OPEN_INCIDENT"}}).get("Item")
-        if held:
-            incident = held["incident_id"]["S"]
-            items = aws.ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
-                                  ExpressionAttributeValues={":pk": {"S": f"INCIDENT#{incident}"}})["Items"]
-            meta = next((i for i in items if i["sk"]["S"] == "META"), None)
-            workloads = [i for i in items if i["sk"]["S"].startswith("WORKLOAD#")]
-            if meta and workloads and all(w.get("status", {}).get("S") != "launching" for w in workloads):
-                last = (meta, workloads)
-                launched = [w for w in workloads if w["status"]["S"] == "launched"]
-                if all("serving_at" in w for w in launched):
-                    break
+        story = incident_story(aws, stack, server)
+        workloads = (story or {}).get("workloads", [])
+        if workloads and all(w["status"] != "launching" for w in workloads):
+            settled = story
+            if all(w.get("serving_at") for w in workloads if w["status"] == "launched"):
+                break
         time.sleep(2)
-    if last is None:
+    if settled is None:
         raise StackError(f"no settled relaunch within {a.timeout} s; check the functions' logs")
-    meta, workloads = last
-    detected = datetime.datetime.fromisoformat(meta["detected_at"]["S"].replace("Z", "+00:00"))
+    say(incident_table(settled))
 
-    def since_detection(w: dict, field: str) -> str:
-        at = w.get(field, {}).get("S")
+
+def incident_story(aws: Aws, stack: str, server: str, incident: str | None = None) -> dict | None:
+    """The ledger's story of the server's open incident (or the named one), as relaunch tells it."""
+    detail = {"server_id": server, "incident_id": incident, "requested_at": now_text()}
+    body = invoke(aws, stack, "relaunch", "IncidentStatusRequested", detail)
+    if body.get("job") != "status":
+        raise StackError(f"{stack}-relaunch did not answer the status query: {body}")
+    return body.get("incident")
+
+
+def incident_table(story: dict) -> str:
+    """An incident's workloads with their times since detection, as an operator reads them."""
+    detected = datetime.datetime.fromisoformat(story["detected_at"].replace("Z", "+00:00"))
+
+    def since_detection(at: str | None) -> str:
         return f"{(datetime.datetime.fromisoformat(at.replace('Z', '+00:00')) - detected).total_seconds():.1f} s" if at else "-"
 
-    say(f"==> incident {meta['pk']['S'][len('INCIDENT#'):]}, detected {meta['detected_at']['S']}")
-    say(f"    {'workload':<32} {'status':<9} {'detection→launch':>17} {'detection→serving':>18}")
-    for w in sorted(workloads, key=lambda i: i["sk"]["S"]):
-        name = w["sk"]["S"][len("WORKLOAD#"):]
-        say(f"    {name:<32} {w['status']['S']:<9} {since_detection(w, 'launch_accepted_at'):>17} {since_detection(w, 'serving_at'):>18}")
+    lines = [f"==> incident {story['incident_id']} ({story['status']}), detected {story['detected_at']}",
+             f"    {'workload':<32} {'status':<9} {'detection→launch':>17} {'detection→serving':>18}"]
+    for w in sorted(story["workloads"], key=lambda w: w["workload"]):
+        lines.append(f"    {w['workload']:<32} {w['status']:<9} {since_detection(w.get('launch_accepted_at')):>17} "
+                     f"{since_detection(w.get('serving_at')):>18}")
+    return "\n".join(lines)
 
 
 def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
-    """Puts fenced originals back: their security groups from the tag, the fencing tags removed."""
+    """Puts fenced originals back: relaunch restores their security groups from the tag
+    fencing kept them in, and removes the fencing marks."""
     if bool(a.instance) == bool(a.incident):
         raise StackError("name exactly one of --instance i-… or --incident inc-…")
-    filters = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-    if a.incident:
-        filters.append({"Name": f"tag:{FENCED_TAG}", "Values": [a.incident]})
-        found = aws.ec2.describe_instances(Filters=filters)
-    else:
-        filters.append({"Name": "tag-key", "Values": [FENCED_TAG]})
-        found = aws.ec2.describe_instances(InstanceIds=[a.instance], Filters=filters)
-    instances = [i for r in found["Reservations"] for i in r["Instances"]]
-    if not instances:
-        raise StackError(f"no fenced instance found for {a.instance or a.incident}")
-    for instance in instances:
-        tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-        groups = [g for g in tags.get(FENCED_GROUPS_TAG, "").split(",") if g]
-        if groups:
-            aws.ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], Groups=groups)
-        aws.ec2.delete_tags(Resources=[instance["InstanceId"]], Tags=[{"Key": FENCED_TAG}, {"Key": FENCED_GROUPS_TAG}])
+    detail = {"instance_id": a.instance, "incident_id": a.incident, "requested_at": now_text()}
+    body = invoke(aws, check_stack_name(a.stack), "relaunch", "UnfenceRequested", detail)
+    if body.get("job") != "unfence":
+        raise StackError(body.get("reason") or f"unexpected answer: {body}")
+    for r in body["restored"]:
+        groups = r["security_groups"]
         restored = f"security groups {', '.join(groups)} restored" if groups else "it was not isolated"
-        say(f"==> {instance['InstanceId']} unfenced: {restored}")
+        say(f"==> {r['instance_id']} unfenced: {restored}")
+    for r in body["left_isolated"]:
+        say(f"==> {r['instance_id']} left isolated: {r['reason']}")
+    if body["left_isolated"]:
+        raise StackError(f"{len(body['left_isolated'])} original(s) could not be put back; see above")
 
 
 def print_outputs(values: dict[str, str]) -> None:
@@ -535,6 +541,7 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(run=cmd_maintenance)
 
     u = sub.add_parser("unfence", help="put fenced originals back in service")
+    u.add_argument("--stack", required=True)
     u.add_argument("--instance", help="one fenced instance, i-…")
     u.add_argument("--incident", help="every instance fenced for this incident, inc-…")
     u.set_defaults(run=cmd_unfence)

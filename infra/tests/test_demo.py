@@ -3,7 +3,7 @@
 `make demo` runs the release zips `make build` writes; release builds stay out of
 `make test`, so here the zips hold the functions' debug binaries (`make functions-debug`,
 the build `cargo test` shares). Everything else is the demo itself: the emulator, the
-stack deployed by stackctl, cargo lambda's runtime, the rules, the story, the clean-up.
+stack deployed by stackctl, the local Lambda runner, the rules, the story, the clean-up.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import demo as demo_script  # noqa: E402
 import stackctl  # noqa: E402
 
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or pathlib.Path.home() / ".cache/outposts-ha/target")
-BUILD_VENV = pathlib.Path(os.environ.get("DEMO_BUILD_VENV") or pathlib.Path.home() / ".cache/outposts-ha/build-venv")
 
 
 def artifacts(folder: pathlib.Path, replace: dict[str, str] | None = None) -> pathlib.Path:
@@ -50,7 +49,7 @@ def artifacts(folder: pathlib.Path, replace: dict[str, str] | None = None) -> pa
 
 def demo(folder: pathlib.Path, **kwargs) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    argv = [sys.executable, str(INFRA / "demo.py"), "--artifacts", str(folder), "--build-venv", str(BUILD_VENV)]
+    argv = [sys.executable, str(INFRA / "demo.py"), "--artifacts", str(folder)]
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 

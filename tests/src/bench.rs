@@ -1,6 +1,6 @@
 //! `make bench`: dispatch latency against the sequential reference, AWS calls per
-//! incident, and each function's cold start and peak memory under a local Lambda
-//! runtime API. Measures only; BENCHMARKS.md records the results and the machine.
+//! incident, and each function's cold start and peak memory under the project's local
+//! Lambda runner. Measures only; BENCHMARKS.md records the results and the machine.
 
 use crate::emulator::Emulator;
 use crate::faults::{CallLog, Delay, FaultyClient};
@@ -11,9 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 const SERVER: &str = "op-0000000000000000a";
 const ALARM: &str = "outposts-ha-store-a";
@@ -148,7 +145,7 @@ pub async fn calls_with_target_groups(
     Ok(calls)
 }
 
-/// One function's release binary under a local Lambda runtime API.
+/// One function's release binary under the local Lambda runner.
 #[derive(Debug, Clone)]
 pub struct ColdStart {
     pub function: String,
@@ -167,81 +164,20 @@ impl ColdStart {
     }
 }
 
-/// What the fake runtime API saw.
-enum RuntimeCall {
-    AskedForEvent(Instant),
-    Responded,
-    Failed(String),
+/// The project's one local Lambda runner (`tests/emulator/local_lambda.py`), which the
+/// demo and the operator-command tests use too. It needs only Python's standard library.
+fn runner_script() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("emulator/local_lambda.py")
 }
 
-/// Serves the Lambda runtime API on one connection: the first `next` gets `event`,
-/// later ones are held (the function waits, as it would between invocations).
-async fn runtime_connection(stream: TcpStream, event: Arc<String>, calls: mpsc::UnboundedSender<RuntimeCall>) {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut served = false;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = header.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).await.is_err() {
-            return;
-        }
-        let body = String::from_utf8_lossy(&body).to_string();
-        let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
-        if path.ends_with("/invocation/next") {
-            let _ = calls.send(RuntimeCall::AskedForEvent(Instant::now()));
-            if served {
-                std::future::pending::<()>().await;
-            }
-            served = true;
-            let deadline =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 300_000;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 lambda-runtime-aws-request-id: bench-1\r\nlambda-runtime-deadline-ms: {deadline}\r\n\
-                 lambda-runtime-invoked-function-arn: arn:aws:lambda:eu-west-1:123456789012:function:bench\r\n\
-                 lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\n\r\n",
-                event.len()
-            );
-            let _ = write.write_all(head.as_bytes()).await;
-            let _ = write.write_all(event.as_bytes()).await;
-        } else {
-            let call = if path.ends_with("/response") { RuntimeCall::Responded } else { RuntimeCall::Failed(body) };
-            let _ = calls.send(call);
-            let _ = write.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}").await;
-        }
-    }
+/// What the runner's `cold-start` mode prints.
+#[derive(serde::Deserialize)]
+struct RunnerColdStarts {
+    ready_ms: Vec<f64>,
+    peak_rss_kib: u64,
 }
 
-/// Peak resident set of a live process, from /proc.
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
-/// Starts `binary` `runs` times against a fresh runtime API, each time handing it `event`.
+/// Starts `binary` `runs` times under the local Lambda runner, each time handing it `event`.
 pub async fn cold_start(
     function: &str,
     binary: &Path,
@@ -250,58 +186,42 @@ pub async fn cold_start(
     event: &Value,
     runs: usize,
 ) -> Result<ColdStart, String> {
-    let mut result = ColdStart {
-        function: function.to_string(),
-        ready: Vec::new(),
-        peak_rss_kib: 0,
-        zip_bytes: zip.and_then(|z| std::fs::metadata(z).ok()).map(|m| m.len()),
-    };
-    for _ in 0..runs {
-        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-        let api = listener.local_addr().map_err(|e| e.to_string())?;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let event_text = Arc::new(event.to_string());
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(runtime_connection(stream, event_text.clone(), tx.clone()));
-            }
-        });
-        let started = Instant::now();
-        let mut child = tokio::process::Command::new(binary)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", format!("bench-{function}"))
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/bench-{function}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        let pid = child.id().unwrap_or(0);
-        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
-            let mut ready = None;
-            while let Some(call) = rx.recv().await {
-                match call {
-                    RuntimeCall::AskedForEvent(at) => {
-                        ready.get_or_insert(at - started);
-                    }
-                    RuntimeCall::Responded => return Ok(ready),
-                    RuntimeCall::Failed(body) => return Err(format!("{function} failed the invocation: {body}")),
-                }
-            }
-            Err(format!("{function} exited before answering"))
-        })
-        .await
-        .map_err(|_| format!("{function} did not answer within 60 s"))??;
-        result.peak_rss_kib = result.peak_rss_kib.max(peak_rss_kib(pid));
-        result.ready.push(outcome.ok_or("no request for an event was seen")?);
-        let _ = child.kill().await;
-        server.abort();
+    let work = std::env::temp_dir().join(format!("outposts-ha-bench-{function}-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let event_file = work.join("event.json");
+    std::fs::write(&event_file, event.to_string()).map_err(|e| e.to_string())?;
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut command = tokio::process::Command::new(&python);
+    command
+        .arg(runner_script())
+        .arg("cold-start")
+        .arg("--logs")
+        .arg(work.join("logs"))
+        .arg("--function")
+        .arg(format!("bench-{function}={}", binary.display()))
+        .arg("--event")
+        .arg(&event_file)
+        .arg("--runs")
+        .arg(runs.to_string());
+    for (k, v) in env {
+        command.arg("--env").arg(format!("{k}={v}"));
     }
-    Ok(result)
+    let out = tokio::time::timeout(Duration::from_secs(60 * runs as u64 + 30), command.kill_on_drop(true).output())
+        .await
+        .map_err(|_| format!("{function}: the runner did not finish"))?
+        .map_err(|e| format!("starting {python}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{function}: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let measured: RunnerColdStarts = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{function}: unreadable runner output ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(ColdStart {
+        function: function.to_string(),
+        ready: measured.ready_ms.iter().map(|ms| Duration::from_secs_f64(ms / 1000.0)).collect(),
+        peak_rss_kib: measured.peak_rss_kib,
+        zip_bytes: zip.and_then(|z| std::fs::metadata(z).ok()).map(|m| m.len()),
+    })
 }
 
 /// Runs every function's release binary from `binaries` on real events from a stack in
@@ -401,7 +321,7 @@ pub fn report(
         out.push_str(&format!("| {n} | {t} | {total} | {:.1} | {} |\n", total as f64 / *n as f64, by.join(", ")));
     }
     out.push_str(
-        "\n### Cold start and memory (release binaries under a local Lambda runtime API)\n\n\
+        "\n### Cold start and memory (release binaries under the local Lambda runner)\n\n\
          | function | ready after start, median (ms) | runs (ms) | peak RSS (MiB) | zip (MiB) |\n\
          |---|---:|---|---:|---:|\n",
     );

@@ -55,7 +55,7 @@ impl Emulator {
     /// retrying as the deployed functions do.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(ha_domain::runtime::retry_config())
+            .retry_config(ha_aws::runtime::retry_config())
             .region(aws_config::Region::new("eu-west-1"))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "moto"))

@@ -4,8 +4,8 @@ use alarm_handler::{AlarmHandler, Outcome};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use backup_scheduler::{BackupReport, BackupScheduler};
 use futures::future::join_all;
-use ha_domain::error::HandlerError;
-use relaunch::{Relaunch, RelaunchReport};
+use ha_aws::invocation::HandlerError;
+use relaunch::{Relaunch, Response as RelaunchResponse};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -135,7 +135,7 @@ pub struct Stack {
 /// What a delivery round did.
 #[derive(Debug, Default)]
 pub struct Delivered {
-    pub relaunch_reports: Vec<RelaunchReport>,
+    pub relaunch_reports: Vec<RelaunchResponse>,
     pub backup_reports: Vec<BackupReport>,
     pub notifications_published: usize,
     pub handler_errors: Vec<String>,
@@ -399,7 +399,7 @@ impl Stack {
 }
 
 enum Invocation {
-    Relaunch(RelaunchReport),
+    Relaunch(RelaunchResponse),
     Backup(BackupReport),
     Notified(bool),
     Failed(String),

@@ -23,3 +23,27 @@ async fn serving_calls_are_counted_per_target_group() {
     let table = bench::report(Duration::from_millis(1), &[], &[(2, 2, calls)], &[]);
     assert!(table.contains("| 2 | 2 |"), "{table}");
 }
+
+#[tokio::test]
+async fn a_cold_start_is_measured_under_the_local_lambda_runner() {
+    // The notifier's debug binary (the workspace build `cargo test` shares), on an event it
+    // answers without calling AWS.
+    let debug = std::env::current_exe().unwrap().parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    let binary = debug.join("notifier");
+    assert!(binary.is_file(), "{} is missing: build the workspace first (make functions-debug)", binary.display());
+    let env: Vec<(String, String)> = [
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:outposts-ha"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let event = serde_json::json!({"detail-type": "DrillRequested", "source": "outposts-ha",
+        "detail": {"server_id": "op-0123456789abcdef0", "requested_at": "2026-11-22T09:00:00.000Z"}});
+    let measured = bench::cold_start("notifier", &binary, None, &env, &event, 2).await.unwrap();
+    assert_eq!(measured.ready.len(), 2, "{measured:?}");
+    assert!(measured.ready.iter().all(|d| *d > Duration::ZERO), "{measured:?}");
+    assert!(measured.peak_rss_kib > 0, "{measured:?}");
+}

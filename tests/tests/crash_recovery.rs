@@ -66,12 +66,26 @@ async fn a_claimant_that_died_before_launching_is_taken_over_and_launches_once()
     let (_moto, stack, site, workload) = setup().await;
     dead_claim(&stack, &workload.name).await;
 
-    let report = stack.relaunch.handle(request(&workload), "req-retry").await.unwrap();
+    let report = stack
+        .relaunch
+        .handle(request(&workload), "req-retry")
+        .await
+        .unwrap()
+        .as_launch()
+        .cloned()
+        .expect("a launch report");
     assert_eq!(report.launched, vec!["till".to_string()]);
     assert_eq!(site.replacements().await.len(), 1);
 
     // And the claim is now settled: one more delivery does nothing.
-    let again = stack.relaunch.handle(request(&workload), "req-later").await.unwrap();
+    let again = stack
+        .relaunch
+        .handle(request(&workload), "req-later")
+        .await
+        .unwrap()
+        .as_launch()
+        .cloned()
+        .expect("a launch report");
     assert_eq!(again.already_handled, vec!["till".to_string()]);
     assert_eq!(site.replacements().await.len(), 1);
 }
@@ -81,11 +95,11 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
     let (_moto, stack, site, workload) = setup().await;
     dead_claim(&stack, &workload.name).await;
     // The dead claimant's RunInstances went through before it died.
-    let fleet = ha_domain::aws::fleet::Fleet::new(aws_sdk_ec2::Client::new(&stack.sdk));
+    let fleet = ha_aws::fleet::Fleet::new(aws_sdk_ec2::Client::new(&stack.sdk));
     let incident = IncidentId::from_stored(INCIDENT);
     let token = ha_domain::incident::client_token(&incident, &workload.name, 0);
     let first = fleet
-        .launch(&ha_domain::aws::fleet::LaunchRequest {
+        .launch(&ha_aws::fleet::LaunchRequest {
             workload: &workload,
             incident: &incident,
             subnet_id: &workload.subnets[0],
@@ -96,7 +110,14 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
         .await
         .unwrap();
 
-    let report = stack.relaunch.handle(request(&workload), "req-retry").await.unwrap();
+    let report = stack
+        .relaunch
+        .handle(request(&workload), "req-retry")
+        .await
+        .unwrap()
+        .as_launch()
+        .cloned()
+        .expect("a launch report");
     assert_eq!(report.launched, vec!["till".to_string()]);
     let replacements = site.replacements().await;
     assert_eq!(replacements.len(), 1, "adopted, not launched again");
@@ -123,7 +144,14 @@ async fn a_live_claim_is_left_to_its_owner() {
         .send()
         .await
         .unwrap();
-    let report = stack.relaunch.handle(request(&workload), "req-redelivered").await.unwrap();
+    let report = stack
+        .relaunch
+        .handle(request(&workload), "req-redelivered")
+        .await
+        .unwrap()
+        .as_launch()
+        .cloned()
+        .expect("a launch report");
     assert_eq!(report.already_handled, vec!["till".to_string()]);
     assert!(site.replacements().await.is_empty());
 }

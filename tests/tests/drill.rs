@@ -44,11 +44,12 @@ async fn a_drill_gives_every_workload_a_verdict_and_launches_nothing() {
         requested_at: "2026-11-22T09:00:00.000Z".into(),
     }))
     .unwrap();
-    let report = stack.relaunch.handle(request, "drill-1").await.unwrap();
+    let response = stack.relaunch.handle(request, "drill-1").await.unwrap();
+    let report = response.as_drill().expect("a drill report");
     assert_eq!(instance_count(&site).await, before, "a drill launches nothing");
 
-    let verdict = |name: &str| report.drill.iter().find(|v| v.workload == name).unwrap_or_else(|| panic!("{name}"));
-    assert_eq!(report.drill.len(), 5);
+    let verdict = |name: &str| report.verdicts.iter().find(|v| v.workload == name).unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(report.verdicts.len(), 5);
     assert!(verdict("pos").ready && verdict("pos").destination.as_deref() == Some(standby.as_str()));
     let falls_back = verdict("falls-back");
     assert!(falls_back.ready && falls_back.destination.as_deref() == Some(standby.as_str()));

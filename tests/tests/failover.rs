@@ -120,7 +120,8 @@ async fn five_concurrent_deliveries_of_one_event_launch_each_workload_once() {
     let delivered = w.stack.deliver().await;
     assert!(delivered.handler_errors.is_empty(), "{:?}", delivered.handler_errors);
     assert_eq!(delivered.relaunch_reports.len(), 5);
-    let launched: usize = delivered.relaunch_reports.iter().map(|r| r.launched.len()).sum();
+    let launched: usize =
+        delivered.relaunch_reports.iter().filter_map(|r| r.as_launch()).map(|r| r.launched.len()).sum();
     assert_eq!(launched, 20, "{:?}", delivered.relaunch_reports);
 
     let replaced = replaced_workloads(&w.site).await;
@@ -130,7 +131,7 @@ async fn five_concurrent_deliveries_of_one_event_launch_each_workload_once() {
     w.stack.alarm(&event).await.unwrap();
     let again = w.stack.deliver().await;
     assert_eq!(again.relaunch_reports.len(), 1);
-    assert_eq!(again.relaunch_reports[0].already_handled.len(), 20);
+    assert_eq!(again.relaunch_reports[0].as_launch().expect("a launch").already_handled.len(), 20);
     assert_eq!(w.site.replacements().await.len(), 20);
 
     let notes = w.stack.notifications().await;
@@ -192,7 +193,7 @@ async fn a_refused_destination_falls_back_and_an_exhausted_workload_escalates() 
     stack.alarm(&alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", T1)).await.unwrap();
     let delivered = stack.deliver().await;
     assert!(delivered.handler_errors.is_empty(), "{:?}", delivered.handler_errors);
-    let report = &delivered.relaunch_reports[0];
+    let report = delivered.relaunch_reports[0].as_launch().expect("a launch report");
     assert_eq!(
         report.launched.iter().collect::<BTreeSet<_>>(),
         ["fallback", "healthy"].iter().map(|s| s.to_string()).collect::<BTreeSet<_>>().iter().collect()
@@ -223,7 +224,7 @@ async fn a_refused_destination_falls_back_and_an_exhausted_workload_escalates() 
     // Redelivery does not start a launch loop for the stranded workload.
     stack.alarm(&alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", T1)).await.unwrap();
     let again = stack.deliver().await;
-    assert_eq!(again.relaunch_reports[0].already_handled.len(), 3);
+    assert_eq!(again.relaunch_reports[0].as_launch().expect("a launch").already_handled.len(), 3);
     assert!(stack.notifications().await.iter().all(|n| n.event_type != "WorkloadRelaunchFailed"));
 }
 
@@ -277,7 +278,7 @@ async fn ignored_and_malformed_input_launches_nothing() {
         .handle(serde_json::json!({"detail-type": "RelaunchRequested", "detail": {"incident_id": 7}}), "req-x")
         .await
         .unwrap();
-    assert!(report.ignored.is_some());
+    assert!(report.ignored().is_some());
     assert_eq!(w.stack.deliver().await.relaunch_reports.len(), 0);
     assert!(w.site.replacements().await.is_empty());
     // B's workloads are untouched by all of the above.

@@ -39,12 +39,27 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
     let broken = site.declare(SERVER_A, "broken", &["subnet-0123456789abcdef0"], 40).await;
     let elsewhere = site.declare(SERVER_B, "elsewhere", &[&standby], 10).await;
 
+    // The originals have security groups of their own, as on AWS (moto gives none).
+    let mut own_groups = Vec::new();
+    for name in ["app", "web"] {
+        let g = site.ec2.create_security_group().group_name(name).description(name).vpc_id(&site.vpc_id).send().await;
+        own_groups.push(g.unwrap().group_id().unwrap().to_string());
+    }
     let mut originals = std::collections::BTreeMap::new();
     for w in [&pos, &db, &kiosk, &broken, &elsewhere] {
-        originals.insert(w.name.clone(), site.original(w, &home, &[(tag::WORKLOAD, w.name.as_str())]).await);
+        let id = site.original(w, &home, &[(tag::WORKLOAD, w.name.as_str())]).await;
+        site.ec2
+            .modify_instance_attribute()
+            .instance_id(&id)
+            .set_groups(Some(own_groups.clone()))
+            .send()
+            .await
+            .unwrap();
+        originals.insert(w.name.clone(), id);
     }
     let before = |name: &str| originals[name].clone();
     let pos_groups_before = groups(&instance(&site, &before("pos")).await);
+    assert_eq!(pos_groups_before, own_groups);
 
     stack.alarm(&alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-22T10:00:00.000+0000")).await.unwrap();
     stack.deliver().await;
@@ -57,7 +72,12 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
     stack.alarm(&recovered).await.unwrap();
     let delivered = stack.deliver().await;
     assert!(delivered.handler_errors.is_empty(), "{:?}", delivered.handler_errors);
-    let fence_report = delivered.relaunch_reports.iter().find(|r| r.incident_closed).expect("a fencing pass");
+    let fence_report = delivered
+        .relaunch_reports
+        .iter()
+        .filter_map(|r| r.as_fence())
+        .find(|r| r.incident_closed)
+        .expect("a fencing pass");
     assert_eq!(fence_report.fenced.len(), 3, "{fence_report:?}");
 
     // isolate: the quarantine group only, the previous groups kept in a tag.
@@ -84,7 +104,7 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
         assert_eq!(groups(&i), pos_groups_before, "{name}");
     }
     for r in site.replacements().await {
-        assert_eq!(groups(&r), pos_groups_before);
+        assert!(!groups(&r).contains(&quarantine[0]));
         assert_eq!(tag_of(&r, tag::FENCED), None);
     }
 
@@ -101,9 +121,34 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
     // Redelivered: nothing is fenced twice, nothing is announced twice.
     stack.alarm(&recovered).await.unwrap();
     let again = stack.deliver().await;
-    assert!(again.relaunch_reports.iter().all(|r| r.fenced.is_empty()), "{:?}", again.relaunch_reports);
+    assert!(
+        again.relaunch_reports.iter().filter_map(|r| r.as_fence()).all(|r| r.fenced.is_empty()),
+        "{:?}",
+        again.relaunch_reports
+    );
     assert!(stack.notifications().await.iter().all(|n| n.event_type == "ServerRecovered"));
     assert_eq!(groups(&instance(&site, &before("pos")).await), quarantine);
+
+    // On an operator's word (`make unfence INCIDENT=…`) the live fenced originals go back:
+    // pos's groups restored, the marks gone from pos and kiosk; the terminated db is not found.
+    let unfence = serde_json::json!({
+        "detail-type": "UnfenceRequested", "source": "outposts-ha",
+        "detail": {"incident_id": incident, "requested_at": "2026-11-22T11:00:00.000Z"}
+    });
+    let response = stack.relaunch.handle(unfence.clone(), "unfence-1").await.unwrap();
+    let unfenced = response.as_unfence().expect("an unfence report");
+    let mut back: Vec<&str> = unfenced.restored.iter().map(|r| r.instance_id.as_str()).collect();
+    back.sort();
+    let mut want = vec![originals["pos"].as_str(), originals["kiosk"].as_str()];
+    want.sort();
+    assert_eq!(back, want);
+    for name in ["pos", "kiosk"] {
+        let i = instance(&site, &before(name)).await;
+        assert_eq!(groups(&i), pos_groups_before, "{name}");
+        assert_eq!((tag_of(&i, tag::FENCED), tag_of(&i, tag::FENCED_GROUPS)), (None, None), "{name}");
+    }
+    let again = stack.relaunch.handle(unfence, "unfence-2").await.unwrap();
+    assert!(again.ignored().is_some_and(|r| r.starts_with("no fenced instance found")), "{again:?}");
 
     // The incident is closed: the next outage of the server is a new incident.
     stack.alarm(&alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-23T08:00:00.000+0000")).await.unwrap();

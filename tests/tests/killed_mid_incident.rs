@@ -48,7 +48,13 @@ async fn a_relaunch_killed_after_ec2_accepted_a_launch_completes_on_redelivery_w
     assert_eq!(site.replacements().await.len(), 2, "one settled launch and one EC2 accepted before the kill");
 
     tokio::time::sleep(Duration::from_millis(1_100)).await; // the dead claimant's lease runs out
-    let report = Relaunch::new(config, &sdk).handle(request, "req-redelivered").await.unwrap();
+    let report = Relaunch::new(config, &sdk)
+        .handle(request, "req-redelivered")
+        .await
+        .unwrap()
+        .as_launch()
+        .cloned()
+        .expect("a launch report");
     assert_eq!(report.launched.len(), 3, "{report:?}"); // the adopted one and the two never started
     assert_eq!(report.already_handled.len(), 1, "{report:?}"); // settled before the kill
 

@@ -1,9 +1,7 @@
-//! Maintenance windows against moto: an outage inside the window is recorded and
-//! announced as suppressed, once, and launches nothing; the window lapses by itself.
+//! Maintenance windows against moto: set by an operator's request to alarm-handler, an
+//! outage inside the window is recorded and announced as suppressed, once, and launches
+//! nothing; the window lapses by itself.
 
-use ha_domain::aws::ledger::Ledger;
-use ha_domain::incident::MaintenanceWindow;
-use ha_domain::model::ServerId;
 use outposts_ha_tests::emulator::Emulator;
 use outposts_ha_tests::site::Site;
 use outposts_ha_tests::stack::{alarm_event, Stack};
@@ -21,14 +19,22 @@ async fn an_outage_inside_the_window_is_announced_as_suppressed_and_one_after_it
     for name in ["pos", "kiosk"] {
         site.declare(SERVER_A, name, &[&standby], 10).await;
     }
-    let until = time::macros::datetime!(2026-11-23 06:00 UTC);
-    let ledger = Ledger::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.table, 90);
-    let window = MaintenanceWindow {
-        until_epoch: until.unix_timestamp(),
-        until: "2026-11-23T06:00:00Z".into(),
-        reason: "firmware".into(),
+    let request = |until: &str| {
+        serde_json::json!({
+            "detail-type": "MaintenanceRequested", "source": "outposts-ha",
+            "detail": {"server_id": SERVER_A, "until": until, "reason": "firmware", "requested_at": "2026-11-22T20:00:00.000Z"}
+        })
     };
-    ledger.set_maintenance(&ServerId::parse(SERVER_A).unwrap(), &window).await.unwrap();
+    let set = stack.alarm(&request("2026-11-23T06:00:00Z")).await.unwrap();
+    assert!(
+        matches!(&set[0], alarm_handler::Outcome::MaintenanceSet { until, reason, .. } if until == "2026-11-23T06:00:00Z" && reason == "firmware"),
+        "{set:?}"
+    );
+    let refused = stack.alarm(&request("+4h")).await.unwrap();
+    assert!(
+        matches!(&refused[0], alarm_handler::Outcome::Rejected { reason } if reason.contains("RFC 3339")),
+        "{refused:?}"
+    );
 
     let during = alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-22T22:14:05.000+0000");
     for _ in 0..2 {

@@ -80,7 +80,7 @@ async fn a_healthy_replacement_is_registered_before_the_original_is_deregistered
     // Redelivered, and another instance's state change: nothing new.
     stack.relaunch.handle(running(&replacement), "serve-3").await.unwrap();
     let ignored = stack.relaunch.handle(running(&original), "serve-4").await.unwrap();
-    assert_eq!(ignored.ignored.as_deref(), Some("not a replacement"));
+    assert_eq!(ignored.ignored(), Some("not a replacement"));
     stack.deliver().await;
     let notes = stack.notifications().await;
     let serving: Vec<_> = notes.iter().filter(|n| n.event_type == "WorkloadServing").collect();

@@ -1,6 +1,6 @@
 use alarm_handler::{AlarmHandler, Config};
+use ha_aws::runtime::{init_logging, load_aws_config};
 use ha_domain::config::EnvReader;
-use ha_domain::runtime::{init_logging, load_aws_config};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 

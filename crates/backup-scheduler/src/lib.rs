@@ -4,20 +4,22 @@
 //! workload's parameter to it, prunes old backups and reports what happened.
 
 use futures::stream::{self, StreamExt};
-use ha_domain::aws::automation::Automation;
-use ha_domain::aws::backups::{BackupStore, InstanceFacts};
-use ha_domain::aws::bus::EventBus;
-use ha_domain::aws::ledger::Ledger;
+use ha_aws::automation::Automation;
+use ha_aws::backups::BackupStore;
+use ha_aws::bus::EventBus;
+use ha_aws::invocation::HandlerError;
+use ha_aws::ledger::Ledger;
 use ha_domain::backup::{
     choose_prunable, decide_parameter_move, judge_execution, orphan_snapshots, parse_trigger, plan_tick, start_token,
-    stateful_instance_from_tags, BackupAge, BackupImage, BackupTrigger, ExecutionFacts, ExecutionVerdict,
+    stateful_instance_from_tags, BackupAge, BackupImage, BackupTrigger, ExecutionFacts, ExecutionVerdict, ImageState,
     MisdeclaredInstance, NotStarted, ParameterMove, ParameterValue, StatefulInstance, TickFacts,
 };
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{BackupCompleted, BackupFailed, BackupStale, ProjectEvent, PrunedBackup};
-use ha_domain::error::{AwsFailure, HandlerError, Retry};
+use ha_domain::error::{AwsFailure, Retry};
+use ha_domain::ledger::BackupMark;
 use ha_domain::metrics;
-use ha_domain::model::tag;
+use ha_domain::model::{tag, Instance};
 use ha_domain::timefmt::{format_timestamp, human_duration, now};
 use serde::Serialize;
 use serde_json::Value;
@@ -330,7 +332,7 @@ impl BackupScheduler {
         now_epoch: i64,
     ) -> Result<Option<ProjectEvent>, AwsFailure> {
         let marker = age.newest.as_ref().map_or("none", |b| b.image_id.as_str());
-        if !self.ledger.mark_backup(&instance.instance_id, "STALE", marker, now_epoch).await? {
+        if !self.ledger.mark_backup(&instance.instance_id, BackupMark::Stale, marker, now_epoch).await? {
             return Ok(None);
         }
         let reason = match (&age.newest, age.age_seconds) {
@@ -361,7 +363,7 @@ impl BackupScheduler {
         m: &MisdeclaredInstance,
         now_epoch: i64,
     ) -> Result<Option<ProjectEvent>, AwsFailure> {
-        if !self.ledger.mark_backup(&m.instance_id, "STALE", &m.reason, now_epoch).await? {
+        if !self.ledger.mark_backup(&m.instance_id, BackupMark::Stale, &m.reason, now_epoch).await? {
             return Ok(None);
         }
         Ok(Some(ProjectEvent::BackupStale(BackupStale {
@@ -379,7 +381,7 @@ impl BackupScheduler {
 
     async fn finished(&self, execution_id: &str) -> Result<ExecutionReport, HandlerError> {
         let report = |outcome| ExecutionReport { execution_id: execution_id.to_string(), outcome };
-        if self.ledger.backup_mark(execution_id, "REPORTED").await?.is_some() {
+        if self.ledger.backup_mark(execution_id, BackupMark::Reported).await?.is_some() {
             info!("already reported; duplicate status change ignored");
             return Ok(report(ExecutionOutcome::Duplicate));
         }
@@ -398,7 +400,7 @@ impl BackupScheduler {
         async {
             let (event, outcome) = self.settle(&facts, &instance_id).await?;
             self.bus.publish(std::slice::from_ref(&event)).await?;
-            self.ledger.mark_backup(execution_id, "REPORTED", "reported", now().unix_timestamp()).await?;
+            self.ledger.mark_backup(execution_id, BackupMark::Reported, "reported", now().unix_timestamp()).await?;
             Ok(report(outcome))
         }
         .instrument(span)
@@ -412,9 +414,9 @@ impl BackupScheduler {
         instance_id: &str,
     ) -> Result<(ProjectEvent, ExecutionOutcome), AwsFailure> {
         let instance = self.store.instance(instance_id).await?;
-        let live = instance.as_ref().filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down"));
+        let live = instance.as_ref().filter(|i| !i.state.is_gone());
         let declared = live.map(|i| stateful_instance_from_tags(instance_id, None, &i.tags, &self.config.stack_name));
-        let tags_of = |i: Option<&InstanceFacts>, key: &str| i.and_then(|i| i.tags.get(key).cloned());
+        let tags_of = |i: Option<&Instance>, key: &str| i.and_then(|i| i.tags.get(key).cloned());
         let failed =
             |reason: String, failed_step: Option<String>, unused_image_id: Option<String>, parameter_image_id| {
                 error!(%reason, "backup failed; the parameter is left alone");
@@ -464,8 +466,8 @@ impl BackupScheduler {
             None => {
                 return Ok(failed(format!("the AMI {image_id} it names does not exist"), None, None, parameter_now))
             }
-            Some(i) if i.state != "available" => {
-                let reason = format!("the AMI {image_id} is {}, not available", i.state);
+            Some(i) if i.state != ImageState::Available => {
+                let reason = format!("the AMI {image_id} is {}, not available", i.state.as_str());
                 return Ok(failed(reason, None, Some(image_id), parameter_now));
             }
             Some(i) => i,

@@ -15,9 +15,9 @@ use aws_sdk_ssm::operation::get_automation_execution::GetAutomationExecutionOutp
 use aws_sdk_ssm::types::{AutomationExecution, AutomationExecutionStatus};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use backup_scheduler::{BackupReport, BackupScheduler, Config};
+use ha_aws::invocation::HandlerError;
 use ha_domain::backup::NotStarted;
 use ha_domain::config::EnvReader;
-use ha_domain::error::HandlerError;
 use ha_domain::model::tag;
 
 const INSTANCE: &str = "i-0123456789abcdef0";

@@ -80,6 +80,33 @@ pub fn stateful_instance_from_tags(
     })
 }
 
+/// An AMI's state, as EC2 names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageState {
+    Available,
+    Pending,
+    /// Any other state (`failed`, `deregistered`, `invalid`, …), by its name.
+    Unusable(String),
+}
+
+impl ImageState {
+    pub fn parse(name: &str) -> ImageState {
+        match name {
+            "available" => ImageState::Available,
+            "pending" => ImageState::Pending,
+            other => ImageState::Unusable(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ImageState::Available => "available",
+            ImageState::Pending => "pending",
+            ImageState::Unusable(name) => name,
+        }
+    }
+}
+
 /// One good backup: an AMI this stack tagged after checking it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupImage {

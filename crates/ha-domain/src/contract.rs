@@ -27,6 +27,9 @@ pub enum ProjectEvent {
     DrillRequested(DrillRequested),
     DrillCompleted(DrillCompleted),
     WorkloadServing(WorkloadServing),
+    MaintenanceRequested(MaintenanceRequested),
+    UnfenceRequested(UnfenceRequested),
+    IncidentStatusRequested(IncidentStatusRequested),
 }
 
 impl ProjectEvent {
@@ -47,6 +50,9 @@ impl ProjectEvent {
             ProjectEvent::DrillRequested(_) => "DrillRequested",
             ProjectEvent::DrillCompleted(_) => "DrillCompleted",
             ProjectEvent::WorkloadServing(_) => "WorkloadServing",
+            ProjectEvent::MaintenanceRequested(_) => "MaintenanceRequested",
+            ProjectEvent::UnfenceRequested(_) => "UnfenceRequested",
+            ProjectEvent::IncidentStatusRequested(_) => "IncidentStatusRequested",
         }
     }
 
@@ -75,6 +81,9 @@ impl ProjectEvent {
             ProjectEvent::DrillRequested(e) => Some(&e.server_id),
             ProjectEvent::DrillCompleted(e) => Some(&e.server_id),
             ProjectEvent::WorkloadServing(e) => Some(&e.server_id),
+            ProjectEvent::MaintenanceRequested(e) => Some(&e.server_id),
+            ProjectEvent::UnfenceRequested(_) => None,
+            ProjectEvent::IncidentStatusRequested(e) => Some(&e.server_id),
         }
     }
 }
@@ -168,8 +177,8 @@ pub struct WorkloadRelaunchFailed {
     pub server_id: String,
     pub workload: String,
     pub launch_template_id: String,
-    /// The last error's code, e.g. `InsufficientInstanceCapacity`.
-    pub error_code: String,
+    /// Why: our own reason, or the last destination's AWS error code.
+    pub error_code: RelaunchFailure,
     pub error_message: String,
     pub destinations_tried: Vec<DestinationAttempt>,
     /// Every destination refused: nothing more will be tried automatically.
@@ -259,12 +268,108 @@ pub struct OriginalFenced {
     pub instance_id: String,
     pub replacement_instance_id: String,
     pub policy: crate::fencing::FencingPolicy,
-    /// What was done: `isolated`, `terminated` or `left running`.
-    pub action: String,
+    pub action: FenceOutcome,
     /// Isolate: the groups it had (kept in its `outposts-ha:fenced-groups` tag).
     #[serde(default)]
     pub previous_security_groups: Vec<String>,
     pub quarantine_security_group: Option<String>,
+}
+
+/// Why a workload (or one destination) could not be launched: one of this project's own
+/// reasons, or the AWS error code EC2 answered with. Serialized as the code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum RelaunchFailure {
+    /// A stateful workload's backup parameter does not exist.
+    NoBackup,
+    /// The parameter names an AMI that does not exist.
+    BackupImageMissing,
+    /// The parameter names an AMI that is not available.
+    BackupImageUnavailable,
+    /// The request lists no subnet for the workload.
+    NoDestination,
+    /// The destination's Outpost reported no capacity for the instance type.
+    KnownCapacityShortage,
+    /// EC2 refused with this error code.
+    Aws(String),
+}
+
+impl RelaunchFailure {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RelaunchFailure::NoBackup => "NoBackup",
+            RelaunchFailure::BackupImageMissing => "BackupImageMissing",
+            RelaunchFailure::BackupImageUnavailable => "BackupImageUnavailable",
+            RelaunchFailure::NoDestination => "NoDestination",
+            RelaunchFailure::KnownCapacityShortage => "KnownCapacityShortage",
+            RelaunchFailure::Aws(code) => code,
+        }
+    }
+
+    /// The workload is stateful and has no usable backup to start from.
+    pub fn is_missing_backup(&self) -> bool {
+        matches!(
+            self,
+            RelaunchFailure::NoBackup | RelaunchFailure::BackupImageMissing | RelaunchFailure::BackupImageUnavailable
+        )
+    }
+}
+
+impl From<String> for RelaunchFailure {
+    fn from(code: String) -> Self {
+        match code.as_str() {
+            "NoBackup" => RelaunchFailure::NoBackup,
+            "BackupImageMissing" => RelaunchFailure::BackupImageMissing,
+            "BackupImageUnavailable" => RelaunchFailure::BackupImageUnavailable,
+            "NoDestination" => RelaunchFailure::NoDestination,
+            "KnownCapacityShortage" => RelaunchFailure::KnownCapacityShortage,
+            _ => RelaunchFailure::Aws(code),
+        }
+    }
+}
+
+impl From<RelaunchFailure> for String {
+    fn from(f: RelaunchFailure) -> Self {
+        f.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for RelaunchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What fencing did to one original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FenceOutcome {
+    /// Its security groups were swapped for the quarantine group.
+    #[serde(rename = "isolated")]
+    Isolated,
+    #[serde(rename = "terminated")]
+    Terminated,
+    /// Policy `notify`: nothing was touched.
+    #[serde(rename = "left running")]
+    LeftRunning,
+    /// Policy `isolate`, but the instance has no VPC to isolate it in.
+    #[serde(rename = "left running (no VPC to isolate in)")]
+    LeftRunningNoVpc,
+}
+
+impl FenceOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceOutcome::Isolated => "isolated",
+            FenceOutcome::Terminated => "terminated",
+            FenceOutcome::LeftRunning => "left running",
+            FenceOutcome::LeftRunningNoVpc => "left running (no VPC to isolate in)",
+        }
+    }
+
+    /// Two copies of the workload may now run: a person must act.
+    pub fn leaves_original_running(self) -> bool {
+        matches!(self, FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc)
+    }
 }
 
 /// The server is back and every original of a replaced workload was handled: the
@@ -338,6 +443,37 @@ pub struct DrillCompleted {
     pub server_id: String,
     pub requested_at: String,
     pub verdicts: Vec<DrillVerdict>,
+}
+
+/// Command to alarm-handler (`make maintenance`): suppress relaunch for the server until
+/// `until` (RFC 3339). An `until` at or before `requested_at` ends the window now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceRequested {
+    pub server_id: String,
+    pub until: String,
+    pub reason: String,
+    pub requested_at: String,
+}
+
+/// Command to relaunch (`make unfence`): put fenced originals back in service — one
+/// instance, or every original fenced for an incident (exactly one of the two is set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnfenceRequested {
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub incident_id: Option<String>,
+    pub requested_at: String,
+}
+
+/// Query to relaunch (`make drill GAMEDAY=1`, the demo): the ledger's story of the
+/// server's open incident, or of the named one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentStatusRequested {
+    pub server_id: String,
+    #[serde(default)]
+    pub incident_id: Option<String>,
+    pub requested_at: String,
 }
 
 #[cfg(test)]

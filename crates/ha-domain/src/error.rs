@@ -1,7 +1,5 @@
 //! Whether an AWS failure is worth retrying, decided from facts, not SDK types.
 
-use thiserror::Error;
-
 /// What a failed AWS call means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -94,38 +92,6 @@ pub fn classify(kind: FailureKind, code: Option<&str>, http_status: Option<u16>)
                 _ => Retry::WontHelp,
             }
         }
-    }
-}
-
-/// Failure of a handler as a whole; tells Lambda (and the operator) whether a retry helps.
-#[derive(Debug, Error)]
-pub enum HandlerError {
-    #[error("transient AWS failure, the event will be retried: {0}")]
-    Transient(AwsFailure),
-    #[error("AWS refused the request and a retry will not help: {0}")]
-    Permanent(AwsFailure),
-    #[error("{0} of the incident's workloads hit transient failures; the event will be retried")]
-    PartlyTransient(usize),
-}
-
-impl From<AwsFailure> for HandlerError {
-    fn from(f: AwsFailure) -> Self {
-        match f.retry {
-            Retry::CanHelp => HandlerError::Transient(f),
-            Retry::WontHelp => HandlerError::Permanent(f),
-        }
-    }
-}
-
-/// What Lambda records for a failed invocation: the type says whether a retry can help.
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        let error_type = match &e {
-            HandlerError::Transient(f) => format!("Transient.{}", f.code),
-            HandlerError::Permanent(f) => format!("Permanent.{}", f.code),
-            HandlerError::PartlyTransient(_) => "Transient.PartialFailure".to_string(),
-        };
-        lambda_runtime::Diagnostic { error_type, error_message: e.to_string() }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Fencing, as pure decisions: when a failed server comes back, which of its instances
 //! are originals of workloads replaced in the open incident, and what happens to each.
 
-use crate::model::{comma_list, is_replacement, tag};
+use crate::model::{comma_list, is_replacement, tag, Instance};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,16 +43,6 @@ pub struct ReplacedWorkload {
     pub policy: FencingPolicy,
 }
 
-/// An instance carrying a workload tag, as EC2 describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginalCandidate {
-    pub instance_id: String,
-    pub state: String,
-    /// The Outposts server it runs on, when EC2 says (`OutpostArn`).
-    pub server_id: Option<String>,
-    pub tags: BTreeMap<String, String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FenceAction {
     pub instance_id: String,
@@ -68,7 +58,7 @@ pub fn choose_originals(
     incident_id: &str,
     server_id: &str,
     replaced: &[ReplacedWorkload],
-    candidates: &[OriginalCandidate],
+    candidates: &[Instance],
 ) -> Vec<FenceAction> {
     let by_workload: BTreeMap<&str, &ReplacedWorkload> = replaced.iter().map(|r| (r.workload.as_str(), r)).collect();
     let replacements: BTreeSet<&str> = replaced.iter().map(|r| r.replacement_instance_id.as_str()).collect();
@@ -78,7 +68,7 @@ pub fn choose_originals(
             let workload = c.tags.get(tag::WORKLOAD)?;
             let r = by_workload.get(workload.as_str())?;
             let is_replacement = is_replacement(&c.tags) || replacements.contains(c.instance_id.as_str());
-            let gone = matches!(c.state.as_str(), "shutting-down" | "terminated");
+            let gone = c.state.is_gone();
             let elsewhere = c.server_id.as_deref().is_some_and(|s| s != server_id);
             let done = c.tags.get(tag::FENCED).map(String::as_str) == Some(incident_id);
             (!is_replacement && !gone && !elsewhere && !done).then(|| FenceAction {
@@ -112,17 +102,39 @@ pub fn groups_from_tag(value: &str) -> Vec<String> {
     comma_list(value)
 }
 
+/// What unfencing does with one fenced original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnfencePlan {
+    /// Isolated: put these groups back, then remove the fencing marks.
+    Restore(Vec<String>),
+    /// Not isolated (terminate or notify left its groups alone): remove the marks only.
+    Unmark,
+    /// Isolated, but no groups were kept (EC2 needs at least one): left as it is, marks
+    /// kept, for a person to choose its groups.
+    CannotRestore,
+}
+
+/// Pure: what unfencing does with a fenced original, from its tags.
+pub fn unfence_plan(tags: &BTreeMap<String, String>) -> UnfencePlan {
+    match tags.get(tag::FENCED_GROUPS).map(|v| groups_from_tag(v)) {
+        None => UnfencePlan::Unmark,
+        Some(groups) if groups.is_empty() => UnfencePlan::CannotRestore,
+        Some(groups) => UnfencePlan::Restore(groups),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::InstanceState;
 
     const INC: &str = "inc-1";
     const OP: &str = "op-0000000000000000a";
 
-    fn candidate(id: &str, workload: &str, extra: &[(&str, &str)]) -> OriginalCandidate {
+    fn candidate(id: &str, workload: &str, extra: &[(&str, &str)]) -> Instance {
         let mut tags: BTreeMap<String, String> = [(tag::WORKLOAD.to_string(), workload.to_string())].into();
         tags.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        OriginalCandidate { instance_id: id.into(), state: "running".into(), server_id: None, tags }
+        Instance::new(id, InstanceState::Running, tags)
     }
 
     fn replaced(workload: &str, replacement: &str, policy: FencingPolicy) -> ReplacedWorkload {
@@ -138,7 +150,7 @@ mod tests {
         let mut here = candidate("i-db", "db", &[]);
         here.server_id = Some(OP.into());
         let mut gone = candidate("i-gone", "pos", &[]);
-        gone.state = "terminated".into();
+        gone.state = InstanceState::Terminated;
         let candidates = [
             candidate("i-pos", "pos", &[]),
             here,
@@ -185,5 +197,24 @@ mod tests {
         let groups = vec!["sg-1".to_string(), "sg-2".to_string()];
         assert_eq!(groups_from_tag(&groups_tag_value(&groups)), groups);
         assert!(groups_from_tag("").is_empty());
+    }
+
+    #[test]
+    fn unfencing_restores_what_was_kept_and_never_guesses() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let table = [
+            (
+                tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, "sg-1,sg-2")]),
+                UnfencePlan::Restore(vec!["sg-1".into(), "sg-2".into()]),
+            ),
+            (tags(&[(tag::FENCED, INC)]), UnfencePlan::Unmark),
+            (tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, "")]), UnfencePlan::CannotRestore),
+            (tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, " , ")]), UnfencePlan::CannotRestore),
+        ];
+        for (t, want) in table {
+            assert_eq!(unfence_plan(&t), want, "{t:?}");
+        }
     }
 }

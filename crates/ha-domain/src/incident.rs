@@ -1,8 +1,12 @@
 //! Incident identity and the pure decisions about opening one.
 
-use crate::timefmt::format_timestamp;
+use crate::contract::MaintenanceRequested;
+use crate::ledger::MAX_MAINTENANCE_SECONDS;
+use crate::model::{ServerId, WorkloadTagError};
+use crate::timefmt::{format_timestamp, parse_timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use thiserror::Error;
 use time::OffsetDateTime;
 
 /// One transition of one protected server's alarm into ALARM.
@@ -95,6 +99,54 @@ pub struct MaintenanceWindow {
 /// a window lapses by itself.
 pub fn suppressed_by(window: Option<&MaintenanceWindow>, alarm_time: OffsetDateTime) -> bool {
     window.is_some_and(|w| alarm_time.unix_timestamp() < w.until_epoch)
+}
+
+/// Why a maintenance request is refused (nothing is written).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MaintenanceError {
+    #[error(transparent)]
+    Server(#[from] WorkloadTagError),
+    #[error("until '{0}' is not an RFC 3339 time with a zone, like 2026-11-23T06:00:00Z")]
+    BadUntil(String),
+    #[error("a maintenance window may last at most {} days; {until} is later", MAX_MAINTENANCE_SECONDS / 86_400)]
+    TooLong { until: String },
+    #[error("the reason must be 1 to 256 characters")]
+    BadReason,
+}
+
+/// Pure: the window a maintenance request sets at `now`. An `until` at or before `now`
+/// ends any window at once (alarms are judged against it by their own time).
+pub fn maintenance_window(
+    r: &MaintenanceRequested,
+    now: OffsetDateTime,
+) -> Result<(ServerId, MaintenanceWindow), MaintenanceError> {
+    let server = ServerId::parse(&r.server_id)?;
+    let until = parse_timestamp(&r.until).ok_or_else(|| MaintenanceError::BadUntil(r.until.clone()))?;
+    if (until - now).whole_seconds() > MAX_MAINTENANCE_SECONDS {
+        return Err(MaintenanceError::TooLong { until: r.until.clone() });
+    }
+    let reason = r.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 256 {
+        return Err(MaintenanceError::BadReason);
+    }
+    let until = until.replace_millisecond(0).unwrap_or(until);
+    Ok((
+        server,
+        MaintenanceWindow {
+            until_epoch: until.unix_timestamp(),
+            until: seconds_text(until),
+            reason: reason.to_string(),
+        },
+    ))
+}
+
+/// `2026-11-23T06:00:00Z`: a window's end as people read it.
+fn seconds_text(t: OffsetDateTime) -> String {
+    let millis = format_timestamp(t);
+    match millis.split_once('.') {
+        Some((seconds, _)) => format!("{seconds}Z"),
+        None => millis,
+    }
 }
 
 /// What the ledger held for the incident when the alarm handler tried to record it.
@@ -205,6 +257,37 @@ mod tests {
                 IncidentDecision::Relaunch { incident: want, continued_from_flap: flap },
                 "{state:?}"
             );
+        }
+    }
+
+    #[test]
+    fn maintenance_requests_are_judged_before_anything_is_written() {
+        use time::macros::datetime;
+        let now = datetime!(2026-11-22 09:00 UTC);
+        let request = |server: &str, until: &str, reason: &str| MaintenanceRequested {
+            server_id: server.into(),
+            until: until.into(),
+            reason: reason.into(),
+            requested_at: "2026-11-22T09:00:00.000Z".into(),
+        };
+        let op = "op-0123456789abcdef0";
+        let (server, window) = maintenance_window(&request(op, "2026-11-22T13:00:00.250Z", " firmware "), now).unwrap();
+        assert_eq!(server.as_str(), op);
+        assert_eq!(window.until, "2026-11-22T13:00:00Z");
+        assert_eq!(window.until_epoch, datetime!(2026-11-22 13:00 UTC).unix_timestamp());
+        assert_eq!(window.reason, "firmware");
+        let (_, ended) = maintenance_window(&request(op, "2026-11-22T09:00:00Z", "done"), now).unwrap();
+        assert!(!suppressed_by(Some(&ended), now));
+        assert!(maintenance_window(&request(op, "2026-12-22T09:00:00Z", "r"), now).is_ok(), "30 days exactly");
+        let refused = [
+            (request("store-17", "2026-11-22T13:00:00Z", "r"), "not an Outposts server id"),
+            (request(op, "+4h", "r"), "not an RFC 3339 time"),
+            (request(op, "2026-12-22T09:00:01Z", "r"), "at most 30 days"),
+            (request(op, "2026-11-22T13:00:00Z", "  "), "1 to 256 characters"),
+        ];
+        for (r, says) in refused {
+            let err = maintenance_window(&r, now).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
         }
     }
 }

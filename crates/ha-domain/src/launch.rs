@@ -61,7 +61,7 @@ pub fn decide_on_existing_claim(existing: &ClaimRecord, now_epoch: i64) -> Claim
 pub struct DestinationAttempt {
     pub subnet_id: String,
     /// `None` when the launch was accepted.
-    pub error_code: Option<String>,
+    pub error_code: Option<crate::contract::RelaunchFailure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
 }

@@ -1,8 +1,7 @@
-//! Outposts HA domain: the vocabulary of DESIGN.md, the event contract between the
-//! functions, pure decisions (no SDK types) and the thin AWS adapters the handlers use.
+//! Outposts HA's core: the vocabulary (docs/design.md), the event contract between the
+//! functions, the ledger's layout, pure decisions and time. No SDK, no async runtime.
 
 pub mod alarm;
-pub mod aws;
 pub mod backup;
 pub mod config;
 pub mod contract;
@@ -10,7 +9,7 @@ pub mod error;
 pub mod fencing;
 pub mod incident;
 pub mod launch;
+pub mod ledger;
 pub mod metrics;
 pub mod model;
-pub mod runtime;
 pub mod timefmt;

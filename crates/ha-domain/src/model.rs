@@ -1,4 +1,4 @@
-//! The vocabulary of DESIGN.md as types: protected server, workload, incident, replacement.
+//! The vocabulary of docs/design.md as types: protected server, workload, instance, replacement.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,6 +54,128 @@ pub mod tag {
     pub const FENCED_GROUPS: &str = "outposts-ha:fenced-groups";
     /// On the quarantine security group of a VPC.
     pub const QUARANTINE: &str = "outposts-ha:quarantine";
+
+    /// Every tag key and value above by a stable name: what the Python tooling may use
+    /// (exported to `infra/contract-names.json`, checked by a test).
+    pub const ALL: &[(&str, &str)] = &[
+        ("protected_server", PROTECTED_SERVER),
+        ("subnets", SUBNETS),
+        ("priority", PRIORITY),
+        ("workload", WORKLOAD),
+        ("launch_template_version", LAUNCH_TEMPLATE_VERSION),
+        ("incident", INCIDENT),
+        ("source_server", SOURCE_SERVER),
+        ("role", ROLE),
+        ("role_replacement", ROLE_REPLACEMENT),
+        ("backup_parameter", BACKUP_PARAMETER),
+        ("backup_interval", BACKUP_INTERVAL),
+        ("backup_of", BACKUP_OF),
+        ("backup_execution", BACKUP_EXECUTION),
+        ("backup_taken_at", BACKUP_TAKEN_AT),
+        ("stack", STACK),
+        ("restored_from", RESTORED_FROM),
+        ("target_groups", TARGET_GROUPS),
+        ("fencing", FENCING),
+        ("fenced", FENCED),
+        ("fenced_groups", FENCED_GROUPS),
+        ("quarantine", QUARANTINE),
+    ];
+}
+
+/// An instance's lifecycle state, as EC2 names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+    /// A name this version does not know.
+    Other(String),
+}
+
+impl InstanceState {
+    pub fn parse(name: &str) -> InstanceState {
+        match name {
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            other => InstanceState::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Other(name) => name,
+        }
+    }
+
+    /// Being or already terminated: it will never run again.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, InstanceState::ShuttingDown | InstanceState::Terminated)
+    }
+}
+
+/// One EC2 instance, as far as this project needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub instance_id: String,
+    pub state: InstanceState,
+    /// The Outposts server it runs on, when EC2 says (`OutpostArn`).
+    pub server_id: Option<String>,
+    pub vpc_id: Option<String>,
+    pub private_ip: Option<String>,
+    pub security_groups: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Instance {
+    /// An instance known only by id, state and tags (the rest empty).
+    pub fn new(instance_id: &str, state: InstanceState, tags: BTreeMap<String, String>) -> Instance {
+        Instance {
+            instance_id: instance_id.to_string(),
+            state,
+            server_id: None,
+            vpc_id: None,
+            private_ip: None,
+            security_groups: Vec::new(),
+            tags,
+        }
+    }
+}
+
+/// A target's health in a target group, as Elastic Load Balancing names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetHealth {
+    Healthy,
+    /// Any other state (`initial`, `unhealthy`, `draining`, …), by its name.
+    NotHealthy(String),
+}
+
+impl TargetHealth {
+    pub fn parse(name: &str) -> TargetHealth {
+        match name {
+            "healthy" => TargetHealth::Healthy,
+            other => TargetHealth::NotHealthy(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            TargetHealth::Healthy => "healthy",
+            TargetHealth::NotHealthy(name) => name,
+        }
+    }
 }
 
 pub const DEFAULT_PRIORITY: u32 = 100;

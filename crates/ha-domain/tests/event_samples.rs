@@ -109,6 +109,9 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "DrillRequested",
         "DrillCompleted",
         "WorkloadServing",
+        "MaintenanceRequested",
+        "UnfenceRequested",
+        "IncidentStatusRequested",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

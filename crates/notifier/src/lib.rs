@@ -1,12 +1,16 @@
 //! notifier: one readable SNS message per project event, with the event JSON and message
-//! attributes (event_type, severity, server_id, incident_id) for filter policies.
+//! attributes (event_type, severity, server_id, instance_id, incident_id) for filter policies.
 
 pub mod render;
 
-use ha_domain::aws::topic::Topic;
+mod channel;
+mod severity;
+mod text;
+
+use ha_aws::invocation::HandlerError;
+use ha_aws::topic::Topic;
 use ha_domain::config::{ConfigError, EnvReader};
 use ha_domain::contract::ProjectEvent;
-use ha_domain::error::HandlerError;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{info, warn};

@@ -1,5 +1,5 @@
+use ha_aws::runtime::{init_logging, load_aws_config};
 use ha_domain::config::EnvReader;
-use ha_domain::runtime::{init_logging, load_aws_config};
 use lambda_runtime::{service_fn, LambdaEvent};
 use notifier::{Config, Notifier};
 use serde_json::Value;

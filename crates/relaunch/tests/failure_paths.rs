@@ -7,8 +7,8 @@ use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::operation::run_instances::RunInstancesOutput;
 use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use ha_aws::invocation::{HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, RelaunchRequested};
-use ha_domain::error::HandlerError;
 use ha_domain::model::{ServerId, Workload};
 use relaunch::{Config, Relaunch};
 
@@ -133,8 +133,9 @@ async fn an_unmodeled_ec2_error_moves_to_the_fallback_destination() {
         mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
-    let report =
+    let response =
         handler.handle(request(&["subnet-0a1b2c3d4e5f60718", "subnet-0f9e8d7c6b5a40312"]), "req-1").await.unwrap();
+    let report = response.as_launch().expect("a launch report");
     assert_eq!(report.launched, vec!["pos-db".to_string()]);
     assert_eq!((refused.num_calls(), accepted.num_calls(), put_events.num_calls()), (1, 1, 1));
 }
@@ -202,7 +203,8 @@ async fn a_request_without_destinations_fails_the_workload_instead_of_panicking(
         mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
-    let report = handler.handle(request(&[]), "req-1").await.unwrap();
+    let response = handler.handle(request(&[]), "req-1").await.unwrap();
+    let report = response.as_launch().expect("a launch report");
     assert_eq!(report.failed, vec!["pos-db".to_string()]);
     assert_eq!((launch.num_calls(), put_events.num_calls()), (0, 1));
 }
@@ -294,7 +296,8 @@ async fn a_known_capacity_shortage_goes_to_the_next_destination_without_trying_i
         mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
-    let report = handler.handle(request(&[FULL, FREE]), "req-1").await.unwrap();
+    let response = handler.handle(request(&[FULL, FREE]), "req-1").await.unwrap();
+    let report = response.as_launch().expect("a launch report");
     assert_eq!(report.launched, vec!["pos-db".to_string()]);
     assert_eq!(launched_on_full.num_calls(), 0, "a known shortage is not tried");
     assert_eq!((launched_on_free.num_calls(), put_events.num_calls()), (1, 1), "the report names the shortage");
@@ -371,6 +374,6 @@ async fn a_replacement_still_in_its_initial_health_checks_keeps_the_originals_an
         "detail": {"instance-id": "i-0new", "state": "running"}
     });
     let err = handler.handle(event, "req-1").await.unwrap_err();
-    assert!(matches!(&err, HandlerError::Transient(f) if f.code == "TargetNotHealthyYet"), "{err}");
+    assert!(matches!(&err, HandlerError::NotYet { reason: NotYet::TargetNotHealthy, .. }), "{err}");
     assert_eq!((register.num_calls(), deregister.num_calls()), (1, 0), "registered; the originals stay");
 }

@@ -1,30 +1,20 @@
-//! The incident ledger in DynamoDB. One table, key (`pk`, `sk`):
-//!
-//! | pk                 | sk               | what                                        |
-//! |--------------------|------------------|---------------------------------------------|
-//! | `SERVER#op-…`      | `OPEN_INCIDENT`  | which incident holds the server             |
-//! | `SERVER#op-…`      | `MAINTENANCE`    | relaunch suppressed until `until_epoch`     |
-//! | `INCIDENT#inc-…`   | `META`           | the incident: server, alarm, times, status  |
-//! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
-//! | `INCIDENT#inc-…`   | `FENCED#i-…`     | an original's fencing was reported          |
-//! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
-//! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
-//!
-//! Conditional writes make each piece of work happen once under concurrent redelivery.
-//! Every item carries `expires_at` (epoch seconds) for the table's TTL.
+//! The incident ledger in DynamoDB, laid out as [`ha_domain::ledger`] says. Conditional
+//! writes make each piece of work happen once under concurrent redelivery.
 
-use super::failure;
-use crate::error::AwsFailure;
-use crate::incident::{IncidentId, IncidentRecordState, MaintenanceWindow, ServerLedgerState};
-use crate::launch::ClaimRecord;
-use crate::model::ServerId;
+use crate::failure;
 use aws_sdk_dynamodb::types::AttributeValue;
+use ha_domain::error::AwsFailure;
+use ha_domain::incident::{IncidentId, IncidentRecordState, MaintenanceWindow, ServerLedgerState};
+use ha_domain::launch::ClaimRecord;
+use ha_domain::ledger::{
+    backup_key, expires_at, incident_key, server_key, workload_key, BackupMark, IncidentMark, IncidentStatus,
+    IncidentStory, WorkloadStatus, WorkloadStory, MAINTENANCE, MAINTENANCE_KEPT_SECONDS, META, OPEN_INCIDENT,
+    WORKLOAD_PREFIX,
+};
+use ha_domain::model::ServerId;
 use std::collections::HashMap;
 
-const OPEN_INCIDENT: &str = "OPEN_INCIDENT";
-const MAINTENANCE: &str = "MAINTENANCE";
-const META: &str = "META";
-const STATUS_LAUNCHING: &str = "launching";
+const STATUS_LAUNCHING: &str = WorkloadStatus::Launching.as_str();
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -32,7 +22,7 @@ type Item = HashMap<String, AttributeValue>;
 pub struct Ledger {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    retention_seconds: i64,
+    retention_days: u32,
 }
 
 /// What the alarm handler records when it opens an incident.
@@ -78,19 +68,6 @@ fn get_bool(item: &Item, k: &str) -> bool {
     item.get(k).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
 }
 
-fn server_pk(server: &ServerId) -> String {
-    format!("SERVER#{server}")
-}
-fn incident_pk(incident: &IncidentId) -> String {
-    format!("INCIDENT#{incident}")
-}
-fn backup_pk(subject: &str) -> String {
-    format!("BACKUP#{subject}")
-}
-fn workload_sk(workload: &str) -> String {
-    format!("WORKLOAD#{workload}")
-}
-
 macro_rules! condition_failed {
     ($err:expr) => {
         $err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
@@ -110,11 +87,11 @@ macro_rules! written {
 
 impl Ledger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention_days: u32) -> Self {
-        Ledger { client, table: table.into(), retention_seconds: i64::from(retention_days) * 86_400 }
+        Ledger { client, table: table.into(), retention_days }
     }
 
     fn expires_at(&self, now_epoch: i64) -> AttributeValue {
-        n(now_epoch + self.retention_seconds)
+        n(expires_at(now_epoch, self.retention_days))
     }
 
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, AwsFailure> {
@@ -142,7 +119,7 @@ impl Ledger {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(server_pk(server)))
+            .item("pk", s(server_key(server)))
             .item("sk", s(OPEN_INCIDENT))
             .item("incident_id", s(incident.as_str()))
             .item("opened_epoch", n(now_epoch))
@@ -163,7 +140,7 @@ impl Ledger {
     }
 
     pub async fn open_incident_of(&self, server: &ServerId) -> Result<Option<IncidentId>, AwsFailure> {
-        let item = self.get(server_pk(server), OPEN_INCIDENT.into()).await?;
+        let item = self.get(server_key(server), OPEN_INCIDENT.into()).await?;
         Ok(item.as_ref().and_then(|i| get_s(i, "incident_id")).map(IncidentId::from_stored))
     }
 
@@ -177,13 +154,13 @@ impl Ledger {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(incident_pk(r.incident)))
+            .item("pk", s(incident_key(r.incident)))
             .item("sk", s(META))
             .item("server_id", s(r.server.as_str()))
             .item("alarm_arn", s(r.alarm_arn))
             .item("alarm_name", s(r.alarm_name))
             .item("detected_at", s(r.detected_at))
-            .item("status", s("open"))
+            .item("status", s(IncidentStatus::Open.as_str()))
             .item("announced", AttributeValue::Bool(false))
             .item("created_epoch", n(now_epoch))
             .item("expires_at", self.expires_at(now_epoch))
@@ -193,7 +170,7 @@ impl Ledger {
         match put {
             Ok(_) => Ok(IncidentRecordState::Created),
             Err(e) if condition_failed!(e) => {
-                let item = self.get(incident_pk(r.incident), META.into()).await?.unwrap_or_default();
+                let item = self.get(incident_key(r.incident), META.into()).await?.unwrap_or_default();
                 Ok(IncidentRecordState::Existing {
                     announced: get_bool(&item, "announced"),
                     created_epoch: get_n(&item, "created_epoch").unwrap_or(0),
@@ -204,7 +181,7 @@ impl Ledger {
     }
 
     pub async fn incident_detected_at(&self, incident: &IncidentId) -> Result<Option<String>, AwsFailure> {
-        let item = self.get(incident_pk(incident), META.into()).await?;
+        let item = self.get(incident_key(incident), META.into()).await?;
         Ok(item.as_ref().and_then(|i| get_s(i, "detected_at")).map(str::to_string))
     }
 
@@ -242,7 +219,7 @@ impl Ledger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(incident_pk(incident)))
+            .key("pk", s(incident_key(incident)))
             .key("sk", s(META))
             .update_expression("SET #f = :v")
             .expression_attribute_names("#f", field)
@@ -266,8 +243,8 @@ impl Ledger {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(incident_pk(incident)))
-            .item("sk", s(workload_sk(workload)))
+            .item("pk", s(incident_key(incident)))
+            .item("sk", s(workload_key(workload)))
             .item("status", s(STATUS_LAUNCHING))
             .item("owner", s(owner))
             .item("claimed_epoch", n(now_epoch))
@@ -280,7 +257,7 @@ impl Ledger {
         match put {
             Ok(_) => Ok(ClaimAttempt::Won),
             Err(e) if condition_failed!(e) => {
-                match self.get(incident_pk(incident), workload_sk(workload)).await? {
+                match self.get(incident_key(incident), workload_key(workload)).await? {
                     Some(item) => Ok(ClaimAttempt::Existing {
                         record: claim_record(&item),
                         outcome_event: get_s(&item, "outcome_event").map(str::to_string),
@@ -307,8 +284,8 @@ impl Ledger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(incident_pk(incident)))
-            .key("sk", s(workload_sk(workload)))
+            .key("pk", s(incident_key(incident)))
+            .key("sk", s(workload_key(workload)))
             .update_expression("SET #owner = :o, lease_until = :l, claimed_epoch = :c ADD takeovers :one")
             .condition_expression("#status = :launching AND lease_until = :old")
             .expression_attribute_names("#owner", "owner")
@@ -339,11 +316,14 @@ impl Ledger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(incident_pk(incident)))
-            .key("sk", s(workload_sk(workload)))
+            .key("pk", s(incident_key(incident)))
+            .key("sk", s(workload_key(workload)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":status", s(if outcome.launched { "launched" } else { "failed" }))
+            .expression_attribute_values(
+                ":status",
+                s(if outcome.launched { WorkloadStatus::Launched } else { WorkloadStatus::Failed }.as_str()),
+            )
             .expression_attribute_values(":event", s(outcome.outcome_event))
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":settled", n(now_epoch))
@@ -370,8 +350,8 @@ impl Ledger {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(incident_pk(incident)))
-            .key("sk", s(workload_sk(workload)))
+            .key("pk", s(incident_key(incident)))
+            .key("sk", s(workload_key(workload)))
             .update_expression("SET reported = :t")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .send()
@@ -381,26 +361,78 @@ impl Ledger {
     }
 
     /// Every workload item of the incident: (status, outcome event as stored JSON).
-    pub async fn outcomes_of(&self, incident: &IncidentId) -> Result<Vec<(String, Option<String>)>, AwsFailure> {
+    pub async fn outcomes_of(
+        &self,
+        incident: &IncidentId,
+    ) -> Result<Vec<(WorkloadStatus, Option<String>)>, AwsFailure> {
         let mut pages = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :workload)")
-            .expression_attribute_values(":pk", s(incident_pk(incident)))
-            .expression_attribute_values(":workload", s("WORKLOAD#"))
+            .expression_attribute_values(":pk", s(incident_key(incident)))
+            .expression_attribute_values(":workload", s(WORKLOAD_PREFIX))
             .consistent_read(true)
             .into_paginator()
             .send();
         let mut outcomes = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| failure("Query", &e))?;
-            outcomes.extend(page.items().iter().map(|i| {
-                let status = get_s(i, "status").unwrap_or(STATUS_LAUNCHING).to_string();
-                (status, get_s(i, "outcome_event").map(str::to_string))
-            }));
+            outcomes.extend(
+                page.items().iter().map(|i| {
+                    (WorkloadStatus::parse(get_s(i, "status")), get_s(i, "outcome_event").map(str::to_string))
+                }),
+            );
         }
         Ok(outcomes)
+    }
+
+    /// The incident's story: its item and every workload's, or `None` if it is unknown
+    /// (never opened, or expired).
+    pub async fn story_of(&self, incident: &IncidentId) -> Result<Option<IncidentStory>, AwsFailure> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(incident_key(incident)))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut meta = None;
+        let mut workloads = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| failure("Query", &e))?;
+            for item in page.items() {
+                let sk = get_s(item, "sk").unwrap_or_default();
+                let text = |k: &str| get_s(item, k).map(str::to_string);
+                if sk == META {
+                    meta = Some((
+                        text("server_id").unwrap_or_default(),
+                        IncidentStatus::parse(get_s(item, "status")).unwrap_or(IncidentStatus::Open),
+                        text("detected_at").unwrap_or_default(),
+                        text("summary"),
+                    ));
+                } else if let Some(workload) = sk.strip_prefix(WORKLOAD_PREFIX) {
+                    workloads.push(WorkloadStory {
+                        workload: workload.to_string(),
+                        status: WorkloadStatus::parse(get_s(item, "status")),
+                        replacement_instance_id: text("replacement_instance_id"),
+                        subnet_id: text("subnet_id"),
+                        launch_accepted_at: text("launch_accepted_at"),
+                        serving_at: text("serving_at"),
+                    });
+                }
+            }
+        }
+        Ok(meta.map(|(server_id, status, detected_at, summary)| IncidentStory {
+            incident_id: incident.to_string(),
+            server_id,
+            status,
+            detected_at,
+            summary,
+            workloads,
+        }))
     }
 
     /// Closes the incident with its summary and frees the server for a new one. True when
@@ -416,12 +448,12 @@ impl Ledger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(incident_pk(incident)))
+            .key("pk", s(incident_key(incident)))
             .key("sk", s(META))
             .update_expression("SET #status = :closed, summary = :summary, closed_epoch = :now")
             .condition_expression("attribute_exists(pk) AND #status <> :closed")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":closed", s("closed"))
+            .expression_attribute_values(":closed", s(IncidentStatus::Closed.as_str()))
             .expression_attribute_values(":summary", s(summary))
             .expression_attribute_values(":now", n(now_epoch))
             .send()
@@ -441,7 +473,7 @@ impl Ledger {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(server_pk(server)))
+            .key("pk", s(server_key(server)))
             .key("sk", s(OPEN_INCIDENT))
             .condition_expression("incident_id = :incident")
             .expression_attribute_values(":incident", s(incident.as_str()))
@@ -453,7 +485,7 @@ impl Ledger {
     /// The server's maintenance window, if one was set (expired ones included; the caller
     /// judges them against the alarm's time).
     pub async fn maintenance_of(&self, server: &ServerId) -> Result<Option<MaintenanceWindow>, AwsFailure> {
-        let item = self.get(server_pk(server), MAINTENANCE.into()).await?;
+        let item = self.get(server_key(server), MAINTENANCE.into()).await?;
         Ok(item.and_then(|i| {
             Some(MaintenanceWindow {
                 until_epoch: get_n(&i, "until_epoch")?,
@@ -463,17 +495,17 @@ impl Ledger {
         }))
     }
 
-    /// Sets the server's maintenance window (`make maintenance` writes the same item).
+    /// Sets the server's maintenance window (`make maintenance`, through alarm-handler).
     pub async fn set_maintenance(&self, server: &ServerId, window: &MaintenanceWindow) -> Result<(), AwsFailure> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(server_pk(server)))
+            .item("pk", s(server_key(server)))
             .item("sk", s(MAINTENANCE))
             .item("until_epoch", n(window.until_epoch))
             .item("until", s(&window.until))
             .item("reason", s(&window.reason))
-            .item("expires_at", self.expires_at(window.until_epoch))
+            .item("expires_at", n(window.until_epoch + MAINTENANCE_KEPT_SECONDS))
             .send()
             .await
             .map_err(|e| failure("PutItem", &e))?;
@@ -486,8 +518,8 @@ impl Ledger {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(incident_pk(incident)))
-            .key("sk", s(workload_sk(workload)))
+            .key("pk", s(incident_key(incident)))
+            .key("sk", s(workload_key(workload)))
             .update_expression("SET serving_at = :at")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(serving_at)")
             .expression_attribute_values(":at", s(at))
@@ -496,27 +528,33 @@ impl Ledger {
         written!(update, "UpdateItem").map(drop)
     }
 
-    /// Records `marker` on the incident under `sk` (`FENCED#i-…`, `SERVING#name`,
-    /// `SUPPRESSED`) unless it is already there; true when this call recorded it.
+    /// Records `marker` for `mark` on the incident unless it is already there; true when
+    /// this call recorded it.
     pub async fn mark_incident(
         &self,
         incident: &IncidentId,
-        sk: &str,
+        mark: IncidentMark<'_>,
         marker: &str,
         now_epoch: i64,
     ) -> Result<bool, AwsFailure> {
-        self.record_marker(&incident_pk(incident), sk, marker, now_epoch).await
+        self.record_marker(&incident_key(incident), &mark.key(), marker, now_epoch).await
     }
 
-    /// Records `marker` for a backup subject (an execution id or an instance id) under `sk`
-    /// (`REPORTED`, `STALE`) unless it is already there; true when this call recorded it.
-    pub async fn mark_backup(&self, subject: &str, sk: &str, marker: &str, now_epoch: i64) -> Result<bool, AwsFailure> {
-        self.record_marker(&backup_pk(subject), sk, marker, now_epoch).await
+    /// Records `marker` for `mark` on a backup subject (an execution id or an instance id)
+    /// unless it is already there; true when this call recorded it.
+    pub async fn mark_backup(
+        &self,
+        subject: &str,
+        mark: BackupMark,
+        marker: &str,
+        now_epoch: i64,
+    ) -> Result<bool, AwsFailure> {
+        self.record_marker(&backup_key(subject), mark.key(), marker, now_epoch).await
     }
 
-    /// The marker recorded for a backup subject under `sk`, if any.
-    pub async fn backup_mark(&self, subject: &str, sk: &str) -> Result<Option<String>, AwsFailure> {
-        self.marker(&backup_pk(subject), sk).await
+    /// The marker recorded for `mark` on a backup subject, if any.
+    pub async fn backup_mark(&self, subject: &str, mark: BackupMark) -> Result<Option<String>, AwsFailure> {
+        self.marker(&backup_key(subject), mark.key()).await
     }
 
     /// The marker recorded under (`pk`, `sk`), if any.
@@ -549,8 +587,8 @@ impl Ledger {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(incident_pk(incident)))
-            .key("sk", s(workload_sk(workload)))
+            .key("pk", s(incident_key(incident)))
+            .key("sk", s(workload_key(workload)))
             .condition_expression("#owner = :owner AND #status = :launching")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#status", "status")

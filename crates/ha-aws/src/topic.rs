@@ -1,8 +1,8 @@
 //! The SNS topic people subscribe to.
 
-use super::failure;
-use crate::error::AwsFailure;
+use crate::failure;
 use aws_sdk_sns::types::MessageAttributeValue;
+use ha_domain::error::AwsFailure;
 
 #[derive(Clone)]
 pub struct Topic {

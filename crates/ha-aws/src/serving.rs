@@ -1,9 +1,10 @@
 //! Elastic Load Balancing: a workload's target groups, by name; registering a replacement
 //! and deregistering originals.
 
-use super::failure;
-use crate::error::AwsFailure;
+use crate::failure;
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetTypeEnum};
+use ha_domain::error::AwsFailure;
+use ha_domain::model::TargetHealth;
 
 #[derive(Clone)]
 pub struct LoadBalancing {
@@ -56,7 +57,7 @@ impl LoadBalancing {
     }
 
     /// Every registered target's id and health state.
-    pub async fn targets(&self, group: &TargetGroup) -> Result<Vec<(String, String)>, AwsFailure> {
+    pub async fn targets(&self, group: &TargetGroup) -> Result<Vec<(String, TargetHealth)>, AwsFailure> {
         let out = self
             .client
             .describe_target_health()
@@ -69,8 +70,9 @@ impl LoadBalancing {
             .iter()
             .filter_map(|d| {
                 let id = d.target()?.id()?.to_string();
-                let state =
-                    d.target_health().and_then(|h| h.state()).map(|s| s.as_str().to_string()).unwrap_or_default();
+                let state = TargetHealth::parse(
+                    d.target_health().and_then(|h| h.state()).map(|s| s.as_str()).unwrap_or_default(),
+                );
                 Some((id, state))
             })
             .collect())

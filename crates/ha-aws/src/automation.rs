@@ -1,9 +1,9 @@
 //! SSM Automation: the backup runbook's executions, started and read.
 
-use super::failure;
-use crate::backup::ExecutionFacts;
-use crate::error::AwsFailure;
+use crate::failure;
 use aws_sdk_ssm::types::{AutomationExecutionFilter, AutomationExecutionFilterKey, Tag};
+use ha_domain::backup::ExecutionFacts;
+use ha_domain::error::AwsFailure;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Statuses of an execution that is still running (or about to).
@@ -92,7 +92,7 @@ impl Automation {
             operation: "StartAutomationExecution",
             code: "NoExecutionId".into(),
             message: "the start succeeded but returned no execution id".into(),
-            retry: crate::error::Retry::CanHelp,
+            retry: ha_domain::error::Retry::CanHelp,
         })
     }
 
@@ -141,6 +141,6 @@ fn construction(operation: &'static str, e: impl std::fmt::Display) -> AwsFailur
         operation,
         code: "InvalidRequest".into(),
         message: e.to_string(),
-        retry: crate::error::Retry::WontHelp,
+        retry: ha_domain::error::Retry::WontHelp,
     }
 }

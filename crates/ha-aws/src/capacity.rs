@@ -2,9 +2,9 @@
 //! `AvailableInstanceType_Count` metric for the destination's Outpost and the workload's
 //! instance type. Anything not known is `None`, and unknown capacity never blocks a launch.
 
-use crate::fencing::server_of_outpost_arn;
-use crate::model::Workload;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use ha_domain::fencing::server_of_outpost_arn;
+use ha_domain::model::Workload;
 use std::collections::BTreeMap;
 use tracing::warn;
 

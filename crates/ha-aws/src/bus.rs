@@ -1,9 +1,9 @@
 //! The project's EventBridge bus.
 
-use super::failure;
-use crate::contract::{ProjectEvent, EVENT_SOURCE};
-use crate::error::{AwsFailure, Retry};
+use crate::failure;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use ha_domain::contract::{ProjectEvent, EVENT_SOURCE};
+use ha_domain::error::{AwsFailure, Retry};
 
 /// PutEvents takes at most 10 entries per call.
 const BATCH: usize = 10;

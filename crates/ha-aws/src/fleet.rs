@@ -1,13 +1,12 @@
 //! EC2: workloads declared on launch templates, replacements found and launched.
 
-use super::{ec2_filter as filter, ec2_tags, failure};
-use crate::contract::RestoredFrom;
-use crate::error::AwsFailure;
-use crate::fencing::{server_of_outpost_arn, OriginalCandidate};
-use crate::incident::IncidentId;
-use crate::model::{tag, workload_from_tags, RejectedWorkload, ServerId, Workload};
+use crate::{ec2_filter as filter, ec2_tags, failure, instance_from};
 use aws_sdk_ec2::types::{LaunchTemplateSpecification, ResourceType, Tag, TagSpecification};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use ha_domain::contract::RestoredFrom;
+use ha_domain::error::AwsFailure;
+use ha_domain::incident::IncidentId;
+use ha_domain::model::{tag, workload_from_tags, Instance, RejectedWorkload, ServerId, Workload};
 use std::collections::BTreeMap;
 
 #[derive(Clone)]
@@ -24,6 +23,13 @@ pub struct ExistingReplacement {
     pub restored_from: Option<String>,
     /// The incident that launched it.
     pub incident: Option<String>,
+}
+
+/// Which fenced originals an operator means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FencedSelector<'a> {
+    Incident(&'a str),
+    Instance(&'a str),
 }
 
 /// Everything RunInstances needs for one attempt at one destination.
@@ -158,23 +164,18 @@ impl Fleet {
             operation: "RunInstances",
             code: "NoInstanceReturned".into(),
             message: "RunInstances succeeded but returned no instance".into(),
-            retry: crate::error::Retry::CanHelp,
+            retry: ha_domain::error::Retry::CanHelp,
         })
     }
 
     /// One instance: its state, private address and tags; `None` when EC2 does not know it.
-    pub async fn instance(&self, instance_id: &str) -> Result<Option<InstanceView>, AwsFailure> {
+    pub async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
         let out = match self.client.describe_instances().instance_ids(instance_id).send().await {
             Ok(out) => out,
             Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
             Err(e) => return Err(failure("DescribeInstances", &e)),
         };
-        Ok(out.reservations().iter().flat_map(|r| r.instances()).next().map(|i| InstanceView {
-            instance_id: instance_id.to_string(),
-            state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
-            private_ip: i.private_ip_address().map(str::to_string),
-            tags: ec2_tags(i.tags()),
-        }))
+        Ok(out.reservations().iter().flat_map(|r| r.instances()).next().map(instance_from))
     }
 
     /// Whether the subnet exists (a drill names a missing destination plainly).
@@ -209,7 +210,7 @@ impl Fleet {
     }
 
     /// Live instances tagged with one of the workloads, with what fencing needs to know.
-    pub async fn instances_of(&self, workloads: &[String]) -> Result<Vec<FencingCandidate>, AwsFailure> {
+    pub async fn instances_of(&self, workloads: &[String]) -> Result<Vec<Instance>, AwsFailure> {
         let mut found = Vec::new();
         for chunk in workloads.chunks(200) {
             let names: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -223,21 +224,7 @@ impl Fleet {
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| failure("DescribeInstances", &e))?;
                 for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                    found.push(FencingCandidate {
-                        original: OriginalCandidate {
-                            instance_id: i.instance_id().unwrap_or_default().to_string(),
-                            state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
-                            server_id: i.outpost_arn().and_then(server_of_outpost_arn),
-                            tags: ec2_tags(i.tags()),
-                        },
-                        vpc_id: i.vpc_id().map(str::to_string),
-                        private_ip: i.private_ip_address().map(str::to_string),
-                        security_groups: i
-                            .security_groups()
-                            .iter()
-                            .filter_map(|g| g.group_id().map(str::to_string))
-                            .collect(),
-                    });
+                    found.push(instance_from(i));
                 }
             }
         }
@@ -314,6 +301,46 @@ impl Fleet {
     }
 
     /// Replaces the instance's security groups.
+    /// Removes the tags (by key) from an instance.
+    pub async fn untag_instance(&self, instance_id: &str, keys: &[&str]) -> Result<(), AwsFailure> {
+        self.client
+            .delete_tags()
+            .resources(instance_id)
+            .set_tags(Some(keys.iter().map(|k| Tag::builder().key(*k).build()).collect()))
+            .send()
+            .await
+            .map_err(|e| failure("DeleteTags", &e))?;
+        Ok(())
+    }
+
+    /// Live instances fenced for the incident, or the one instance if it is fenced.
+    pub async fn fenced_instances(&self, selector: &FencedSelector<'_>) -> Result<Vec<Instance>, AwsFailure> {
+        let live = filter("instance-state-name", &["pending", "running", "stopping", "stopped"]);
+        let request = match selector {
+            FencedSelector::Incident(incident) => self
+                .client
+                .describe_instances()
+                .filters(filter(&format!("tag:{}", tag::FENCED), &[incident]))
+                .filters(live),
+            FencedSelector::Instance(id) => self
+                .client
+                .describe_instances()
+                .instance_ids(*id)
+                .filters(filter("tag-key", &[tag::FENCED]))
+                .filters(live),
+        };
+        let mut pages = request.into_paginator().send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => found.extend(page.reservations().iter().flat_map(|r| r.instances()).map(instance_from)),
+                Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => break,
+                Err(e) => return Err(failure("DescribeInstances", &e)),
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
         self.client
             .modify_instance_attribute()
@@ -332,22 +359,4 @@ impl Fleet {
             Err(e) => Err(failure("TerminateInstances", &e)),
         }
     }
-}
-
-/// An instance fencing may act on, with its network facts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FencingCandidate {
-    pub original: OriginalCandidate,
-    pub vpc_id: Option<String>,
-    pub private_ip: Option<String>,
-    pub security_groups: Vec<String>,
-}
-
-/// An instance as serving needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceView {
-    pub instance_id: String,
-    pub state: String,
-    pub private_ip: Option<String>,
-    pub tags: BTreeMap<String, String>,
 }

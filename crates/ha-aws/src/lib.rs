@@ -1,20 +1,32 @@
-//! Thin adapters between the pure domain and AWS. Each turns SDK results into domain
-//! types and SDK errors into [`AwsFailure`]; none makes decisions.
+//! Outposts HA's AWS adapters: the ports the functions use, implemented on the SDK. Each
+//! turns SDK results into domain types and SDK errors into [`AwsFailure`]; none decides.
+//! Each adapter is a feature naming the SDK crates it needs, so a function compiles only
+//! the SDK crates it uses.
 
+#[cfg(feature = "automation")]
 pub mod automation;
+#[cfg(feature = "backups")]
 pub mod backups;
+#[cfg(feature = "bus")]
 pub mod bus;
+#[cfg(feature = "capacity")]
 pub mod capacity;
+#[cfg(feature = "fleet")]
 pub mod fleet;
+pub mod invocation;
+#[cfg(feature = "ledger")]
 pub mod ledger;
+pub mod runtime;
+#[cfg(feature = "serving")]
 pub mod serving;
+#[cfg(feature = "topic")]
 pub mod topic;
 
-use crate::error::{classify, AwsFailure, FailureKind};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use ha_domain::error::{classify, AwsFailure, FailureKind};
 
 /// Reduces an SDK error to plain data: operation, code, message and whether a retry helps.
 pub fn failure<E>(operation: &'static str, err: &SdkError<E, HttpResponse>) -> AwsFailure
@@ -42,6 +54,7 @@ where
     }
 }
 
+#[cfg(feature = "ec2")]
 /// An EC2 filter: `name` matching any of `values`.
 pub(crate) fn ec2_filter(name: &str, values: &[&str]) -> aws_sdk_ec2::types::Filter {
     aws_sdk_ec2::types::Filter::builder()
@@ -50,9 +63,25 @@ pub(crate) fn ec2_filter(name: &str, values: &[&str]) -> aws_sdk_ec2::types::Fil
         .build()
 }
 
+#[cfg(feature = "ec2")]
 /// EC2 tags as a map (tags without a key or value are dropped).
 pub(crate) fn ec2_tags<'a>(
     tags: impl IntoIterator<Item = &'a aws_sdk_ec2::types::Tag>,
 ) -> std::collections::BTreeMap<String, String> {
     tags.into_iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect()
+}
+
+#[cfg(feature = "ec2")]
+/// An EC2 instance as the domain knows it.
+pub(crate) fn instance_from(i: &aws_sdk_ec2::types::Instance) -> ha_domain::model::Instance {
+    use ha_domain::model::{Instance, InstanceState};
+    Instance {
+        instance_id: i.instance_id().unwrap_or_default().to_string(),
+        state: InstanceState::parse(i.state().and_then(|s| s.name()).map(|n| n.as_str()).unwrap_or_default()),
+        server_id: i.outpost_arn().and_then(ha_domain::fencing::server_of_outpost_arn),
+        vpc_id: i.vpc_id().map(str::to_string),
+        private_ip: i.private_ip_address().map(str::to_string),
+        security_groups: i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
+        tags: ec2_tags(i.tags()),
+    }
 }

@@ -1,14 +1,15 @@
 //! Backups as EC2 and SSM hold them: instances declared for backup, backup AMIs and their
 //! snapshots, and the SSM parameter that names the newest good one.
 
-use super::{ec2_filter as filter, ec2_tags as tag_map, failure};
-use crate::backup::{stateful_instance_from_tags, BackupImage, MisdeclaredInstance, StatefulInstance};
-use crate::error::AwsFailure;
-use crate::model::tag;
-use crate::timefmt::parse_timestamp;
+use crate::{ec2_filter as filter, ec2_tags as tag_map, failure, instance_from};
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_ssm::types::ParameterType;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use ha_domain::backup::{stateful_instance_from_tags, BackupImage, ImageState, MisdeclaredInstance, StatefulInstance};
+use ha_domain::error::AwsFailure;
+use ha_domain::model::tag;
+use ha_domain::model::Instance;
+use ha_domain::timefmt::parse_timestamp;
 use std::collections::BTreeMap;
 
 #[derive(Clone)]
@@ -22,7 +23,7 @@ pub struct BackupStore {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageFacts {
     pub image_id: String,
-    pub state: String,
+    pub state: ImageState,
     pub snapshot_ids: Vec<String>,
     pub creation_date: Option<String>,
     pub tags: BTreeMap<String, String>,
@@ -36,13 +37,6 @@ impl ImageFacts {
             parse_timestamp(created)
         })
     }
-}
-
-/// One instance as EC2 describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceFacts {
-    pub state: String,
-    pub tags: BTreeMap<String, String>,
 }
 
 fn is_code<E: ProvideErrorMetadata>(e: &E, codes: &[&str]) -> bool {
@@ -89,16 +83,13 @@ impl BackupStore {
     }
 
     /// The instance, or `None` when EC2 no longer knows it.
-    pub async fn instance(&self, instance_id: &str) -> Result<Option<InstanceFacts>, AwsFailure> {
+    pub async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
         let out = match self.ec2.describe_instances().instance_ids(instance_id).send().await {
             Ok(out) => out,
             Err(e) if is_code(&e, &["InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"]) => return Ok(None),
             Err(e) => return Err(failure("DescribeInstances", &e)),
         };
-        Ok(out.reservations().iter().flat_map(|r| r.instances()).next().map(|i| InstanceFacts {
-            state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
-            tags: tag_map(i.tags()),
-        }))
+        Ok(out.reservations().iter().flat_map(|r| r.instances()).next().map(instance_from))
     }
 
     /// Good backups this stack made: of one instance, or of all.
@@ -222,7 +213,7 @@ impl BackupStore {
 fn image_facts(image: &aws_sdk_ec2::types::Image) -> ImageFacts {
     ImageFacts {
         image_id: image.image_id().unwrap_or_default().to_string(),
-        state: image.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state: ImageState::parse(image.state().map(|s| s.as_str()).unwrap_or_default()),
         snapshot_ids: image
             .block_device_mappings()
             .iter()

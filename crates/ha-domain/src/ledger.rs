@@ -1,0 +1,204 @@
+//! The incident ledger's layout: every key, status and retention rule. The DynamoDB
+//! adapter (`ha_aws::ledger`) writes exactly this and nothing else writes the table.
+//!
+//! | pk                 | sk               | what                                        |
+//! |--------------------|------------------|---------------------------------------------|
+//! | `SERVER#op-…`      | `OPEN_INCIDENT`  | which incident holds the server             |
+//! | `SERVER#op-…`      | `MAINTENANCE`    | relaunch suppressed until `until_epoch`     |
+//! | `INCIDENT#inc-…`   | `META`           | the incident: server, alarm, times, status  |
+//! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
+//! | `INCIDENT#inc-…`   | `FENCED#i-…`     | an original's fencing was reported          |
+//! | `INCIDENT#inc-…`   | `SERVING#name`   | a replacement's serving was reported        |
+//! | `INCIDENT#inc-…`   | `SUPPRESSED`     | a suppressed relaunch was reported          |
+//! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
+//! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
+//!
+//! Every item carries `expires_at` (epoch seconds) for the table's TTL.
+
+use crate::incident::IncidentId;
+use crate::model::ServerId;
+use serde::Serialize;
+
+pub const OPEN_INCIDENT: &str = "OPEN_INCIDENT";
+pub const MAINTENANCE: &str = "MAINTENANCE";
+pub const META: &str = "META";
+/// Prefix of every (incident, workload) item's sort key.
+pub const WORKLOAD_PREFIX: &str = "WORKLOAD#";
+
+/// A maintenance window may last at most this long: a forgotten one must not disable
+/// failover for good.
+pub const MAX_MAINTENANCE_SECONDS: i64 = 30 * 86_400;
+/// A maintenance item outlives its window by this much, so it can still be read afterwards.
+pub const MAINTENANCE_KEPT_SECONDS: i64 = 90 * 86_400;
+
+pub fn server_key(server: &ServerId) -> String {
+    format!("SERVER#{server}")
+}
+
+pub fn incident_key(incident: &IncidentId) -> String {
+    format!("INCIDENT#{incident}")
+}
+
+/// A backup subject: an automation execution id or an instance id.
+pub fn backup_key(subject: &str) -> String {
+    format!("BACKUP#{subject}")
+}
+
+pub fn workload_key(workload: &str) -> String {
+    format!("{WORKLOAD_PREFIX}{workload}")
+}
+
+/// When an item written at `now_epoch` expires.
+pub fn expires_at(now_epoch: i64, retention_days: u32) -> i64 {
+    now_epoch + i64::from(retention_days) * 86_400
+}
+
+/// A fact about an incident that was told once (the marker item's sort key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentMark<'a> {
+    /// An original instance was fenced.
+    Fenced { instance_id: &'a str },
+    /// A workload's replacement serves.
+    Serving { workload: &'a str },
+    /// The relaunch was suppressed by a maintenance window.
+    Suppressed,
+}
+
+impl IncidentMark<'_> {
+    pub fn key(&self) -> String {
+        match self {
+            IncidentMark::Fenced { instance_id } => format!("FENCED#{instance_id}"),
+            IncidentMark::Serving { workload } => format!("SERVING#{workload}"),
+            IncidentMark::Suppressed => "SUPPRESSED".to_string(),
+        }
+    }
+}
+
+/// A fact about a backup subject that was told once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupMark {
+    /// A finished execution was reported (subject: the execution id).
+    Reported,
+    /// An instance's stale backup was announced (subject: the instance id).
+    Stale,
+}
+
+impl BackupMark {
+    pub fn key(self) -> &'static str {
+        match self {
+            BackupMark::Reported => "REPORTED",
+            BackupMark::Stale => "STALE",
+        }
+    }
+}
+
+/// Where one (incident, workload) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadStatus {
+    /// Claimed; a launch is in flight.
+    Launching,
+    Launched,
+    Failed,
+}
+
+impl WorkloadStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WorkloadStatus::Launching => "launching",
+            WorkloadStatus::Launched => "launched",
+            WorkloadStatus::Failed => "failed",
+        }
+    }
+
+    /// An item without a status (or one this version does not know) is treated as in flight.
+    pub fn parse(text: Option<&str>) -> WorkloadStatus {
+        match text {
+            Some("launched") => WorkloadStatus::Launched,
+            Some("failed") => WorkloadStatus::Failed,
+            _ => WorkloadStatus::Launching,
+        }
+    }
+}
+
+/// Whether an incident is still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    Open,
+    Closed,
+}
+
+impl IncidentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: Option<&str>) -> Option<IncidentStatus> {
+        match text? {
+            "open" => Some(IncidentStatus::Open),
+            "closed" => Some(IncidentStatus::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// An incident as the ledger tells it (operators read it through relaunch's status query).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncidentStory {
+    pub incident_id: String,
+    pub server_id: String,
+    pub status: IncidentStatus,
+    pub detected_at: String,
+    /// Set when the incident closed.
+    pub summary: Option<String>,
+    /// By workload name.
+    pub workloads: Vec<WorkloadStory>,
+}
+
+/// One workload's line in an incident's story.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadStory {
+    pub workload: String,
+    pub status: WorkloadStatus,
+    pub replacement_instance_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub launch_accepted_at: Option<String>,
+    pub serving_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_the_documented_ones() {
+        let server = ServerId::parse("op-0123456789abcdef0").unwrap();
+        let incident = IncidentId::from_stored("inc-1");
+        assert_eq!(server_key(&server), "SERVER#op-0123456789abcdef0");
+        assert_eq!(incident_key(&incident), "INCIDENT#inc-1");
+        assert_eq!(backup_key("i-1"), "BACKUP#i-1");
+        assert_eq!(workload_key("pos"), "WORKLOAD#pos");
+        assert_eq!(IncidentMark::Fenced { instance_id: "i-1" }.key(), "FENCED#i-1");
+        assert_eq!(IncidentMark::Serving { workload: "pos" }.key(), "SERVING#pos");
+        assert_eq!(IncidentMark::Suppressed.key(), "SUPPRESSED");
+        assert_eq!((BackupMark::Reported.key(), BackupMark::Stale.key()), ("REPORTED", "STALE"));
+        assert_eq!(expires_at(100, 2), 100 + 2 * 86_400);
+    }
+
+    #[test]
+    fn statuses_round_trip_and_unknown_means_in_flight() {
+        for s in [WorkloadStatus::Launching, WorkloadStatus::Launched, WorkloadStatus::Failed] {
+            assert_eq!(WorkloadStatus::parse(Some(s.as_str())), s);
+        }
+        assert_eq!(WorkloadStatus::parse(None), WorkloadStatus::Launching);
+        assert_eq!(WorkloadStatus::parse(Some("weird")), WorkloadStatus::Launching);
+        for s in [IncidentStatus::Open, IncidentStatus::Closed] {
+            assert_eq!(IncidentStatus::parse(Some(s.as_str())), Some(s));
+        }
+        assert_eq!(IncidentStatus::parse(Some("x")), None);
+    }
+}

@@ -1,0 +1,78 @@
+//! The server came back: its originals are fenced and the incident closes.
+
+use super::EventText;
+use ha_domain::contract::{FenceOutcome, IncidentClosed, OriginalFenced, ServerRecovered};
+
+pub(super) fn server_recovered(e: &ServerRecovered) -> EventText {
+    let incident = e.incident_id.as_deref().unwrap_or("none open");
+    EventText {
+        headline: format!("Outposts server {} is back (incident {})", e.server_id, incident),
+        what_happened: vec![
+            format!(
+                "The alarm {} returned to OK at {}: server {} is connected again.",
+                e.alarm_name, e.recovered_at, e.server_id
+            ),
+            format!("Open incident: {incident}."),
+        ],
+        what_to_do_next: vec![
+            "The original instances may be running again beside their replacements.".into(),
+            "Make sure only one copy of each replaced workload serves before returning traffic.".into(),
+        ],
+    }
+}
+
+pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
+    let mut what = vec![
+        format!(
+            "Original {} of workload {} on Outposts server {} was {} (policy {}).",
+            e.instance_id,
+            e.workload,
+            e.server_id,
+            e.action.as_str(),
+            e.policy.as_str()
+        ),
+        format!("Its replacement {} keeps serving. Incident {}.", e.replacement_instance_id, e.incident_id),
+    ];
+    if let Some(q) = &e.quarantine_security_group {
+        what.push(if e.previous_security_groups.is_empty() {
+            format!("It had no security groups; it now has only the quarantine group {q} (no traffic in or out).")
+        } else {
+            format!(
+                "Security groups {} were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its tag outposts-ha:fenced-groups.",
+                e.previous_security_groups.join(", ")
+            )
+        });
+    }
+    let next = match e.action {
+        FenceOutcome::Isolated => vec![
+            "Copy any data you need from the isolated original, then terminate it.".to_string(),
+            format!("To put it back in service instead: make unfence INSTANCE={}", e.instance_id),
+        ],
+        FenceOutcome::Terminated => vec!["Nothing: only the replacement runs now.".to_string()],
+        FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc => vec![format!(
+            "MANUAL ACTION NEEDED: two copies of {} are running; stop one before they diverge.",
+            e.workload
+        )],
+    };
+    EventText {
+        headline: format!("Original {} of {} {}", e.instance_id, e.workload, e.action.as_str()),
+        what_happened: what,
+        what_to_do_next: next,
+    }
+}
+
+pub(super) fn incident_closed(e: &IncidentClosed) -> EventText {
+    EventText {
+        headline: format!("Incident {} on {} closed", e.incident_id, e.server_id),
+        what_happened: vec![
+            format!(
+                "Outposts server {} is back (at {}); incident {} is closed.",
+                e.server_id, e.recovered_at, e.incident_id
+            ),
+            e.summary.clone(),
+        ],
+        what_to_do_next: vec![
+            "Plan the fail-back: the replacements keep serving until you move the workloads home.".into()
+        ],
+    }
+}

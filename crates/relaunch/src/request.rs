@@ -1,0 +1,81 @@
+//! The function's input, parsed once at the edge into the job it asks for.
+
+use ha_domain::contract::{
+    DrillRequested, IncidentStatusRequested, ProjectEvent, RelaunchRequested, ServerRecovered, UnfenceRequested,
+};
+use ha_domain::model::InstanceState;
+use serde_json::Value;
+
+/// EventBridge's detail-type for EC2 instance state changes.
+pub const EC2_STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+
+/// What one invocation asks relaunch to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Launch every workload of an incident.
+    Launch(RelaunchRequested),
+    /// An instance reached `running`: if it is a replacement, put it behind its target groups.
+    Serve { instance_id: String },
+    /// Dry-run every workload of a server.
+    Drill(DrillRequested),
+    /// The server is back: fence the originals of what the incident replaced.
+    Fence(ServerRecovered),
+    /// An operator puts fenced originals back.
+    Unfence(UnfenceRequested),
+    /// An operator asks for an incident's story.
+    Status(IncidentStatusRequested),
+    /// Nothing for relaunch; why.
+    Ignore(String),
+}
+
+impl Request {
+    pub fn parse(event: Value) -> Request {
+        if event.get("detail-type").and_then(Value::as_str) == Some(EC2_STATE_CHANGE) {
+            let instance_id = event["detail"]["instance-id"].as_str().unwrap_or_default().to_string();
+            let state = InstanceState::parse(event["detail"]["state"].as_str().unwrap_or_default());
+            return match state {
+                InstanceState::Running if !instance_id.is_empty() => Request::Serve { instance_id },
+                _ => Request::Ignore(format!("instance state {}", state.as_str())),
+            };
+        }
+        match serde_json::from_value::<ProjectEvent>(event) {
+            Ok(ProjectEvent::RelaunchRequested(r)) => Request::Launch(r),
+            Ok(ProjectEvent::DrillRequested(r)) => Request::Drill(r),
+            Ok(ProjectEvent::ServerRecovered(r)) => Request::Fence(r),
+            Ok(ProjectEvent::UnfenceRequested(r)) => Request::Unfence(r),
+            Ok(ProjectEvent::IncidentStatusRequested(r)) => Request::Status(r),
+            Ok(other) => Request::Ignore(other.detail_type().into()),
+            Err(e) => Request::Ignore(format!("malformed: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(path: &str) -> Value {
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+        serde_json::from_str(&std::fs::read_to_string(format!("{root}/../../events/{path}")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn each_input_is_one_job() {
+        assert!(matches!(Request::parse(sample("contract/RelaunchRequested.json")), Request::Launch(_)));
+        assert!(matches!(Request::parse(sample("contract/DrillRequested.json")), Request::Drill(_)));
+        assert!(matches!(Request::parse(sample("contract/ServerRecovered.json")), Request::Fence(_)));
+        assert!(matches!(Request::parse(sample("ec2/instance-running.json")), Request::Serve { .. }));
+        assert!(matches!(Request::parse(sample("contract/UnfenceRequested.json")), Request::Unfence(_)));
+        assert!(matches!(Request::parse(sample("contract/IncidentStatusRequested.json")), Request::Status(_)));
+        assert_eq!(Request::parse(sample("contract/IncidentOpened.json")), Request::Ignore("IncidentOpened".into()));
+        let stopped = json!({"detail-type": EC2_STATE_CHANGE, "detail": {"instance-id": "i-1", "state": "stopped"}});
+        assert_eq!(Request::parse(stopped), Request::Ignore("instance state stopped".into()));
+        let no_id = json!({"detail-type": EC2_STATE_CHANGE, "detail": {"state": "running"}});
+        assert_eq!(Request::parse(no_id), Request::Ignore("instance state running".into()));
+        match Request::parse(json!({"detail-type": "RelaunchRequested", "detail": {"incident_id": 3}})) {
+            Request::Ignore(reason) => assert!(reason.starts_with("malformed: "), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

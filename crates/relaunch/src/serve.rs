@@ -1,0 +1,136 @@
+//! The serve job: a replacement reached `running`; register it with its workload's target
+//! groups, and once it is healthy in every one, take the originals out. Not healthy yet
+//! answers [`NotYet`], so Lambda's asynchronous retries re-check it (a bounded re-check,
+//! no polling here); registering again changes nothing.
+
+use crate::{Relaunch, Response};
+use ha_aws::invocation::{HandlerError, NotYet};
+use ha_domain::contract::{ProjectEvent, WorkloadServing};
+use ha_domain::incident::IncidentId;
+use ha_domain::ledger::IncidentMark;
+use ha_domain::metrics;
+use ha_domain::model::{comma_list, is_replacement, tag, Instance, TargetHealth};
+use ha_domain::timefmt::{format_timestamp, now, parse_timestamp};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use tracing::info;
+
+/// A replacement that serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServeReport {
+    pub incident_id: String,
+    pub workload: String,
+    pub replacement_instance_id: String,
+    /// Originals' targets taken out of the groups by this pass.
+    pub deregistered: Vec<String>,
+}
+
+/// How a target group addresses an instance: by id, or by its private address.
+fn target_of(by_ip: bool, instance: &Instance) -> Option<String> {
+    if by_ip {
+        instance.private_ip.clone()
+    } else {
+        Some(instance.instance_id.clone())
+    }
+}
+
+impl Relaunch {
+    pub(crate) async fn serve(&self, instance_id: &str) -> Result<Response, HandlerError> {
+        let ignored = |reason: &str| Ok(Response::Ignored { reason: reason.to_string() });
+        let Some(replacement) = self.fleet.instance(instance_id).await? else {
+            return ignored("instance not found");
+        };
+        let tags = &replacement.tags;
+        let (Some(role), Some(incident), Some(workload), Some(server)) =
+            (tags.get(tag::ROLE), tags.get(tag::INCIDENT), tags.get(tag::WORKLOAD), tags.get(tag::SOURCE_SERVER))
+        else {
+            return ignored("not a replacement");
+        };
+        if role != tag::ROLE_REPLACEMENT {
+            return ignored("not a replacement");
+        }
+        let incident = IncidentId::from_stored(incident.as_str());
+        let names = tags.get(tag::TARGET_GROUPS).map(|v| comma_list(v)).unwrap_or_default();
+        let groups = if names.is_empty() { Vec::new() } else { self.load_balancing.target_groups(&names).await? };
+        let mut unhealthy = Vec::new();
+        for group in &groups {
+            let Some(target) = target_of(group.by_ip, &replacement) else {
+                unhealthy.push(format!("{}: the replacement has no private address", group.name));
+                continue;
+            };
+            self.load_balancing.register(group, &target).await?;
+            let state =
+                self.load_balancing.targets(group).await?.into_iter().find(|(id, _)| *id == target).map(|(_, s)| s);
+            match state {
+                Some(TargetHealth::Healthy) => {}
+                Some(other) => unhealthy.push(format!("{}: {}", group.name, other.as_str())),
+                None => unhealthy.push(format!("{}: not listed", group.name)),
+            }
+        }
+        if !unhealthy.is_empty() {
+            info!(waiting_for = ?unhealthy, "registered; originals stay until the replacement is healthy");
+            return Err(HandlerError::NotYet { reason: NotYet::TargetNotHealthy, detail: unhealthy.join("; ") });
+        }
+
+        // Healthy everywhere: now the originals may go.
+        let originals: Vec<Instance> = if groups.is_empty() {
+            Vec::new()
+        } else {
+            self.fleet
+                .instances_of(std::slice::from_ref(workload))
+                .await?
+                .into_iter()
+                .filter(|i| !is_replacement(&i.tags))
+                .collect()
+        };
+        let mut deregistered = Vec::new();
+        for group in &groups {
+            let registered: BTreeSet<String> =
+                self.load_balancing.targets(group).await?.into_iter().map(|(id, _)| id).collect();
+            let leaving: Vec<String> =
+                originals.iter().filter_map(|i| target_of(group.by_ip, i)).filter(|t| registered.contains(t)).collect();
+            if !leaving.is_empty() {
+                self.load_balancing.deregister(group, &leaving).await?;
+                info!(target_group = %group.name, targets = ?leaving, "originals deregistered");
+                deregistered.extend(leaving);
+            }
+        }
+
+        let serving_at = format_timestamp(now());
+        self.ledger.record_serving(&incident, workload, &serving_at).await?;
+        let detected_at = self.ledger.incident_detected_at(&incident).await?.unwrap_or_default();
+        let seconds = parse_timestamp(&detected_at)
+            .zip(parse_timestamp(&serving_at))
+            .map(|(d, s)| (s - d).as_seconds_f64().max(0.0));
+        let mark = IncidentMark::Serving { workload };
+        let first = self.ledger.mark_incident(&incident, mark, instance_id, now().unix_timestamp()).await?;
+        if first {
+            self.bus
+                .publish(&[ProjectEvent::WorkloadServing(WorkloadServing {
+                    incident_id: incident.to_string(),
+                    server_id: server.clone(),
+                    workload: workload.clone(),
+                    replacement_instance_id: instance_id.to_string(),
+                    target_groups: names,
+                    deregistered: deregistered.clone(),
+                    detected_at,
+                    serving_at,
+                    detection_to_serving_seconds: seconds,
+                })])
+                .await?;
+            if let Some(s) = seconds {
+                metrics::publish_for_server(
+                    &self.config.stack_name,
+                    server,
+                    ("DetectionToServingSeconds", s, metrics::Unit::Seconds),
+                );
+            }
+        }
+        Ok(Response::Serve(ServeReport {
+            incident_id: incident.to_string(),
+            workload: workload.clone(),
+            replacement_instance_id: instance_id.to_string(),
+            deregistered,
+        }))
+    }
+}
