@@ -47,7 +47,7 @@ help:
 	@echo "make unprotect SERVER=op-…    stop protecting it"
 	@echo "make drill SERVER=op-… [GAMEDAY=1]   dry-run every workload (game day: a real, confirmed failover)"
 	@echo "make maintenance SERVER=op-… UNTIL=+4h|ISO|now [REASON=]   suppress relaunch until then"
-	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-…   put fenced originals back (groups restored)"
+	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-… [FORCE=1]   put fenced originals back (groups restored)"
 	@echo "make servers | outputs        list protected servers | print the stack's outputs"
 	@echo "make delete [PURGE_BACKUPS=1] delete the stack, its servers and what it created"
 
@@ -131,7 +131,7 @@ build: $(BUILD_STAMP)
 	  rustup target add $$t >/dev/null; \
 	  echo "==> building the functions for $(ARCH) (release; the first build takes a while)"; \
 	  PATH="$(BUILD_VENV)/bin:$$PATH" cargo lambda build --release $$f --output-format zip --lambda-dir $(LAMBDA_DIR) \
-	    -p alarm-handler -p relaunch -p notifier -p backup-scheduler
+	    -p alarm-handler -p relaunch -p notifier -p backup-scheduler -p operator
 	@ls -l $(LAMBDA_DIR)/*/bootstrap.zip
 
 deploy: build $(TEST_STAMP)
@@ -155,7 +155,7 @@ maintenance: $(TEST_STAMP)
 
 unfence: $(TEST_STAMP)
 	@test -n "$(INSTANCE)$(INCIDENT)" || { echo "usage: make unfence INSTANCE=i-… | INCIDENT=inc-…"; exit 2; }
-	$(STACKCTL) unfence --stack $(STACK) $(if $(INSTANCE),--instance $(INSTANCE)) $(if $(INCIDENT),--incident $(INCIDENT))
+	$(STACKCTL) unfence --stack $(STACK) $(if $(INSTANCE),--instance $(INSTANCE)) $(if $(INCIDENT),--incident $(INCIDENT)) $(if $(FORCE),--force)
 
 servers outputs: $(TEST_STAMP)
 	$(STACKCTL) $@ --stack $(STACK)

@@ -9,7 +9,7 @@ stackctl, runs each function's bootstrap from its zip under the project's local 
 runner (tests/emulator/local_lambda.py: Lambda's Runtime and Invoke APIs, by the deployed
 function's name) with the environment CloudFormation gave the deployed function, and
 routes events to them by the deployed rules. stackctl's requests to the functions (the
-incident's story, read through relaunch) reach the same runner. Then: a
+incident's story, read through the operator function) reach the same runner. Then: a
 backup cycle, server A fails, its workloads relaunch and serve, server A returns and its
 originals are fenced. Everything it started is stopped and deleted when it ends, also on
 Ctrl-C; a failed step exits non-zero and says which.
@@ -609,9 +609,11 @@ class Demo:
         self.story.step(f"backup cycle took {self.story.phase_took():.1f} s")
 
     def incident_of(self, server: str) -> dict | None:
-        """The incident's story as relaunch reads it from the ledger (the open one, or the
-        one this demo followed)."""
-        return stackctl.incident_story(stackctl.Aws(), STACK, server, getattr(self, "incident", None))
+        """The incident's story as the operator function reads it from the ledger (the open
+        one, or the one this demo followed)."""
+        if not hasattr(self, "operator_tooling"):
+            self.operator_tooling = stackctl.Aws()
+        return stackctl.incident_story(self.operator_tooling, STACK, server, getattr(self, "incident", None))
 
     def failover(self) -> None:
         self.story.phase("2. Server A fails: detection → incident → relaunch → running → serving")

@@ -15,7 +15,8 @@ Credentials and region come from the usual AWS environment; AWS_ENDPOINT_URL poi
 an emulator. Stack events are printed as they happen; a failed step exits non-zero.
 
 Commands that change the ledger or fencing (maintenance, unfence) and reads of an
-incident (game day) are requests to the deployed functions, which own that state: this
+incident (game day) are requests to the deployed operator function, which owns that state
+(a drill goes to relaunch, so it meets relaunch's permissions): this
 tool keeps CloudFormation, S3, invoking and printing, and reads no table layout. Tag names
 come from contract-names.json, which the Rust contract exports.
 """
@@ -33,6 +34,7 @@ import time
 import uuid
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 INFRA = pathlib.Path(__file__).resolve().parent
@@ -49,6 +51,7 @@ FUNCTIONS = {
     "relaunch": "RelaunchCodeKey",
     "notifier": "NotifierCodeKey",
     "backup-scheduler": "BackupSchedulerCodeKey",
+    "operator": "OperatorCodeKey",
 }
 SERVER_ID = re.compile(r"^op-[0-9a-f]{17}$")
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
@@ -91,7 +94,10 @@ class Aws:
         self.s3 = session.client("s3", region_name=self.region)
         self.ssm = session.client("ssm", region_name=self.region)
         self.ec2 = session.client("ec2", region_name=self.region)
-        self.lam = session.client("lambda", region_name=self.region)
+        # A command is sent once: a read timeout shorter than the function's, or a retry,
+        # would run it twice.
+        self.lam = session.client("lambda", region_name=self.region,
+                                  config=Config(read_timeout=900, retries={"total_max_attempts": 1}))
         self.cloudwatch = session.client("cloudwatch", region_name=self.region)
         self.account = session.client("sts", region_name=self.region).get_caller_identity()["Account"]
 
@@ -389,10 +395,9 @@ def cmd_maintenance(aws: Aws, a: argparse.Namespace) -> None:
     now = datetime.datetime.now(datetime.timezone.utc)
     until = parse_until(a.until, now).astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     detail = {"server_id": server, "until": until, "reason": a.reason, "requested_at": now_text()}
-    answers = invoke(aws, stack, "alarm-handler", "MaintenanceRequested", detail)
-    answer = answers[0] if isinstance(answers, list) and answers else {}
-    if answer.get("outcome") != "maintenance_set":
-        raise StackError(f"maintenance of {server} refused: {answer.get('reason', answers)}")
+    answer = invoke(aws, stack, "operator", "MaintenanceRequested", detail)
+    if answer.get("command") != "maintenance":
+        raise StackError(f"maintenance of {server} refused: {answer.get('reason', answer)}")
     if answer["ended"]:
         say(f"==> maintenance of {server} ended: its next alarm relaunches")
     else:
@@ -452,9 +457,9 @@ def game_day(aws: Aws, stack: str, server: str, a: argparse.Namespace) -> None:
 def incident_story(aws: Aws, stack: str, server: str, incident: str | None = None) -> dict | None:
     """The ledger's story of the server's open incident (or the named one), as relaunch tells it."""
     detail = {"server_id": server, "incident_id": incident, "requested_at": now_text()}
-    body = invoke(aws, stack, "relaunch", "IncidentStatusRequested", detail)
-    if body.get("job") != "status":
-        raise StackError(f"{stack}-relaunch did not answer the status query: {body}")
+    body = invoke(aws, stack, "operator", "IncidentStatusRequested", detail)
+    if body.get("command") != "status":
+        raise StackError(f"{stack}-operator did not answer the status query: {body.get('reason', body)}")
     return body.get("incident")
 
 
@@ -474,13 +479,14 @@ def incident_table(story: dict) -> str:
 
 
 def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
-    """Puts fenced originals back: relaunch restores their security groups from the tag
-    fencing kept them in, and removes the fencing marks."""
+    """Puts fenced originals back: the operator function restores their security groups
+    from the tag fencing kept them in and removes the fencing marks; an original whose
+    incident is open or whose replacement still runs stays fenced unless --force."""
     if bool(a.instance) == bool(a.incident):
         raise StackError("name exactly one of --instance i-… or --incident inc-…")
-    detail = {"instance_id": a.instance, "incident_id": a.incident, "requested_at": now_text()}
-    body = invoke(aws, check_stack_name(a.stack), "relaunch", "UnfenceRequested", detail)
-    if body.get("job") != "unfence":
+    detail = {"instance_id": a.instance, "incident_id": a.incident, "force": a.force, "requested_at": now_text()}
+    body = invoke(aws, check_stack_name(a.stack), "operator", "UnfenceRequested", detail)
+    if body.get("command") != "unfence":
         raise StackError(body.get("reason") or f"unexpected answer: {body}")
     for r in body["restored"]:
         groups = r["security_groups"]
@@ -544,6 +550,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--stack", required=True)
     u.add_argument("--instance", help="one fenced instance, i-…")
     u.add_argument("--incident", help="every instance fenced for this incident, inc-…")
+    u.add_argument("--force", action="store_true", help="also while the incident is open or the replacement runs")
     u.set_defaults(run=cmd_unfence)
 
     x = sub.add_parser("delete", help="delete the stack, its server stacks and what the system created")

@@ -1,6 +1,6 @@
-"""The operator commands end to end: stackctl → the deployed function → AWS, and back.
-
-The stack is deployed into moto by stackctl with the functions' debug binaries (the
+"""The operator commands end to end: stackctl → the deployed function → AWS, and back:
+stackctl → the operator function (maintenance, unfence, an incident's story). The stack
+is deployed into moto by stackctl with the functions' debug binaries (the
 build `cargo test` shares); the functions run under the project's local Lambda runner
 (tests/emulator/local_lambda.py), which stackctl's `lambda.invoke` reaches through
 AWS_ENDPOINT_URL_LAMBDA. Also: the tooling holds no ledger key and no tag name of its own.
@@ -10,63 +10,39 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import os
 import pathlib
 import re
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 import zipfile
 from contextlib import redirect_stderr, redirect_stdout
 
 INFRA = pathlib.Path(__file__).resolve().parents[1]
 REPO = INFRA.parent
 sys.path.insert(0, str(INFRA))
+sys.path.insert(0, str(INFRA / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "emulator"))
 
 import local_lambda  # noqa: E402
+import moto_server  # noqa: E402
 import stackctl  # noqa: E402
 
 STACK = "ohaops"
 SERVER = "op-0123456789abcdef0"
+INCIDENT = "inc-0123456789abcdef01234567"
+OTHER_INCIDENT = "inc-89abcdef0123456789abcdef"
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or pathlib.Path.home() / ".cache/outposts-ha/target")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OperatorCommands(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.work = pathlib.Path(tempfile.mkdtemp(prefix="operator-commands-"))
-        port = free_port()
-        moto = os.environ.get("MOTO_SERVER") or str(pathlib.Path(sys.executable).with_name("moto_server"))
-        cls.moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-        endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
-        cls.aws_env = {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1",
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-        cls.saved_env = dict(os.environ)
-        os.environ.update(cls.aws_env)
-        os.environ.pop("AWS_PROFILE", None)
-        os.environ.pop("AWS_ENDPOINT_URL_LAMBDA", None)
+        cls.aws_env = moto_server.start(cls)
 
         artifacts = cls.work / "zips"
         for function in stackctl.FUNCTIONS:
@@ -87,15 +63,33 @@ class OperatorCommands(unittest.TestCase):
             configuration = lam.get_function_configuration(FunctionName=f"{STACK}-{function}")
             env = {**configuration.get("Environment", {}).get("Variables", {}), **cls.aws_env}
             cls.runner.add(configuration["FunctionName"], TARGET / "debug" / function, env)
+        cls.addClassCleanup(cls.runner.stop)
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = cls.runner.url
+        cls.told = cls.bus_to_queue()
 
     @classmethod
-    def tearDownClass(cls) -> None:
-        cls.runner.stop()
-        cls.moto.kill()
-        cls.moto.wait()
-        os.environ.clear()
-        os.environ.update(cls.saved_env)
+    def bus_to_queue(cls) -> str:
+        """moto's PutEvents fails while a rule targets a function: the project bus's rules
+        deliver to one queue instead, which also shows what the functions told."""
+        events, sqs = cls.boto.client("events"), cls.boto.client("sqs")
+        url = sqs.create_queue(QueueName=f"{STACK}-told")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        bus = stackctl.outputs(stackctl.Aws(), STACK)["EventBusName"]
+        for rule in events.list_rules(EventBusName=bus)["Rules"]:
+            targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+            ids = [t["Id"] for t in targets if ":function:" in t["Arn"]]
+            if ids:
+                events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=ids)
+                events.put_targets(Rule=rule["Name"], EventBusName=bus, Targets=[{"Id": ids[0], "Arn": arn}])
+        return url
+
+    def told_events(self) -> list[dict]:
+        sqs, got = self.boto.client("sqs"), []
+        while batch := sqs.receive_message(QueueUrl=self.told, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            for m in batch:
+                got.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.told, ReceiptHandle=m["ReceiptHandle"])
+        return got
 
     @staticmethod
     def stackctl_quietly(*args: str) -> tuple[int, str]:
@@ -136,15 +130,22 @@ class OperatorCommands(unittest.TestCase):
         image = ec2.describe_images()["Images"][0]["ImageId"]
         fenced = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet,
                                    SecurityGroupIds=[quarantine])["Instances"][0]["InstanceId"]
-        marks = {stackctl.TAGS["fenced"]: "inc-9", stackctl.TAGS["fenced_groups"]: f"{app},{web}"}
+        marks = {stackctl.TAGS["fenced"]: INCIDENT, stackctl.TAGS["fenced_groups"]: f"{app},{web}"}
         ec2.create_tags(Resources=[fenced], Tags=[{"Key": k, "Value": v} for k, v in marks.items()])
 
-        code, out = self.stackctl_quietly("unfence", "--stack", STACK, "--incident", "inc-9")
+        code, out = self.stackctl_quietly("unfence", "--stack", STACK, "--incident", "inc-*")
+        self.assertEqual(code, 1, out)
+        self.assertIn("'inc-*' is not an incident id", out)
+        code, out = self.stackctl_quietly("unfence", "--stack", STACK, "--incident", INCIDENT)
         self.assertEqual(code, 0, out)
         self.assertIn(f"{fenced} unfenced: security groups {app}, {web} restored", out)
         instance = ec2.describe_instances(InstanceIds=[fenced])["Reservations"][0]["Instances"][0]
         self.assertEqual(sorted(g["GroupId"] for g in instance["SecurityGroups"]), sorted([app, web]))
         self.assertFalse({t["Key"] for t in instance.get("Tags", [])} & set(marks))
+        told = [e for e in self.told_events() if e["detail-type"] == "OriginalUnfenced"]
+        self.assertEqual([e["detail"]["instance_id"] for e in told], [fenced], "told once")
+        self.assertEqual(told[0]["detail"]["security_groups"], [app, web])
+        self.assertFalse(told[0]["detail"]["forced"])
 
         code, out = self.stackctl_quietly("unfence", "--stack", STACK, "--instance", fenced)
         self.assertEqual(code, 1, "nothing fenced is left to unfence")
@@ -155,27 +156,34 @@ class OperatorCommands(unittest.TestCase):
         # Isolated with no groups kept: never guessed, left for a person, and said so.
         bare = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet,
                                  SecurityGroupIds=[quarantine])["Instances"][0]["InstanceId"]
-        ec2.create_tags(Resources=[bare], Tags=[{"Key": stackctl.TAGS["fenced"], "Value": "inc-10"},
+        ec2.create_tags(Resources=[bare], Tags=[{"Key": stackctl.TAGS["fenced"], "Value": OTHER_INCIDENT},
                                                 {"Key": stackctl.TAGS["fenced_groups"], "Value": ""}])
-        code, out = self.stackctl_quietly("unfence", "--stack", STACK, "--incident", "inc-10")
+        code, out = self.stackctl_quietly("unfence", "--stack", STACK, "--incident", OTHER_INCIDENT)
         self.assertEqual(code, 1, out)
         self.assertIn(f"{bare} left isolated: it had no security groups when it was isolated", out)
         instance = ec2.describe_instances(InstanceIds=[bare])["Reservations"][0]["Instances"][0]
         self.assertEqual([g["GroupId"] for g in instance["SecurityGroups"]], [quarantine])
         ec2.terminate_instances(InstanceIds=[fenced, bare])
 
-    def test_the_incident_story_is_read_through_relaunch(self) -> None:
-        # (The drill publishes its verdicts, and moto's PutEvents fails while a rule targets a
-        # function: the drill's invoke path is the same `invoke`, tested in tests/tests/drill.rs.)
+    def test_a_drill_goes_to_relaunch_and_its_verdicts_are_read(self) -> None:
+        code, out = self.stackctl_quietly("drill", "--stack", STACK, "--server", SERVER)
+        self.assertEqual(code, 1, out)
+        self.assertIn(f"no workloads are declared for {SERVER}", out)
+        told = [e for e in self.told_events() if e["detail-type"] == "DrillCompleted"]
+        self.assertEqual([e["detail"]["verdicts"] for e in told], [[]])
+
+    def test_the_incident_story_is_read_through_the_operator_function(self) -> None:
         self.assertIsNone(stackctl.incident_story(stackctl.Aws(), STACK, SERVER))
-        self.assertIsNone(stackctl.incident_story(stackctl.Aws(), STACK, SERVER, "inc-unknown"))
+        self.assertIsNone(stackctl.incident_story(stackctl.Aws(), STACK, SERVER, OTHER_INCIDENT))
         with self.assertRaisesRegex(stackctl.StackError, "did not answer the status query.*not an Outposts server id"):
             stackctl.incident_story(stackctl.Aws(), STACK, "op-nope")
+        with self.assertRaisesRegex(stackctl.StackError, "'inc-9' is not an incident id"):
+            stackctl.incident_story(stackctl.Aws(), STACK, SERVER, "inc-9")
 
     def test_a_command_for_a_stack_that_is_not_there_says_so(self) -> None:
         code, out = self.stackctl_quietly("unfence", "--stack", "nosuchstack", "--incident", "inc-1")
         self.assertEqual(code, 1, out)
-        self.assertIn("function nosuchstack-relaunch does not exist", out)
+        self.assertIn("function nosuchstack-operator does not exist", out)
 
 
 class NamesComeFromTheContract(unittest.TestCase):

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pathlib
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
-import urllib.request
 import zipfile
 from contextlib import redirect_stdout
 
 INFRA = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(INFRA))
+sys.path.insert(0, str(INFRA / "tests"))
 
+import moto_server  # noqa: E402
 import stackctl  # noqa: E402
 from cfnlint.decode import cfn_yaml  # noqa: E402
 
@@ -35,35 +32,10 @@ SERVER = "op-0123456789abcdef0"
 TAG = stackctl.STACK_TAG
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class DeployedStack(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        port = free_port()
-        moto = os.environ.get("MOTO_SERVER") or str(pathlib.Path(sys.executable).with_name("moto_server"))
-        cls.moto = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=open(os.environ.get("MOTO_LOG", os.devnull), "w"))
-        endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
-        os.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_DEFAULT_REGION="eu-west-1",
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-        )
-        os.environ.pop("AWS_PROFILE", None)
+        moto_server.start(cls)
         cls.artifacts = tempfile.mkdtemp()
         for function in stackctl.FUNCTIONS:
             folder = pathlib.Path(cls.artifacts) / function
@@ -74,10 +46,6 @@ class DeployedStack(unittest.TestCase):
 
         cls.boto = boto3.session.Session(region_name="eu-west-1")
 
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.moto.kill()
-        cls.moto.wait()
 
     def client(self, name: str):
         return self.boto.client(name)
@@ -178,10 +146,10 @@ class DeployedStack(unittest.TestCase):
                 self.assertEqual(env["EVENT_BUS_NAME"], bus)
             else:
                 self.assertEqual(env["TOPIC_ARN"], outputs["NotificationTopicArn"])
-        self.assertEqual(len(roles), 4, "one role per function")
+        self.assertEqual(len(roles), len(stackctl.FUNCTIONS), "one role per function")
 
         groups = self.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-")["logGroups"]
-        self.assertEqual(sorted(g["logGroupName"].rsplit("-", 1)[-1] for g in groups), ["handler", "notifier", "relaunch", "scheduler"])
+        self.assertEqual(sorted(g["logGroupName"].rsplit("-", 1)[-1] for g in groups), ["handler", "notifier", "operator", "relaunch", "scheduler"])
         self.assertTrue(all(g.get("retentionInDays") == 90 for g in groups), groups)
 
         sqs = self.client("sqs")

@@ -14,7 +14,8 @@ resident memory after the answer).
 Each function runs one process handling one invocation at a time, as a Lambda execution
 environment does; concurrent invokes queue. A process that exits fails the invocations
 waiting for it and every later one (`Runtime.ExitError`): locally, a function that dies is
-a finding, not something to paper over by starting it again.
+a finding, not something to paper over by starting it again. An invocation that times out
+is never run later, and the process that hangs on it is stopped.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ RUNTIME_API_VERSION = "2018-06-01"
 
 
 class Invocation:
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, timeout: float) -> None:
         self.request_id = str(uuid.uuid4())
         self.payload = payload
+        self.deadline = time.time() + timeout
         self.done = threading.Event()
+        self.cancelled = False
         self.error = False
         self.answer = b""
 
@@ -83,16 +86,36 @@ class Function:
         threading.Thread(target=self.watch, daemon=True).start()
 
     def watch(self) -> None:
-        """A process that exits fails what waits for it."""
+        """A process that exits fails what waits for it (under the lock `submit` takes, so
+        nothing queued after the exit waits in vain)."""
         assert self.process is not None
         self.process.wait()
         with self.lock:
             waiting = list(self.current.values())
             self.current.clear()
-        while not self.pending.empty():
-            waiting.append(self.pending.get_nowait())
+            while not self.pending.empty():
+                waiting.append(self.pending.get_nowait())
         for invocation in waiting:
             invocation.finish(self.exit_error(), error=True)
+
+    def submit(self, payload: bytes, timeout: float) -> Invocation:
+        """Queues an invocation; one for a process that has exited fails at once."""
+        invocation = Invocation(payload, timeout)
+        with self.lock:
+            if self.exited() is None:
+                self.pending.put(invocation)
+                return invocation
+        invocation.finish(self.exit_error(), error=True)
+        return invocation
+
+    def give_up(self, invocation: Invocation) -> None:
+        """A timed-out invocation: never run it later, and stop the process that hangs on it
+        (as Lambda ends a timed-out environment)."""
+        invocation.cancelled = True
+        with self.lock:
+            hung = self.current.pop(invocation.request_id, None) is not None
+        if hung:
+            self.stop()
 
     def exited(self) -> int | None:
         return self.process.poll() if self.process else None
@@ -104,10 +127,13 @@ class Function:
     def next_invocation(self) -> Invocation:
         if self.ready_after is None:
             self.ready_after = time.monotonic() - self.started_at
-        invocation = self.pending.get()
-        with self.lock:
-            self.current[invocation.request_id] = invocation
-        return invocation
+        while True:
+            invocation = self.pending.get()
+            with self.lock:
+                if invocation.cancelled:
+                    continue
+                self.current[invocation.request_id] = invocation
+            return invocation
 
     def finish(self, request_id: str, answer: bytes, error: bool) -> bool:
         with self.lock:
@@ -217,13 +243,9 @@ class LocalLambda:
         if f is None:
             body = {"Type": "User", "message": f"Function not found: {name}"}
             return h.answer(404, json.dumps(body).encode(), {"X-Amzn-ErrorType": "ResourceNotFoundException"})
-        if f.exited() is not None:
-            return h.answer(200, f.exit_error(), {"X-Amz-Function-Error": "Unhandled"})
-        invocation = Invocation(payload)
-        f.pending.put(invocation)
+        invocation = f.submit(payload, self.timeout)
         if not invocation.done.wait(self.timeout):
-            with f.lock:
-                f.current.pop(invocation.request_id, None)
+            f.give_up(invocation)
             body = {"errorType": "Sandbox.Timedout", "errorMessage": f"{name} did not answer within {self.timeout:.0f} s"}
             return h.answer(200, json.dumps(body).encode(), {"X-Amz-Function-Error": "Unhandled"})
         headers = {"X-Amz-Executed-Version": "$LATEST"}
@@ -236,11 +258,9 @@ class LocalLambda:
         f = self.function(name)
         if f is None:
             raise KeyError(name)
-        if f.exited() is not None:
-            return False, f.exit_error()
-        invocation = Invocation(payload)
-        f.pending.put(invocation)
+        invocation = f.submit(payload, self.timeout)
         if not invocation.done.wait(self.timeout):
+            f.give_up(invocation)
             return False, f"{name} did not answer within {self.timeout:.0f} s".encode()
         return not invocation.error, invocation.answer
 
@@ -251,7 +271,7 @@ class LocalLambda:
         if f is None:
             return h.answer(404, b'{"message": "unknown function"}')
         invocation = f.next_invocation()
-        deadline_ms = int((time.time() + self.timeout) * 1000)
+        deadline_ms = int(invocation.deadline * 1000)
         h.answer(200, invocation.payload, {
             "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
             "Lambda-Runtime-Deadline-Ms": str(deadline_ms),

@@ -126,6 +126,8 @@ pub struct Stack {
     pub relaunch: Relaunch,
     pub notifier: notifier::Notifier,
     pub backup_scheduler: BackupScheduler,
+    /// Operators' commands (nothing routes to it; tests invoke it as an operator would).
+    pub operator: operator::Operator,
     sqs: aws_sdk_sqs::Client,
     routes: Vec<Route>,
     mailbox_url: String,
@@ -245,6 +247,7 @@ impl Stack {
         );
         let notifier = notifier::Notifier::new(notifier::Config { topic_arn: topic_arn.clone() }, handler_sdk);
         let backup_scheduler = BackupScheduler::new(backup_config(&store), handler_sdk);
+        let operator = operator::Operator::new(operator::Config { store: store.clone() }, handler_sdk);
         Stack {
             sdk: sdk.clone(),
             table,
@@ -255,6 +258,7 @@ impl Stack {
             relaunch,
             notifier,
             backup_scheduler,
+            operator,
             sqs,
             routes,
             mailbox_url,

@@ -129,13 +129,23 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
     assert!(stack.notifications().await.iter().all(|n| n.event_type == "ServerRecovered"));
     assert_eq!(groups(&instance(&site, &before("pos")).await), quarantine);
 
-    // On an operator's word (`make unfence INCIDENT=…`) the live fenced originals go back:
-    // pos's groups restored, the marks gone from pos and kiosk; the terminated db is not found.
-    let unfence = serde_json::json!({
-        "detail-type": "UnfenceRequested", "source": "outposts-ha",
-        "detail": {"incident_id": incident, "requested_at": "2026-11-22T11:00:00.000Z"}
-    });
-    let response = stack.relaunch.handle(unfence.clone(), "unfence-1").await.unwrap();
+    // On an operator's word (`make unfence INCIDENT=…`) the live fenced originals go back,
+    // but not while their replacements run: pos and kiosk stay fenced until forced (db was
+    // terminated; it is not found).
+    let unfence = |force: bool| {
+        serde_json::json!({
+            "detail-type": "UnfenceRequested", "source": "outposts-ha",
+            "detail": {"incident_id": incident, "force": force, "requested_at": "2026-11-22T11:00:00.000Z"}
+        })
+    };
+    let held = stack.operator.handle(unfence(false)).await.unwrap();
+    let held = held.as_unfence().expect("an unfence report");
+    assert!(held.restored.is_empty(), "{held:?}");
+    assert_eq!(held.left_isolated.len(), 2, "{held:?}");
+    assert!(held.left_isolated.iter().all(|l| l.reason.contains("replacement") && l.reason.contains("still runs")));
+    assert_eq!(groups(&instance(&site, &before("pos")).await), quarantine);
+
+    let response = stack.operator.handle(unfence(true)).await.unwrap();
     let unfenced = response.as_unfence().expect("an unfence report");
     let mut back: Vec<&str> = unfenced.restored.iter().map(|r| r.instance_id.as_str()).collect();
     back.sort();
@@ -147,8 +157,12 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
         assert_eq!(groups(&i), pos_groups_before, "{name}");
         assert_eq!((tag_of(&i, tag::FENCED), tag_of(&i, tag::FENCED_GROUPS)), (None, None), "{name}");
     }
-    let again = stack.relaunch.handle(unfence, "unfence-2").await.unwrap();
-    assert!(again.ignored().is_some_and(|r| r.starts_with("no fenced instance found")), "{again:?}");
+    stack.deliver().await;
+    let told: Vec<_> = stack.notifications().await.into_iter().filter(|n| n.event_type == "OriginalUnfenced").collect();
+    assert_eq!(told.len(), 2, "each original put back is told once: {told:#?}");
+    assert!(told.iter().all(|n| n.severity == "critical" && n.body.contains("two copies")), "{told:#?}");
+    let again = stack.operator.handle(unfence(false)).await.unwrap();
+    assert!(again.refused().is_some_and(|r| r.starts_with("no fenced instance found")), "{again:?}");
 
     // The incident is closed: the next outage of the server is a new incident.
     stack.alarm(&alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-23T08:00:00.000+0000")).await.unwrap();

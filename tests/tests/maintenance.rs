@@ -1,4 +1,4 @@
-//! Maintenance windows against moto: set by an operator's request to alarm-handler, an
+//! Maintenance windows against moto: set by an operator's request to the operator function, an
 //! outage inside the window is recorded and announced as suppressed, once, and launches
 //! nothing; the window lapses by itself.
 
@@ -25,16 +25,13 @@ async fn an_outage_inside_the_window_is_announced_as_suppressed_and_one_after_it
             "detail": {"server_id": SERVER_A, "until": until, "reason": "firmware", "requested_at": "2026-11-22T20:00:00.000Z"}
         })
     };
-    let set = stack.alarm(&request("2026-11-23T06:00:00Z")).await.unwrap();
+    let set = stack.operator.handle(request("2026-11-23T06:00:00Z")).await.unwrap();
     assert!(
-        matches!(&set[0], alarm_handler::Outcome::MaintenanceSet { until, reason, .. } if until == "2026-11-23T06:00:00Z" && reason == "firmware"),
+        matches!(&set, operator::Response::Maintenance { until, reason, .. } if until == "2026-11-23T06:00:00Z" && reason == "firmware"),
         "{set:?}"
     );
-    let refused = stack.alarm(&request("+4h")).await.unwrap();
-    assert!(
-        matches!(&refused[0], alarm_handler::Outcome::Rejected { reason } if reason.contains("RFC 3339")),
-        "{refused:?}"
-    );
+    let refused = stack.operator.handle(request("+4h")).await.unwrap();
+    assert!(refused.refused().is_some_and(|r| r.contains("RFC 3339")), "{refused:?}");
 
     let during = alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-22T22:14:05.000+0000");
     for _ in 0..2 {

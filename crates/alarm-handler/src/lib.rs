@@ -1,7 +1,6 @@
 //! alarm-handler: classifies a protected server's ConnectedStatus alarm transition,
 //! opens (or continues) the incident in the ledger, resolves the server's workloads and
-//! hands them to relaunch over the project's bus. Also sets a server's maintenance window
-//! on an operator's word (`make maintenance`).
+//! hands them to relaunch over the project's bus.
 
 use ha_aws::bus::EventBus;
 use ha_aws::fleet::Fleet;
@@ -13,8 +12,8 @@ use ha_domain::contract::{
     IncidentContinued, IncidentOpened, ProjectEvent, RelaunchRequested, RelaunchSuppressed, ServerRecovered,
 };
 use ha_domain::incident::{
-    decide_incident, maintenance_window, should_announce, suppressed_by, IncidentDecision, IncidentId,
-    IncidentRecordState, MaintenanceWindow, ServerLedgerState,
+    decide_incident, should_announce, suppressed_by, IncidentDecision, IncidentId, IncidentRecordState,
+    MaintenanceWindow, ServerLedgerState,
 };
 use ha_domain::ledger::IncidentMark;
 use ha_domain::metrics;
@@ -71,14 +70,6 @@ pub enum Outcome {
         server_id: String,
         maintenance_until: String,
     },
-    /// An operator set (or ended) the server's maintenance window.
-    MaintenanceSet {
-        server_id: String,
-        until: String,
-        reason: String,
-        /// The window ends at or before the request: the next alarm relaunches.
-        ended: bool,
-    },
 }
 
 pub struct AlarmHandler {
@@ -105,9 +96,6 @@ impl AlarmHandler {
     /// Malformed or foreign input is logged and answered with `Rejected`/`Ignored` (no
     /// retry can fix it); AWS failures are returned as errors so Lambda retries.
     pub async fn handle(&self, event: Value) -> Result<Vec<Outcome>, HandlerError> {
-        if event.get("detail-type").and_then(Value::as_str) == Some("MaintenanceRequested") {
-            return Ok(vec![self.maintenance(event).await?]);
-        }
         let transitions = match parse_alarm_notification(&event) {
             Ok(t) => t,
             Err(e) => {
@@ -120,27 +108,6 @@ impl AlarmHandler {
             outcomes.push(self.handle_transition(t).await?);
         }
         Ok(outcomes)
-    }
-
-    /// `make maintenance`: the window is judged here, then written; a refused request
-    /// writes nothing and says why.
-    async fn maintenance(&self, event: Value) -> Result<Outcome, HandlerError> {
-        let request = match serde_json::from_value::<ProjectEvent>(event) {
-            Ok(ProjectEvent::MaintenanceRequested(r)) => r,
-            Ok(_) | Err(_) => return Ok(Outcome::Rejected { reason: "malformed MaintenanceRequested".into() }),
-        };
-        let now = now();
-        let (server, window) = match maintenance_window(&request, now) {
-            Ok(w) => w,
-            Err(e) => {
-                warn!(server_id = %request.server_id, reason = %e, "maintenance request refused");
-                return Ok(Outcome::Rejected { reason: e.to_string() });
-            }
-        };
-        self.ledger.set_maintenance(&server, &window).await?;
-        let ended = window.until_epoch <= now.unix_timestamp();
-        info!(server_id = %server, until = %window.until, reason = %window.reason, ended, "maintenance window set");
-        Ok(Outcome::MaintenanceSet { server_id: server.to_string(), until: window.until, reason: window.reason, ended })
     }
 
     async fn handle_transition(&self, t: &AlarmTransition) -> Result<Outcome, HandlerError> {

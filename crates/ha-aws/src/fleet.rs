@@ -301,8 +301,12 @@ impl Fleet {
     }
 
     /// Replaces the instance's security groups.
-    /// Removes the tags (by key) from an instance.
+    /// Removes the tags (by key) from an instance. No keys removes nothing (EC2 would
+    /// remove every tag).
     pub async fn untag_instance(&self, instance_id: &str, keys: &[&str]) -> Result<(), AwsFailure> {
+        if keys.is_empty() {
+            return Ok(());
+        }
         self.client
             .delete_tags()
             .resources(instance_id)

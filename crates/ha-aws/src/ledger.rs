@@ -540,6 +540,20 @@ impl Ledger {
         self.record_marker(&incident_key(incident), &mark.key(), marker, now_epoch).await
     }
 
+    /// Forgets that `mark` was told, so it is told again if it happens again (an original
+    /// put back by an operator and fenced once more).
+    pub async fn clear_incident_mark(&self, incident: &IncidentId, mark: IncidentMark<'_>) -> Result<(), AwsFailure> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(incident_key(incident)))
+            .key("sk", s(mark.key()))
+            .send()
+            .await
+            .map_err(|e| failure("DeleteItem", &e))?;
+        Ok(())
+    }
+
     /// Records `marker` for `mark` on a backup subject (an execution id or an instance id)
     /// unless it is already there; true when this call recorded it.
     pub async fn mark_backup(

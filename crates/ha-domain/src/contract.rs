@@ -30,6 +30,7 @@ pub enum ProjectEvent {
     MaintenanceRequested(MaintenanceRequested),
     UnfenceRequested(UnfenceRequested),
     IncidentStatusRequested(IncidentStatusRequested),
+    OriginalUnfenced(OriginalUnfenced),
 }
 
 impl ProjectEvent {
@@ -53,6 +54,7 @@ impl ProjectEvent {
             ProjectEvent::MaintenanceRequested(_) => "MaintenanceRequested",
             ProjectEvent::UnfenceRequested(_) => "UnfenceRequested",
             ProjectEvent::IncidentStatusRequested(_) => "IncidentStatusRequested",
+            ProjectEvent::OriginalUnfenced(_) => "OriginalUnfenced",
         }
     }
 
@@ -84,6 +86,7 @@ impl ProjectEvent {
             ProjectEvent::MaintenanceRequested(e) => Some(&e.server_id),
             ProjectEvent::UnfenceRequested(_) => None,
             ProjectEvent::IncidentStatusRequested(e) => Some(&e.server_id),
+            ProjectEvent::OriginalUnfenced(e) => e.server_id.as_deref(),
         }
     }
 }
@@ -445,7 +448,7 @@ pub struct DrillCompleted {
     pub verdicts: Vec<DrillVerdict>,
 }
 
-/// Command to alarm-handler (`make maintenance`): suppress relaunch for the server until
+/// Command to the operator function (`make maintenance`): suppress relaunch for the server until
 /// `until` (RFC 3339). An `until` at or before `requested_at` ends the window now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaintenanceRequested {
@@ -455,18 +458,40 @@ pub struct MaintenanceRequested {
     pub requested_at: String,
 }
 
-/// Command to relaunch (`make unfence`): put fenced originals back in service — one
-/// instance, or every original fenced for an incident (exactly one of the two is set).
+/// Command to the operator function (`make unfence`): put fenced originals back in
+/// service — one instance, or every original fenced for an incident (exactly one of the two
+/// is set). An original whose incident is open or whose replacement still runs is put back
+/// only when `force` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnfenceRequested {
     #[serde(default)]
     pub instance_id: Option<String>,
     #[serde(default)]
     pub incident_id: Option<String>,
+    #[serde(default)]
+    pub force: bool,
     pub requested_at: String,
 }
 
-/// Query to relaunch (`make drill GAMEDAY=1`, the demo): the ledger's story of the
+/// A fenced original was put back in service on an operator's word (`make unfence`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalUnfenced {
+    /// The incident it had been fenced for.
+    pub incident_id: String,
+    /// The Outposts server it runs on, when EC2 says.
+    pub server_id: Option<String>,
+    pub workload: Option<String>,
+    pub instance_id: String,
+    /// The groups put back; empty when it had not been isolated.
+    pub security_groups: Vec<String>,
+    /// Put back although its incident was open or its replacement still ran.
+    pub forced: bool,
+    /// A live replacement of its workload when it was put back (only when forced).
+    pub replacement_instance_id: Option<String>,
+    pub unfenced_at: String,
+}
+
+/// Query to the operator function (`make drill GAMEDAY=1`, the demo): the ledger's story of the
 /// server's open incident, or of the named one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentStatusRequested {

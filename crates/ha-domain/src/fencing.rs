@@ -109,17 +109,52 @@ pub enum UnfencePlan {
     Restore(Vec<String>),
     /// Not isolated (terminate or notify left its groups alone): remove the marks only.
     Unmark,
-    /// Isolated, but no groups were kept (EC2 needs at least one): left as it is, marks
-    /// kept, for a person to choose its groups.
-    CannotRestore,
+    /// Left as it is, marks kept; why.
+    Refuse(UnfenceRefusal),
 }
 
-/// Pure: what unfencing does with a fenced original, from its tags.
-pub fn unfence_plan(tags: &BTreeMap<String, String>) -> UnfencePlan {
-    match tags.get(tag::FENCED_GROUPS).map(|v| groups_from_tag(v)) {
-        None => UnfencePlan::Unmark,
-        Some(groups) if groups.is_empty() => UnfencePlan::CannotRestore,
+/// Why an original is not put back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnfenceRefusal {
+    #[error("its incident {0} is still open: unfence after the server is back and the incident closed, or force it")]
+    IncidentOpen(String),
+    #[error("its workload's replacement {0} still runs: two copies would serve; stop one first, or force it")]
+    ReplacementRuns(String),
+    #[error("it had no security groups when it was isolated; set its groups by hand, then remove its fencing tags")]
+    NoGroupsKept,
+}
+
+/// What unfencing knows about one fenced original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfenceFacts<'a> {
+    pub tags: &'a BTreeMap<String, String>,
+    /// The incident it was fenced for is still open in the ledger.
+    pub incident_open: bool,
+    /// A live replacement of its workload, if any.
+    pub live_replacement: Option<&'a str>,
+    /// The operator said to put it back anyway.
+    pub force: bool,
+}
+
+/// Pure: what unfencing does with a fenced original. Never two live copies unless the
+/// operator forces it, and never a guess at groups that were not kept.
+pub fn unfence_plan(f: &UnfenceFacts<'_>) -> UnfencePlan {
+    let kept = f.tags.get(tag::FENCED_GROUPS).map(|v| groups_from_tag(v));
+    if kept.as_ref().is_some_and(Vec::is_empty) {
+        return UnfencePlan::Refuse(UnfenceRefusal::NoGroupsKept);
+    }
+    if !f.force {
+        if f.incident_open {
+            let incident = f.tags.get(tag::FENCED).cloned().unwrap_or_default();
+            return UnfencePlan::Refuse(UnfenceRefusal::IncidentOpen(incident));
+        }
+        if let Some(replacement) = f.live_replacement {
+            return UnfencePlan::Refuse(UnfenceRefusal::ReplacementRuns(replacement.to_string()));
+        }
+    }
+    match kept {
         Some(groups) => UnfencePlan::Restore(groups),
+        None => UnfencePlan::Unmark,
     }
 }
 
@@ -200,21 +235,32 @@ mod tests {
     }
 
     #[test]
-    fn unfencing_restores_what_was_kept_and_never_guesses() {
+    fn unfencing_restores_what_was_kept_never_makes_a_second_copy_unasked_and_never_guesses() {
         let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         };
+        let isolated = tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, "sg-1,sg-2")]);
+        let notified = tags(&[(tag::FENCED, INC)]);
+        let bare = tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, " , ")]);
+        let restore = UnfencePlan::Restore(vec!["sg-1".into(), "sg-2".into()]);
+        let open = UnfencePlan::Refuse(UnfenceRefusal::IncidentOpen(INC.into()));
+        let runs = UnfencePlan::Refuse(UnfenceRefusal::ReplacementRuns("i-r".into()));
+        // (tags, incident open, live replacement, force) → plan
         let table = [
-            (
-                tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, "sg-1,sg-2")]),
-                UnfencePlan::Restore(vec!["sg-1".into(), "sg-2".into()]),
-            ),
-            (tags(&[(tag::FENCED, INC)]), UnfencePlan::Unmark),
-            (tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, "")]), UnfencePlan::CannotRestore),
-            (tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, " , ")]), UnfencePlan::CannotRestore),
+            (&isolated, false, None, false, restore.clone()),
+            (&notified, false, None, false, UnfencePlan::Unmark),
+            (&isolated, true, None, false, open.clone()),
+            (&isolated, true, Some("i-r"), false, open),
+            (&isolated, false, Some("i-r"), false, runs.clone()),
+            (&notified, false, Some("i-r"), false, runs),
+            (&isolated, true, Some("i-r"), true, restore),
+            (&notified, true, None, true, UnfencePlan::Unmark),
+            (&bare, false, None, false, UnfencePlan::Refuse(UnfenceRefusal::NoGroupsKept)),
+            (&bare, true, Some("i-r"), true, UnfencePlan::Refuse(UnfenceRefusal::NoGroupsKept)),
         ];
-        for (t, want) in table {
-            assert_eq!(unfence_plan(&t), want, "{t:?}");
+        for (t, incident_open, live_replacement, force, want) in table {
+            let facts = UnfenceFacts { tags: t, incident_open, live_replacement, force };
+            assert_eq!(unfence_plan(&facts), want, "{facts:?}");
         }
     }
 }

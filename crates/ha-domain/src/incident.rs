@@ -26,6 +26,14 @@ impl IncidentId {
         IncidentId(text.into())
     }
 
+    /// An id as an operator types it: `inc-` and 24 lowercase hex digits, nothing else (no
+    /// EC2 filter wildcards).
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix("inc-")?;
+        (hex.len() == 24 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+            .then(|| IncidentId(text.to_string()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -114,15 +122,32 @@ pub enum MaintenanceError {
     BadReason,
 }
 
-/// Pure: the window a maintenance request sets at `now`. An `until` at or before `now`
-/// ends any window at once (alarms are judged against it by their own time).
+/// How far apart an operator's clock and the function's may be before the request's own
+/// `requested_at` is not trusted (then the function's clock judges).
+pub const CLOCK_SKEW_SECONDS: i64 = 300;
+
+/// What a maintenance request changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceChange {
+    pub server: ServerId,
+    pub window: MaintenanceWindow,
+    /// `until` is at or before the request: the window ends now.
+    pub ended: bool,
+}
+
+/// Pure: the window a maintenance request sets. It is judged against the request's own
+/// `requested_at` (the operator's `+4h` was computed from it), unless that is more than
+/// [`CLOCK_SKEW_SECONDS`] from `now`.
 pub fn maintenance_window(
     r: &MaintenanceRequested,
     now: OffsetDateTime,
-) -> Result<(ServerId, MaintenanceWindow), MaintenanceError> {
+) -> Result<MaintenanceChange, MaintenanceError> {
     let server = ServerId::parse(&r.server_id)?;
     let until = parse_timestamp(&r.until).ok_or_else(|| MaintenanceError::BadUntil(r.until.clone()))?;
-    if (until - now).whole_seconds() > MAX_MAINTENANCE_SECONDS {
+    let requested = parse_timestamp(&r.requested_at)
+        .filter(|t| (*t - now).whole_seconds().abs() <= CLOCK_SKEW_SECONDS)
+        .unwrap_or(now);
+    if (until - requested).whole_seconds() > MAX_MAINTENANCE_SECONDS {
         return Err(MaintenanceError::TooLong { until: r.until.clone() });
     }
     let reason = r.reason.trim();
@@ -130,14 +155,12 @@ pub fn maintenance_window(
         return Err(MaintenanceError::BadReason);
     }
     let until = until.replace_millisecond(0).unwrap_or(until);
-    Ok((
-        server,
-        MaintenanceWindow {
-            until_epoch: until.unix_timestamp(),
-            until: seconds_text(until),
-            reason: reason.to_string(),
-        },
-    ))
+    let window = MaintenanceWindow {
+        until_epoch: until.unix_timestamp(),
+        until: seconds_text(until),
+        reason: reason.to_string(),
+    };
+    Ok(MaintenanceChange { server, window, ended: until <= requested })
 }
 
 /// `2026-11-23T06:00:00Z`: a window's end as people read it.
@@ -271,14 +294,27 @@ mod tests {
             requested_at: "2026-11-22T09:00:00.000Z".into(),
         };
         let op = "op-0123456789abcdef0";
-        let (server, window) = maintenance_window(&request(op, "2026-11-22T13:00:00.250Z", " firmware "), now).unwrap();
-        assert_eq!(server.as_str(), op);
-        assert_eq!(window.until, "2026-11-22T13:00:00Z");
-        assert_eq!(window.until_epoch, datetime!(2026-11-22 13:00 UTC).unix_timestamp());
-        assert_eq!(window.reason, "firmware");
-        let (_, ended) = maintenance_window(&request(op, "2026-11-22T09:00:00Z", "done"), now).unwrap();
-        assert!(!suppressed_by(Some(&ended), now));
+        let set = maintenance_window(&request(op, "2026-11-22T13:00:00.250Z", " firmware "), now).unwrap();
+        assert_eq!(set.server.as_str(), op);
+        assert_eq!(set.window.until, "2026-11-22T13:00:00Z");
+        assert_eq!(set.window.until_epoch, datetime!(2026-11-22 13:00 UTC).unix_timestamp());
+        assert_eq!((set.window.reason.as_str(), set.ended), ("firmware", false));
+        let ended = maintenance_window(&request(op, "2026-11-22T09:00:00Z", "done"), now).unwrap();
+        assert!(ended.ended && !suppressed_by(Some(&ended.window), now));
         assert!(maintenance_window(&request(op, "2026-12-22T09:00:00Z", "r"), now).is_ok(), "30 days exactly");
+        // The operator's clock 2 minutes ahead: `+30d` from it is still 30 days, and `now`
+        // from it still ends the window; a clock hours off is not trusted.
+        let ahead = |until: &str| MaintenanceRequested {
+            requested_at: "2026-11-22T09:02:00.000Z".into(),
+            ..request(op, until, "r")
+        };
+        assert!(maintenance_window(&ahead("2026-12-22T09:02:00Z"), now).is_ok());
+        assert!(maintenance_window(&ahead("2026-11-22T09:02:00Z"), now).unwrap().ended);
+        let far = MaintenanceRequested {
+            requested_at: "2026-11-22T15:00:00.000Z".into(),
+            ..request(op, "2026-12-22T15:00:00Z", "r")
+        };
+        assert!(maintenance_window(&far, now).is_err(), "judged by the function's clock");
         let refused = [
             (request("store-17", "2026-11-22T13:00:00Z", "r"), "not an Outposts server id"),
             (request(op, "+4h", "r"), "not an RFC 3339 time"),
@@ -288,6 +324,23 @@ mod tests {
         for (r, says) in refused {
             let err = maintenance_window(&r, now).unwrap_err().to_string();
             assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn typed_incident_ids_are_exactly_the_derived_shape() {
+        use time::macros::datetime;
+        let derived = IncidentId::derive(ARN, datetime!(2026-11-22 10:00 UTC));
+        assert_eq!(IncidentId::parse(derived.as_str()), Some(derived));
+        for bad in [
+            "",
+            "inc-",
+            "inc-*",
+            "inc-5d0f3b7e9a1c2e4f6a8b0c1",
+            "inc-5D0F3B7E9A1C2E4F6A8B0C1D",
+            "5d0f3b7e9a1c2e4f6a8b0c1d",
+        ] {
+            assert_eq!(IncidentId::parse(bad), None, "{bad}");
         }
     }
 }

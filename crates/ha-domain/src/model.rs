@@ -353,6 +353,13 @@ pub fn is_parameter_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
 }
 
+/// An EC2 instance id as the API accepts it: `i-` and 8 or 17 lowercase hex digits.
+pub fn is_instance_id(s: &str) -> bool {
+    s.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
 fn is_subnet_id(s: &str) -> bool {
     s.strip_prefix("subnet-")
         .is_some_and(|hex| (8..=17).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit()))
@@ -367,6 +374,14 @@ mod tests {
     }
 
     const OP: &str = "op-0123456789abcdef0";
+
+    #[test]
+    fn instance_ids() {
+        assert!(is_instance_id("i-0123456789abcdef0") && is_instance_id("i-12345678"));
+        for bad in ["", "i-", "i-*", "i-0123456789ABCDEF0", "i-123456789", "sg-12345678"] {
+            assert!(!is_instance_id(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn server_ids() {

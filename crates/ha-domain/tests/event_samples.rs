@@ -112,6 +112,7 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "MaintenanceRequested",
         "UnfenceRequested",
         "IncidentStatusRequested",
+        "OriginalUnfenced",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

@@ -68,6 +68,7 @@ fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::WorkloadRelaunchFailed(e) => Some(&e.incident_id),
         ProjectEvent::ServerRecovered(e) => e.incident_id.as_deref(),
         ProjectEvent::OriginalFenced(e) => Some(&e.incident_id),
+        ProjectEvent::OriginalUnfenced(e) => Some(&e.incident_id),
         ProjectEvent::IncidentClosed(e) => Some(&e.incident_id),
         ProjectEvent::RelaunchSuppressed(e) => Some(&e.incident_id),
         ProjectEvent::WorkloadServing(e) => Some(&e.incident_id),
@@ -86,6 +87,7 @@ fn instance_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::BackupFailed(e) => Some(&e.instance_id),
         ProjectEvent::BackupStale(e) => Some(&e.instance_id),
         ProjectEvent::OriginalFenced(e) => Some(&e.instance_id),
+        ProjectEvent::OriginalUnfenced(e) => Some(&e.instance_id),
         _ => None,
     }
 }

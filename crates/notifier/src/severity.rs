@@ -5,7 +5,7 @@
 //!   (`IncidentOpened`); a workload will not be relaunched automatically, because every
 //!   destination refused or a stateful workload has no usable backup
 //!   (`WorkloadRelaunchFailed`); an original was left running beside its replacement
-//!   (`OriginalFenced`).
+//!   (`OriginalFenced`), or put back by force beside it (`OriginalUnfenced`).
 //! - **warning**: service goes on, but a person should look soon. The alarm flapped
 //!   (`IncidentContinued`); a relaunch failed and will be retried
 //!   (`WorkloadRelaunchFailed`); a server came back and its originals may run beside their
@@ -14,7 +14,8 @@
 //!   (`RelaunchSuppressed`); a backup failed or is older than its RPO (`BackupFailed`,
 //!   `BackupStale`); a drill found a workload that would not relaunch (`DrillCompleted`).
 //! - **info**: nothing to do. `WorkloadRelaunched`, `WorkloadServing`, `IncidentClosed`,
-//!   `BackupCompleted`, and a drill where every workload would relaunch.
+//!   `BackupCompleted`, an original an operator put back (`OriginalUnfenced`), and a drill
+//!   where every workload would relaunch.
 //!
 //! Commands between functions (`RelaunchRequested`, `DrillRequested`,
 //! `MaintenanceRequested`, `UnfenceRequested`, `IncidentStatusRequested`) have no
@@ -60,6 +61,13 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
                 Severity::Critical
             } else {
                 Severity::Warning
+            }
+        }
+        ProjectEvent::OriginalUnfenced(e) => {
+            if e.forced {
+                Severity::Critical
+            } else {
+                Severity::Info
             }
         }
         ProjectEvent::DrillCompleted(e) => {
@@ -108,6 +116,12 @@ mod tests {
         ProjectEvent::OriginalFenced(e)
     }
 
+    fn unfenced(forced: bool) -> ProjectEvent {
+        let ProjectEvent::OriginalUnfenced(mut e) = sample("OriginalUnfenced") else { unreachable!() };
+        e.forced = forced;
+        ProjectEvent::OriginalUnfenced(e)
+    }
+
     fn drill(ready: &[bool]) -> ProjectEvent {
         let ProjectEvent::DrillCompleted(mut e) = sample("DrillCompleted") else { unreachable!() };
         let verdict = e.verdicts[0].clone();
@@ -146,6 +160,8 @@ mod tests {
             ("original left running", fenced(FenceOutcome::LeftRunning), Some(Critical)),
             ("original left running, no VPC", fenced(FenceOutcome::LeftRunningNoVpc), Some(Critical)),
             ("IncidentClosed", sample("IncidentClosed"), Some(Info)),
+            ("original put back", unfenced(false), Some(Info)),
+            ("original put back by force", unfenced(true), Some(Critical)),
             ("RelaunchSuppressed", sample("RelaunchSuppressed"), Some(Warning)),
             ("drill, every workload ready", drill(&[true, true]), Some(Info)),
             ("drill, one workload not ready", drill(&[true, false]), Some(Warning)),

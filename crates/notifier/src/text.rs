@@ -40,6 +40,7 @@ pub fn describe(event: &ProjectEvent, severity: Severity) -> Option<Text> {
         ProjectEvent::WorkloadServing(e) => relaunch::serving(e),
         ProjectEvent::ServerRecovered(e) => recovery::server_recovered(e),
         ProjectEvent::OriginalFenced(e) => recovery::original_fenced(e),
+        ProjectEvent::OriginalUnfenced(e) => recovery::original_unfenced(e),
         ProjectEvent::IncidentClosed(e) => recovery::incident_closed(e),
         ProjectEvent::BackupCompleted(e) => backup::completed(e),
         ProjectEvent::BackupFailed(e) => backup::failed(e),

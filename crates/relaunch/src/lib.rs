@@ -2,8 +2,7 @@
 //! ([`Request`]): `launch` every workload of an incident concurrently (bounded, priority
 //! order, exactly once per (incident, workload), fallback destinations), `serve` a running
 //! replacement behind its target groups, `drill` a server's workloads, `fence` the
-//! originals when the server comes back, `unfence` them on an operator's word, and answer
-//! an operator's `status` query from the ledger. No polling, no sleeping.
+//! originals when the server comes back. No polling, no sleeping.
 
 mod drill;
 mod fence;
@@ -11,16 +10,12 @@ mod launch;
 mod request;
 mod restore;
 mod serve;
-mod status;
-mod unfence;
 
 pub use drill::DrillReport;
 pub use fence::FenceReport;
 pub use launch::LaunchReport;
 pub use request::Request;
 pub use serve::ServeReport;
-pub use status::StatusReport;
-pub use unfence::{LeftIsolated, UnfenceReport, Unfenced};
 
 use ha_aws::backups::BackupStore;
 use ha_aws::bus::EventBus;
@@ -82,8 +77,6 @@ pub enum Response {
     Serve(ServeReport),
     Drill(DrillReport),
     Fence(FenceReport),
-    Unfence(UnfenceReport),
-    Status(StatusReport),
     Ignored { reason: String },
 }
 
@@ -112,20 +105,6 @@ impl Response {
     pub fn as_fence(&self) -> Option<&FenceReport> {
         match self {
             Response::Fence(r) => Some(r),
-            _ => None,
-        }
-    }
-
-    pub fn as_unfence(&self) -> Option<&UnfenceReport> {
-        match self {
-            Response::Unfence(r) => Some(r),
-            _ => None,
-        }
-    }
-
-    pub fn as_status(&self) -> Option<&StatusReport> {
-        match self {
-            Response::Status(r) => Some(r),
             _ => None,
         }
     }
@@ -201,14 +180,6 @@ impl Relaunch {
             Request::Fence(r) => {
                 let span = tracing::info_span!("fence", incident_id = ?r.incident_id, server_id = %r.server_id);
                 self.fence(r).instrument(span).await
-            }
-            Request::Unfence(r) => {
-                let span = tracing::info_span!("unfence", incident_id = ?r.incident_id, instance_id = ?r.instance_id);
-                self.unfence(r).instrument(span).await
-            }
-            Request::Status(r) => {
-                let span = tracing::info_span!("status", server_id = %r.server_id, incident_id = ?r.incident_id);
-                self.status(r).instrument(span).await
             }
             Request::Ignore(reason) => {
                 info!(%reason, "nothing for relaunch; ignored");

@@ -1,8 +1,6 @@
 //! The function's input, parsed once at the edge into the job it asks for.
 
-use ha_domain::contract::{
-    DrillRequested, IncidentStatusRequested, ProjectEvent, RelaunchRequested, ServerRecovered, UnfenceRequested,
-};
+use ha_domain::contract::{DrillRequested, ProjectEvent, RelaunchRequested, ServerRecovered};
 use ha_domain::model::InstanceState;
 use serde_json::Value;
 
@@ -20,10 +18,6 @@ pub enum Request {
     Drill(DrillRequested),
     /// The server is back: fence the originals of what the incident replaced.
     Fence(ServerRecovered),
-    /// An operator puts fenced originals back.
-    Unfence(UnfenceRequested),
-    /// An operator asks for an incident's story.
-    Status(IncidentStatusRequested),
     /// Nothing for relaunch; why.
     Ignore(String),
 }
@@ -42,8 +36,6 @@ impl Request {
             Ok(ProjectEvent::RelaunchRequested(r)) => Request::Launch(r),
             Ok(ProjectEvent::DrillRequested(r)) => Request::Drill(r),
             Ok(ProjectEvent::ServerRecovered(r)) => Request::Fence(r),
-            Ok(ProjectEvent::UnfenceRequested(r)) => Request::Unfence(r),
-            Ok(ProjectEvent::IncidentStatusRequested(r)) => Request::Status(r),
             Ok(other) => Request::Ignore(other.detail_type().into()),
             Err(e) => Request::Ignore(format!("malformed: {e}")),
         }
@@ -66,8 +58,11 @@ mod tests {
         assert!(matches!(Request::parse(sample("contract/DrillRequested.json")), Request::Drill(_)));
         assert!(matches!(Request::parse(sample("contract/ServerRecovered.json")), Request::Fence(_)));
         assert!(matches!(Request::parse(sample("ec2/instance-running.json")), Request::Serve { .. }));
-        assert!(matches!(Request::parse(sample("contract/UnfenceRequested.json")), Request::Unfence(_)));
-        assert!(matches!(Request::parse(sample("contract/IncidentStatusRequested.json")), Request::Status(_)));
+        assert_eq!(
+            Request::parse(sample("contract/UnfenceRequested.json")),
+            Request::Ignore("UnfenceRequested".into()),
+            "an operator command goes to the operator function"
+        );
         assert_eq!(Request::parse(sample("contract/IncidentOpened.json")), Request::Ignore("IncidentOpened".into()));
         let stopped = json!({"detail-type": EC2_STATE_CHANGE, "detail": {"instance-id": "i-1", "state": "stopped"}});
         assert_eq!(Request::parse(stopped), Request::Ignore("instance state stopped".into()));

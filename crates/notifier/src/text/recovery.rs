@@ -1,7 +1,8 @@
-//! The server came back: its originals are fenced and the incident closes.
+//! The server came back: its originals are fenced and the incident closes; an operator
+//! may put an original back.
 
 use super::EventText;
-use ha_domain::contract::{FenceOutcome, IncidentClosed, OriginalFenced, ServerRecovered};
+use ha_domain::contract::{FenceOutcome, IncidentClosed, OriginalFenced, OriginalUnfenced, ServerRecovered};
 
 pub(super) fn server_recovered(e: &ServerRecovered) -> EventText {
     let incident = e.incident_id.as_deref().unwrap_or("none open");
@@ -74,5 +75,32 @@ pub(super) fn incident_closed(e: &IncidentClosed) -> EventText {
         what_to_do_next: vec![
             "Plan the fail-back: the replacements keep serving until you move the workloads home.".into()
         ],
+    }
+}
+
+pub(super) fn original_unfenced(e: &OriginalUnfenced) -> EventText {
+    let workload = e.workload.as_deref().unwrap_or("(no workload tag)");
+    let server = e.server_id.as_deref().unwrap_or("an unknown server");
+    let mut what = vec![format!(
+        "Original {} of workload {} on {} is back in service on an operator's word (make unfence), at {}.",
+        e.instance_id, workload, server, e.unfenced_at
+    )];
+    what.push(if e.security_groups.is_empty() {
+        "It had not been isolated: only its fencing marks were removed.".to_string()
+    } else {
+        format!("Security groups {} were restored.", e.security_groups.join(", "))
+    });
+    what.push(format!("It had been fenced for incident {}.", e.incident_id));
+    let next = if e.forced {
+        let replacement = e.replacement_instance_id.as_deref().unwrap_or("its replacement");
+        what.push(format!("It was put back by force while {replacement} may still run."));
+        vec![format!("MANUAL ACTION NEEDED: two copies of {workload} may be running; stop one before they diverge.")]
+    } else {
+        vec!["Nothing: no replacement of the workload runs.".to_string()]
+    };
+    EventText {
+        headline: format!("Original {} of {} back in service", e.instance_id, workload),
+        what_happened: what,
+        what_to_do_next: next,
     }
 }

@@ -1,0 +1,180 @@
+//! operator: carries out an operator's commands, so the state they touch is changed by the
+//! code that owns it and the tooling holds no table layout. One module per command, chosen
+//! once at the edge ([`Command`]): `maintenance` (a server's maintenance window),
+//! `unfence` (fenced originals back in service) and `status` (an incident's story from the
+//! ledger). Nothing routes events here: only principals allowed to invoke it can.
+
+mod maintenance;
+mod status;
+mod unfence;
+
+pub use status::StatusReport;
+pub use unfence::{LeftIsolated, UnfenceReport, Unfenced};
+
+use ha_aws::bus::EventBus;
+use ha_aws::fleet::Fleet;
+use ha_aws::invocation::HandlerError;
+use ha_aws::ledger::Ledger;
+use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
+use ha_domain::contract::{IncidentStatusRequested, MaintenanceRequested, ProjectEvent, UnfenceRequested};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{info, warn, Instrument};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: IncidentStore,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &EnvReader<F>) -> Result<Self, ConfigError> {
+        Ok(Config { store: IncidentStore::from_env(env)? })
+    }
+}
+
+/// What an operator asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Maintenance(MaintenanceRequested),
+    Unfence(UnfenceRequested),
+    Status(IncidentStatusRequested),
+    /// Not a command this function carries out; why.
+    Unknown(String),
+}
+
+impl Command {
+    pub fn parse(event: Value) -> Command {
+        match serde_json::from_value::<ProjectEvent>(event) {
+            Ok(ProjectEvent::MaintenanceRequested(r)) => Command::Maintenance(r),
+            Ok(ProjectEvent::UnfenceRequested(r)) => Command::Unfence(r),
+            Ok(ProjectEvent::IncidentStatusRequested(r)) => Command::Status(r),
+            Ok(other) => Command::Unknown(format!("{} is not an operator command", other.detail_type())),
+            Err(e) => Command::Unknown(format!("malformed: {e}")),
+        }
+    }
+}
+
+/// The answer to one command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Response {
+    /// The server's maintenance window was set (or ended).
+    Maintenance {
+        server_id: String,
+        until: String,
+        reason: String,
+        ended: bool,
+    },
+    Unfence(UnfenceReport),
+    Status(StatusReport),
+    /// Nothing was done: the request is wrong, and this says how.
+    Refused {
+        reason: String,
+    },
+}
+
+impl Response {
+    pub fn refused(&self) -> Option<&str> {
+        match self {
+            Response::Refused { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    pub fn as_unfence(&self) -> Option<&UnfenceReport> {
+        match self {
+            Response::Unfence(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn as_status(&self) -> Option<&StatusReport> {
+        match self {
+            Response::Status(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+pub struct Operator {
+    ledger: Ledger,
+    fleet: Fleet,
+    bus: EventBus,
+}
+
+impl Operator {
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        Operator {
+            ledger: Ledger::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &config.store.ledger_table,
+                config.store.retention_days,
+            ),
+            fleet: Fleet::new(aws_sdk_ec2::Client::new(sdk)),
+            bus: EventBus::new(aws_sdk_eventbridge::Client::new(sdk), &config.store.event_bus_name),
+        }
+    }
+
+    /// A wrong request is answered `Refused` with the reason (no retry can fix it); AWS
+    /// failures are errors.
+    pub async fn handle(&self, event: Value) -> Result<Response, HandlerError> {
+        match Command::parse(event) {
+            Command::Maintenance(r) => {
+                let span = tracing::info_span!("maintenance", server_id = %r.server_id);
+                self.maintenance(r).instrument(span).await
+            }
+            Command::Unfence(r) => {
+                let span = tracing::info_span!("unfence", incident_id = ?r.incident_id, instance_id = ?r.instance_id);
+                self.unfence(r).instrument(span).await
+            }
+            Command::Status(r) => {
+                let span = tracing::info_span!("status", server_id = %r.server_id, incident_id = ?r.incident_id);
+                self.status(r).instrument(span).await
+            }
+            Command::Unknown(reason) => {
+                warn!(%reason, "not an operator command; nothing done");
+                Ok(Response::Refused { reason })
+            }
+        }
+    }
+}
+
+fn refused(reason: impl Into<String>) -> Result<Response, HandlerError> {
+    let reason = reason.into();
+    info!(%reason, "request refused");
+    Ok(Response::Refused { reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(name: &str) -> Value {
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+        serde_json::from_str(&std::fs::read_to_string(format!("{root}/../../events/contract/{name}.json")).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn each_command_is_parsed_once_and_anything_else_is_named() {
+        assert!(matches!(Command::parse(sample("MaintenanceRequested")), Command::Maintenance(_)));
+        assert!(matches!(Command::parse(sample("UnfenceRequested")), Command::Unfence(_)));
+        assert!(matches!(Command::parse(sample("IncidentStatusRequested")), Command::Status(_)));
+        assert_eq!(
+            Command::parse(sample("DrillRequested")),
+            Command::Unknown("DrillRequested is not an operator command".into())
+        );
+        match Command::parse(json!({"detail-type": "UnfenceRequested", "detail": {"force": "yes"}})) {
+            Command::Unknown(reason) => assert!(reason.starts_with("malformed: "), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_needs_the_store() {
+        let c = Config::from_env(&EnvReader::from_pairs(&[("LEDGER_TABLE", "t"), ("EVENT_BUS_NAME", "b")])).unwrap();
+        assert_eq!(c.store.ledger_table, "t");
+        assert!(Config::from_env(&EnvReader::from_pairs(&[("LEDGER_TABLE", "t")])).is_err());
+    }
+}

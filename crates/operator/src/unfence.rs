@@ -1,0 +1,132 @@
+//! `make unfence`: fenced originals back in service — their security groups restored from
+//! the tag fencing kept them in, the fencing marks removed, and each one told
+//! (`OriginalUnfenced`). An original whose incident is still open or whose workload's
+//! replacement still runs stays fenced unless the operator forces it: never two live
+//! copies unasked. One original's failure does not stop the others; it is reported.
+
+use crate::{refused, Operator, Response};
+use ha_aws::fleet::FencedSelector;
+use ha_aws::invocation::HandlerError;
+use ha_domain::contract::{OriginalUnfenced, ProjectEvent, UnfenceRequested};
+use ha_domain::error::AwsFailure;
+use ha_domain::fencing::{unfence_plan, UnfenceFacts, UnfencePlan};
+use ha_domain::incident::IncidentId;
+use ha_domain::ledger::{IncidentMark, IncidentStatus};
+use ha_domain::model::{is_instance_id, tag, Instance};
+use ha_domain::timefmt::{format_timestamp, now};
+use serde::Serialize;
+use tracing::{info, warn, Instrument};
+
+/// The originals put back, and those left as they are with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnfenceReport {
+    pub restored: Vec<Unfenced>,
+    pub left_isolated: Vec<LeftIsolated>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unfenced {
+    pub instance_id: String,
+    /// Empty when it was not isolated (terminate or notify left its groups alone).
+    pub security_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftIsolated {
+    pub instance_id: String,
+    pub reason: String,
+}
+
+impl Operator {
+    pub(crate) async fn unfence(&self, r: UnfenceRequested) -> Result<Response, HandlerError> {
+        let selector = match (r.instance_id.as_deref(), r.incident_id.as_deref()) {
+            (Some(instance), None) if is_instance_id(instance) => FencedSelector::Instance(instance),
+            (None, Some(incident)) if IncidentId::parse(incident).is_some() => FencedSelector::Incident(incident),
+            (Some(bad), None) => return refused(format!("'{bad}' is not an instance id (i- and 8 or 17 hex digits)")),
+            (None, Some(bad)) => return refused(format!("'{bad}' is not an incident id (inc- and 24 hex digits)")),
+            _ => return refused("name exactly one of instance_id or incident_id"),
+        };
+        let fenced = self.fleet.fenced_instances(&selector).await?;
+        if fenced.is_empty() {
+            let named = r.instance_id.or(r.incident_id).unwrap_or_default();
+            return refused(format!("no fenced instance found for {named}"));
+        }
+        let mut report = UnfenceReport { restored: Vec::new(), left_isolated: Vec::new() };
+        for instance in &fenced {
+            let span = tracing::info_span!("original", instance_id = %instance.instance_id);
+            match self.unfence_one(instance, r.force).instrument(span).await {
+                Ok(Ok(event)) => report.restored.push(Unfenced {
+                    instance_id: event.instance_id.clone(),
+                    security_groups: event.security_groups.clone(),
+                }),
+                Ok(Err(reason)) => {
+                    report.left_isolated.push(LeftIsolated { instance_id: instance.instance_id.clone(), reason })
+                }
+                Err(f) => report.left_isolated.push(LeftIsolated {
+                    instance_id: instance.instance_id.clone(),
+                    reason: format!("{f}; run the command again"),
+                }),
+            }
+        }
+        Ok(Response::Unfence(report))
+    }
+
+    /// One original: put back (the event telling it), or the reason it stays fenced. Told
+    /// before its marks are removed: a failure in between leaves it fenced, and the rerun
+    /// (idempotent) tells it again rather than never.
+    async fn unfence_one(
+        &self,
+        instance: &Instance,
+        force: bool,
+    ) -> Result<Result<OriginalUnfenced, String>, AwsFailure> {
+        let incident = instance.tags.get(tag::FENCED).cloned().unwrap_or_default();
+        let workload = instance.tags.get(tag::WORKLOAD).cloned();
+        let incident_open = match IncidentId::parse(&incident) {
+            Some(id) => self.ledger.story_of(&id).await?.is_some_and(|s| s.status == IncidentStatus::Open),
+            None => false,
+        };
+        let live_replacement = match &workload {
+            Some(name) => self
+                .fleet
+                .replacement_of(&IncidentId::from_stored(incident.as_str()), name)
+                .await?
+                .map(|r| r.instance_id),
+            None => None,
+        };
+        let facts =
+            UnfenceFacts { tags: &instance.tags, incident_open, live_replacement: live_replacement.as_deref(), force };
+        let groups = match unfence_plan(&facts) {
+            UnfencePlan::Refuse(why) => {
+                warn!(reason = %why, "left fenced");
+                return Ok(Err(why.to_string()));
+            }
+            UnfencePlan::Restore(groups) => {
+                self.fleet.set_security_groups(&instance.instance_id, &groups).await?;
+                groups
+            }
+            UnfencePlan::Unmark => Vec::new(),
+        };
+        let forced = force && (incident_open || live_replacement.is_some());
+        let event = OriginalUnfenced {
+            incident_id: incident.clone(),
+            server_id: instance.server_id.clone(),
+            workload,
+            instance_id: instance.instance_id.clone(),
+            security_groups: groups,
+            forced,
+            replacement_instance_id: live_replacement,
+            unfenced_at: format_timestamp(now()),
+        };
+        self.bus.publish(&[ProjectEvent::OriginalUnfenced(event.clone())]).await?;
+        self.fleet.untag_instance(&instance.instance_id, &[tag::FENCED, tag::FENCED_GROUPS]).await?;
+        if let Some(id) = IncidentId::parse(&incident) {
+            self.ledger.clear_incident_mark(&id, IncidentMark::Fenced { instance_id: &instance.instance_id }).await?;
+        }
+        if forced {
+            warn!(replacement = ?event.replacement_instance_id, "original put back by force: two copies may run");
+        } else {
+            info!(security_groups = ?event.security_groups, "original unfenced");
+        }
+        Ok(Ok(event))
+    }
+}

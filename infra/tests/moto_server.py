@@ -1,0 +1,56 @@
+"""moto server on a free port of 127.0.0.1 for a test class, and the AWS environment that
+points boto3 at it; stopped and the environment restored by the class's cleanup."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+REGION = "eu-west-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(test_class: type[unittest.TestCase]) -> dict[str, str]:
+    """Starts moto server, registers its stop with `test_class`'s class cleanups, and sets the
+    AWS environment; returns that environment."""
+    port = free_port()
+    moto = os.environ.get("MOTO_SERVER") or str(pathlib.Path(sys.executable).with_name("moto_server"))
+    log = open(os.environ.get("MOTO_LOG", os.devnull), "w")
+    process = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=log)
+    saved = dict(os.environ)
+
+    def stop() -> None:
+        process.kill()
+        process.wait()
+        log.close()
+        os.environ.clear()
+        os.environ.update(saved)
+
+    test_class.addClassCleanup(stop)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+            break
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.2)
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    os.environ.update(env)
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_LAMBDA"):
+        os.environ.pop(k, None)
+    return env
