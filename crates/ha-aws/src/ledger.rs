@@ -615,11 +615,9 @@ impl Ledger {
 }
 
 fn claim_record(item: &Item) -> ClaimRecord {
-    match get_s(item, "status") {
-        Some(STATUS_LAUNCHING) | None => {
-            ClaimRecord::Launching { lease_until: get_n(item, "lease_until").unwrap_or(0) }
-        }
-        Some(_) => ClaimRecord::Settled {
+    match WorkloadStatus::parse(get_s(item, "status")) {
+        WorkloadStatus::Launching => ClaimRecord::Launching { lease_until: get_n(item, "lease_until").unwrap_or(0) },
+        WorkloadStatus::Launched | WorkloadStatus::Failed => ClaimRecord::Settled {
             reported: get_bool(item, "reported"),
             settled_epoch: get_n(item, "settled_epoch").unwrap_or(0),
         },

@@ -111,12 +111,13 @@ impl WorkloadStatus {
         }
     }
 
-    /// An item without a status (or one this version does not know) is treated as in flight.
+    /// An item without a status is in flight; one with a status this version does not
+    /// know is settled without a launch (as the claim reader judges it too).
     pub fn parse(text: Option<&str>) -> WorkloadStatus {
         match text {
+            None | Some("launching") => WorkloadStatus::Launching,
             Some("launched") => WorkloadStatus::Launched,
-            Some("failed") => WorkloadStatus::Failed,
-            _ => WorkloadStatus::Launching,
+            Some(_) => WorkloadStatus::Failed,
         }
     }
 }
@@ -190,12 +191,12 @@ mod tests {
     }
 
     #[test]
-    fn statuses_round_trip_and_unknown_means_in_flight() {
+    fn statuses_round_trip_and_a_missing_one_means_in_flight() {
         for s in [WorkloadStatus::Launching, WorkloadStatus::Launched, WorkloadStatus::Failed] {
             assert_eq!(WorkloadStatus::parse(Some(s.as_str())), s);
         }
         assert_eq!(WorkloadStatus::parse(None), WorkloadStatus::Launching);
-        assert_eq!(WorkloadStatus::parse(Some("weird")), WorkloadStatus::Launching);
+        assert_eq!(WorkloadStatus::parse(Some("weird")), WorkloadStatus::Failed);
         for s in [IncidentStatus::Open, IncidentStatus::Closed] {
             assert_eq!(IncidentStatus::parse(Some(s.as_str())), Some(s));
         }

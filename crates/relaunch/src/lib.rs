@@ -28,7 +28,7 @@ use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::fencing::FencingPolicy;
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{info, Instrument};
+use tracing::{info, warn, Instrument};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -184,6 +184,10 @@ impl Relaunch {
             Request::Ignore(reason) => {
                 info!(%reason, "nothing for relaunch; ignored");
                 Ok(Response::Ignored { reason })
+            }
+            Request::Malformed(reason) => {
+                warn!(%reason, "rejected a malformed request");
+                Ok(Response::Ignored { reason: format!("malformed: {reason}") })
             }
         }
     }

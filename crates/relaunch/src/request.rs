@@ -20,6 +20,8 @@ pub enum Request {
     Fence(ServerRecovered),
     /// Nothing for relaunch; why.
     Ignore(String),
+    /// Not readable as any input relaunch knows; the parser's reason.
+    Malformed(String),
 }
 
 impl Request {
@@ -37,7 +39,7 @@ impl Request {
             Ok(ProjectEvent::DrillRequested(r)) => Request::Drill(r),
             Ok(ProjectEvent::ServerRecovered(r)) => Request::Fence(r),
             Ok(other) => Request::Ignore(other.detail_type().into()),
-            Err(e) => Request::Ignore(format!("malformed: {e}")),
+            Err(e) => Request::Malformed(e.to_string()),
         }
     }
 }
@@ -69,7 +71,7 @@ mod tests {
         let no_id = json!({"detail-type": EC2_STATE_CHANGE, "detail": {"state": "running"}});
         assert_eq!(Request::parse(no_id), Request::Ignore("instance state running".into()));
         match Request::parse(json!({"detail-type": "RelaunchRequested", "detail": {"incident_id": 3}})) {
-            Request::Ignore(reason) => assert!(reason.starts_with("malformed: "), "{reason}"),
+            Request::Malformed(reason) => assert!(reason.contains("expected a string"), "{reason}"),
             other => panic!("{other:?}"),
         }
     }
