@@ -375,8 +375,8 @@ def now_text() -> str:
 
 
 def invoke(aws: Aws, stack: str, function: str, detail_type: str, detail: dict) -> dict:
-    """Sends one command to a deployed function and returns its answer; a function error
-    or a refused request (`Rejected`, `Ignored`) is a StackError saying why."""
+    """Sends one command to a deployed function and returns its answer (the caller judges a
+    refusal); a function that failed, or is not there, is a StackError saying why."""
     event = {"version": "0", "id": f"{detail_type}-{uuid.uuid4()}", "detail-type": detail_type, "source": "outposts-ha",
              "time": now_text(), "region": aws.region, "account": aws.account, "resources": [], "detail": detail}
     name = f"{stack}-{function}"
@@ -455,7 +455,8 @@ def game_day(aws: Aws, stack: str, server: str, a: argparse.Namespace) -> None:
 
 
 def incident_story(aws: Aws, stack: str, server: str, incident: str | None = None) -> dict | None:
-    """The ledger's story of the server's open incident (or the named one), as relaunch tells it."""
+    """The ledger's story of the server's open incident (or the named one), as the operator
+    function tells it."""
     detail = {"server_id": server, "incident_id": incident, "requested_at": now_text()}
     body = invoke(aws, stack, "operator", "IncidentStatusRequested", detail)
     if body.get("command") != "status":

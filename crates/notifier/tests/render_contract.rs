@@ -43,6 +43,7 @@ fn every_event_for_people_renders_within_sns_limits() {
             Severity::Warning,
             "[WARNING] Outposts server op-0123456789abcdef0 is back (incident inc-5d0f3b7e9a1c2e4f6a8b0c1d)",
         ),
+        ("OriginalUnfenced", Severity::Info, "[INFO] Original i-0aaaaaaaaaaaaaaa1 of pos-app back in service"),
     ];
     for (name, severity, subject) in cases {
         let event = contract(name);
