@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import re
 import sys
 import tempfile
 import unittest
@@ -190,6 +191,43 @@ class TemplateText(unittest.TestCase):
             self.assertEqual(props["DestinationConfig"]["OnFailure"]["Destination"], {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]})
         queue = self.main["Resources"]["FailedEventsQueue"]["Properties"]
         self.assertEqual(queue["KmsMasterKeyId"], {"Ref": "EncryptionKey"})
+
+    def test_each_role_grants_exactly_the_ledger_calls_its_function_makes(self) -> None:
+        """Read from the code: which DynamoDB operations each Ledger method makes (directly or
+        through another), which Ledger methods each function calls; the role must grant
+        exactly those on the ledger table, no fewer (a call that fails in AWS) and no more."""
+        repo = INFRA.parent
+        ledger = (repo / "crates/ha-aws/src/ledger.rs").read_text()
+        impl = ledger[ledger.index("impl Ledger {"):]
+        bodies = dict(re.findall(r"\n    (?:pub )?(?:async )?fn (\w+)[^{]*\{(.*?)(?=\n    (?:pub )?(?:async )?fn |\n}\n)", impl, re.S))
+        sdk = {"get_item": "GetItem", "put_item": "PutItem", "update_item": "UpdateItem",
+               "delete_item": "DeleteItem", "query": "Query"}
+
+        def actions(method: str, seen: set[str]) -> set[str]:
+            if method in seen or method not in bodies:
+                return set()
+            seen.add(method)
+            body = bodies[method]
+            found = {a for call, a in sdk.items() if f".{call}()" in body}
+            for inner in re.findall(r"self\.(\w+)\(", body):
+                found |= actions(inner, seen)
+            return found
+
+        roles = {"alarm-handler": "AlarmHandlerRole", "relaunch": "RelaunchRole",
+                 "backup-scheduler": "BackupSchedulerRole", "operator": "OperatorRole", "notifier": "NotifierRole"}
+        self.assertEqual(set(roles), set(stackctl.FUNCTIONS))
+        for function, role in roles.items():
+            code = "".join(f.read_text() for f in (repo / "crates" / function / "src").rglob("*.rs"))
+            called = set(re.findall(r"\bledger\.(\w+)\(", code))
+            needed = set().union(*(actions(m, set()) for m in called)) if called else set()
+            granted = set()
+            for statement in self.main["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+                if "Action" not in statement:  # a conditional statement (Fn::If): not about the ledger
+                    continue
+                listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if statement["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}:
+                    granted |= {a.split(":", 1)[1] for a in listed if a.startswith("dynamodb:")}
+            self.assertEqual(granted, needed, f"{role}: the code calls {sorted(called)}")
 
     def test_every_rule_target_has_a_dead_letter_queue_the_queue_policy_admits(self) -> None:
         rules = self.resources(self.main, "AWS::Events::Rule")
