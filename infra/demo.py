@@ -549,6 +549,7 @@ class Demo:
                         f"{len(arns)} functions run their bootstrap from the deployed zip with the deployed environment")
         # stackctl's requests to the functions go to the runner; everything else to the emulator.
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.local.runner.url
+        self.operator_tooling = stackctl.Aws()
         self.routing = Routing(self.story, self.session, self.local, self.outputs["FailedEventsQueueUrl"])
         self.routing.connect(arns, [self.outputs["EventBusName"], "default"])
         self.story.step("events reach them by the deployed rules (their Lambda targets now deliver locally):")
@@ -611,8 +612,6 @@ class Demo:
     def incident_of(self, server: str) -> dict | None:
         """The incident's story as the operator function reads it from the ledger (the open
         one, or the one this demo followed)."""
-        if not hasattr(self, "operator_tooling"):
-            self.operator_tooling = stackctl.Aws()
         return stackctl.incident_story(self.operator_tooling, STACK, server, getattr(self, "incident", None))
 
     def failover(self) -> None:

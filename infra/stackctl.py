@@ -370,8 +370,8 @@ def parse_until(text: str, now: datetime.datetime) -> datetime.datetime:
     return until
 
 
-def now_text() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+def now_text(now: datetime.datetime | None = None) -> str:
+    return (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def invoke(aws: Aws, stack: str, function: str, detail_type: str, detail: dict) -> dict:
@@ -394,7 +394,7 @@ def cmd_maintenance(aws: Aws, a: argparse.Namespace) -> None:
     stack, server = check_stack_name(a.stack), check_server_id(a.server)
     now = datetime.datetime.now(datetime.timezone.utc)
     until = parse_until(a.until, now).astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    detail = {"server_id": server, "until": until, "reason": a.reason, "requested_at": now_text()}
+    detail = {"server_id": server, "until": until, "reason": a.reason, "requested_at": now_text(now)}
     answer = invoke(aws, stack, "operator", "MaintenanceRequested", detail)
     if answer.get("command") != "maintenance":
         raise StackError(f"maintenance of {server} refused: {answer.get('reason', answer)}")

@@ -243,25 +243,22 @@ class LocalLambda:
         if f is None:
             body = {"Type": "User", "message": f"Function not found: {name}"}
             return h.answer(404, json.dumps(body).encode(), {"X-Amzn-ErrorType": "ResourceNotFoundException"})
-        invocation = f.submit(payload, self.timeout)
-        if not invocation.done.wait(self.timeout):
-            f.give_up(invocation)
-            body = {"errorType": "Sandbox.Timedout", "errorMessage": f"{name} did not answer within {self.timeout:.0f} s"}
-            return h.answer(200, json.dumps(body).encode(), {"X-Amz-Function-Error": "Unhandled"})
+        ok, answer = self.invoke_here(name, payload)
         headers = {"X-Amz-Executed-Version": "$LATEST"}
-        if invocation.error:
+        if not ok:
             headers["X-Amz-Function-Error"] = "Unhandled"
-        h.answer(200, invocation.answer or b"null", headers)
+        h.answer(200, answer or b"null", headers)
 
     def invoke_here(self, name: str, payload: bytes) -> tuple[bool, bytes]:
-        """The same invoke, in-process: (succeeded, answer)."""
+        """One invoke, in-process (the Invoke API answers with this): (succeeded, answer)."""
         f = self.function(name)
         if f is None:
             raise KeyError(name)
         invocation = f.submit(payload, self.timeout)
         if not invocation.done.wait(self.timeout):
             f.give_up(invocation)
-            return False, f"{name} did not answer within {self.timeout:.0f} s".encode()
+            body = {"errorType": "Sandbox.Timedout", "errorMessage": f"{name} did not answer within {self.timeout:.0f} s"}
+            return False, json.dumps(body).encode()
         return not invocation.error, invocation.answer
 
     # --- the Runtime API -----------------------------------------------------------------

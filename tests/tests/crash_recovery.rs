@@ -24,6 +24,12 @@ fn request(workload: &Workload) -> serde_json::Value {
     v
 }
 
+/// One delivery of the relaunch request, and what the launch pass reports.
+async fn deliver(stack: &Stack, workload: &Workload, request_id: &str) -> relaunch::LaunchReport {
+    let response = stack.relaunch.handle(request(workload), request_id).await.unwrap();
+    response.as_launch().cloned().expect("a launch report")
+}
+
 /// Leaves the ledger as a claimant that died after claiming would: status launching,
 /// lease already run out.
 async fn dead_claim(stack: &Stack, workload: &str) {
@@ -66,26 +72,12 @@ async fn a_claimant_that_died_before_launching_is_taken_over_and_launches_once()
     let (_moto, stack, site, workload) = setup().await;
     dead_claim(&stack, &workload.name).await;
 
-    let report = stack
-        .relaunch
-        .handle(request(&workload), "req-retry")
-        .await
-        .unwrap()
-        .as_launch()
-        .cloned()
-        .expect("a launch report");
+    let report = deliver(&stack, &workload, "req-retry").await;
     assert_eq!(report.launched, vec!["till".to_string()]);
     assert_eq!(site.replacements().await.len(), 1);
 
     // And the claim is now settled: one more delivery does nothing.
-    let again = stack
-        .relaunch
-        .handle(request(&workload), "req-later")
-        .await
-        .unwrap()
-        .as_launch()
-        .cloned()
-        .expect("a launch report");
+    let again = deliver(&stack, &workload, "req-later").await;
     assert_eq!(again.already_handled, vec!["till".to_string()]);
     assert_eq!(site.replacements().await.len(), 1);
 }
@@ -110,14 +102,7 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
         .await
         .unwrap();
 
-    let report = stack
-        .relaunch
-        .handle(request(&workload), "req-retry")
-        .await
-        .unwrap()
-        .as_launch()
-        .cloned()
-        .expect("a launch report");
+    let report = deliver(&stack, &workload, "req-retry").await;
     assert_eq!(report.launched, vec!["till".to_string()]);
     let replacements = site.replacements().await;
     assert_eq!(replacements.len(), 1, "adopted, not launched again");
@@ -144,14 +129,7 @@ async fn a_live_claim_is_left_to_its_owner() {
         .send()
         .await
         .unwrap();
-    let report = stack
-        .relaunch
-        .handle(request(&workload), "req-redelivered")
-        .await
-        .unwrap()
-        .as_launch()
-        .cloned()
-        .expect("a launch report");
+    let report = deliver(&stack, &workload, "req-redelivered").await;
     assert_eq!(report.already_handled, vec!["till".to_string()]);
     assert!(site.replacements().await.is_empty());
 }

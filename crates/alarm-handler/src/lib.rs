@@ -82,13 +82,9 @@ pub struct AlarmHandler {
 impl AlarmHandler {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
         AlarmHandler {
-            ledger: Ledger::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                &config.store.ledger_table,
-                config.store.retention_days,
-            ),
+            ledger: Ledger::of_store(aws_sdk_dynamodb::Client::new(sdk), &config.store),
             fleet: Fleet::new(aws_sdk_ec2::Client::new(sdk)),
-            bus: EventBus::new(aws_sdk_eventbridge::Client::new(sdk), &config.store.event_bus_name),
+            bus: EventBus::of_store(aws_sdk_eventbridge::Client::new(sdk), &config.store),
             config,
         }
     }

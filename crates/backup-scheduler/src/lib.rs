@@ -177,8 +177,8 @@ impl BackupScheduler {
         BackupScheduler {
             store: BackupStore::new(ec2, ssm.clone(), &config.stack_name),
             automation: Automation::new(ssm, &config.document),
-            ledger: Ledger::new(dynamodb, &config.store.ledger_table, config.store.retention_days),
-            bus: EventBus::new(events, &config.store.event_bus_name),
+            ledger: Ledger::of_store(dynamodb, &config.store),
+            bus: EventBus::of_store(events, &config.store),
             config,
         }
     }

@@ -19,6 +19,11 @@ impl EventBus {
         EventBus { client, bus_name: bus_name.into() }
     }
 
+    /// The project bus a function's configuration names.
+    pub fn of_store(client: aws_sdk_eventbridge::Client, store: &ha_domain::config::IncidentStore) -> Self {
+        EventBus::new(client, &store.event_bus_name)
+    }
+
     /// Puts every event; an entry EventBridge rejects is an error the caller can retry.
     pub async fn publish(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
         for chunk in events.chunks(BATCH) {

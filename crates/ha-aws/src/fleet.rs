@@ -9,6 +9,9 @@ use ha_domain::incident::IncidentId;
 use ha_domain::model::{tag, workload_from_tags, Instance, RejectedWorkload, ServerId, Workload};
 use std::collections::BTreeMap;
 
+/// Instance states in which an instance may still run.
+const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
+
 #[derive(Clone)]
 pub struct Fleet {
     client: aws_sdk_ec2::Client,
@@ -94,7 +97,7 @@ impl Fleet {
             .describe_instances()
             .filters(filter(&format!("tag:{}", tag::WORKLOAD), &[workload]))
             .filters(filter(&format!("tag:{}", tag::ROLE), &[tag::ROLE_REPLACEMENT]))
-            .filters(filter("instance-state-name", &["pending", "running", "stopping", "stopped"]))
+            .filters(filter("instance-state-name", LIVE_STATES))
             .send()
             .await
             .map_err(|e| failure("DescribeInstances", &e))?;
@@ -218,7 +221,7 @@ impl Fleet {
                 .client
                 .describe_instances()
                 .filters(filter(&format!("tag:{}", tag::WORKLOAD), &names))
-                .filters(filter("instance-state-name", &["pending", "running", "stopping", "stopped"]))
+                .filters(filter("instance-state-name", LIVE_STATES))
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
@@ -300,7 +303,6 @@ impl Fleet {
         Ok(())
     }
 
-    /// Replaces the instance's security groups.
     /// Removes the tags (by key) from an instance. No keys removes nothing (EC2 would
     /// remove every tag).
     pub async fn untag_instance(&self, instance_id: &str, keys: &[&str]) -> Result<(), AwsFailure> {
@@ -319,7 +321,7 @@ impl Fleet {
 
     /// Live instances fenced for the incident, or the one instance if it is fenced.
     pub async fn fenced_instances(&self, selector: &FencedSelector<'_>) -> Result<Vec<Instance>, AwsFailure> {
-        let live = filter("instance-state-name", &["pending", "running", "stopping", "stopped"]);
+        let live = filter("instance-state-name", LIVE_STATES);
         let request = match selector {
             FencedSelector::Incident(incident) => self
                 .client
@@ -345,6 +347,7 @@ impl Fleet {
         Ok(found)
     }
 
+    /// Replaces the instance's security groups.
     pub async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
         self.client
             .modify_instance_attribute()

@@ -3,6 +3,7 @@
 
 use crate::failure;
 use aws_sdk_dynamodb::types::AttributeValue;
+use ha_domain::config::IncidentStore;
 use ha_domain::error::AwsFailure;
 use ha_domain::incident::{IncidentId, IncidentRecordState, MaintenanceWindow, ServerLedgerState};
 use ha_domain::launch::ClaimRecord;
@@ -88,6 +89,11 @@ macro_rules! written {
 impl Ledger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, retention_days: u32) -> Self {
         Ledger { client, table: table.into(), retention_days }
+    }
+
+    /// The ledger a function's configuration names.
+    pub fn of_store(client: aws_sdk_dynamodb::Client, store: &IncidentStore) -> Self {
+        Ledger::new(client, &store.ledger_table, store.retention_days)
     }
 
     fn expires_at(&self, now_epoch: i64) -> AttributeValue {

@@ -87,13 +87,6 @@ impl Response {
             _ => None,
         }
     }
-
-    pub fn as_status(&self) -> Option<&StatusReport> {
-        match self {
-            Response::Status(r) => Some(r),
-            _ => None,
-        }
-    }
 }
 
 pub struct Operator {
@@ -105,13 +98,9 @@ pub struct Operator {
 impl Operator {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
         Operator {
-            ledger: Ledger::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                &config.store.ledger_table,
-                config.store.retention_days,
-            ),
+            ledger: Ledger::of_store(aws_sdk_dynamodb::Client::new(sdk), &config.store),
             fleet: Fleet::new(aws_sdk_ec2::Client::new(sdk)),
-            bus: EventBus::new(aws_sdk_eventbridge::Client::new(sdk), &config.store.event_bus_name),
+            bus: EventBus::of_store(aws_sdk_eventbridge::Client::new(sdk), &config.store),
         }
     }
 

@@ -80,17 +80,14 @@ impl Operator {
         force: bool,
     ) -> Result<Result<OriginalUnfenced, String>, AwsFailure> {
         let incident = instance.tags.get(tag::FENCED).cloned().unwrap_or_default();
+        let incident_id = IncidentId::from_stored(incident.as_str());
+        // A mark that is no incident id (set by hand) names no ledger story and no mark.
+        let in_ledger = IncidentId::parse(&incident).is_some();
         let workload = instance.tags.get(tag::WORKLOAD).cloned();
-        let incident_open = match IncidentId::parse(&incident) {
-            Some(id) => self.ledger.story_of(&id).await?.is_some_and(|s| s.status == IncidentStatus::Open),
-            None => false,
-        };
+        let incident_open =
+            in_ledger && self.ledger.story_of(&incident_id).await?.is_some_and(|s| s.status == IncidentStatus::Open);
         let live_replacement = match &workload {
-            Some(name) => self
-                .fleet
-                .replacement_of(&IncidentId::from_stored(incident.as_str()), name)
-                .await?
-                .map(|r| r.instance_id),
+            Some(name) => self.fleet.replacement_of(&incident_id, name).await?.map(|r| r.instance_id),
             None => None,
         };
         let facts =
@@ -119,8 +116,9 @@ impl Operator {
         };
         self.bus.publish(&[ProjectEvent::OriginalUnfenced(event.clone())]).await?;
         self.fleet.untag_instance(&instance.instance_id, &[tag::FENCED, tag::FENCED_GROUPS]).await?;
-        if let Some(id) = IncidentId::parse(&incident) {
-            self.ledger.clear_incident_mark(&id, IncidentMark::Fenced { instance_id: &instance.instance_id }).await?;
+        if in_ledger {
+            let mark = IncidentMark::Fenced { instance_id: &instance.instance_id };
+            self.ledger.clear_incident_mark(&incident_id, mark).await?;
         }
         if forced {
             warn!(replacement = ?event.replacement_instance_id, "original put back by force: two copies may run");

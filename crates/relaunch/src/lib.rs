@@ -88,13 +88,6 @@ impl Response {
         }
     }
 
-    pub fn as_serve(&self) -> Option<&ServeReport> {
-        match self {
-            Response::Serve(r) => Some(r),
-            _ => None,
-        }
-    }
-
     pub fn as_drill(&self) -> Option<&DrillReport> {
         match self {
             Response::Drill(r) => Some(r),
@@ -152,12 +145,12 @@ impl Relaunch {
         events: aws_sdk_eventbridge::Client,
     ) -> Self {
         Relaunch {
-            ledger: Ledger::new(dynamodb, &config.store.ledger_table, config.store.retention_days),
+            ledger: Ledger::of_store(dynamodb, &config.store),
             backups: BackupStore::new(ec2.clone(), ssm, &config.stack_name),
             capacity: CapacityProbe::new(ec2.clone(), cloudwatch),
             load_balancing: LoadBalancing::new(elb),
             fleet: Fleet::new(ec2),
-            bus: EventBus::new(events, &config.store.event_bus_name),
+            bus: EventBus::of_store(events, &config.store),
             config,
         }
     }
