@@ -36,12 +36,13 @@ export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
 TEMPLATES := infra/template.yaml infra/protected-server.yaml
 
-.PHONY: help test lint lint-infra test-infra functions-debug demo bench build deploy protect unprotect drill maintenance unfence servers outputs delete clean
+.PHONY: help test lint lint-infra test-infra functions-debug simulate demo bench build deploy protect unprotect drill maintenance unfence servers outputs delete clean
 
 help:
 	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
 	@echo "make demo                     the failover story on a local AWS emulator, no AWS account"
-	@echo "make bench                    measure dispatch, calls, cold start and memory into BENCHMARKS.md"
+	@echo "make simulate [SEEDS=N] [FIRST=K] | SEED=S   random schedules of the incident protocol | replay one"
+	@echo "make bench                    measure dispatch, calls, cold start, memory and a mass outage into BENCHMARKS.md"
 	@echo "make deploy STACK= EMAIL= ARCH=   build the functions and deploy the stack (arm64 default)"
 	@echo "make protect SERVER=op-…      protect an Outposts server (PERIOD= EVALUATION_PERIODS= DATAPOINTS=)"
 	@echo "make unprotect SERVER=op-…    stop protecting it"
@@ -106,6 +107,14 @@ test-infra: $(TEST_STAMP) functions-debug
 test: $(TEST_STAMP) lint lint-infra test-infra
 	cargo test --workspace --locked
 
+# The simulator (crates/simulator): `make test` runs 2,000 schedules and the named
+# regressions; this runs more, or replays one failing seed with its trace.
+SEEDS ?= 20000
+FIRST ?= 0
+simulate: functions-debug
+	@if [ -n "$(SEED)" ]; then $(CARGO_TARGET_DIR)/debug/simulate --seed $(SEED) > /dev/null; \
+	  else $(CARGO_TARGET_DIR)/debug/simulate --seeds $(SEEDS) --first $(FIRST) > /dev/null; fi
+
 # The demo and the benchmarks run the release build `make deploy` ships, built for this
 # machine's CPU so it runs here; both stay out of `make test`.
 HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
@@ -122,6 +131,8 @@ bench: $(TEST_STAMP)
 	BENCH_BINARIES=$(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release BENCH_ZIPS=$(CACHE)/lambda-$(HOST_ARCH) BENCH_OUT=BENCHMARKS.md \
 	  BENCH_PYTHON=$(TEST_VENV)/bin/python \
 	  cargo run --quiet --locked -p outposts-ha-tests --bin bench
+	$(MAKE) functions-debug
+	$(CARGO_TARGET_DIR)/debug/simulate --mass-outage --out BENCHMARKS.md > /dev/null
 
 # --- deployment --------------------------------------------------------------------
 

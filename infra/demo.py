@@ -310,9 +310,9 @@ class Routing:
             t.start()
             self.threads.append(t)
 
-    def fire_schedule(self, account: str) -> str:
-        """What EventBridge sends a schedule rule's target when the rule fires."""
-        (rule_arn, binary), = self.schedules.items()
+    def fire_schedule(self, account: str, binary: str = "backup-scheduler") -> str:
+        """What EventBridge sends a schedule rule's target (by function) when the rule fires."""
+        rule_arn = next(arn for arn, target in self.schedules.items() if target == binary)
         event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
                  "account": account, "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                  "region": REGION, "resources": [rule_arn], "detail": {}}

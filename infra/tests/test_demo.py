@@ -76,7 +76,7 @@ class Demo(unittest.TestCase):
         self.assertIn("deployed stack ohademo from infra/template.yaml", story)
         self.assertRegex(story, r"alarms outposts-ha-op-0a1b2c3d4e5f60718 \(OK\), outposts-ha-op-0f9e8d7c6b5a40312 \(OK\)")
         for rule, function in (("AlarmStateChangeRule", "alarm-handler"), ("RelaunchRequestedRule", "relaunch"),
-                               ("ReplacementRunningRule", "relaunch"), ("ServerRecoveredRule", "relaunch"),
+                               ("ReplacementRunningRule", "relaunch"), ("FenceRequestedRule", "relaunch"),
                                ("NotifyRule", "notifier"), ("BackupStatusRule", "backup-scheduler")):
             self.assertRegex(story, rf"ohademo-{rule}-\S+ +→ {function}\n")
         # Backups: both parameters moved to AMIs that are backups of the originals.

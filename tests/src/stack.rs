@@ -239,7 +239,7 @@ impl Stack {
             relaunch::Config {
                 store: store.clone(),
                 launch_concurrency,
-                claim_lease_seconds: 300,
+                claim_lease_seconds: 150,
                 fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
                 stack_name: STACK_NAME.into(),
             },
@@ -268,7 +268,8 @@ impl Stack {
 
     /// An alarm notification arriving at alarm-handler (as the alarm rule or action delivers it).
     pub async fn alarm(&self, event: &Value) -> Result<Vec<Outcome>, HandlerError> {
-        self.alarm_handler.handle(event.clone()).await
+        let request_id = format!("req-{}", self.invocations.fetch_add(1, Ordering::SeqCst));
+        self.alarm_handler.handle(event.clone(), &request_id).await
     }
 
     /// Carries events from the bus to their functions until no rule has anything queued.
@@ -300,7 +301,11 @@ impl Stack {
 
     async fn invoke(&self, target: Function, body: Value) -> Invocation {
         let mut last_error = String::new();
-        for _attempt in 0..3 {
+        for attempt in 0..3u64 {
+            if attempt > 0 && last_error.contains("not yet") {
+                // Lambda retries a minute later; here, long enough for the work waited on.
+                tokio::time::sleep(std::time::Duration::from_secs(2 * attempt)).await;
+            }
             let request_id = format!("req-{}", self.invocations.fetch_add(1, Ordering::SeqCst));
             let result = match target {
                 Function::Relaunch => self.relaunch.handle(body.clone(), &request_id).await.map(Invocation::Relaunch),
@@ -309,9 +314,11 @@ impl Stack {
                     .handle(body.clone())
                     .await
                     .map(|o| Invocation::Notified(matches!(o, notifier::NotifyOutcome::Published { .. }))),
-                Function::BackupScheduler => self.backup_scheduler.handle(body.clone()).await.map(Invocation::Backup),
+                Function::BackupScheduler => {
+                    self.backup_scheduler.handle(body.clone(), &request_id).await.map(Invocation::Backup)
+                }
                 Function::AlarmHandler => {
-                    self.alarm_handler.handle(body.clone()).await.map(|_| Invocation::Notified(false))
+                    self.alarm_handler.handle(body.clone(), &request_id).await.map(|_| Invocation::Notified(false))
                 }
             };
             match result {
@@ -324,7 +331,8 @@ impl Stack {
 
     /// A schedule tick of the backup schedule, as EventBridge Scheduler's rule delivers it.
     pub async fn backup_tick(&self, at: &str) -> Result<BackupReport, HandlerError> {
-        self.backup_scheduler.handle(scheduled_event(at)).await
+        let request_id = format!("req-{}", self.invocations.fetch_add(1, Ordering::SeqCst));
+        self.backup_scheduler.handle(scheduled_event(at), &request_id).await
     }
 
     /// Delivers events until `executions` backup executions were handled (the SSM

@@ -172,7 +172,8 @@ async fn three_cycles_keep_the_parameter_on_the_newest_ami_and_two_backups_and_a
 
     // Duplicate completion events change nothing.
     for execution in &executions {
-        let report = w.stack.backup_scheduler.handle(status_change(execution, "Success")).await.unwrap();
+        let report =
+            w.stack.backup_scheduler.handle(status_change(execution, "Success"), "req-duplicate").await.unwrap();
         assert!(
             matches!(&report, BackupReport::Execution(e) if e.outcome == ExecutionOutcome::Duplicate),
             "{report:?}"
@@ -215,7 +216,7 @@ async fn in_flight_instances_are_skipped_and_the_concurrency_bound_holds() {
     let tick = |at: &'static str| {
         let scheduler = &scheduler;
         async move {
-            match scheduler.handle(outposts_ha_tests::stack::scheduled_event(at)).await.unwrap() {
+            match scheduler.handle(outposts_ha_tests::stack::scheduled_event(at), at).await.unwrap() {
                 BackupReport::Tick(t) => t,
                 other => panic!("{other:?}"),
             }

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use ha_domain::contract::{ProjectEvent, RelaunchRequested};
 use ha_domain::incident::IncidentId;
 use ha_domain::model::{tag, ServerId, Workload};
+use ha_ports::Fleet as _;
 use outposts_ha_tests::emulator::Emulator;
 use outposts_ha_tests::site::{tag_of, Site};
 use outposts_ha_tests::stack::Stack;
@@ -87,11 +88,11 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
     let (_moto, stack, site, workload) = setup().await;
     dead_claim(&stack, &workload.name).await;
     // The dead claimant's RunInstances went through before it died.
-    let fleet = ha_aws::fleet::Fleet::new(aws_sdk_ec2::Client::new(&stack.sdk));
+    let fleet = ha_aws::fleet::Ec2Fleet::new(aws_sdk_ec2::Client::new(&stack.sdk));
     let incident = IncidentId::from_stored(INCIDENT);
     let token = ha_domain::incident::client_token(&incident, &workload.name, 0);
     let first = fleet
-        .launch(&ha_aws::fleet::LaunchRequest {
+        .launch(&ha_ports::LaunchRequest {
             workload: &workload,
             incident: &incident,
             subnet_id: &workload.subnets[0],
@@ -106,7 +107,7 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
     assert_eq!(report.launched, vec!["till".to_string()]);
     let replacements = site.replacements().await;
     assert_eq!(replacements.len(), 1, "adopted, not launched again");
-    assert_eq!(replacements[0].instance_id(), Some(first.as_str()));
+    assert_eq!(replacements[0].instance_id(), Some(first.instance_id.as_str()));
     assert_eq!(tag_of(&replacements[0], tag::INCIDENT), Some(INCIDENT));
 
     let notes = stack.deliver().await;
@@ -129,7 +130,14 @@ async fn a_live_claim_is_left_to_its_owner() {
         .send()
         .await
         .unwrap();
-    let report = deliver(&stack, &workload, "req-redelivered").await;
-    assert_eq!(report.already_handled, vec!["till".to_string()]);
+    // Left to its owner, and retried (NotYet) so the work is taken over should the owner die.
+    let err = stack.relaunch.handle(request(&workload), "req-redelivered").await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ha_aws::invocation::HandlerError::NotYet { reason: ha_aws::invocation::NotYet::RelaunchInProgress, .. }
+        ),
+        "{err}"
+    );
     assert!(site.replacements().await.is_empty());
 }

@@ -116,7 +116,7 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
     assert!(kiosk_note.body.contains("MANUAL ACTION NEEDED"));
     let closed: Vec<_> = notes.iter().filter(|n| n.event_type == "IncidentClosed").collect();
     assert_eq!(closed.len(), 1);
-    assert!(closed[0].body.contains("3 workload(s) replaced; 3 original(s) fenced"), "{}", closed[0].body);
+    assert!(closed[0].body.contains("3 workload(s) replaced; 3 original(s) handled"), "{}", closed[0].body);
 
     // Redelivered: nothing is fenced twice, nothing is announced twice.
     stack.alarm(&recovered).await.unwrap();

@@ -1,6 +1,7 @@
 //! Maintenance windows against moto: set by an operator's request to the operator function, an
 //! outage inside the window is recorded and announced as suppressed, once, and launches
-//! nothing; the window lapses by itself.
+//! nothing; the window lapses by itself. Times are relative to now: a window suppresses
+//! only while it lasts.
 
 use outposts_ha_tests::emulator::Emulator;
 use outposts_ha_tests::site::Site;
@@ -19,21 +20,32 @@ async fn an_outage_inside_the_window_is_announced_as_suppressed_and_one_after_it
     for name in ["pos", "kiosk"] {
         site.declare(SERVER_A, name, &[&standby], 10).await;
     }
+    let at = |minutes: i64| {
+        let t = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + time::Duration::minutes(minutes);
+        t.format(&time::format_description::well_known::Rfc3339).unwrap()
+    };
+    // CloudWatch's own timestamp form, as alarm events carry it.
+    let alarm_at = |minutes: i64| {
+        let t = time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes);
+        let form = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000+0000");
+        t.format(&form).unwrap()
+    };
+    let until = at(8 * 60);
     let request = |until: &str| {
         serde_json::json!({
             "detail-type": "MaintenanceRequested", "source": "outposts-ha",
-            "detail": {"server_id": SERVER_A, "until": until, "reason": "firmware", "requested_at": "2026-11-22T20:00:00.000Z"}
+            "detail": {"server_id": SERVER_A, "until": until, "reason": "firmware", "requested_at": at(0)}
         })
     };
-    let set = stack.operator.handle(request("2026-11-23T06:00:00Z")).await.unwrap();
+    let set = stack.operator.handle(request(&until)).await.unwrap();
     assert!(
-        matches!(&set, operator::Response::Maintenance { until, reason, .. } if until == "2026-11-23T06:00:00Z" && reason == "firmware"),
+        matches!(&set, operator::Response::Maintenance { until: u, reason, .. } if *u == until && reason == "firmware"),
         "{set:?}"
     );
     let refused = stack.operator.handle(request("+4h")).await.unwrap();
     assert!(refused.refused().is_some_and(|r| r.contains("RFC 3339")), "{refused:?}");
 
-    let during = alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-22T22:14:05.000+0000");
+    let during = alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", &alarm_at(-1));
     for _ in 0..2 {
         let outcome = stack.alarm(&during).await.unwrap();
         assert!(matches!(&outcome[0], alarm_handler::Outcome::Suppressed { .. }), "{outcome:?}");
@@ -44,14 +56,14 @@ async fn an_outage_inside_the_window_is_announced_as_suppressed_and_one_after_it
     assert_eq!(notes.len(), 1, "announced once: {notes:#?}");
     assert_eq!(notes[0].event_type, "RelaunchSuppressed");
     assert!(
-        notes[0].body.contains("inside its maintenance window until 2026-11-23T06:00:00Z (firmware)"),
+        notes[0].body.contains(&format!("inside its maintenance window until {until} (firmware)")),
         "{}",
         notes[0].body
     );
     assert!(notes[0].body.contains("2 workload(s): pos, kiosk") || notes[0].body.contains("2 workload(s): kiosk, pos"));
 
     // The window lapsed: the next outage relaunches, and the suppressed one held nothing open.
-    let after = alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", "2026-11-23T06:00:01.000+0000");
+    let after = alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", &alarm_at(8 * 60 + 1));
     let outcome = stack.alarm(&after).await.unwrap();
     assert!(
         matches!(&outcome[0], alarm_handler::Outcome::Relaunching { new_incident: true, flap: false, .. }),

@@ -11,6 +11,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Config::from_env(&EnvReader::process()).inspect_err(|e| tracing::error!(error = %e, "bad configuration"))?;
     let handler = AlarmHandler::new(config, &load_aws_config().await);
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { handler.handle(event.payload).await }))
-        .await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler.handle(event.payload, &event.context.request_id).await
+    }))
+    .await
 }

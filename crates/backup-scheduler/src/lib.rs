@@ -6,9 +6,8 @@
 use futures::stream::{self, StreamExt};
 use ha_aws::automation::Automation;
 use ha_aws::backups::BackupStore;
-use ha_aws::bus::EventBus;
-use ha_aws::invocation::HandlerError;
-use ha_aws::ledger::Ledger;
+use ha_aws::bus::EventBridgeBus;
+use ha_aws::invocation::{HandlerError, NotYet};
 use ha_domain::backup::{
     choose_prunable, decide_parameter_move, judge_execution, orphan_snapshots, parse_trigger, plan_tick, start_token,
     stateful_instance_from_tags, BackupAge, BackupImage, BackupTrigger, ExecutionFacts, ExecutionVerdict, ImageState,
@@ -21,6 +20,8 @@ use ha_domain::ledger::BackupMark;
 use ha_domain::metrics;
 use ha_domain::model::{tag, Instance};
 use ha_domain::timefmt::{format_timestamp, human_duration, now};
+use ha_ports::ledger::Told;
+use ha_ports::{Bus, Ledger};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -153,7 +154,7 @@ pub struct BackupScheduler {
     store: BackupStore,
     automation: Automation,
     ledger: Ledger,
-    bus: EventBus,
+    bus: EventBridgeBus,
 }
 
 impl BackupScheduler {
@@ -177,17 +178,18 @@ impl BackupScheduler {
         BackupScheduler {
             store: BackupStore::new(ec2, ssm.clone(), &config.stack_name),
             automation: Automation::new(ssm, &config.document),
-            ledger: Ledger::of_store(dynamodb, &config.store),
-            bus: EventBus::of_store(events, &config.store),
+            ledger: ha_aws::ledger::ledger_of_store(dynamodb, &config.store),
+            bus: EventBridgeBus::of_store(events, &config.store),
             config,
         }
     }
 
-    pub async fn handle(&self, event: Value) -> Result<BackupReport, HandlerError> {
+    /// `invocation_id` names this attempt as the teller of what it tells.
+    pub async fn handle(&self, event: Value, invocation_id: &str) -> Result<BackupReport, HandlerError> {
         match parse_trigger(&event) {
             Ok(BackupTrigger::Tick { tick }) => {
                 let span = tracing::info_span!("backup_tick", tick = %tick);
-                self.tick(&tick).instrument(span).await.map(BackupReport::Tick)
+                self.tick(&tick, invocation_id).instrument(span).await.map(BackupReport::Tick)
             }
             Ok(BackupTrigger::ExecutionChanged { execution_id, document, status }) => {
                 if document != self.config.document {
@@ -198,7 +200,7 @@ impl BackupScheduler {
                     return Ok(BackupReport::Ignored { reason: format!("status {status} is not final") });
                 }
                 let span = tracing::info_span!("backup_execution", execution_id = %execution_id);
-                self.finished(&execution_id).instrument(span).await.map(BackupReport::Execution)
+                self.finished(&execution_id, invocation_id).instrument(span).await.map(BackupReport::Execution)
             }
             Err(reason) => {
                 warn!(%reason, "not an event backup-scheduler handles");
@@ -207,7 +209,7 @@ impl BackupScheduler {
         }
     }
 
-    async fn tick(&self, tick: &str) -> Result<TickReport, HandlerError> {
+    async fn tick(&self, tick: &str, owner: &str) -> Result<TickReport, HandlerError> {
         let (instances, misdeclared) = self.store.stateful_instances().await?;
         let backups = self.store.backups(None).await?;
         let in_flight = self.automation.in_flight(&self.config.instance_parameter).await?;
@@ -234,6 +236,7 @@ impl BackupScheduler {
             .await;
         let mut events = Vec::new();
         let mut transient = 0;
+        let mut telling_elsewhere = false;
         for (instance_id, result) in starts {
             match result {
                 Ok(execution_id) => {
@@ -279,17 +282,16 @@ impl BackupScheduler {
             }
             if age.stale {
                 let instance = by_id[age.instance_id.as_str()];
-                if let Some(event) = self.stale_once(instance, age, now.unix_timestamp()).await? {
-                    events.push(event);
-                }
+                let marker = age.newest.as_ref().map_or("none", |b| b.image_id.as_str());
+                let event = self.stale_event(instance, age);
+                telling_elsewhere |= self.tell_stale(&instance.instance_id, marker, event, owner).await?;
                 report.stale.push(age.instance_id.clone());
             }
         }
         for m in &misdeclared {
             warn!(instance_id = %m.instance_id, reason = %m.reason, "instance tagged for backup cannot be backed up");
-            if let Some(event) = self.misdeclared_once(m, now.unix_timestamp()).await? {
-                events.push(event);
-            }
+            let event = self.misdeclared_event(m);
+            telling_elsewhere |= self.tell_stale(&m.instance_id, &m.reason, event, owner).await?;
             report.misdeclared.push(m.instance_id.clone());
         }
         self.bus.publish(&events).await?;
@@ -305,6 +307,12 @@ impl BackupScheduler {
         );
         if transient > 0 {
             return Err(HandlerError::PartlyTransient(transient));
+        }
+        if telling_elsewhere {
+            return Err(HandlerError::NotYet {
+                reason: NotYet::BeingTold,
+                detail: "another delivery is telling a backup's staleness".into(),
+            });
         }
         Ok(report)
     }
@@ -323,18 +331,24 @@ impl BackupScheduler {
         self.automation.start(&parameters, &token, &tags).await
     }
 
-    /// BackupStale once per (instance, newest backup): the next tick stays quiet until a
-    /// newer backup goes stale too.
-    async fn stale_once(
+    /// Tells a backup's staleness once per (instance, marker): the next tick stays quiet
+    /// until a newer backup goes stale too. True when another delivery is telling it now.
+    async fn tell_stale(
         &self,
-        instance: &StatefulInstance,
-        age: &BackupAge,
-        now_epoch: i64,
-    ) -> Result<Option<ProjectEvent>, AwsFailure> {
-        let marker = age.newest.as_ref().map_or("none", |b| b.image_id.as_str());
-        if !self.ledger.mark_backup(&instance.instance_id, BackupMark::Stale, marker, now_epoch).await? {
-            return Ok(None);
-        }
+        instance_id: &str,
+        marker: &str,
+        event: ProjectEvent,
+        owner: &str,
+    ) -> Result<bool, AwsFailure> {
+        let now_epoch = now().unix_timestamp();
+        let told = self
+            .ledger
+            .tell_backup(&self.bus, instance_id, BackupMark::Stale, marker, owner, now_epoch, &[event])
+            .await?;
+        Ok(told == Told::ByAnother)
+    }
+
+    fn stale_event(&self, instance: &StatefulInstance, age: &BackupAge) -> ProjectEvent {
         let reason = match (&age.newest, age.age_seconds) {
             (Some(b), Some(seconds)) => format!(
                 "the newest good backup {} is {} old; the RPO is {}",
@@ -345,7 +359,7 @@ impl BackupScheduler {
             _ => "there is no good backup of this instance yet".into(),
         };
         warn!(instance_id = %instance.instance_id, %reason, "backup is stale");
-        Ok(Some(ProjectEvent::BackupStale(BackupStale {
+        ProjectEvent::BackupStale(BackupStale {
             instance_id: instance.instance_id.clone(),
             workload: instance.workload.clone(),
             server_id: instance.server_id.clone(),
@@ -355,18 +369,11 @@ impl BackupScheduler {
             age_seconds: age.age_seconds,
             rpo_seconds: self.config.rpo_seconds,
             reason,
-        })))
+        })
     }
 
-    async fn misdeclared_once(
-        &self,
-        m: &MisdeclaredInstance,
-        now_epoch: i64,
-    ) -> Result<Option<ProjectEvent>, AwsFailure> {
-        if !self.ledger.mark_backup(&m.instance_id, BackupMark::Stale, &m.reason, now_epoch).await? {
-            return Ok(None);
-        }
-        Ok(Some(ProjectEvent::BackupStale(BackupStale {
+    fn misdeclared_event(&self, m: &MisdeclaredInstance) -> ProjectEvent {
+        ProjectEvent::BackupStale(BackupStale {
             instance_id: m.instance_id.clone(),
             workload: m.workload.clone(),
             server_id: None,
@@ -376,10 +383,10 @@ impl BackupScheduler {
             age_seconds: None,
             rpo_seconds: self.config.rpo_seconds,
             reason: format!("not backed up: {}", m.reason),
-        })))
+        })
     }
 
-    async fn finished(&self, execution_id: &str) -> Result<ExecutionReport, HandlerError> {
+    async fn finished(&self, execution_id: &str, owner: &str) -> Result<ExecutionReport, HandlerError> {
         let report = |outcome| ExecutionReport { execution_id: execution_id.to_string(), outcome };
         if self.ledger.backup_mark(execution_id, BackupMark::Reported).await?.is_some() {
             info!("already reported; duplicate status change ignored");
@@ -399,9 +406,19 @@ impl BackupScheduler {
         let span = tracing::info_span!("backup", instance_id = %instance_id);
         async {
             let (event, outcome) = self.settle(&facts, &instance_id).await?;
-            self.bus.publish(std::slice::from_ref(&event)).await?;
-            self.ledger.mark_backup(execution_id, BackupMark::Reported, "reported", now().unix_timestamp()).await?;
-            Ok(report(outcome))
+            let now_epoch = now().unix_timestamp();
+            let told = self
+                .ledger
+                .tell_backup(&self.bus, execution_id, BackupMark::Reported, "reported", owner, now_epoch, &[event])
+                .await?;
+            match told {
+                Told::Now => Ok(report(outcome)),
+                Told::Before => Ok(report(ExecutionOutcome::Duplicate)),
+                Told::ByAnother => Err(HandlerError::NotYet {
+                    reason: NotYet::BeingTold,
+                    detail: "another delivery is reporting this execution".into(),
+                }),
+            }
         }
         .instrument(span)
         .await

@@ -109,7 +109,7 @@ async fn a_throttled_parameter_write_reports_nothing_and_asks_lambda_to_retry() 
     );
     let event: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sample("execution-status-change.json")).unwrap()).unwrap();
-    let err = scheduler.handle(event).await.unwrap_err();
+    let err = scheduler.handle(event, "req-1").await.unwrap_err();
     assert!(matches!(&err, HandlerError::Transient(f) if f.code == "ThrottlingException"), "{err}");
     assert!(throttled.num_calls() >= 1);
     assert_eq!(tagged.num_calls(), 1, "the AMI and its snapshot were tagged (harmless to repeat)");
@@ -131,6 +131,8 @@ async fn a_full_account_defers_the_backup_to_the_next_tick() {
         )
     });
     let stale_marker = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let stale_told = mock!(aws_sdk_dynamodb::Client::update_item)
+        .then_output(|| aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build());
     let put_events = mock!(aws_sdk_eventbridge::Client::put_events)
         .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
 
@@ -138,17 +140,18 @@ async fn a_full_account_defers_the_backup_to_the_next_tick() {
         config(),
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&instances, &no_backups]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&none_in_flight, &limit]),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&stale_marker]),
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&stale_marker, &stale_told]),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let tick: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sample("scheduled-tick.json")).unwrap()).unwrap();
-    let report = scheduler.handle(tick).await.unwrap();
+    let report = scheduler.handle(tick, "req-1").await.unwrap();
     let BackupReport::Tick(tick) = report else { panic!("{report:?}") };
     assert!(tick.started.is_empty() && tick.start_failed.is_empty(), "{tick:?}");
     assert_eq!(tick.not_started, vec![(INSTANCE.to_string(), NotStarted::Deferred)]);
     assert_eq!(tick.stale, vec![INSTANCE.to_string()], "never backed up is stale");
     assert_eq!(put_events.num_calls(), 1, "the BackupStale, and no BackupFailed");
+    assert_eq!((stale_marker.num_calls(), stale_told.num_calls()), (1, 1), "marked as being told, then as told");
 }
 
 /// A sample payload from `events/backup/`, found from the checkout the tests run in.

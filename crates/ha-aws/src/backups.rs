@@ -2,6 +2,7 @@
 //! snapshots, and the SSM parameter that names the newest good one.
 
 use crate::{ec2_filter as filter, ec2_tags as tag_map, failure, instance_from};
+use async_trait::async_trait;
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_ssm::types::ParameterType;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -9,34 +10,13 @@ use ha_domain::backup::{stateful_instance_from_tags, BackupImage, ImageState, Mi
 use ha_domain::error::AwsFailure;
 use ha_domain::model::tag;
 use ha_domain::model::Instance;
-use ha_domain::timefmt::parse_timestamp;
-use std::collections::BTreeMap;
+use ha_ports::backups::{BackupCatalog, ImageFacts};
 
 #[derive(Clone)]
 pub struct BackupStore {
     ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
     stack: String,
-}
-
-/// One AMI as EC2 describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageFacts {
-    pub image_id: String,
-    pub state: ImageState,
-    pub snapshot_ids: Vec<String>,
-    pub creation_date: Option<String>,
-    pub tags: BTreeMap<String, String>,
-}
-
-impl ImageFacts {
-    /// When the backup was taken: our tag, else the AMI's creation time.
-    pub fn taken_at(&self) -> Option<time::OffsetDateTime> {
-        self.tags.get(tag::BACKUP_TAKEN_AT).and_then(|t| parse_timestamp(t)).or_else(|| {
-            let created = self.creation_date.as_deref()?;
-            parse_timestamp(created)
-        })
-    }
 }
 
 fn is_code<E: ProvideErrorMetadata>(e: &E, codes: &[&str]) -> bool {
@@ -221,5 +201,16 @@ fn image_facts(image: &aws_sdk_ec2::types::Image) -> ImageFacts {
             .collect(),
         creation_date: image.creation_date().map(str::to_string),
         tags: tag_map(image.tags()),
+    }
+}
+
+#[async_trait]
+impl BackupCatalog for BackupStore {
+    async fn parameter(&self, name: &str) -> Result<Option<String>, AwsFailure> {
+        BackupStore::parameter(self, name).await
+    }
+
+    async fn image(&self, image_id: &str) -> Result<Option<ImageFacts>, AwsFailure> {
+        BackupStore::image(self, image_id).await
     }
 }

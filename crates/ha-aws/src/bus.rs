@@ -1,31 +1,36 @@
 //! The project's EventBridge bus.
 
 use crate::failure;
+use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use ha_domain::contract::{ProjectEvent, EVENT_SOURCE};
 use ha_domain::error::{AwsFailure, Retry};
+use ha_ports::Bus;
 
 /// PutEvents takes at most 10 entries per call.
 const BATCH: usize = 10;
 
 #[derive(Clone)]
-pub struct EventBus {
+pub struct EventBridgeBus {
     client: aws_sdk_eventbridge::Client,
     bus_name: String,
 }
 
-impl EventBus {
+impl EventBridgeBus {
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
-        EventBus { client, bus_name: bus_name.into() }
+        EventBridgeBus { client, bus_name: bus_name.into() }
     }
 
     /// The project bus a function's configuration names.
     pub fn of_store(client: aws_sdk_eventbridge::Client, store: &ha_domain::config::IncidentStore) -> Self {
-        EventBus::new(client, &store.event_bus_name)
+        EventBridgeBus::new(client, &store.event_bus_name)
     }
+}
 
+#[async_trait]
+impl Bus for EventBridgeBus {
     /// Puts every event; an entry EventBridge rejects is an error the caller can retry.
-    pub async fn publish(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
+    async fn publish(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
         for chunk in events.chunks(BATCH) {
             let entries = chunk
                 .iter()

@@ -2,9 +2,11 @@
 //! `AvailableInstanceType_Count` metric for the destination's Outpost and the workload's
 //! instance type. Anything not known is `None`, and unknown capacity never blocks a launch.
 
+use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use ha_domain::fencing::server_of_outpost_arn;
 use ha_domain::model::Workload;
+use ha_ports::capacity::{CapacityProbe, DestinationCapacity};
 use std::collections::BTreeMap;
 use tracing::warn;
 
@@ -12,44 +14,22 @@ use tracing::warn;
 const LOOKBACK_SECONDS: u64 = 900;
 
 #[derive(Clone)]
-pub struct CapacityProbe {
+pub struct Ec2CapacityProbe {
     ec2: aws_sdk_ec2::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
-/// What is known of one destination.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DestinationCapacity {
-    pub outpost: Option<String>,
-    pub instance_type: Option<String>,
-    /// Instances of the type that still fit, by the newest datapoint.
-    pub available: Option<f64>,
-}
-
-impl DestinationCapacity {
-    /// A known shortage: the metric says none fit. Unknown never blocks.
-    pub fn is_short(&self) -> bool {
-        self.available.is_some_and(|n| n < 1.0)
-    }
-
-    pub fn shortage(&self) -> String {
-        format!(
-            "AvailableInstanceType_Count for {} on {} is {}: no capacity",
-            self.instance_type.as_deref().unwrap_or("?"),
-            self.outpost.as_deref().unwrap_or("?"),
-            self.available.unwrap_or_default()
-        )
-    }
-}
-
-impl CapacityProbe {
+impl Ec2CapacityProbe {
     pub fn new(ec2: aws_sdk_ec2::Client, cloudwatch: aws_sdk_cloudwatch::Client) -> Self {
-        CapacityProbe { ec2, cloudwatch }
+        Ec2CapacityProbe { ec2, cloudwatch }
     }
+}
 
+#[async_trait]
+impl CapacityProbe for Ec2CapacityProbe {
     /// Capacity of each of the workload's destinations. Failures to find out are logged and
     /// read as unknown: a capacity check must never be the reason a failover stops.
-    pub async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
+    async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
         // Two round trips at most: the type and the subnets' Outposts together, then the metric.
         let (instance_type, outposts) = tokio::join!(
             self.instance_type(w),
@@ -74,7 +54,9 @@ impl CapacityProbe {
             })
             .collect()
     }
+}
 
+impl Ec2CapacityProbe {
     async fn instance_type(&self, w: &Workload) -> Option<String> {
         let out = self
             .ec2

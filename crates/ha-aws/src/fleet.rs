@@ -1,60 +1,33 @@
 //! EC2: workloads declared on launch templates, replacements found and launched.
 
 use crate::{ec2_filter as filter, ec2_tags, failure, instance_from};
+use async_trait::async_trait;
 use aws_sdk_ec2::types::{LaunchTemplateSpecification, ResourceType, Tag, TagSpecification};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use ha_domain::contract::RestoredFrom;
 use ha_domain::error::AwsFailure;
-use ha_domain::incident::IncidentId;
+use ha_domain::model::InstanceState;
 use ha_domain::model::{tag, workload_from_tags, Instance, RejectedWorkload, ServerId, Workload};
+use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest, Launched};
 use std::collections::BTreeMap;
 
 /// Instance states in which an instance may still run.
-const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
+pub const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
 
 #[derive(Clone)]
-pub struct Fleet {
+pub struct Ec2Fleet {
     client: aws_sdk_ec2::Client,
 }
 
-/// A replacement instance that already exists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExistingReplacement {
-    pub instance_id: String,
-    pub subnet_id: String,
-    /// The backup AMI it was launched from, by its tag.
-    pub restored_from: Option<String>,
-    /// The incident that launched it.
-    pub incident: Option<String>,
-}
-
-/// Which fenced originals an operator means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FencedSelector<'a> {
-    Incident(&'a str),
-    Instance(&'a str),
-}
-
-/// Everything RunInstances needs for one attempt at one destination.
-pub struct LaunchRequest<'a> {
-    pub workload: &'a Workload,
-    pub incident: &'a IncidentId,
-    pub subnet_id: &'a str,
-    pub client_token: &'a str,
-    /// Stateful workloads: launch from this backup instead of the template's image.
-    pub restored_from: Option<&'a RestoredFrom>,
-    /// Ask EC2 whether the launch would succeed (permissions, parameters), launching nothing:
-    /// the answer is the error `DryRunOperation`.
-    pub dry_run: bool,
-}
-
-impl Fleet {
+impl Ec2Fleet {
     pub fn new(client: aws_sdk_ec2::Client) -> Self {
-        Fleet { client }
+        Ec2Fleet { client }
     }
+}
 
+#[async_trait]
+impl Fleet for Ec2Fleet {
     /// The workloads declared for `server`: launch templates carrying its tag.
-    pub async fn workloads_of(&self, server: &ServerId) -> Result<(Vec<Workload>, Vec<RejectedWorkload>), AwsFailure> {
+    async fn workloads_of(&self, server: &ServerId) -> Result<(Vec<Workload>, Vec<RejectedWorkload>), AwsFailure> {
         let mut pages = self
             .client
             .describe_launch_templates()
@@ -84,14 +57,7 @@ impl Fleet {
         Ok((workloads, rejected))
     }
 
-    /// A live replacement of the workload, if any: the one launched for `incident` (a
-    /// claimant died between RunInstances and writing the ledger), else one an earlier
-    /// incident launched that still runs (the workload already lives on its standby).
-    pub async fn replacement_of(
-        &self,
-        incident: &IncidentId,
-        workload: &str,
-    ) -> Result<Option<ExistingReplacement>, AwsFailure> {
+    async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure> {
         let out = self
             .client
             .describe_instances()
@@ -110,20 +76,21 @@ impl Fleet {
                 Some(ExistingReplacement {
                     instance_id: i.instance_id()?.to_string(),
                     subnet_id: i.subnet_id().unwrap_or_default().to_string(),
+                    state: InstanceState::parse(
+                        i.state().and_then(|s| s.name()).map(|n| n.as_str()).unwrap_or_default(),
+                    ),
+                    source_server: tags.remove(tag::SOURCE_SERVER),
                     restored_from: tags.remove(tag::RESTORED_FROM),
                     incident: tags.remove(tag::INCIDENT),
                 })
             })
-            .min_by(|a, b| {
-                let other_incident = |r: &ExistingReplacement| r.incident.as_deref() != Some(incident.as_str());
-                other_incident(a).cmp(&other_incident(b)).then_with(|| a.instance_id.cmp(&b.instance_id))
-            }))
+            .collect())
     }
 
     /// One RunInstances at one destination. `SubnetId` is explicit (the template's own
     /// network settings are not the destination), and the ClientToken makes a retry by a
     /// later claimant return the same instance instead of a second one.
-    pub async fn launch(&self, r: &LaunchRequest<'_>) -> Result<String, AwsFailure> {
+    async fn launch(&self, r: &LaunchRequest<'_>) -> Result<Launched, AwsFailure> {
         let mut tags = vec![
             (tag::WORKLOAD, r.workload.name.as_str()),
             (tag::INCIDENT, r.incident.as_str()),
@@ -163,16 +130,21 @@ impl Fleet {
             .send()
             .await
             .map_err(|e| failure("RunInstances", &e))?;
-        out.instances().first().and_then(|i| i.instance_id()).map(str::to_string).ok_or_else(|| AwsFailure {
-            operation: "RunInstances",
-            code: "NoInstanceReturned".into(),
-            message: "RunInstances succeeded but returned no instance".into(),
-            retry: ha_domain::error::Retry::CanHelp,
-        })
+        let first = out.instances().first();
+        let state = first.and_then(|i| i.state()).and_then(|s| s.name()).map(|n| InstanceState::parse(n.as_str()));
+        first
+            .and_then(|i| i.instance_id())
+            .map(|id| Launched { instance_id: id.to_string(), state: state.unwrap_or(InstanceState::Pending) })
+            .ok_or_else(|| AwsFailure {
+                operation: "RunInstances",
+                code: "NoInstanceReturned".into(),
+                message: "RunInstances succeeded but returned no instance".into(),
+                retry: ha_domain::error::Retry::CanHelp,
+            })
     }
 
     /// One instance: its state, private address and tags; `None` when EC2 does not know it.
-    pub async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
         let out = match self.client.describe_instances().instance_ids(instance_id).send().await {
             Ok(out) => out,
             Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
@@ -182,7 +154,7 @@ impl Fleet {
     }
 
     /// Whether the subnet exists (a drill names a missing destination plainly).
-    pub async fn subnet_exists(&self, subnet_id: &str) -> Result<bool, AwsFailure> {
+    async fn subnet_exists(&self, subnet_id: &str) -> Result<bool, AwsFailure> {
         match self.client.describe_subnets().subnet_ids(subnet_id).send().await {
             Ok(out) => Ok(!out.subnets().is_empty()),
             Err(e) if e.code() == Some("InvalidSubnetID.NotFound") => Ok(false),
@@ -190,20 +162,24 @@ impl Fleet {
         }
     }
 
-    /// Tags of the launch templates, by id (for per-workload settings such as fencing).
-    pub async fn template_tags(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, BTreeMap<String, String>>, AwsFailure> {
+    /// Tags of the launch templates, by id; a template that no longer exists is left out.
+    async fn template_tags(&self, ids: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>, AwsFailure> {
         let mut tags = BTreeMap::new();
-        for chunk in ids.chunks(200) {
-            let out = self
-                .client
-                .describe_launch_templates()
-                .set_launch_template_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| failure("DescribeLaunchTemplates", &e))?;
+        let mut chunks: Vec<Vec<String>> = ids.chunks(200).map(<[String]>::to_vec).collect();
+        while let Some(chunk) = chunks.pop() {
+            let out =
+                match self.client.describe_launch_templates().set_launch_template_ids(Some(chunk.clone())).send().await
+                {
+                    Ok(out) => out,
+                    // One deleted template fails the whole call: ask for each, and leave it out.
+                    Err(e) if e.code().is_some_and(|c| c.starts_with("InvalidLaunchTemplateId")) => {
+                        if chunk.len() > 1 {
+                            chunks.extend(chunk.into_iter().map(|id| vec![id]));
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(failure("DescribeLaunchTemplates", &e)),
+                };
             for lt in out.launch_templates() {
                 let map = ec2_tags(lt.tags());
                 tags.insert(lt.launch_template_id().unwrap_or_default().to_string(), map);
@@ -213,7 +189,7 @@ impl Fleet {
     }
 
     /// Live instances tagged with one of the workloads, with what fencing needs to know.
-    pub async fn instances_of(&self, workloads: &[String]) -> Result<Vec<Instance>, AwsFailure> {
+    async fn instances_of(&self, workloads: &[String]) -> Result<Vec<Instance>, AwsFailure> {
         let mut found = Vec::new();
         for chunk in workloads.chunks(200) {
             let names: Vec<&str> = chunk.iter().map(String::as_str).collect();
@@ -221,7 +197,6 @@ impl Fleet {
                 .client
                 .describe_instances()
                 .filters(filter(&format!("tag:{}", tag::WORKLOAD), &names))
-                .filters(filter("instance-state-name", LIVE_STATES))
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
@@ -235,8 +210,9 @@ impl Fleet {
     }
 
     /// The VPC's quarantine group (no rules in or out), created on first use.
-    pub async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure> {
+    async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure> {
         let name = format!("outposts-ha-{stack}-quarantine");
+        // (group id, whether any egress rule is left)
         let existing = || async {
             let out = self
                 .client
@@ -246,53 +222,70 @@ impl Fleet {
                 .send()
                 .await
                 .map_err(|e| failure("DescribeSecurityGroups", &e))?;
-            Ok::<_, AwsFailure>(out.security_groups().first().and_then(|g| g.group_id()).map(str::to_string))
+            Ok::<_, AwsFailure>(
+                out.security_groups()
+                    .first()
+                    .and_then(|g| Some((g.group_id()?.to_string(), !g.ip_permissions_egress().is_empty()))),
+            )
         };
-        if let Some(id) = existing().await? {
+        let (id, egress) = match existing().await? {
+            Some(found) => found,
+            None => {
+                let created = self
+                    .client
+                    .create_security_group()
+                    .group_name(&name)
+                    .description("Outposts HA quarantine: fenced originals, no traffic in or out")
+                    .vpc_id(vpc_id)
+                    .tag_specifications(
+                        TagSpecification::builder()
+                            .resource_type(ResourceType::SecurityGroup)
+                            .tags(Tag::builder().key(tag::QUARANTINE).value(stack).build())
+                            .build(),
+                    )
+                    .send()
+                    .await;
+                match created {
+                    // A new group allows all egress (IPv4, and IPv6 in a dual-stack VPC).
+                    Ok(out) => (out.group_id().unwrap_or_default().to_string(), true),
+                    // Another delivery created it meanwhile.
+                    Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
+                        existing().await?.ok_or_else(|| failure("DescribeSecurityGroups", &e))?
+                    }
+                    Err(e) => return Err(failure("CreateSecurityGroup", &e)),
+                }
+            }
+        };
+        if !egress {
             return Ok(id);
         }
-        let created = self
-            .client
-            .create_security_group()
-            .group_name(&name)
-            .description("Outposts HA quarantine: fenced originals, no traffic in or out")
-            .vpc_id(vpc_id)
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::SecurityGroup)
-                    .tags(Tag::builder().key(tag::QUARANTINE).value(stack).build())
-                    .build(),
-            )
-            .send()
-            .await;
-        let id = match created {
-            Ok(out) => out.group_id().unwrap_or_default().to_string(),
-            // Another delivery created it meanwhile.
-            Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
-                return existing().await?.ok_or_else(|| failure("DescribeSecurityGroups", &e));
+        // Found with egress left: a pass that created it died before this revoke, or the
+        // revoke failed. A quarantine group is never used while it allows egress.
+        for range in [("0.0.0.0/0", false), ("::/0", true)] {
+            let permission = aws_sdk_ec2::types::IpPermission::builder().ip_protocol("-1");
+            let permission = if range.1 {
+                permission.ipv6_ranges(aws_sdk_ec2::types::Ipv6Range::builder().cidr_ipv6(range.0).build())
+            } else {
+                permission.ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(range.0).build())
+            };
+            let revoke = self
+                .client
+                .revoke_security_group_egress()
+                .group_id(&id)
+                .ip_permissions(permission.build())
+                .send()
+                .await;
+            match revoke {
+                Ok(_) => {}
+                // Already gone, or never there (no IPv6 in the VPC).
+                Err(e) if e.code() == Some("InvalidPermission.NotFound") => {}
+                Err(e) => return Err(failure("RevokeSecurityGroupEgress", &e)),
             }
-            Err(e) => return Err(failure("CreateSecurityGroup", &e)),
-        };
-        let revoke = self
-            .client
-            .revoke_security_group_egress()
-            .group_id(&id)
-            .ip_permissions(
-                aws_sdk_ec2::types::IpPermission::builder()
-                    .ip_protocol("-1")
-                    .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                    .build(),
-            )
-            .send()
-            .await;
-        match revoke {
-            Ok(_) => Ok(id),
-            Err(e) if e.code() == Some("InvalidPermission.NotFound") => Ok(id),
-            Err(e) => Err(failure("RevokeSecurityGroupEgress", &e)),
         }
+        Ok(id)
     }
 
-    pub async fn tag_instance(&self, instance_id: &str, tags: &[(&str, &str)]) -> Result<(), AwsFailure> {
+    async fn tag_instance(&self, instance_id: &str, tags: &[(&str, &str)]) -> Result<(), AwsFailure> {
         self.client
             .create_tags()
             .resources(instance_id)
@@ -305,7 +298,7 @@ impl Fleet {
 
     /// Removes the tags (by key) from an instance. No keys removes nothing (EC2 would
     /// remove every tag).
-    pub async fn untag_instance(&self, instance_id: &str, keys: &[&str]) -> Result<(), AwsFailure> {
+    async fn untag_instance(&self, instance_id: &str, keys: &[&str]) -> Result<(), AwsFailure> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -320,7 +313,7 @@ impl Fleet {
     }
 
     /// Live instances fenced for the incident, or the one instance if it is fenced.
-    pub async fn fenced_instances(&self, selector: &FencedSelector<'_>) -> Result<Vec<Instance>, AwsFailure> {
+    async fn fenced_instances(&self, selector: &FencedSelector<'_>) -> Result<Vec<Instance>, AwsFailure> {
         let live = filter("instance-state-name", LIVE_STATES);
         let request = match selector {
             FencedSelector::Incident(incident) => self
@@ -348,7 +341,7 @@ impl Fleet {
     }
 
     /// Replaces the instance's security groups.
-    pub async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
+    async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
         self.client
             .modify_instance_attribute()
             .instance_id(instance_id)
@@ -359,7 +352,7 @@ impl Fleet {
         Ok(())
     }
 
-    pub async fn terminate(&self, instance_id: &str) -> Result<(), AwsFailure> {
+    async fn terminate(&self, instance_id: &str) -> Result<(), AwsFailure> {
         match self.client.terminate_instances().instance_ids(instance_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => Ok(()),

@@ -26,6 +26,10 @@ pub enum NotYet {
     TargetNotHealthy,
     /// A workload of the incident is still being launched.
     RelaunchInProgress,
+    /// Another delivery is telling the same fact right now.
+    BeingTold,
+    /// A replacement accepted by EC2 is not running yet.
+    ReplacementPending,
 }
 
 impl NotYet {
@@ -33,6 +37,8 @@ impl NotYet {
         match self {
             NotYet::TargetNotHealthy => "TargetNotHealthyYet",
             NotYet::RelaunchInProgress => "RelaunchInProgress",
+            NotYet::BeingTold => "BeingTold",
+            NotYet::ReplacementPending => "ReplacementPending",
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Each adapter is a feature naming the SDK crates it needs, so a function compiles only
 //! the SDK crates it uses.
 
+#[cfg(feature = "alarms")]
+pub mod alarms;
 #[cfg(feature = "automation")]
 pub mod automation;
 #[cfg(feature = "backups")]

@@ -2,37 +2,30 @@
 //! and deregistering originals.
 
 use crate::failure;
+use async_trait::async_trait;
+use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsError;
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetTypeEnum};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use ha_domain::error::AwsFailure;
 use ha_domain::model::TargetHealth;
+use ha_ports::serving::{LoadBalancing, TargetGroup};
 
 #[derive(Clone)]
-pub struct LoadBalancing {
+pub struct ElbLoadBalancing {
     client: aws_sdk_elasticloadbalancingv2::Client,
 }
 
-/// A target group, as registration needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetGroup {
-    pub name: String,
-    pub arn: String,
-    /// Instance targets are registered by instance id, IP targets by private address.
-    pub by_ip: bool,
-}
-
-impl LoadBalancing {
+impl ElbLoadBalancing {
     pub fn new(client: aws_sdk_elasticloadbalancingv2::Client) -> Self {
-        LoadBalancing { client }
+        ElbLoadBalancing { client }
     }
 
-    pub async fn target_groups(&self, names: &[String]) -> Result<Vec<TargetGroup>, AwsFailure> {
-        let out = self
-            .client
-            .describe_target_groups()
-            .set_names(Some(names.to_vec()))
-            .send()
-            .await
-            .map_err(|e| failure("DescribeTargetGroups", &e))?;
+    async fn describe(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<TargetGroup>, SdkError<DescribeTargetGroupsError, HttpResponse>> {
+        let out = self.client.describe_target_groups().set_names(Some(names.to_vec())).send().await?;
         Ok(out
             .target_groups()
             .iter()
@@ -43,9 +36,33 @@ impl LoadBalancing {
             })
             .collect())
     }
+}
 
+#[async_trait]
+impl LoadBalancing for ElbLoadBalancing {
+    /// DescribeTargetGroups fails whole when one name is unknown (TargetGroupNotFound):
+    /// then each name is asked for alone, so one typo does not keep the rest from serving.
+    async fn target_groups(&self, names: &[String]) -> Result<(Vec<TargetGroup>, Vec<String>), AwsFailure> {
+        match self.describe(names).await {
+            Ok(found) => Ok((found, Vec::new())),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_target_group_not_found_exception()) => {
+                let (mut found, mut missing) = (Vec::new(), Vec::new());
+                for name in names {
+                    match self.describe(std::slice::from_ref(name)).await {
+                        Ok(groups) => found.extend(groups),
+                        Err(e) if e.as_service_error().is_some_and(|e| e.is_target_group_not_found_exception()) => {
+                            missing.push(name.clone())
+                        }
+                        Err(e) => return Err(failure("DescribeTargetGroups", &e)),
+                    }
+                }
+                Ok((found, missing))
+            }
+            Err(e) => Err(failure("DescribeTargetGroups", &e)),
+        }
+    }
     /// Registers the target (again: registering twice changes nothing).
-    pub async fn register(&self, group: &TargetGroup, target: &str) -> Result<(), AwsFailure> {
+    async fn register(&self, group: &TargetGroup, target: &str) -> Result<(), AwsFailure> {
         self.client
             .register_targets()
             .target_group_arn(&group.arn)
@@ -57,7 +74,7 @@ impl LoadBalancing {
     }
 
     /// Every registered target's id and health state.
-    pub async fn targets(&self, group: &TargetGroup) -> Result<Vec<(String, TargetHealth)>, AwsFailure> {
+    async fn targets(&self, group: &TargetGroup) -> Result<Vec<(String, TargetHealth)>, AwsFailure> {
         let out = self
             .client
             .describe_target_health()
@@ -78,7 +95,7 @@ impl LoadBalancing {
             .collect())
     }
 
-    pub async fn deregister(&self, group: &TargetGroup, targets: &[String]) -> Result<(), AwsFailure> {
+    async fn deregister(&self, group: &TargetGroup, targets: &[String]) -> Result<(), AwsFailure> {
         let descriptions = targets.iter().map(|t| TargetDescription::builder().id(t).build()).collect();
         self.client
             .deregister_targets()

@@ -5,12 +5,14 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use ha_aws::fleet::{Fleet, LaunchRequest};
-use ha_aws::ledger::{ClaimAttempt, Ledger};
+use ha_aws::fleet::Ec2Fleet;
+use ha_aws::ledger::DynamoTable;
 use ha_domain::error::Retry;
 use ha_domain::incident::{IncidentId, ServerLedgerState};
 use ha_domain::launch::ClaimRecord;
 use ha_domain::model::{ServerId, Workload};
+use ha_ports::ledger::ClaimAttempt;
+use ha_ports::{Fleet, LaunchRequest, Ledger};
 
 fn ec2_error(code: &str) -> String {
     format!(
@@ -31,13 +33,13 @@ fn workload() -> Workload {
     }
 }
 
-async fn launch_with_response(status: u16, body: String) -> Result<String, ha_domain::error::AwsFailure> {
+async fn launch_with_response(status: u16, body: String) -> Result<ha_ports::Launched, ha_domain::error::AwsFailure> {
     let rule =
         mock!(aws_sdk_ec2::Client::run_instances).sequence().http_status(status, Some(body)).repeatedly().build();
     let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&rule]);
     let w = workload();
     let incident = IncidentId::from_stored("inc-1");
-    Fleet::new(client)
+    Ec2Fleet::new(client)
         .launch(&LaunchRequest {
             workload: &w,
             incident: &incident,
@@ -90,7 +92,7 @@ async fn run_instances_returns_the_instance_id() {
     let client = mock_client!(aws_sdk_ec2, [&rule]);
     let w = workload();
     let incident = IncidentId::from_stored("inc-1");
-    let id = Fleet::new(client)
+    let id = Ec2Fleet::new(client)
         .launch(&LaunchRequest {
             workload: &w,
             incident: &incident,
@@ -101,7 +103,7 @@ async fn run_instances_returns_the_instance_id() {
         })
         .await
         .unwrap();
-    assert_eq!(id, "i-0123");
+    assert_eq!(id.instance_id, "i-0123");
     assert_eq!(rule.num_calls(), 1);
 }
 
@@ -112,7 +114,7 @@ async fn dynamodb_throttling_is_transient() {
     let rule =
         mock!(aws_sdk_dynamodb::Client::put_item).sequence().http_status(400, Some(body.into())).repeatedly().build();
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
-    let ledger = Ledger::new(client, "ledger", 90);
+    let ledger = Ledger::new(std::sync::Arc::new(DynamoTable::new(client, "ledger")), 90);
     let err =
         ledger.claim_workload(&IncidentId::from_stored("inc-1"), "pos-db", "owner-a", 1_000, 300).await.unwrap_err();
     assert_eq!((err.code.as_str(), err.retry), ("ProvisionedThroughputExceededException", Retry::CanHelp));
@@ -134,7 +136,7 @@ async fn a_lost_claim_reports_what_holds_it() {
             .build()
     });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &get]);
-    let ledger = Ledger::new(client, "ledger", 90);
+    let ledger = Ledger::new(std::sync::Arc::new(DynamoTable::new(client, "ledger")), 90);
     let got = ledger.claim_workload(&IncidentId::from_stored("inc-1"), "pos-db", "owner-b", 1_000, 300).await.unwrap();
     assert_eq!(
         got,
@@ -151,7 +153,7 @@ async fn a_server_held_by_another_incident_is_a_flap() {
             .build()
     });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &get]);
-    let ledger = Ledger::new(client, "ledger", 90);
+    let ledger = Ledger::new(std::sync::Arc::new(DynamoTable::new(client, "ledger")), 90);
     let server = ServerId::parse("op-0123456789abcdef0").unwrap();
     let got = ledger.claim_server(&server, &IncidentId::from_stored("inc-second"), 1_000).await.unwrap();
     assert_eq!(got, ServerLedgerState::HeldByOther(IncidentId::from_stored("inc-first")));

@@ -22,7 +22,7 @@ pub enum AlarmState {
 }
 
 impl AlarmState {
-    fn parse(s: &str) -> Self {
+    pub fn parse(s: &str) -> Self {
         match s {
             "OK" => AlarmState::Ok,
             "ALARM" => AlarmState::Alarm,
@@ -38,6 +38,8 @@ pub enum PayloadShape {
     EventBridge,
     Sns,
     AlarmAction,
+    /// Not a delivery: the alarm's current state, read by a reconcile pass.
+    CurrentState,
 }
 
 /// A metric an alarm watches, as far as the payload says.
@@ -358,7 +360,9 @@ pub fn classify_transition(t: &AlarmTransition, alarm_name_prefix: &str) -> Alar
             to: t.new_state.clone(),
         }),
         (_, AlarmState::Alarm) => AlarmVerdict::ServerDown(server),
-        (Some(AlarmState::Alarm), AlarmState::Ok) => AlarmVerdict::ServerBack(server),
+        // From INSUFFICIENT_DATA too: a server that stopped reporting during an outage and
+        // then reports connected is back.
+        (_, AlarmState::Ok) => AlarmVerdict::ServerBack(server),
         _ => AlarmVerdict::Ignore(IgnoreReason::NotAServerTransition {
             from: t.old_state.clone(),
             to: t.new_state.clone(),
@@ -414,7 +418,7 @@ mod tests {
             (None, Alarm, down.clone()),
             (Some(Alarm), Alarm, not(Some(Alarm), Alarm)),
             (Some(Alarm), Ok, back.clone()),
-            (Some(InsufficientData), Ok, not(Some(InsufficientData), Ok)),
+            (Some(InsufficientData), Ok, back.clone()),
             (Some(Ok), InsufficientData, not(Some(Ok), InsufficientData)),
             (Some(Alarm), InsufficientData, not(Some(Alarm), InsufficientData)),
         ];

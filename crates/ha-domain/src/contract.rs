@@ -18,6 +18,7 @@ pub enum ProjectEvent {
     WorkloadRelaunched(WorkloadRelaunched),
     WorkloadRelaunchFailed(WorkloadRelaunchFailed),
     ServerRecovered(ServerRecovered),
+    FenceRequested(FenceRequested),
     BackupCompleted(BackupCompleted),
     BackupFailed(BackupFailed),
     BackupStale(BackupStale),
@@ -42,6 +43,7 @@ impl ProjectEvent {
             ProjectEvent::WorkloadRelaunched(_) => "WorkloadRelaunched",
             ProjectEvent::WorkloadRelaunchFailed(_) => "WorkloadRelaunchFailed",
             ProjectEvent::ServerRecovered(_) => "ServerRecovered",
+            ProjectEvent::FenceRequested(_) => "FenceRequested",
             ProjectEvent::BackupCompleted(_) => "BackupCompleted",
             ProjectEvent::BackupFailed(_) => "BackupFailed",
             ProjectEvent::BackupStale(_) => "BackupStale",
@@ -74,6 +76,7 @@ impl ProjectEvent {
             ProjectEvent::WorkloadRelaunched(e) => Some(&e.server_id),
             ProjectEvent::WorkloadRelaunchFailed(e) => Some(&e.server_id),
             ProjectEvent::ServerRecovered(e) => Some(&e.server_id),
+            ProjectEvent::FenceRequested(e) => Some(&e.server_id),
             ProjectEvent::BackupCompleted(e) => e.server_id.as_deref(),
             ProjectEvent::BackupFailed(e) => e.server_id.as_deref(),
             ProjectEvent::BackupStale(e) => e.server_id.as_deref(),
@@ -199,6 +202,16 @@ pub struct ServerRecovered {
     pub recovered_at: String,
 }
 
+/// The server of an open incident is back: relaunch fences the originals of what the
+/// incident replaced and closes it. Sent on every delivery of the recovery (and again by
+/// each reconcile pass while the incident stays open); fencing is idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceRequested {
+    pub incident_id: String,
+    pub server_id: String,
+    pub recovered_at: String,
+}
+
 /// A backup finished: the AMI was checked, tagged, the parameter moved to it (unless it
 /// already named a newer one) and old backups were pruned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,6 +306,10 @@ pub enum RelaunchFailure {
     NoDestination,
     /// The destination's Outpost reported no capacity for the instance type.
     KnownCapacityShortage,
+    /// The destination subnet lives on the failed server itself.
+    DestinationOnFailedServer,
+    /// The replacement EC2 accepted stopped or terminated before the server came back.
+    ReplacementLost,
     /// EC2 refused with this error code.
     Aws(String),
 }
@@ -305,6 +322,8 @@ impl RelaunchFailure {
             RelaunchFailure::BackupImageUnavailable => "BackupImageUnavailable",
             RelaunchFailure::NoDestination => "NoDestination",
             RelaunchFailure::KnownCapacityShortage => "KnownCapacityShortage",
+            RelaunchFailure::DestinationOnFailedServer => "DestinationOnFailedServer",
+            RelaunchFailure::ReplacementLost => "ReplacementLost",
             RelaunchFailure::Aws(code) => code,
         }
     }
@@ -326,6 +345,8 @@ impl From<String> for RelaunchFailure {
             "BackupImageUnavailable" => RelaunchFailure::BackupImageUnavailable,
             "NoDestination" => RelaunchFailure::NoDestination,
             "KnownCapacityShortage" => RelaunchFailure::KnownCapacityShortage,
+            "DestinationOnFailedServer" => RelaunchFailure::DestinationOnFailedServer,
+            "ReplacementLost" => RelaunchFailure::ReplacementLost,
             _ => RelaunchFailure::Aws(code),
         }
     }
@@ -357,6 +378,16 @@ pub enum FenceOutcome {
     /// Policy `isolate`, but the instance has no VPC to isolate it in.
     #[serde(rename = "left running (no VPC to isolate in)")]
     LeftRunningNoVpc,
+    /// Fencing it failed in a way a retry cannot fix (termination protection, a refusal).
+    #[serde(rename = "left running (fencing failed)")]
+    LeftRunningFenceFailed,
+    /// Not touched: its replacement is not running, so it is the only copy.
+    #[serde(rename = "kept (its replacement is not running)")]
+    KeptReplacementNotRunning,
+    /// Not touched, but still isolated by an earlier incident while its replacement is not
+    /// running: no copy of the workload serves until a person unfences it.
+    #[serde(rename = "still isolated (its replacement is not running)")]
+    StillIsolatedReplacementNotRunning,
 }
 
 impl FenceOutcome {
@@ -366,12 +397,23 @@ impl FenceOutcome {
             FenceOutcome::Terminated => "terminated",
             FenceOutcome::LeftRunning => "left running",
             FenceOutcome::LeftRunningNoVpc => "left running (no VPC to isolate in)",
+            FenceOutcome::LeftRunningFenceFailed => "left running (fencing failed)",
+            FenceOutcome::KeptReplacementNotRunning => "kept (its replacement is not running)",
+            FenceOutcome::StillIsolatedReplacementNotRunning => "still isolated (its replacement is not running)",
         }
+    }
+
+    /// The replacement is not running: the original is the only copy there is.
+    pub fn replacement_not_running(self) -> bool {
+        matches!(self, FenceOutcome::KeptReplacementNotRunning | FenceOutcome::StillIsolatedReplacementNotRunning)
     }
 
     /// Two copies of the workload may now run: a person must act.
     pub fn leaves_original_running(self) -> bool {
-        matches!(self, FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc)
+        matches!(
+            self,
+            FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc | FenceOutcome::LeftRunningFenceFailed
+        )
     }
 }
 

@@ -74,6 +74,13 @@ pub const CAPACITY_CODES: &[&str] = &[
     "InsufficientCapacityOnOutpost",
 ];
 
+/// The service refused the request before acting on it (throttling): unlike a timeout or a
+/// server error, it certainly did nothing.
+pub fn refused_unacted(code: &str) -> bool {
+    code.contains("Throttl")
+        || matches!(code, "RequestLimitExceeded" | "RequestResourceCountExceeded" | "TooManyRequestsException")
+}
+
 /// Pure classification used by every adapter.
 pub fn classify(kind: FailureKind, code: Option<&str>, http_status: Option<u16>) -> Retry {
     match kind {
@@ -98,6 +105,16 @@ pub fn classify(kind: FailureKind, code: Option<&str>, http_status: Option<u16>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_throttling_is_known_to_have_done_nothing() {
+        for code in ["RequestLimitExceeded", "ThrottlingException", "RequestResourceCountExceeded"] {
+            assert!(refused_unacted(code), "{code}");
+        }
+        for code in ["RequestTimeout", "InternalError", "ServiceUnavailable", "HTTP500"] {
+            assert!(!refused_unacted(code), "{code}");
+        }
+    }
 
     #[test]
     fn classification_table() {

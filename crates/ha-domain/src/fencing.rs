@@ -49,10 +49,14 @@ pub struct FenceAction {
     pub workload: String,
     pub replacement_instance_id: String,
     pub policy: FencingPolicy,
+    /// Already fenced for this incident (tagged) by an earlier pass that may have died
+    /// before telling it: told again, acted on again only if still live.
+    pub already: bool,
 }
 
 /// The originals to fence: instances of replaced workloads that are not replacements,
-/// still exist, are not known to run elsewhere, and are not fenced for this incident yet.
+/// are not known to run elsewhere, and still exist or were fenced (tagged) for this incident
+/// (a terminated one is told even if the pass that terminated it died).
 /// Instances of workloads that were not replaced are never selected.
 pub fn choose_originals(
     incident_id: &str,
@@ -71,11 +75,12 @@ pub fn choose_originals(
             let gone = c.state.is_gone();
             let elsewhere = c.server_id.as_deref().is_some_and(|s| s != server_id);
             let done = c.tags.get(tag::FENCED).map(String::as_str) == Some(incident_id);
-            (!is_replacement && !gone && !elsewhere && !done).then(|| FenceAction {
+            (!is_replacement && !elsewhere && (done || !gone)).then(|| FenceAction {
                 instance_id: c.instance_id.clone(),
                 workload: workload.clone(),
                 replacement_instance_id: r.replacement_instance_id.clone(),
                 policy: r.policy,
+                already: done,
             })
         })
         .collect();
@@ -186,6 +191,9 @@ mod tests {
         here.server_id = Some(OP.into());
         let mut gone = candidate("i-gone", "pos", &[]);
         gone.state = InstanceState::Terminated;
+        // Terminated by a pass that died before telling it: told again.
+        let mut terminated_here = candidate("i-terminated", "pos", &[(tag::FENCED, INC)]);
+        terminated_here.state = InstanceState::Terminated;
         let candidates = [
             candidate("i-pos", "pos", &[]),
             here,
@@ -196,18 +204,22 @@ mod tests {
             candidate("i-old-fence", "pos", &[(tag::FENCED, "inc-0")]),
             elsewhere,
             gone,
+            terminated_here,
         ];
         let actions = choose_originals(INC, OP, &replaced, &candidates);
-        let got: Vec<(&str, FencingPolicy)> = actions.iter().map(|a| (a.instance_id.as_str(), a.policy)).collect();
+        let got: Vec<(&str, FencingPolicy, bool)> =
+            actions.iter().map(|a| (a.instance_id.as_str(), a.policy, a.already)).collect();
         assert_eq!(
             got,
             vec![
-                ("i-db", FencingPolicy::Terminate),
-                ("i-old-fence", FencingPolicy::Isolate),
-                ("i-pos", FencingPolicy::Isolate)
+                ("i-db", FencingPolicy::Terminate, false),
+                ("i-done", FencingPolicy::Isolate, true),
+                ("i-old-fence", FencingPolicy::Isolate, false),
+                ("i-pos", FencingPolicy::Isolate, false),
+                ("i-terminated", FencingPolicy::Isolate, true),
             ]
         );
-        assert_eq!(actions[2].replacement_instance_id, "i-r1");
+        assert_eq!(actions[3].replacement_instance_id, "i-r1");
     }
 
     #[test]

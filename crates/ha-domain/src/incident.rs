@@ -102,11 +102,11 @@ pub struct MaintenanceWindow {
     pub reason: String,
 }
 
-/// Pure: does the window suppress an alarm that changed state at `alarm_time`? Judged by
-/// the alarm's own time, so every redelivery of one transition gets the same answer, and
-/// a window lapses by itself.
-pub fn suppressed_by(window: Option<&MaintenanceWindow>, alarm_time: OffsetDateTime) -> bool {
-    window.is_some_and(|w| alarm_time.unix_timestamp() < w.until_epoch)
+/// Pure: does the window suppress an alarm that changed state at `alarm_time`, handled
+/// `now`? Only an outage that began inside the window, and only while the window lasts: a
+/// server still down when its window ends is failed over (by the next reconcile pass).
+pub fn suppressed_by(window: Option<&MaintenanceWindow>, alarm_time: OffsetDateTime, now: OffsetDateTime) -> bool {
+    window.is_some_and(|w| alarm_time.unix_timestamp() < w.until_epoch && now.unix_timestamp() < w.until_epoch)
 }
 
 /// Why a maintenance request is refused (nothing is written).
@@ -172,30 +172,6 @@ fn seconds_text(t: OffsetDateTime) -> String {
     }
 }
 
-/// What the ledger held for the incident when the alarm handler tried to record it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncidentRecordState {
-    /// Our write created it.
-    Created,
-    Existing {
-        announced: bool,
-        created_epoch: i64,
-    },
-}
-
-/// Pure: must IncidentOpened go out from this delivery? Yes for the creator; for a later
-/// delivery only when the creator evidently died before announcing (the grace passed),
-/// so concurrent redeliveries do not announce one incident twice.
-pub fn should_announce(state: IncidentRecordState, now_epoch: i64) -> bool {
-    match state {
-        IncidentRecordState::Created => true,
-        IncidentRecordState::Existing { announced: true, .. } => false,
-        IncidentRecordState::Existing { announced: false, created_epoch } => {
-            now_epoch >= created_epoch + crate::launch::REPORT_GRACE_SECONDS
-        }
-    }
-}
-
 #[cfg(test)]
 mod maintenance_tests {
     use super::*;
@@ -208,9 +184,12 @@ mod maintenance_tests {
             until: "t".into(),
             reason: "r".into(),
         };
-        assert!(suppressed_by(Some(&window), datetime!(2026-11-22 11:59:59 UTC)));
-        assert!(!suppressed_by(Some(&window), datetime!(2026-11-22 12:00 UTC)));
-        assert!(!suppressed_by(None, datetime!(2026-11-22 11:00 UTC)));
+        let during = datetime!(2026-11-22 11:30 UTC);
+        assert!(suppressed_by(Some(&window), datetime!(2026-11-22 11:59:59 UTC), during));
+        assert!(!suppressed_by(Some(&window), datetime!(2026-11-22 12:00 UTC), during));
+        assert!(!suppressed_by(None, datetime!(2026-11-22 11:00 UTC), during));
+        // Down inside the window and still down after it: no longer suppressed.
+        assert!(!suppressed_by(Some(&window), datetime!(2026-11-22 11:30 UTC), datetime!(2026-11-22 12:00 UTC)));
     }
 }
 
@@ -250,22 +229,6 @@ mod tests {
     }
 
     #[test]
-    fn announce_table() {
-        use IncidentRecordState::*;
-        let now = 10_000;
-        let grace = crate::launch::REPORT_GRACE_SECONDS;
-        let table = [
-            (Created, true),
-            (Existing { announced: true, created_epoch: 0 }, false),
-            (Existing { announced: false, created_epoch: now - 1 }, false),
-            (Existing { announced: false, created_epoch: now - grace }, true),
-        ];
-        for (state, want) in table {
-            assert_eq!(should_announce(state, now), want, "{state:?}");
-        }
-    }
-
-    #[test]
     fn incident_decision_table() {
         let derived = IncidentId::from_stored("inc-new");
         let open = IncidentId::from_stored("inc-open");
@@ -300,7 +263,7 @@ mod tests {
         assert_eq!(set.window.until_epoch, datetime!(2026-11-22 13:00 UTC).unix_timestamp());
         assert_eq!((set.window.reason.as_str(), set.ended), ("firmware", false));
         let ended = maintenance_window(&request(op, "2026-11-22T09:00:00Z", "done"), now).unwrap();
-        assert!(ended.ended && !suppressed_by(Some(&ended.window), now));
+        assert!(ended.ended && !suppressed_by(Some(&ended.window), now, now));
         assert!(maintenance_window(&request(op, "2026-12-22T09:00:00Z", "r"), now).is_ok(), "30 days exactly");
         // The operator's clock 2 minutes ahead: `+30d` from it is still 30 days, and `now`
         // from it still ends the window; a clock hours off is not trusted.

@@ -1,7 +1,7 @@
 //! Pure decisions of the relaunch: order, claims, and where to go after a failure.
 
 use crate::error::Retry;
-use crate::model::Workload;
+use crate::model::{InstanceState, Workload};
 use serde::{Deserialize, Serialize};
 
 /// Workloads in the order they start when the concurrency bound bites: priority, then name.
@@ -12,20 +12,47 @@ pub fn launch_order(mut workloads: Vec<Workload>) -> Vec<Workload> {
     workloads
 }
 
+/// A replacement instance of a workload that EC2 still describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingReplacement {
+    pub instance_id: String,
+    pub subnet_id: String,
+    pub state: InstanceState,
+    /// The server whose failure it replaces (its source-server tag).
+    pub source_server: Option<String>,
+    /// The backup AMI it was launched from, by its tag.
+    pub restored_from: Option<String>,
+    /// The incident that launched it.
+    pub incident: Option<String>,
+}
+
+/// Pure: the replacement a workload of `server` already has, if any: one replacing this
+/// server (every store may call its workload `pos`), pending or running (a stopped or dying
+/// one is no copy that serves), the one launched for `incident` first.
+pub fn adoptable<'a>(
+    found: &'a [ExistingReplacement],
+    incident: &str,
+    server: &str,
+) -> Option<&'a ExistingReplacement> {
+    found
+        .iter()
+        .filter(|r| r.source_server.as_deref() == Some(server))
+        .filter(|r| matches!(r.state, InstanceState::Pending | InstanceState::Running))
+        .min_by(|a, b| {
+            let other = |r: &ExistingReplacement| r.incident.as_deref() != Some(incident);
+            other(a).cmp(&other(b)).then_with(|| a.instance_id.cmp(&b.instance_id))
+        })
+}
+
 /// The ledger's record of one (incident, workload), as far as claiming is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimRecord {
     /// Someone is launching; their lease runs until `lease_until` (epoch seconds).
     Launching { lease_until: i64 },
-    /// Settled (launched or failed on every destination) at `settled_epoch`; `reported`
-    /// once its event is out.
-    Settled { reported: bool, settled_epoch: i64 },
+    /// Settled (launched or failed on every destination); `reported` once its event is
+    /// out. Until `report_until` its settler (or whoever took the report over) reports it.
+    Settled { reported: bool, report_until: i64 },
 }
-
-/// How long the claimant that settled a workload has to report it before another
-/// delivery re-emits the outcome. Keeps concurrent redeliveries from duplicating reports;
-/// Lambda's own retry of a failed report comes a minute or more later.
-pub const REPORT_GRACE_SECONDS: i64 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimDecision {
@@ -47,12 +74,10 @@ pub fn decide_on_existing_claim(existing: &ClaimRecord, now_epoch: i64) -> Claim
     match existing {
         ClaimRecord::Launching { lease_until } if *lease_until <= now_epoch => ClaimDecision::TakeOver,
         ClaimRecord::Launching { .. } => ClaimDecision::LeaveToOther,
-        ClaimRecord::Settled { reported: false, settled_epoch }
-            if now_epoch >= settled_epoch + REPORT_GRACE_SECONDS =>
-        {
-            ClaimDecision::ReEmit
-        }
-        ClaimRecord::Settled { .. } => ClaimDecision::Done,
+        ClaimRecord::Settled { reported: false, report_until } if *report_until <= now_epoch => ClaimDecision::ReEmit,
+        // Being reported: this delivery comes back (NotYet) in case the reporter died.
+        ClaimRecord::Settled { reported: false, .. } => ClaimDecision::LeaveToOther,
+        ClaimRecord::Settled { reported: true, .. } => ClaimDecision::Done,
     }
 }
 
@@ -104,6 +129,28 @@ mod tests {
     }
 
     #[test]
+    fn only_a_live_replacement_of_the_same_server_is_adopted() {
+        let r = |id: &str, server: &str, state: InstanceState, incident: &str| ExistingReplacement {
+            instance_id: id.into(),
+            subnet_id: "subnet-1".into(),
+            state,
+            source_server: Some(server.into()),
+            restored_from: None,
+            incident: Some(incident.into()),
+        };
+        let (here, there) = ("op-0000000000000000a", "op-0000000000000000b");
+        let found = [
+            r("i-1", there, InstanceState::Running, "inc-1"),
+            r("i-2", here, InstanceState::Stopped, "inc-1"),
+            r("i-3", here, InstanceState::Running, "inc-0"),
+            r("i-4", here, InstanceState::Pending, "inc-1"),
+        ];
+        assert_eq!(adoptable(&found, "inc-1", here).map(|r| r.instance_id.as_str()), Some("i-4"));
+        assert_eq!(adoptable(&found[..3], "inc-1", here).map(|r| r.instance_id.as_str()), Some("i-3"));
+        assert_eq!(adoptable(&found[..2], "inc-1", here), None, "another store's, or a stopped one");
+    }
+
+    #[test]
     fn order_is_priority_then_name_without_duplicates() {
         let got: Vec<(String, u32)> =
             launch_order(vec![w("c", 100), w("a", 100), w("db", 1), w("b", 50), w("a", 100), w("c", 2)])
@@ -122,12 +169,9 @@ mod tests {
             (ClaimRecord::Launching { lease_until: 999 }, ClaimDecision::TakeOver),
             (ClaimRecord::Launching { lease_until: 1_000 }, ClaimDecision::TakeOver),
             (ClaimRecord::Launching { lease_until: 1_001 }, ClaimDecision::LeaveToOther),
-            (
-                ClaimRecord::Settled { reported: false, settled_epoch: now - REPORT_GRACE_SECONDS },
-                ClaimDecision::ReEmit,
-            ),
-            (ClaimRecord::Settled { reported: false, settled_epoch: now - 1 }, ClaimDecision::Done),
-            (ClaimRecord::Settled { reported: true, settled_epoch: now - 3600 }, ClaimDecision::Done),
+            (ClaimRecord::Settled { reported: false, report_until: now }, ClaimDecision::ReEmit),
+            (ClaimRecord::Settled { reported: false, report_until: now + 1 }, ClaimDecision::LeaveToOther),
+            (ClaimRecord::Settled { reported: true, report_until: now + 3600 }, ClaimDecision::Done),
         ];
         for (record, want) in table {
             assert_eq!(decide_on_existing_claim(&record, now), want, "{record:?}");

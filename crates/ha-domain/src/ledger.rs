@@ -5,11 +5,14 @@
 //! |--------------------|------------------|---------------------------------------------|
 //! | `SERVER#op-…`      | `OPEN_INCIDENT`  | which incident holds the server             |
 //! | `SERVER#op-…`      | `MAINTENANCE`    | relaunch suppressed until `until_epoch`     |
+//! | `SERVER#op-…`      | `ALARM_STATE`    | the newest transition seen: `up`, `changed_ms` |
+//! | `SERVER#op-…`      | `RECOVERED`      | a recovery with no incident open was told   |
 //! | `INCIDENT#inc-…`   | `META`           | the incident: server, alarm, times, status  |
 //! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
 //! | `INCIDENT#inc-…`   | `FENCED#i-…`     | an original's fencing was reported          |
 //! | `INCIDENT#inc-…`   | `SERVING#name`   | a replacement's serving was reported        |
 //! | `INCIDENT#inc-…`   | `SUPPRESSED`     | a suppressed relaunch was reported          |
+//! | `INCIDENT#inc-…`   | `OPENED`, `REALARMED`, `RECOVERED`, `CLOSED`, `LOST#name` | the incident's other facts told |
 //! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
 //! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
 //!
@@ -22,6 +25,8 @@ use serde::Serialize;
 pub const OPEN_INCIDENT: &str = "OPEN_INCIDENT";
 pub const MAINTENANCE: &str = "MAINTENANCE";
 pub const META: &str = "META";
+/// A server's newest alarm transition seen (sort key under the server).
+pub const ALARM_STATE: &str = "ALARM_STATE";
 /// Prefix of every (incident, workload) item's sort key.
 pub const WORKLOAD_PREFIX: &str = "WORKLOAD#";
 
@@ -62,6 +67,16 @@ pub enum IncidentMark<'a> {
     Serving { workload: &'a str },
     /// The relaunch was suppressed by a maintenance window.
     Suppressed,
+    /// The incident's opening was told.
+    Opened,
+    /// The server went down again while the incident was open (marker: when).
+    Realarmed,
+    /// The server came back (marker: when).
+    Recovered,
+    /// A workload's replacement stopped or terminated before the server came back.
+    ReplacementLost { workload: &'a str },
+    /// The incident was closed.
+    Closed,
 }
 
 impl IncidentMark<'_> {
@@ -70,6 +85,11 @@ impl IncidentMark<'_> {
             IncidentMark::Fenced { instance_id } => format!("FENCED#{instance_id}"),
             IncidentMark::Serving { workload } => format!("SERVING#{workload}"),
             IncidentMark::Suppressed => "SUPPRESSED".to_string(),
+            IncidentMark::Opened => "OPENED".to_string(),
+            IncidentMark::Realarmed => "REALARMED".to_string(),
+            IncidentMark::Recovered => "RECOVERED".to_string(),
+            IncidentMark::ReplacementLost { workload } => format!("LOST#{workload}"),
+            IncidentMark::Closed => "CLOSED".to_string(),
         }
     }
 }

@@ -100,6 +100,7 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "WorkloadRelaunched",
         "WorkloadRelaunchFailed",
         "ServerRecovered",
+        "FenceRequested",
         "BackupCompleted",
         "BackupFailed",
         "BackupStale",

@@ -67,6 +67,7 @@ fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::WorkloadRelaunched(e) => Some(&e.incident_id),
         ProjectEvent::WorkloadRelaunchFailed(e) => Some(&e.incident_id),
         ProjectEvent::ServerRecovered(e) => e.incident_id.as_deref(),
+        ProjectEvent::FenceRequested(e) => Some(&e.incident_id),
         ProjectEvent::OriginalFenced(e) => Some(&e.incident_id),
         ProjectEvent::OriginalUnfenced(e) => Some(&e.incident_id),
         ProjectEvent::IncidentClosed(e) => Some(&e.incident_id),

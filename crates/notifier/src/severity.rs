@@ -44,6 +44,7 @@ impl Severity {
 pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
     let severity = match event {
         ProjectEvent::RelaunchRequested(_)
+        | ProjectEvent::FenceRequested(_)
         | ProjectEvent::DrillRequested(_)
         | ProjectEvent::MaintenanceRequested(_)
         | ProjectEvent::UnfenceRequested(_)
@@ -57,7 +58,7 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
             }
         }
         ProjectEvent::OriginalFenced(e) => {
-            if e.action.leaves_original_running() {
+            if e.action.leaves_original_running() || e.action.replacement_not_running() {
                 Severity::Critical
             } else {
                 Severity::Warning
@@ -159,6 +160,13 @@ mod tests {
             ("original terminated", fenced(FenceOutcome::Terminated), Some(Warning)),
             ("original left running", fenced(FenceOutcome::LeftRunning), Some(Critical)),
             ("original left running, no VPC", fenced(FenceOutcome::LeftRunningNoVpc), Some(Critical)),
+            ("original left running, fencing failed", fenced(FenceOutcome::LeftRunningFenceFailed), Some(Critical)),
+            ("original kept, replacement not running", fenced(FenceOutcome::KeptReplacementNotRunning), Some(Critical)),
+            (
+                "original still isolated, replacement not running",
+                fenced(FenceOutcome::StillIsolatedReplacementNotRunning),
+                Some(Critical),
+            ),
             ("IncidentClosed", sample("IncidentClosed"), Some(Info)),
             ("original put back", unfenced(false), Some(Info)),
             ("original put back by force", unfenced(true), Some(Critical)),

@@ -28,6 +28,7 @@ pub fn describe(event: &ProjectEvent, severity: Severity) -> Option<Text> {
     let text = match event {
         ProjectEvent::RelaunchRequested(_)
         | ProjectEvent::DrillRequested(_)
+        | ProjectEvent::FenceRequested(_)
         | ProjectEvent::MaintenanceRequested(_)
         | ProjectEvent::UnfenceRequested(_)
         | ProjectEvent::IncidentStatusRequested(_) => return None,

@@ -11,14 +11,13 @@ mod unfence;
 pub use status::StatusReport;
 pub use unfence::{LeftIsolated, UnfenceReport, Unfenced};
 
-use ha_aws::bus::EventBus;
-use ha_aws::fleet::Fleet;
 use ha_aws::invocation::HandlerError;
-use ha_aws::ledger::Ledger;
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{IncidentStatusRequested, MaintenanceRequested, ProjectEvent, UnfenceRequested};
+use ha_ports::{Bus, Clock, Fleet, Ledger};
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 use tracing::{info, warn, Instrument};
 
 #[derive(Debug, Clone)]
@@ -89,19 +88,37 @@ impl Response {
     }
 }
 
+/// The ports the commands act through.
+#[derive(Clone)]
+pub struct Ports {
+    pub ledger: Ledger,
+    pub fleet: Arc<dyn Fleet>,
+    pub bus: Arc<dyn Bus>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ports {
+    pub fn aws(config: &Config, sdk: &aws_config::SdkConfig) -> Ports {
+        Ports {
+            ledger: ha_aws::ledger::ledger_of_store(aws_sdk_dynamodb::Client::new(sdk), &config.store),
+            fleet: Arc::new(ha_aws::fleet::Ec2Fleet::new(aws_sdk_ec2::Client::new(sdk))),
+            bus: Arc::new(ha_aws::bus::EventBridgeBus::of_store(aws_sdk_eventbridge::Client::new(sdk), &config.store)),
+            clock: Arc::new(ha_ports::SystemClock),
+        }
+    }
+}
+
 pub struct Operator {
-    ledger: Ledger,
-    fleet: Fleet,
-    bus: EventBus,
+    ports: Ports,
 }
 
 impl Operator {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
-        Operator {
-            ledger: Ledger::of_store(aws_sdk_dynamodb::Client::new(sdk), &config.store),
-            fleet: Fleet::new(aws_sdk_ec2::Client::new(sdk)),
-            bus: EventBus::of_store(aws_sdk_eventbridge::Client::new(sdk), &config.store),
-        }
+        Operator { ports: Ports::aws(&config, sdk) }
+    }
+
+    pub fn with_ports(ports: Ports) -> Self {
+        Operator { ports }
     }
 
     /// A wrong request is answered `Refused` with the reason (no retry can fix it); AWS

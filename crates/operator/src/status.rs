@@ -26,10 +26,10 @@ impl Operator {
                 Some(incident) => Some(incident),
                 None => return refused(format!("'{id}' is not an incident id (inc- and 24 hex digits)")),
             },
-            None => self.ledger.open_incident_of(&server).await?,
+            None => self.ports.ledger.open_incident_of(&server).await?,
         };
         let story = match incident {
-            Some(incident) => self.ledger.story_of(&incident).await?.filter(|s| s.server_id == server.as_str()),
+            Some(incident) => self.ports.ledger.story_of(&incident).await?.filter(|s| s.server_id == server.as_str()),
             None => None,
         };
         Ok(Response::Status(StatusReport { server_id: server.to_string(), incident: story }))

@@ -5,15 +5,16 @@
 //! copies unasked. One original's failure does not stop the others; it is reported.
 
 use crate::{refused, Operator, Response};
-use ha_aws::fleet::FencedSelector;
 use ha_aws::invocation::HandlerError;
 use ha_domain::contract::{OriginalUnfenced, ProjectEvent, UnfenceRequested};
 use ha_domain::error::AwsFailure;
 use ha_domain::fencing::{unfence_plan, UnfenceFacts, UnfencePlan};
 use ha_domain::incident::IncidentId;
+use ha_domain::launch::adoptable;
 use ha_domain::ledger::{IncidentMark, IncidentStatus};
-use ha_domain::model::{is_instance_id, tag, Instance};
-use ha_domain::timefmt::{format_timestamp, now};
+use ha_domain::model::{is_instance_id, tag, Instance, ServerId};
+use ha_domain::timefmt::format_timestamp;
+use ha_ports::FencedSelector;
 use serde::Serialize;
 use tracing::{info, warn, Instrument};
 
@@ -46,7 +47,7 @@ impl Operator {
             (None, Some(bad)) => return refused(format!("'{bad}' is not an incident id (inc- and 24 hex digits)")),
             _ => return refused("name exactly one of instance_id or incident_id"),
         };
-        let fenced = self.fleet.fenced_instances(&selector).await?;
+        let fenced = self.ports.fleet.fenced_instances(&selector).await?;
         if fenced.is_empty() {
             let named = r.instance_id.or(r.incident_id).unwrap_or_default();
             return refused(format!("no fenced instance found for {named}"));
@@ -84,11 +85,19 @@ impl Operator {
         // A mark that is no incident id (set by hand) names no ledger story and no mark.
         let in_ledger = IncidentId::parse(&incident).is_some();
         let workload = instance.tags.get(tag::WORKLOAD).cloned();
-        let incident_open =
-            in_ledger && self.ledger.story_of(&incident_id).await?.is_some_and(|s| s.status == IncidentStatus::Open);
-        let live_replacement = match &workload {
-            Some(name) => self.fleet.replacement_of(&incident_id, name).await?.map(|r| r.instance_id),
-            None => None,
+        let story = if in_ledger { self.ports.ledger.story_of(&incident_id).await? } else { None };
+        let incident_open = story.as_ref().is_some_and(|s| s.status == IncidentStatus::Open);
+        let server = instance
+            .server_id
+            .as_deref()
+            .or(story.as_ref().map(|s| s.server_id.as_str()))
+            .and_then(|s| ServerId::parse(s).ok());
+        let live_replacement = match (&workload, &server) {
+            (Some(name), Some(server)) => {
+                let found = self.ports.fleet.replacements_of(name).await?;
+                adoptable(&found, incident_id.as_str(), server.as_str()).map(|r| r.instance_id.clone())
+            }
+            _ => None,
         };
         let facts =
             UnfenceFacts { tags: &instance.tags, incident_open, live_replacement: live_replacement.as_deref(), force };
@@ -98,7 +107,7 @@ impl Operator {
                 return Ok(Err(why.to_string()));
             }
             UnfencePlan::Restore(groups) => {
-                self.fleet.set_security_groups(&instance.instance_id, &groups).await?;
+                self.ports.fleet.set_security_groups(&instance.instance_id, &groups).await?;
                 groups
             }
             UnfencePlan::Unmark => Vec::new(),
@@ -112,13 +121,13 @@ impl Operator {
             security_groups: groups,
             forced,
             replacement_instance_id: live_replacement,
-            unfenced_at: format_timestamp(now()),
+            unfenced_at: format_timestamp(self.ports.clock.now()),
         };
-        self.bus.publish(&[ProjectEvent::OriginalUnfenced(event.clone())]).await?;
-        self.fleet.untag_instance(&instance.instance_id, &[tag::FENCED, tag::FENCED_GROUPS]).await?;
+        self.ports.bus.publish(&[ProjectEvent::OriginalUnfenced(event.clone())]).await?;
+        self.ports.fleet.untag_instance(&instance.instance_id, &[tag::FENCED, tag::FENCED_GROUPS]).await?;
         if in_ledger {
             let mark = IncidentMark::Fenced { instance_id: &instance.instance_id };
-            self.ledger.clear_incident_mark(&incident_id, mark).await?;
+            self.ports.ledger.clear_incident_mark(&incident_id, mark).await?;
         }
         if forced {
             warn!(replacement = ?event.replacement_instance_id, "original put back by force: two copies may run");

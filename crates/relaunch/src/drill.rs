@@ -4,13 +4,13 @@
 
 use crate::{Relaunch, Response};
 use futures::stream::{self, StreamExt};
-use ha_aws::fleet::LaunchRequest;
 use ha_aws::invocation::HandlerError;
 use ha_domain::contract::{DrillCompleted, DrillRequested, DrillVerdict, ProjectEvent};
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::incident::IncidentId;
 use ha_domain::launch::launch_order;
 use ha_domain::model::{ServerId, Workload};
+use ha_ports::LaunchRequest;
 use serde::Serialize;
 use tracing::{error, info, Instrument};
 
@@ -29,7 +29,7 @@ impl Relaunch {
         let Ok(server) = ServerId::parse(&r.server_id) else {
             return Ok(Response::Ignored { reason: format!("'{}' is not an Outposts server id", r.server_id) });
         };
-        let (workloads, rejected) = self.fleet.workloads_of(&server).await?;
+        let (workloads, rejected) = self.ports.fleet.workloads_of(&server).await?;
         let mut verdicts: Vec<DrillVerdict> = stream::iter(launch_order(workloads))
             .map(|w| async move {
                 let span = tracing::info_span!("workload", workload = %w.name);
@@ -51,7 +51,8 @@ impl Relaunch {
         verdicts.sort_by(|a, b| a.workload.cmp(&b.workload));
         let ready = verdicts.iter().filter(|v| v.ready).count();
         info!(ready, not_ready = verdicts.len() - ready, "drill finished; nothing launched");
-        self.bus
+        self.ports
+            .bus
             .publish(&[ProjectEvent::DrillCompleted(DrillCompleted {
                 server_id: server.to_string(),
                 requested_at: r.requested_at.clone(),
@@ -80,9 +81,9 @@ impl Relaunch {
             }
         }
         let incident = IncidentId::from_stored("drill");
-        let capacity = self.capacity.of(w).await;
+        let capacity = self.ports.capacity.of(w).await;
         for subnet in &w.subnets {
-            if !self.fleet.subnet_exists(subnet).await? {
+            if !self.ports.fleet.subnet_exists(subnet).await? {
                 verdict.problems.push(format!("{subnet}: does not exist"));
                 continue;
             }
@@ -98,7 +99,7 @@ impl Relaunch {
                 restored_from: verdict.restored_from.as_ref(),
                 dry_run: true,
             };
-            match self.fleet.launch(&launch).await {
+            match self.ports.fleet.launch(&launch).await {
                 Err(f) if f.code == DRY_RUN_WOULD_SUCCEED => {
                     verdict.ready = true;
                     verdict.destination = Some(subnet.clone());
@@ -106,7 +107,8 @@ impl Relaunch {
                 }
                 Err(f) if f.retry == Retry::CanHelp => return Err(f),
                 Err(f) => verdict.problems.push(format!("{subnet}: {}: {}", f.code, f.message)),
-                Ok(instance_id) => {
+                Ok(launched) => {
+                    let instance_id = launched.instance_id;
                     // EC2 never launches on DryRun; if something did, say so loudly.
                     error!(%instance_id, "a dry-run launch returned an instance");
                     verdict.problems.push(format!("{subnet}: a dry run launched {instance_id}; terminate it"));

@@ -4,15 +4,15 @@
 
 use crate::{Relaunch, Response};
 use ha_aws::invocation::{HandlerError, NotYet};
-use ha_domain::contract::{FenceOutcome, IncidentClosed, OriginalFenced, ProjectEvent, ServerRecovered};
-use ha_domain::error::AwsFailure;
+use ha_domain::contract::{FenceOutcome, FenceRequested, IncidentClosed, OriginalFenced, ProjectEvent};
+use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::fencing::{
     choose_originals, groups_from_tag, groups_tag_value, policy_for, FenceAction, FencingPolicy, ReplacedWorkload,
 };
 use ha_domain::incident::IncidentId;
-use ha_domain::ledger::{IncidentMark, WorkloadStatus};
-use ha_domain::model::{tag, Instance, ServerId};
-use ha_domain::timefmt::now;
+use ha_domain::ledger::{IncidentMark, IncidentStatus, WorkloadStatus};
+use ha_domain::model::{tag, Instance, InstanceState, ServerId};
+use ha_ports::ledger::Told;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{error, info, warn, Instrument};
@@ -39,15 +39,39 @@ impl Fenced {
     }
 }
 
+/// How fencing one original went.
+enum Attempt {
+    Done(Fenced),
+    /// Its replacement is not running yet: come back.
+    ReplacementPending,
+    /// A retry may help.
+    Transient(AwsFailure),
+}
+
 impl Relaunch {
-    pub(crate) async fn fence(&self, r: ServerRecovered) -> Result<Response, HandlerError> {
-        let (Some(incident), Ok(server)) = (r.incident_id.as_deref(), ServerId::parse(&r.server_id)) else {
-            info!("no open incident for the server: nothing to fence");
-            return Ok(Response::Ignored { reason: "no open incident".into() });
+    pub(crate) async fn fence(&self, r: FenceRequested, owner: &str) -> Result<Response, HandlerError> {
+        let Ok(server) = ServerId::parse(&r.server_id) else {
+            info!("not a server id: nothing to fence");
+            return Ok(Response::Ignored { reason: "no valid server".into() });
         };
-        let incident = IncidentId::from_stored(incident);
+        let (ledger, fleet) = (&self.ports.ledger, &self.ports.fleet);
+        let incident = IncidentId::from_stored(r.incident_id.as_str());
+        let (up, status) = tokio::join!(ledger.server_is_up(&server), ledger.incident_status(&incident));
+        // A closed incident's closing is finished (told, server freed) even if the server is
+        // down again since; an open one waits for the next recovery.
+        if up? == Some(false) && status? != Some(IncidentStatus::Closed) {
+            info!("the server went down again since: this recovery is stale, nothing fenced");
+            return Ok(Response::Ignored { reason: "the server is down again".into() });
+        }
+        // A copy of a recovery already carried out: its closing was told, nothing is left.
+        if ledger.was_told(&incident, IncidentMark::Closed).await? {
+            // The pass that told it may have died before freeing the server.
+            ledger.release_server(&server, &incident).await?;
+            info!("the incident is closed and told: nothing to fence");
+            return Ok(Response::Ignored { reason: "incident already closed".into() });
+        }
         let mut replaced = Vec::new();
-        for (status, outcome) in self.ledger.outcomes_of(&incident).await? {
+        for (status, outcome) in ledger.outcomes_of(&incident).await? {
             if status == WorkloadStatus::Launching {
                 // A launch still in flight would leave its original unfenced: come back later.
                 return Err(HandlerError::NotYet {
@@ -59,9 +83,26 @@ impl Relaunch {
                 replaced.push(w);
             }
         }
+        // An incident never closes with an outcome untold: one whose report was lost (its
+        // reporter died, its retries ran out) is told here.
+        for (workload, outcome) in ledger.unreported_of(&incident).await? {
+            if !ledger.take_report(&incident, &workload, self.ports.clock.epoch()).await? {
+                return Err(HandlerError::NotYet {
+                    reason: NotYet::BeingTold,
+                    detail: format!("the outcome of {workload} is being reported"),
+                });
+            }
+            if let Ok(event) = serde_json::from_str::<ProjectEvent>(&outcome) {
+                if let Err(f) = self.ports.bus.publish(&[event]).await {
+                    let _ = ledger.release_report(&incident, &workload).await;
+                    return Err(f.into());
+                }
+            }
+            ledger.mark_reported(&incident, &workload).await?;
+        }
         let template_ids: Vec<String> =
             replaced.iter().map(|w| w.launch_template_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        let template_tags = self.fleet.template_tags(&template_ids).await?;
+        let template_tags = fleet.template_tags(&template_ids).await?;
         let no_tags = BTreeMap::new();
         let replaced_workloads: Vec<ReplacedWorkload> = replaced
             .iter()
@@ -75,53 +116,103 @@ impl Relaunch {
             })
             .collect();
         let names: Vec<String> = replaced_workloads.iter().map(|w| w.workload.clone()).collect();
-        let candidates = if names.is_empty() { Vec::new() } else { self.fleet.instances_of(&names).await? };
+        let candidates = if names.is_empty() { Vec::new() } else { fleet.instances_of(&names).await? };
         let actions = choose_originals(incident.as_str(), server.as_str(), &replaced_workloads, &candidates);
 
-        let mut events = Vec::new();
+        // One original's trouble never stops the others: each is tried, each told.
         let mut fenced_ids = Vec::new();
+        let mut transient = None;
+        let mut waiting = false;
         for action in &actions {
             let span = tracing::info_span!("original", workload = %action.workload, instance_id = %action.instance_id);
             let candidate = candidates.iter().find(|c| c.instance_id == action.instance_id);
-            let fenced = self.fence_one(&incident, action, candidate).instrument(span).await?;
+            let fenced = match self.fence_one(&incident, action, candidate).instrument(span).await {
+                Attempt::Done(f) => f,
+                Attempt::ReplacementPending => {
+                    waiting = true;
+                    continue;
+                }
+                Attempt::Transient(f) => {
+                    warn!(instance_id = %action.instance_id, failure = %f, "could not fence the original yet; retried");
+                    transient.get_or_insert(f);
+                    continue;
+                }
+            };
+            let event = ProjectEvent::OriginalFenced(OriginalFenced {
+                incident_id: incident.to_string(),
+                server_id: server.to_string(),
+                workload: action.workload.clone(),
+                instance_id: action.instance_id.clone(),
+                replacement_instance_id: action.replacement_instance_id.clone(),
+                policy: action.policy,
+                action: fenced.outcome,
+                previous_security_groups: fenced.previous_groups,
+                quarantine_security_group: fenced.quarantine,
+            });
             let mark = IncidentMark::Fenced { instance_id: &action.instance_id };
-            let first =
-                self.ledger.mark_incident(&incident, mark, fenced.outcome.as_str(), now().unix_timestamp()).await?;
-            if first {
-                events.push(ProjectEvent::OriginalFenced(OriginalFenced {
-                    incident_id: incident.to_string(),
-                    server_id: server.to_string(),
-                    workload: action.workload.clone(),
-                    instance_id: action.instance_id.clone(),
-                    replacement_instance_id: action.replacement_instance_id.clone(),
-                    policy: action.policy,
-                    action: fenced.outcome,
-                    previous_security_groups: fenced.previous_groups,
-                    quarantine_security_group: fenced.quarantine,
-                }));
+            let told = ledger
+                .tell_incident(
+                    &*self.ports.bus,
+                    &incident,
+                    mark,
+                    fenced.outcome.as_str(),
+                    owner,
+                    self.ports.clock.epoch(),
+                    &[event],
+                )
+                .await?;
+            if told == Told::ByAnother {
+                waiting = true;
             }
             fenced_ids.push(action.instance_id.clone());
         }
+        if let Some(f) = transient {
+            return Err(f.into());
+        }
+        if waiting {
+            return Err(HandlerError::NotYet {
+                reason: NotYet::ReplacementPending,
+                detail: "a replacement is not running yet, or another delivery is telling a fencing".into(),
+            });
+        }
 
         let summary = format!(
-            "{} workload(s) replaced; {} original(s) fenced on {} ({})",
+            "{} workload(s) replaced; {} original(s) handled on {} ({})",
             replaced.len(),
             actions.len(),
             r.recovered_at,
             actions.iter().map(|a| format!("{} {}", a.instance_id, a.policy.as_str())).collect::<Vec<_>>().join(", ")
         );
-        if self.ledger.close_incident(&incident, &server, &summary, now().unix_timestamp()).await? {
+        let now_epoch = self.ports.clock.epoch();
+        if ledger.close_incident(&incident, &summary, now_epoch).await? {
             info!(%summary, "incident closed");
-            events.push(ProjectEvent::IncidentClosed(IncidentClosed {
-                incident_id: incident.to_string(),
-                server_id: server.to_string(),
-                recovered_at: r.recovered_at.clone(),
-                replaced: replaced.iter().map(|w| w.workload.clone()).collect(),
-                fenced: fenced_ids.clone(),
-                summary,
-            }));
         }
-        self.bus.publish(&events).await?;
+        let closed = ProjectEvent::IncidentClosed(IncidentClosed {
+            incident_id: incident.to_string(),
+            server_id: server.to_string(),
+            recovered_at: r.recovered_at.clone(),
+            replaced: replaced.iter().map(|w| w.workload.clone()).collect(),
+            fenced: fenced_ids.clone(),
+            summary,
+        });
+        let told = ledger
+            .tell_incident(
+                &*self.ports.bus,
+                &incident,
+                IncidentMark::Closed,
+                incident.as_str(),
+                owner,
+                now_epoch,
+                &[closed],
+            )
+            .await?;
+        ledger.release_server(&server, &incident).await?;
+        if told == Told::ByAnother {
+            return Err(HandlerError::NotYet {
+                reason: NotYet::BeingTold,
+                detail: "another delivery is telling the incident's closing".into(),
+            });
+        }
         Ok(Response::Fence(FenceReport {
             incident_id: incident.to_string(),
             fenced: fenced_ids,
@@ -129,32 +220,69 @@ impl Relaunch {
         }))
     }
 
-    async fn fence_one(
+    /// Fences one original, only while its replacement runs (never the only copy).
+    async fn fence_one(&self, incident: &IncidentId, action: &FenceAction, candidate: Option<&Instance>) -> Attempt {
+        if action.already && candidate.is_none_or(|c| c.state.is_gone()) {
+            // Terminated by an earlier pass that died before telling it.
+            return Attempt::Done(Fenced::untouched(FenceOutcome::Terminated));
+        }
+        let replacement = match self.ports.fleet.instance(&action.replacement_instance_id).await {
+            Ok(r) => r,
+            Err(f) => return Attempt::Transient(f),
+        };
+        match replacement.map(|r| r.state) {
+            Some(InstanceState::Running) => {}
+            Some(InstanceState::Pending) => return Attempt::ReplacementPending,
+            other => {
+                let isolated = candidate.is_some_and(|c| c.tags.contains_key(tag::FENCED_GROUPS));
+                error!(replacement_state = ?other, isolated, "the replacement is not running: the original is the only copy and stays");
+                let outcome = if isolated {
+                    FenceOutcome::StillIsolatedReplacementNotRunning
+                } else {
+                    FenceOutcome::KeptReplacementNotRunning
+                };
+                return Attempt::Done(Fenced::untouched(outcome));
+            }
+        }
+        match self.isolate_or_terminate(incident, action, candidate).await {
+            Ok(f) => Attempt::Done(f),
+            Err(f) if f.retry == Retry::CanHelp => Attempt::Transient(f),
+            Err(f) => {
+                error!(code = %f.code, message = %f.message, "fencing the original failed; it is left running");
+                Attempt::Done(Fenced::untouched(FenceOutcome::LeftRunningFenceFailed))
+            }
+        }
+    }
+
+    async fn isolate_or_terminate(
         &self,
         incident: &IncidentId,
         action: &FenceAction,
         candidate: Option<&Instance>,
     ) -> Result<Fenced, AwsFailure> {
+        let fleet = &self.ports.fleet;
         let id = action.instance_id.as_str();
         let fenced = match (action.policy, candidate.and_then(|c| c.vpc_id.as_deref().map(|v| (c, v)))) {
             (FencingPolicy::Isolate, Some((c, vpc))) => {
-                let quarantine = self.fleet.quarantine_group(vpc, &self.config.stack_name).await?;
+                let quarantine = fleet.quarantine_group(vpc, &self.config.stack_name).await?;
                 // The groups are kept before they are swapped, and never overwritten by a retry
                 // that would only see the quarantine group.
                 let previous = match c.tags.get(tag::FENCED_GROUPS) {
                     Some(kept) => groups_from_tag(kept),
                     None => {
                         let groups = c.security_groups.clone();
-                        self.fleet.tag_instance(id, &[(tag::FENCED_GROUPS, &groups_tag_value(&groups))]).await?;
+                        fleet.tag_instance(id, &[(tag::FENCED_GROUPS, &groups_tag_value(&groups))]).await?;
                         groups
                     }
                 };
-                self.fleet.set_security_groups(id, std::slice::from_ref(&quarantine)).await?;
+                fleet.set_security_groups(id, std::slice::from_ref(&quarantine)).await?;
                 warn!(%quarantine, previous = ?previous, "original isolated");
                 Fenced { outcome: FenceOutcome::Isolated, previous_groups: previous, quarantine: Some(quarantine) }
             }
             (FencingPolicy::Terminate, _) => {
-                self.fleet.terminate(id).await?;
+                // Tagged first, so a pass that dies after terminating is told by the next.
+                fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
+                fleet.terminate(id).await?;
                 warn!("original terminated");
                 return Ok(Fenced::untouched(FenceOutcome::Terminated));
             }
@@ -167,7 +295,7 @@ impl Relaunch {
                 Fenced::untouched(FenceOutcome::LeftRunning)
             }
         };
-        self.fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
+        fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
         Ok(fenced)
     }
 }

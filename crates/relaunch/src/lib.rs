@@ -7,6 +7,7 @@
 mod drill;
 mod fence;
 mod launch;
+mod lost;
 mod request;
 mod restore;
 mod serve;
@@ -14,20 +15,17 @@ mod serve;
 pub use drill::DrillReport;
 pub use fence::FenceReport;
 pub use launch::LaunchReport;
+pub use lost::LostReport;
 pub use request::Request;
 pub use serve::ServeReport;
 
-use ha_aws::backups::BackupStore;
-use ha_aws::bus::EventBus;
-use ha_aws::capacity::CapacityProbe;
-use ha_aws::fleet::Fleet;
 use ha_aws::invocation::HandlerError;
-use ha_aws::ledger::Ledger;
-use ha_aws::serving::LoadBalancing;
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::fencing::FencingPolicy;
+use ha_ports::{BackupCatalog, Bus, CapacityProbe, Clock, Fleet, Ledger, LoadBalancing};
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 use tracing::{info, warn, Instrument};
 
 #[derive(Debug, Clone)]
@@ -35,8 +33,10 @@ pub struct Config {
     pub store: IncidentStore,
     /// RunInstances calls in flight at once.
     pub launch_concurrency: usize,
-    /// How long a claim is held before another delivery may take it over; must exceed the
-    /// function timeout so a live claimant is never overtaken.
+    /// How long a claim (or a fact being told) is held before another delivery may take it
+    /// over: longer than the function's timeout, so a live claimant is never overtaken, and
+    /// shorter than the timeout plus Lambda's first retry delay (about a minute), so the
+    /// retry of a claimant that timed out takes its work over.
     pub claim_lease_seconds: i64,
     /// The `Stack` dimension of the metrics this function publishes.
     pub stack_name: String,
@@ -52,7 +52,7 @@ impl Config {
             launch_concurrency: env.number("LAUNCH_CONCURRENCY", 10, 1..=100, "expected 1 to 100")?,
             claim_lease_seconds: env.number(
                 "CLAIM_LEASE_SECONDS",
-                300,
+                150,
                 30..=3600,
                 "expected seconds from 30 to 3600",
             )?,
@@ -77,6 +77,7 @@ pub enum Response {
     Serve(ServeReport),
     Drill(DrillReport),
     Fence(FenceReport),
+    Lost(LostReport),
     Ignored { reason: String },
 }
 
@@ -112,47 +113,71 @@ impl Response {
 }
 
 /// The ports every job acts through.
+#[derive(Clone)]
+pub struct Ports {
+    pub ledger: Ledger,
+    pub fleet: Arc<dyn Fleet>,
+    pub backups: Arc<dyn BackupCatalog>,
+    pub capacity: Arc<dyn CapacityProbe>,
+    pub load_balancing: Arc<dyn LoadBalancing>,
+    pub bus: Arc<dyn Bus>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The SDK clients relaunch's AWS ports are built on.
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub events: aws_sdk_eventbridge::Client,
+}
+
+impl Clients {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Clients {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
+        }
+    }
+}
+
+impl Ports {
+    pub fn aws(config: &Config, c: Clients) -> Ports {
+        Ports {
+            ledger: ha_aws::ledger::ledger_of_store(c.dynamodb, &config.store),
+            backups: Arc::new(ha_aws::backups::BackupStore::new(c.ec2.clone(), c.ssm, &config.stack_name)),
+            capacity: Arc::new(ha_aws::capacity::Ec2CapacityProbe::new(c.ec2.clone(), c.cloudwatch)),
+            load_balancing: Arc::new(ha_aws::serving::ElbLoadBalancing::new(c.elb)),
+            fleet: Arc::new(ha_aws::fleet::Ec2Fleet::new(c.ec2)),
+            bus: Arc::new(ha_aws::bus::EventBridgeBus::of_store(c.events, &config.store)),
+            clock: Arc::new(ha_ports::SystemClock),
+        }
+    }
+}
+
 pub struct Relaunch {
     config: Config,
-    ledger: Ledger,
-    fleet: Fleet,
-    backups: BackupStore,
-    capacity: CapacityProbe,
-    load_balancing: LoadBalancing,
-    bus: EventBus,
+    ports: Ports,
 }
 
 impl Relaunch {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
-        Self::from_clients(
-            config,
-            aws_sdk_dynamodb::Client::new(sdk),
-            aws_sdk_ec2::Client::new(sdk),
-            aws_sdk_ssm::Client::new(sdk),
-            aws_sdk_cloudwatch::Client::new(sdk),
-            aws_sdk_elasticloadbalancingv2::Client::new(sdk),
-            aws_sdk_eventbridge::Client::new(sdk),
-        )
+        Self::from_clients(config, Clients::new(sdk))
     }
 
-    pub fn from_clients(
-        config: Config,
-        dynamodb: aws_sdk_dynamodb::Client,
-        ec2: aws_sdk_ec2::Client,
-        ssm: aws_sdk_ssm::Client,
-        cloudwatch: aws_sdk_cloudwatch::Client,
-        elb: aws_sdk_elasticloadbalancingv2::Client,
-        events: aws_sdk_eventbridge::Client,
-    ) -> Self {
-        Relaunch {
-            ledger: Ledger::of_store(dynamodb, &config.store),
-            backups: BackupStore::new(ec2.clone(), ssm, &config.stack_name),
-            capacity: CapacityProbe::new(ec2.clone(), cloudwatch),
-            load_balancing: LoadBalancing::new(elb),
-            fleet: Fleet::new(ec2),
-            bus: EventBus::of_store(events, &config.store),
-            config,
-        }
+    pub fn from_clients(config: Config, clients: Clients) -> Self {
+        let ports = Ports::aws(&config, clients);
+        Relaunch { config, ports }
+    }
+
+    pub fn with_ports(config: Config, ports: Ports) -> Self {
+        Relaunch { config, ports }
     }
 
     /// `invocation_id` identifies this attempt as a claim owner (the Lambda request id).
@@ -164,15 +189,19 @@ impl Relaunch {
             }
             Request::Serve { instance_id } => {
                 let span = tracing::info_span!("serve", instance_id = %instance_id);
-                self.serve(&instance_id).instrument(span).await
+                self.serve(&instance_id, invocation_id).instrument(span).await
             }
             Request::Drill(r) => {
                 let span = tracing::info_span!("drill", server_id = %r.server_id);
                 self.drill(r).instrument(span).await
             }
+            Request::Lost { instance_id, state } => {
+                let span = tracing::info_span!("lost", instance_id = %instance_id);
+                self.lost(&instance_id, state, invocation_id).instrument(span).await
+            }
             Request::Fence(r) => {
-                let span = tracing::info_span!("fence", incident_id = ?r.incident_id, server_id = %r.server_id);
-                self.fence(r).instrument(span).await
+                let span = tracing::info_span!("fence", incident_id = %r.incident_id, server_id = %r.server_id);
+                self.fence(r, invocation_id).instrument(span).await
             }
             Request::Ignore(reason) => {
                 info!(%reason, "nothing for relaunch; ignored");
@@ -194,7 +223,7 @@ mod tests {
     fn config_bounds_are_enforced_with_the_variable_named() {
         let base = [("LEDGER_TABLE", "t"), ("EVENT_BUS_NAME", "b")];
         let c = Config::from_env(&EnvReader::from_pairs(&base)).unwrap();
-        assert_eq!((c.launch_concurrency, c.claim_lease_seconds), (10, 300));
+        assert_eq!((c.launch_concurrency, c.claim_lease_seconds), (10, 150));
         for (name, value) in [("LAUNCH_CONCURRENCY", "0"), ("LAUNCH_CONCURRENCY", "ten"), ("CLAIM_LEASE_SECONDS", "5")]
         {
             let mut pairs = base.to_vec();

@@ -1,6 +1,6 @@
 //! The function's input, parsed once at the edge into the job it asks for.
 
-use ha_domain::contract::{DrillRequested, ProjectEvent, RelaunchRequested, ServerRecovered};
+use ha_domain::contract::{DrillRequested, FenceRequested, ProjectEvent, RelaunchRequested};
 use ha_domain::model::InstanceState;
 use serde_json::Value;
 
@@ -14,10 +14,13 @@ pub enum Request {
     Launch(RelaunchRequested),
     /// An instance reached `running`: if it is a replacement, put it behind its target groups.
     Serve { instance_id: String },
+    /// An instance stopped or was terminated: if it is an incident's replacement,
+    /// the workload lost its copy and a person must hear of it.
+    Lost { instance_id: String, state: InstanceState },
     /// Dry-run every workload of a server.
     Drill(DrillRequested),
     /// The server is back: fence the originals of what the incident replaced.
-    Fence(ServerRecovered),
+    Fence(FenceRequested),
     /// Nothing for relaunch; why.
     Ignore(String),
     /// Not readable as any input relaunch knows; the parser's reason.
@@ -31,13 +34,21 @@ impl Request {
             let state = InstanceState::parse(event["detail"]["state"].as_str().unwrap_or_default());
             return match state {
                 InstanceState::Running if !instance_id.is_empty() => Request::Serve { instance_id },
+                InstanceState::Stopping
+                | InstanceState::Stopped
+                | InstanceState::ShuttingDown
+                | InstanceState::Terminated
+                    if !instance_id.is_empty() =>
+                {
+                    Request::Lost { instance_id, state }
+                }
                 _ => Request::Ignore(format!("instance state {}", state.as_str())),
             };
         }
         match serde_json::from_value::<ProjectEvent>(event) {
             Ok(ProjectEvent::RelaunchRequested(r)) => Request::Launch(r),
             Ok(ProjectEvent::DrillRequested(r)) => Request::Drill(r),
-            Ok(ProjectEvent::ServerRecovered(r)) => Request::Fence(r),
+            Ok(ProjectEvent::FenceRequested(r)) => Request::Fence(r),
             Ok(other) => Request::Ignore(other.detail_type().into()),
             Err(e) => Request::Malformed(e.to_string()),
         }
@@ -58,7 +69,12 @@ mod tests {
     fn each_input_is_one_job() {
         assert!(matches!(Request::parse(sample("contract/RelaunchRequested.json")), Request::Launch(_)));
         assert!(matches!(Request::parse(sample("contract/DrillRequested.json")), Request::Drill(_)));
-        assert!(matches!(Request::parse(sample("contract/ServerRecovered.json")), Request::Fence(_)));
+        assert!(matches!(Request::parse(sample("contract/FenceRequested.json")), Request::Fence(_)));
+        assert_eq!(
+            Request::parse(sample("contract/ServerRecovered.json")),
+            Request::Ignore("ServerRecovered".into()),
+            "the news of a recovery is for people; the work is FenceRequested"
+        );
         assert!(matches!(Request::parse(sample("ec2/instance-running.json")), Request::Serve { .. }));
         assert_eq!(
             Request::parse(sample("contract/UnfenceRequested.json")),
@@ -67,7 +83,9 @@ mod tests {
         );
         assert_eq!(Request::parse(sample("contract/IncidentOpened.json")), Request::Ignore("IncidentOpened".into()));
         let stopped = json!({"detail-type": EC2_STATE_CHANGE, "detail": {"instance-id": "i-1", "state": "stopped"}});
-        assert_eq!(Request::parse(stopped), Request::Ignore("instance state stopped".into()));
+        assert_eq!(Request::parse(stopped), Request::Lost { instance_id: "i-1".into(), state: InstanceState::Stopped });
+        let pending = json!({"detail-type": EC2_STATE_CHANGE, "detail": {"instance-id": "i-1", "state": "pending"}});
+        assert_eq!(Request::parse(pending), Request::Ignore("instance state pending".into()));
         let no_id = json!({"detail-type": EC2_STATE_CHANGE, "detail": {"state": "running"}});
         assert_eq!(Request::parse(no_id), Request::Ignore("instance state running".into()));
         match Request::parse(json!({"detail-type": "RelaunchRequested", "detail": {"incident_id": 3}})) {

@@ -10,7 +10,8 @@ use ha_domain::incident::IncidentId;
 use ha_domain::ledger::IncidentMark;
 use ha_domain::metrics;
 use ha_domain::model::{comma_list, is_replacement, tag, Instance, TargetHealth};
-use ha_domain::timefmt::{format_timestamp, now, parse_timestamp};
+use ha_domain::timefmt::{format_timestamp, parse_timestamp};
+use ha_ports::ledger::Told;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use tracing::info;
@@ -23,6 +24,8 @@ pub struct ServeReport {
     pub replacement_instance_id: String,
     /// Originals' targets taken out of the groups by this pass.
     pub deregistered: Vec<String>,
+    /// Target groups the workload names that do not exist.
+    pub missing_target_groups: Vec<String>,
 }
 
 /// How a target group addresses an instance: by id, or by its private address.
@@ -35,10 +38,15 @@ fn target_of(by_ip: bool, instance: &Instance) -> Option<String> {
 }
 
 impl Relaunch {
-    pub(crate) async fn serve(&self, instance_id: &str) -> Result<Response, HandlerError> {
+    pub(crate) async fn serve(&self, instance_id: &str, owner: &str) -> Result<Response, HandlerError> {
         let ignored = |reason: &str| Ok(Response::Ignored { reason: reason.to_string() });
-        let Some(replacement) = self.fleet.instance(instance_id).await? else {
-            return ignored("instance not found");
+        let (fleet, ledger, lb) = (&self.ports.fleet, &self.ports.ledger, &self.ports.load_balancing);
+        let Some(replacement) = fleet.instance(instance_id).await? else {
+            // EC2 said it runs: Describe has not caught up yet (eventual consistency).
+            return Err(HandlerError::NotYet {
+                reason: NotYet::ReplacementPending,
+                detail: format!("{instance_id} is not visible to DescribeInstances yet"),
+            });
         };
         let tags = &replacement.tags;
         let (Some(role), Some(incident), Some(workload), Some(server)) =
@@ -51,16 +59,19 @@ impl Relaunch {
         }
         let incident = IncidentId::from_stored(incident.as_str());
         let names = tags.get(tag::TARGET_GROUPS).map(|v| comma_list(v)).unwrap_or_default();
-        let groups = if names.is_empty() { Vec::new() } else { self.load_balancing.target_groups(&names).await? };
+        let (groups, missing) =
+            if names.is_empty() { (Vec::new(), Vec::new()) } else { lb.target_groups(&names).await? };
+        if !missing.is_empty() {
+            tracing::error!(missing = ?missing, "target groups named by the workload do not exist; serving through the others");
+        }
         let mut unhealthy = Vec::new();
         for group in &groups {
             let Some(target) = target_of(group.by_ip, &replacement) else {
                 unhealthy.push(format!("{}: the replacement has no private address", group.name));
                 continue;
             };
-            self.load_balancing.register(group, &target).await?;
-            let state =
-                self.load_balancing.targets(group).await?.into_iter().find(|(id, _)| *id == target).map(|(_, s)| s);
+            lb.register(group, &target).await?;
+            let state = lb.targets(group).await?.into_iter().find(|(id, _)| *id == target).map(|(_, s)| s);
             match state {
                 Some(TargetHealth::Healthy) => {}
                 Some(other) => unhealthy.push(format!("{}: {}", group.name, other.as_str())),
@@ -76,54 +87,67 @@ impl Relaunch {
         let originals: Vec<Instance> = if groups.is_empty() {
             Vec::new()
         } else {
-            self.fleet
+            // Only this server's originals: every store may call its workload `pos`.
+            fleet
                 .instances_of(std::slice::from_ref(workload))
                 .await?
                 .into_iter()
-                .filter(|i| !is_replacement(&i.tags))
+                .filter(|i| {
+                    !is_replacement(&i.tags)
+                        && !i.state.is_gone()
+                        && i.server_id.as_deref().is_none_or(|s| s == server.as_str())
+                })
                 .collect()
         };
         let mut deregistered = Vec::new();
         for group in &groups {
-            let registered: BTreeSet<String> =
-                self.load_balancing.targets(group).await?.into_iter().map(|(id, _)| id).collect();
+            let registered: BTreeSet<String> = lb.targets(group).await?.into_iter().map(|(id, _)| id).collect();
             let leaving: Vec<String> =
                 originals.iter().filter_map(|i| target_of(group.by_ip, i)).filter(|t| registered.contains(t)).collect();
             if !leaving.is_empty() {
-                self.load_balancing.deregister(group, &leaving).await?;
+                lb.deregister(group, &leaving).await?;
                 info!(target_group = %group.name, targets = ?leaving, "originals deregistered");
                 deregistered.extend(leaving);
             }
         }
 
-        let serving_at = format_timestamp(now());
-        self.ledger.record_serving(&incident, workload, &serving_at).await?;
-        let detected_at = self.ledger.incident_detected_at(&incident).await?.unwrap_or_default();
+        let serving_at = format_timestamp(self.ports.clock.now());
+        ledger.record_serving(&incident, workload, &serving_at).await?;
+        let detected_at = ledger.incident_detected_at(&incident).await?.unwrap_or_default();
         let seconds = parse_timestamp(&detected_at)
             .zip(parse_timestamp(&serving_at))
             .map(|(d, s)| (s - d).as_seconds_f64().max(0.0));
+        let event = ProjectEvent::WorkloadServing(WorkloadServing {
+            incident_id: incident.to_string(),
+            server_id: server.clone(),
+            workload: workload.clone(),
+            replacement_instance_id: instance_id.to_string(),
+            target_groups: groups.iter().map(|g| g.name.clone()).collect(),
+            deregistered: deregistered.clone(),
+            detected_at,
+            serving_at,
+            detection_to_serving_seconds: seconds,
+        });
         let mark = IncidentMark::Serving { workload };
-        let first = self.ledger.mark_incident(&incident, mark, instance_id, now().unix_timestamp()).await?;
-        if first {
-            self.bus
-                .publish(&[ProjectEvent::WorkloadServing(WorkloadServing {
-                    incident_id: incident.to_string(),
-                    server_id: server.clone(),
-                    workload: workload.clone(),
-                    replacement_instance_id: instance_id.to_string(),
-                    target_groups: names,
-                    deregistered: deregistered.clone(),
-                    detected_at,
-                    serving_at,
-                    detection_to_serving_seconds: seconds,
-                })])
-                .await?;
-            if let Some(s) = seconds {
-                metrics::publish_for_server(
-                    &self.config.stack_name,
-                    server,
-                    ("DetectionToServingSeconds", s, metrics::Unit::Seconds),
-                );
+        let told = ledger
+            .tell_incident(&*self.ports.bus, &incident, mark, instance_id, owner, self.ports.clock.epoch(), &[event])
+            .await?;
+        match told {
+            Told::Now => {
+                if let Some(s) = seconds {
+                    metrics::publish_for_server(
+                        &self.config.stack_name,
+                        server,
+                        ("DetectionToServingSeconds", s, metrics::Unit::Seconds),
+                    );
+                }
+            }
+            Told::Before => {}
+            Told::ByAnother => {
+                return Err(HandlerError::NotYet {
+                    reason: NotYet::BeingTold,
+                    detail: "another delivery is telling this replacement serves".into(),
+                })
             }
         }
         Ok(Response::Serve(ServeReport {
@@ -131,6 +155,7 @@ impl Relaunch {
             workload: workload.clone(),
             replacement_instance_id: instance_id.to_string(),
             deregistered,
+            missing_target_groups: missing,
         }))
     }
 }

@@ -10,7 +10,7 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ha_aws::invocation::{HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, RelaunchRequested};
 use ha_domain::model::{ServerId, Workload};
-use relaunch::{Config, Relaunch};
+use relaunch::{Clients, Config, Relaunch};
 
 fn ec2_error(code: &str) -> String {
     format!("<Response><Errors><Error><Code>{code}</Code><Message>{code}!</Message></Error></Errors><RequestID>r</RequestID></Response>")
@@ -33,6 +33,12 @@ fn request(subnets: &[&str]) -> serde_json::Value {
         }],
     }))
     .unwrap()
+}
+
+/// The ledger has no such item (no server state, no incident): nothing holds a launch back.
+fn no_item() -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_dynamodb::Client::get_item)
+        .then_output(|| aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build())
 }
 
 /// EC2 knows neither the instance type nor an Outpost: capacity is unknown, never blocking.
@@ -75,14 +81,17 @@ async fn throttled_launch_releases_the_claim_and_asks_lambda_to_retry() {
         .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
 
     let (no_type, no_outpost) = capacity_unknown();
+    let no_item = no_item();
     let handler = Relaunch::from_clients(
         config(),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &release, &settle]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &throttled, &no_type, &no_outpost]),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+        Clients {
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &release, &settle, &no_item]),
+            ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &throttled, &no_type, &no_outpost]),
+            ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+            cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+            elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
+            events: mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+        },
     );
     let err =
         handler.handle(request(&["subnet-0a1b2c3d4e5f60718", "subnet-0f9e8d7c6b5a40312"]), "req-1").await.unwrap_err();
@@ -124,14 +133,17 @@ async fn an_unmodeled_ec2_error_moves_to_the_fallback_destination() {
         .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
 
     let (no_type, no_outpost) = capacity_unknown();
+    let no_item = no_item();
     let handler = Relaunch::from_clients(
         config(),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &refused, &accepted, &no_type, &no_outpost]),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+        Clients {
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item]),
+            ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &refused, &accepted, &no_type, &no_outpost]),
+            ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+            cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+            elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
+            events: mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+        },
     );
     let response =
         handler.handle(request(&["subnet-0a1b2c3d4e5f60718", "subnet-0f9e8d7c6b5a40312"]), "req-1").await.unwrap();
@@ -163,19 +175,23 @@ async fn a_rejected_report_is_an_error_so_the_outcome_is_emitted_again() {
             .build()
     });
     let (no_type, no_outpost) = capacity_unknown();
+    let no_item = no_item();
     let handler = Relaunch::from_clients(
         config(),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &accepted, &no_type, &no_outpost]),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&rejected]),
+        Clients {
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item]),
+            ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &accepted, &no_type, &no_outpost]),
+            ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+            cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+            elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
+            events: mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&rejected]),
+        },
     );
     let err = handler.handle(request(&["subnet-0a1b2c3d4e5f60718"]), "req-1").await.unwrap_err();
     assert!(matches!(&err, HandlerError::Transient(f) if f.code == "InternalFailure"), "{err}");
-    // settle ran (outcome stored), mark_reported did not: a retry re-emits it.
-    assert_eq!(update.num_calls(), 1);
+    // settle ran (outcome stored), mark_reported did not, and the report was given back
+    // (report_until reset): a retry re-emits it at once.
+    assert_eq!(update.num_calls(), 2);
 }
 
 #[tokio::test]
@@ -194,14 +210,17 @@ async fn a_request_without_destinations_fails_the_workload_instead_of_panicking(
         })
         .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
     let (no_type, no_outpost) = capacity_unknown();
+    let no_item = no_item();
     let handler = Relaunch::from_clients(
         config(),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch, &none_yet, &no_type, &no_outpost]),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+        Clients {
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item]),
+            ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch, &none_yet, &no_type, &no_outpost]),
+            ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+            cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+            elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
+            events: mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+        },
     );
     let response = handler.handle(request(&[]), "req-1").await.unwrap();
     let report = response.as_launch().expect("a launch report");
@@ -283,18 +302,21 @@ async fn a_known_capacity_shortage_goes_to_the_next_destination_without_trying_i
         })
         .then_output(|| PutEventsOutput::builder().failed_entry_count(0).build());
 
+    let no_item = no_item();
     let handler = Relaunch::from_clients(
         config(),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update]),
-        mock_client!(
-            aws_sdk_ec2,
-            RuleMode::MatchAny,
-            [&none_yet, &instance_type, &full_outpost, &free_outpost, &launched_on_full, &launched_on_free]
-        ),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&none_left, &three_left]),
-        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+        Clients {
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item]),
+            ec2: mock_client!(
+                aws_sdk_ec2,
+                RuleMode::MatchAny,
+                [&none_yet, &instance_type, &full_outpost, &free_outpost, &launched_on_full, &launched_on_free]
+            ),
+            ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+            cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&none_left, &three_left]),
+            elb: mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, []),
+            events: mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
+        },
     );
     let response = handler.handle(request(&[FULL, FREE]), "req-1").await.unwrap();
     let report = response.as_launch().expect("a launch report");
@@ -360,14 +382,21 @@ async fn a_replacement_still_in_its_initial_health_checks_keeps_the_originals_an
     let deregister = mock!(aws_sdk_elasticloadbalancingv2::Client::deregister_targets).then_output(|| {
         aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsOutput::builder().build()
     });
+    let no_item = no_item();
     let handler = Relaunch::from_clients(
         config(),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&replacement]),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
-        mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&group, &register, &initial, &deregister]),
-        mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, []),
+        Clients {
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&no_item]),
+            ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&replacement]),
+            ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
+            cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
+            elb: mock_client!(
+                aws_sdk_elasticloadbalancingv2,
+                RuleMode::MatchAny,
+                [&group, &register, &initial, &deregister]
+            ),
+            events: mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, []),
+        },
     );
     let event = serde_json::json!({
         "detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2",

@@ -50,9 +50,22 @@ pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
             format!("To put it back in service instead: make unfence INSTANCE={}", e.instance_id),
         ],
         FenceOutcome::Terminated => vec!["Nothing: only the replacement runs now.".to_string()],
-        FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc => vec![format!(
-            "MANUAL ACTION NEEDED: two copies of {} are running; stop one before they diverge.",
-            e.workload
+        FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc | FenceOutcome::LeftRunningFenceFailed => {
+            vec![format!(
+                "MANUAL ACTION NEEDED: two copies of {} are running; stop one before they diverge.",
+                e.workload
+            )]
+        }
+        FenceOutcome::StillIsolatedReplacementNotRunning => vec![
+            format!(
+                "MANUAL ACTION NEEDED: no copy of {} serves: replacement {} is not running and the original {} is still isolated from an earlier incident.",
+                e.workload, e.replacement_instance_id, e.instance_id
+            ),
+            format!("To put the original back in service: make unfence INSTANCE={} FORCE=1", e.instance_id),
+        ],
+        FenceOutcome::KeptReplacementNotRunning => vec![format!(
+            "MANUAL ACTION NEEDED: replacement {} is not running, so the original {} stays the only copy of {}; check why the replacement stopped.",
+            e.replacement_instance_id, e.instance_id, e.workload
         )],
     };
     EventText {

@@ -5,19 +5,20 @@ mod outcome;
 
 use crate::Relaunch;
 use futures::stream::{self, StreamExt};
-use ha_aws::fleet::LaunchRequest;
-use ha_aws::invocation::HandlerError;
-use ha_aws::ledger::{ClaimAttempt, Settlement};
+use ha_aws::invocation::{HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, RelaunchFailure, RelaunchRequested, RestoredFrom, WorkloadRelaunchFailed};
-use ha_domain::error::AwsFailure;
+use ha_domain::error::{refused_unacted, AwsFailure};
 use ha_domain::incident::{client_token, IncidentId};
 use ha_domain::launch::{
-    after_launch_failure, decide_on_existing_claim, launch_order, AfterFailure, ClaimDecision, ClaimRecord,
+    adoptable, after_launch_failure, decide_on_existing_claim, launch_order, AfterFailure, ClaimDecision, ClaimRecord,
     DestinationAttempt,
 };
+use ha_domain::ledger::IncidentStatus;
 use ha_domain::metrics;
-use ha_domain::model::Workload;
-use ha_domain::timefmt::{format_timestamp, now};
+use ha_domain::model::{InstanceState, ServerId, Workload};
+use ha_domain::timefmt::format_timestamp;
+use ha_ports::ledger::{ClaimAttempt, Settlement};
+use ha_ports::LaunchRequest;
 use outcome::{attempt_failed, cannot_launch, outcome_metric, relaunched, workload_of, Refusal};
 use serde::Serialize;
 use tracing::{error, info, warn, Instrument};
@@ -30,6 +31,10 @@ pub struct LaunchReport {
     pub failed: Vec<String>,
     pub already_handled: Vec<String>,
     pub retry_later: Vec<String>,
+    /// Being launched by another delivery right now.
+    pub in_progress: Vec<String>,
+    /// Not launched: the server came back (or the incident closed) first.
+    pub not_needed: Vec<String>,
 }
 
 enum WorkloadResult {
@@ -40,6 +45,11 @@ enum WorkloadResult {
         fresh: bool,
     },
     AlreadyHandled,
+    /// Another delivery holds the claim; this one retries so the work is taken over if
+    /// that delivery died.
+    InProgress,
+    /// The server is back or the incident closed before this workload was claimed.
+    NotNeeded,
     RetryLater(AwsFailure),
 }
 
@@ -79,6 +89,8 @@ impl Relaunch {
                     events.push(event);
                 }
                 WorkloadResult::AlreadyHandled => report.already_handled.push(name),
+                WorkloadResult::InProgress => report.in_progress.push(name),
+                WorkloadResult::NotNeeded => report.not_needed.push(name),
                 WorkloadResult::RetryLater(f) => {
                     warn!(workload = %name, failure = %f, "transient failure; the event will be retried");
                     report.retry_later.push(name);
@@ -87,10 +99,16 @@ impl Relaunch {
         }
         // Outcomes are settled in the ledger before they are reported; if this publish
         // fails, the retried event finds them unreported and emits them again.
-        self.bus.publish(&events).await?;
+        if let Err(f) = self.ports.bus.publish(&events).await {
+            for workload in events.iter().filter_map(workload_of) {
+                // Best effort: if this fails too, the report's lease runs out.
+                let _ = self.ports.ledger.release_report(&incident, workload).await;
+            }
+            return Err(f.into());
+        }
         for e in &events {
             if let Some(workload) = workload_of(e) {
-                self.ledger.mark_reported(&incident, workload).await?;
+                self.ports.ledger.mark_reported(&incident, workload).await?;
             }
         }
         for metric in fresh_metrics {
@@ -101,12 +119,19 @@ impl Relaunch {
             failed = report.failed.len(),
             already_handled = report.already_handled.len(),
             retry_later = report.retry_later.len(),
+            in_progress = report.in_progress.len(),
+            not_needed = report.not_needed.len(),
             "relaunch pass finished"
         );
-        if report.retry_later.is_empty() {
-            Ok(report)
-        } else {
+        if !report.retry_later.is_empty() {
             Err(HandlerError::PartlyTransient(report.retry_later.len()))
+        } else if !report.in_progress.is_empty() {
+            Err(HandlerError::NotYet {
+                reason: NotYet::RelaunchInProgress,
+                detail: format!("another delivery is launching {}", report.in_progress.join(", ")),
+            })
+        } else {
+            Ok(report)
         }
     }
 
@@ -117,11 +142,18 @@ impl Relaunch {
         w: &Workload,
         owner: &str,
     ) -> WorkloadResult {
-        match self.try_relaunch_one(req, incident, w, owner).await {
+        let launched = std::sync::atomic::AtomicBool::new(false);
+        match self.try_relaunch_one(req, incident, w, owner, &launched).await {
             Ok(r) => r,
+            Err(f) if launched.load(std::sync::atomic::Ordering::Relaxed) && !refused_unacted(&f.code) => {
+                // RunInstances may have taken effect though it failed: the claim stays until
+                // its lease runs out, and the claimant that takes it over repeats the call
+                // with the same ClientToken (getting that instance, never a second one).
+                WorkloadResult::RetryLater(f)
+            }
             Err(f) => {
-                // We may hold the claim: give it back so the retried event can take it at once.
-                if let Err(e) = self.ledger.release(incident, &w.name, owner).await {
+                // Nothing launched: give the claim back so the retried event can take it at once.
+                if let Err(e) = self.ports.ledger.release(incident, &w.name, owner).await {
                     error!(failure = %e, "could not release the claim; it frees itself when its lease runs out");
                 }
                 WorkloadResult::RetryLater(f)
@@ -135,9 +167,15 @@ impl Relaunch {
         incident: &IncidentId,
         w: &Workload,
         owner: &str,
+        launched: &std::sync::atomic::AtomicBool,
     ) -> Result<WorkloadResult, AwsFailure> {
         let lease = self.config.claim_lease_seconds;
-        let now_epoch = now().unix_timestamp();
+        let (ledger, fleet) = (&self.ports.ledger, &self.ports.fleet);
+        let now_epoch = self.ports.clock.epoch();
+        let Ok(server) = ServerId::parse(&req.server_id) else {
+            let event = cannot_launch(req, w, RelaunchFailure::NoDestination, "the request names no valid server");
+            return Ok(WorkloadResult::Report { event: Box::new(event), fresh: true });
+        };
         // The claim, the look for an orphaned replacement and the backup lookup go out
         // together: each sequential round trip here delays the launch. The reads are
         // simply dropped when the claim is lost.
@@ -148,11 +186,12 @@ impl Relaunch {
             }
         };
         let (claim, existing, backup, capacity) = tokio::join!(
-            self.ledger.claim_workload(incident, &w.name, owner, now_epoch, lease),
-            self.fleet.replacement_of(incident, &w.name),
+            ledger.claim_workload(incident, &w.name, owner, now_epoch, lease),
+            fleet.replacements_of(&w.name),
             backup,
-            self.capacity.of(w)
+            self.ports.capacity.of(w)
         );
+        let fresh = matches!(claim, Ok(ClaimAttempt::Won));
         match claim? {
             ClaimAttempt::Won => {}
             ClaimAttempt::Existing { record, outcome_event } => match decide_on_existing_claim(&record, now_epoch) {
@@ -161,13 +200,19 @@ impl Relaunch {
                     let ClaimRecord::Launching { lease_until } = record else {
                         return Ok(WorkloadResult::AlreadyHandled);
                     };
-                    if !self.ledger.take_over(incident, &w.name, lease_until, owner, now_epoch, lease).await? {
-                        return Ok(WorkloadResult::AlreadyHandled);
+                    if !ledger.take_over(incident, &w.name, lease_until, owner, now_epoch, lease).await? {
+                        return Ok(WorkloadResult::InProgress);
                     }
                     warn!(previous_lease_until = lease_until, "took over a claim whose owner stopped mid-launch");
                 }
-                ClaimDecision::LeaveToOther | ClaimDecision::Done => return Ok(WorkloadResult::AlreadyHandled),
+                ClaimDecision::LeaveToOther => return Ok(WorkloadResult::InProgress),
+                ClaimDecision::Done => return Ok(WorkloadResult::AlreadyHandled),
                 ClaimDecision::ReEmit => {
+                    if !ledger.take_report(incident, &w.name, now_epoch).await? {
+                        // Its settler (or another delivery) is reporting it; if that one
+                        // died, the retry of this event reports it.
+                        return Ok(WorkloadResult::InProgress);
+                    }
                     let Some(event) = outcome_event.and_then(|json| serde_json::from_str::<ProjectEvent>(&json).ok())
                     else {
                         error!("settled claim has no readable outcome to re-emit");
@@ -176,6 +221,17 @@ impl Relaunch {
                     return Ok(WorkloadResult::Report { event: Box::new(event), fresh: false });
                 }
             },
+        }
+
+        // Read after the claim is written: recovery marks the server up before it looks for
+        // claims to wait on, so either fencing sees this claim or this sees the server up. A
+        // claim taken over goes on: its dead claimant may have launched (and fencing waits).
+        let (up, status) = tokio::join!(ledger.server_is_up(&server), ledger.incident_status(incident));
+        let (up, status) = (up?, status?);
+        if fresh && (up == Some(true) || status == Some(IncidentStatus::Closed)) {
+            info!(server_up = ?up, incident_status = ?status, "the server is back or the incident closed: not launched");
+            ledger.release(incident, &w.name, owner).await?;
+            return Ok(WorkloadResult::NotNeeded);
         }
 
         // Events on the bus can come from elsewhere than alarm-handler: never trust a list.
@@ -193,8 +249,9 @@ impl Relaunch {
         // Already replaced: a claimant that died after RunInstances left its replacement in
         // EC2, or an earlier incident's replacement still runs (the server failed again
         // before fail-back). Adopt it; never launch a second copy.
-        if let Some(existing) = existing? {
-            let at = format_timestamp(now());
+        let existing = existing?;
+        if let Some(existing) = adoptable(&existing, incident.as_str(), server.as_str()) {
+            let at = format_timestamp(self.ports.clock.now());
             let earlier = existing.incident.clone().filter(|i| i != incident.as_str());
             match &earlier {
                 Some(other) => {
@@ -237,7 +294,7 @@ impl Relaunch {
         loop {
             let subnet = &w.subnets[index];
             let token = client_token(incident, &w.name, index);
-            let requested_at = format_timestamp(now());
+            let requested_at = format_timestamp(self.ports.clock.now());
             let launch = LaunchRequest {
                 workload: w,
                 incident,
@@ -246,14 +303,33 @@ impl Relaunch {
                 restored_from: restored_from.as_ref(),
                 dry_run: false,
             };
-            // A known shortage moves on at once, named in the report; unknown capacity launches.
-            let outcome = match capacity.get(subnet).filter(|c| c.is_short()) {
-                Some(c) => Err(Refusal::KnownShortage(c.shortage())),
-                None => self.fleet.launch(&launch).await.map_err(Refusal::Aws),
+            // A known shortage moves on at once, named in the report; unknown capacity
+            // launches. A destination on the failed server itself is no destination.
+            let known = capacity.get(subnet);
+            let outcome = if known.and_then(|c| c.outpost.as_deref()) == Some(server.as_str()) {
+                Err(Refusal::OnFailedServer(format!("subnet {subnet} is on {server}, the server that failed")))
+            } else {
+                match known.filter(|c| c.is_short()) {
+                    Some(c) => Err(Refusal::KnownShortage(c.shortage())),
+                    None => {
+                        launched.store(true, std::sync::atomic::Ordering::Relaxed);
+                        match fleet.launch(&launch).await {
+                            Ok(l) if matches!(l.state, InstanceState::Pending | InstanceState::Running) => {
+                                Ok(l.instance_id)
+                            }
+                            Ok(l) => Err(Refusal::LaunchedAndLost(format!(
+                                "{} launched here earlier is {}",
+                                l.instance_id,
+                                l.state.as_str()
+                            ))),
+                            Err(f) => Err(Refusal::Aws(f)),
+                        }
+                    }
+                }
             };
             match outcome {
                 Ok(instance_id) => {
-                    let accepted_at = format_timestamp(now());
+                    let accepted_at = format_timestamp(self.ports.clock.now());
                     info!(instance_id = %instance_id, subnet_id = %subnet, "replacement launched");
                     tried.push(DestinationAttempt { subnet_id: subnet.clone(), error_code: None, error_message: None });
                     let event = relaunched(req, w, &instance_id, subnet, tried, &requested_at, &accepted_at, false)
@@ -272,7 +348,9 @@ impl Relaunch {
                         }
                         AfterFailure::RetryLater => match refusal {
                             Refusal::Aws(f) => return Err(f),
-                            Refusal::KnownShortage(_) => unreachable!("a known shortage is never retried"),
+                            Refusal::KnownShortage(_) | Refusal::OnFailedServer(_) | Refusal::LaunchedAndLost(_) => {
+                                unreachable!("a known refusal is never retried")
+                            }
                         },
                         AfterFailure::Exhausted => {
                             tried.push(attempt_failed(subnet, &refusal));
@@ -313,7 +391,8 @@ impl Relaunch {
             launch_accepted_at: launched.map(|l| l.3),
             outcome_event: &outcome_event,
         };
-        if self.ledger.settle(incident, &w.name, owner, &settlement, now().unix_timestamp()).await? {
+        let lease = self.config.claim_lease_seconds;
+        if self.ports.ledger.settle(incident, &w.name, owner, &settlement, self.ports.clock.epoch(), lease).await? {
             Ok(WorkloadResult::Report { event: Box::new(event), fresh: true })
         } else {
             warn!("another claimant took this workload over; it reports the outcome");

@@ -14,6 +14,11 @@ use ha_domain::timefmt::parse_timestamp;
 pub(super) enum Refusal {
     /// The Outpost reported no capacity for the instance type: not even tried.
     KnownShortage(String),
+    /// The destination subnet is on the failed server (its message).
+    OnFailedServer(String),
+    /// EC2 answered with an instance that is no longer running (an earlier attempt's, by
+    /// its ClientToken): this destination's token is spent (its message).
+    LaunchedAndLost(String),
     Aws(AwsFailure),
 }
 
@@ -21,20 +26,22 @@ impl Refusal {
     pub(super) fn code(&self) -> RelaunchFailure {
         match self {
             Refusal::KnownShortage(_) => RelaunchFailure::KnownCapacityShortage,
+            Refusal::OnFailedServer(_) => RelaunchFailure::DestinationOnFailedServer,
+            Refusal::LaunchedAndLost(_) => RelaunchFailure::ReplacementLost,
             Refusal::Aws(f) => RelaunchFailure::Aws(f.code.clone()),
         }
     }
 
     pub(super) fn message(&self) -> &str {
         match self {
-            Refusal::KnownShortage(m) => m,
+            Refusal::KnownShortage(m) | Refusal::OnFailedServer(m) | Refusal::LaunchedAndLost(m) => m,
             Refusal::Aws(f) => &f.message,
         }
     }
 
     pub(super) fn retry(&self) -> Retry {
         match self {
-            Refusal::KnownShortage(_) => Retry::WontHelp,
+            Refusal::KnownShortage(_) | Refusal::OnFailedServer(_) | Refusal::LaunchedAndLost(_) => Retry::WontHelp,
             Refusal::Aws(f) => f.retry,
         }
     }

@@ -1,0 +1,12 @@
+//! The protected servers' alarms as they stand now: what a reconcile pass drives again.
+
+use async_trait::async_trait;
+use ha_domain::alarm::AlarmTransition;
+use ha_domain::error::AwsFailure;
+
+#[async_trait]
+pub trait AlarmStates: Send + Sync {
+    /// Every alarm whose name starts with `name_prefix`, each as a transition into its
+    /// current state at the time it entered it (no previous state).
+    async fn current(&self, name_prefix: &str) -> Result<Vec<AlarmTransition>, AwsFailure>;
+}

@@ -1,0 +1,37 @@
+//! Free capacity at a workload's destinations.
+
+use async_trait::async_trait;
+use ha_domain::model::Workload;
+use std::collections::BTreeMap;
+
+/// What is known of one destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationCapacity {
+    pub outpost: Option<String>,
+    pub instance_type: Option<String>,
+    /// Instances of the type that still fit, by the newest datapoint.
+    pub available: Option<f64>,
+}
+
+impl DestinationCapacity {
+    /// A known shortage: the metric says none fit. Unknown never blocks.
+    pub fn is_short(&self) -> bool {
+        self.available.is_some_and(|n| n < 1.0)
+    }
+
+    pub fn shortage(&self) -> String {
+        format!(
+            "AvailableInstanceType_Count for {} on {} is {}: no capacity",
+            self.instance_type.as_deref().unwrap_or("?"),
+            self.outpost.as_deref().unwrap_or("?"),
+            self.available.unwrap_or_default()
+        )
+    }
+}
+
+#[async_trait]
+pub trait CapacityProbe: Send + Sync {
+    /// Capacity of each of the workload's destinations, by subnet. Failures to find out
+    /// read as unknown: a capacity check is never the reason a failover stops.
+    async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity>;
+}

@@ -1,0 +1,21 @@
+//! What time it is, asked of a port so the simulator can run on virtual time.
+
+use time::OffsetDateTime;
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+
+    fn epoch(&self) -> i64 {
+        self.now().unix_timestamp()
+    }
+}
+
+/// The machine's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        ha_domain::timefmt::now()
+    }
+}

@@ -1,0 +1,80 @@
+//! EC2: workloads declared on launch templates, originals and replacements, fencing.
+
+use async_trait::async_trait;
+use ha_domain::contract::RestoredFrom;
+use ha_domain::error::AwsFailure;
+use ha_domain::incident::IncidentId;
+use ha_domain::model::{Instance, InstanceState, RejectedWorkload, ServerId, Workload};
+use std::collections::BTreeMap;
+
+pub use ha_domain::launch::ExistingReplacement;
+
+/// Which fenced originals an operator means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FencedSelector<'a> {
+    Incident(&'a str),
+    Instance(&'a str),
+}
+
+/// Everything RunInstances needs for one attempt at one destination.
+pub struct LaunchRequest<'a> {
+    pub workload: &'a Workload,
+    pub incident: &'a IncidentId,
+    pub subnet_id: &'a str,
+    pub client_token: &'a str,
+    /// Stateful workloads: launch from this backup instead of the template's image.
+    pub restored_from: Option<&'a RestoredFrom>,
+    /// Ask EC2 whether the launch would succeed (permissions, parameters), launching nothing:
+    /// the answer is the error `DryRunOperation`.
+    pub dry_run: bool,
+}
+
+/// The instance RunInstances answered with. A repeated ClientToken answers with the
+/// instance the first call launched, which may have died since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launched {
+    pub instance_id: String,
+    pub state: InstanceState,
+}
+
+#[async_trait]
+pub trait Fleet: Send + Sync {
+    /// The workloads declared for `server`: launch templates carrying its tag.
+    async fn workloads_of(&self, server: &ServerId) -> Result<(Vec<Workload>, Vec<RejectedWorkload>), AwsFailure>;
+
+    /// Every replacement of the workload EC2 still describes as pending, running, stopping
+    /// or stopped, whatever server it replaces ([`ha_domain::launch::adoptable`] chooses).
+    async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure>;
+
+    /// One RunInstances at one destination; the instance EC2 accepted.
+    async fn launch(&self, r: &LaunchRequest<'_>) -> Result<Launched, AwsFailure>;
+
+    /// One instance: its state, private address and tags; `None` when EC2 does not know it.
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure>;
+
+    /// Whether the subnet exists.
+    async fn subnet_exists(&self, subnet_id: &str) -> Result<bool, AwsFailure>;
+
+    /// Tags of the launch templates, by id.
+    async fn template_tags(&self, ids: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>, AwsFailure>;
+
+    /// Instances tagged with one of the workloads, in any state EC2 still describes
+    /// (terminated ones stay visible for about an hour).
+    async fn instances_of(&self, workloads: &[String]) -> Result<Vec<Instance>, AwsFailure>;
+
+    /// The VPC's quarantine group (no rules in or out), created on first use.
+    async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure>;
+
+    async fn tag_instance(&self, instance_id: &str, tags: &[(&str, &str)]) -> Result<(), AwsFailure>;
+
+    /// Removes the tags (by key). No keys removes nothing.
+    async fn untag_instance(&self, instance_id: &str, keys: &[&str]) -> Result<(), AwsFailure>;
+
+    /// Live instances fenced for the incident, or the one instance if it is fenced.
+    async fn fenced_instances(&self, selector: &FencedSelector<'_>) -> Result<Vec<Instance>, AwsFailure>;
+
+    /// Replaces the instance's security groups.
+    async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure>;
+
+    async fn terminate(&self, instance_id: &str) -> Result<(), AwsFailure>;
+}

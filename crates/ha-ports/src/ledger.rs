@@ -1,0 +1,611 @@
+//! The incident ledger on its [`Table`], laid out as [`ha_domain::ledger`] says. Each
+//! conditional write makes one piece of work happen once under concurrent redelivery; the
+//! same conditions run against DynamoDB and against the simulator's table.
+
+use crate::bus::Bus;
+use crate::table::{Change, Condition, Item, Table, Value, SK};
+use ha_domain::contract::ProjectEvent;
+use ha_domain::error::AwsFailure;
+use ha_domain::incident::{IncidentId, MaintenanceWindow, ServerLedgerState};
+use ha_domain::launch::ClaimRecord;
+use ha_domain::ledger::{
+    backup_key, expires_at, incident_key, server_key, workload_key, BackupMark, IncidentMark, IncidentStatus,
+    IncidentStory, WorkloadStatus, WorkloadStory, ALARM_STATE, MAINTENANCE, MAINTENANCE_KEPT_SECONDS, META,
+    OPEN_INCIDENT, WORKLOAD_PREFIX,
+};
+use ha_domain::model::ServerId;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Ledger {
+    table: Arc<dyn Table>,
+    retention_days: u32,
+}
+
+/// What the alarm handler records when it opens an incident.
+pub struct IncidentRecord<'a> {
+    pub incident: &'a IncidentId,
+    pub server: &'a ServerId,
+    pub alarm_arn: &'a str,
+    pub alarm_name: &'a str,
+    pub detected_at: &'a str,
+}
+
+/// Result of trying to claim one (incident, workload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimAttempt {
+    Won,
+    Existing { record: ClaimRecord, outcome_event: Option<String> },
+}
+
+/// How a claimed workload ended.
+pub struct Settlement<'a> {
+    pub launched: bool,
+    pub replacement_instance_id: Option<&'a str>,
+    pub subnet_id: Option<&'a str>,
+    pub launch_requested_at: Option<&'a str>,
+    pub launch_accepted_at: Option<&'a str>,
+    /// The event detail to (re-)emit, as JSON; kept so a redelivery can emit it again.
+    pub outcome_event: &'a str,
+}
+
+/// Where a server's alarm transition stands against the newest one seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// The newest transition (or a redelivery of it): act on it.
+    Newest,
+    /// An older transition delivered late: the server has moved on since.
+    Stale,
+}
+
+/// How telling a fact went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    /// Published by this call, then marked.
+    Now,
+    /// Told before (this very marker): nothing published.
+    Before,
+    /// Another delivery is telling it right now; if it dies, its lease runs out and a
+    /// retry tells it.
+    ByAnother,
+}
+
+/// How long a delivery telling a fact holds it: enough for one PutEvents and one write
+/// with the SDK's retries, and shorter than Lambda's first retry (about a minute after the
+/// failure), so the retry of a teller that died tells the fact instead of waiting on it.
+pub const TELLING_LEASE_SECONDS: i64 = 50;
+
+const TELLING: &str = "telling";
+/// A server's recovery told while no incident was open (sort key under the server).
+const RECOVERED: &str = "RECOVERED";
+const TOLD: &str = "told";
+
+fn s(v: impl Into<String>) -> Value {
+    Value::S(v.into())
+}
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    match item.get(k) {
+        Some(Value::S(v)) => Some(v),
+        _ => None,
+    }
+}
+fn get_n(item: &Item, k: &str) -> Option<i64> {
+    match item.get(k) {
+        Some(Value::N(v)) => Some(*v),
+        _ => None,
+    }
+}
+fn get_bool(item: &Item, k: &str) -> bool {
+    matches!(item.get(k), Some(Value::Bool(true)))
+}
+fn set(field: &str, value: Value) -> Change {
+    Change::Set(field.to_string(), value)
+}
+fn item(pairs: Vec<(&str, Value)>) -> Item {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+fn launching() -> Value {
+    s(WorkloadStatus::Launching.as_str())
+}
+
+impl Ledger {
+    pub fn new(table: Arc<dyn Table>, retention_days: u32) -> Self {
+        Ledger { table, retention_days }
+    }
+
+    fn expires(&self, now_epoch: i64) -> Value {
+        Value::N(expires_at(now_epoch, self.retention_days))
+    }
+
+    /// Records a server's alarm transition (`up`, at `changed_ms`) unless a newer one was
+    /// seen: deliveries arrive out of order, and only the newest may act.
+    pub async fn server_transition(
+        &self,
+        server: &ServerId,
+        up: bool,
+        changed_ms: i64,
+        now_epoch: i64,
+    ) -> Result<Freshness, AwsFailure> {
+        let newer_or_same = Condition::Or(vec![
+            Condition::ItemAbsent,
+            Condition::AtMost("changed_ms".into(), changed_ms - 1),
+            Condition::And(vec![
+                Condition::equals("changed_ms", Value::N(changed_ms)),
+                Condition::equals("up", Value::Bool(up)),
+            ]),
+        ]);
+        let record = item(vec![
+            ("up", Value::Bool(up)),
+            ("changed_ms", Value::N(changed_ms)),
+            ("expires_at", self.expires(now_epoch)),
+        ]);
+        let written = self.table.put(&server_key(server), ALARM_STATE, record, Some(newer_or_same)).await?;
+        Ok(if written { Freshness::Newest } else { Freshness::Stale })
+    }
+
+    /// The newest transition seen: (up, when in epoch ms).
+    pub async fn server_state(&self, server: &ServerId) -> Result<Option<(bool, i64)>, AwsFailure> {
+        let item = self.table.get(&server_key(server), ALARM_STATE).await?;
+        Ok(item.map(|i| (get_bool(&i, "up"), get_n(&i, "changed_ms").unwrap_or(0))))
+    }
+
+    /// Whether the newest transition seen says the server is up (`None`: none seen).
+    pub async fn server_is_up(&self, server: &ServerId) -> Result<Option<bool>, AwsFailure> {
+        let item = self.table.get(&server_key(server), ALARM_STATE).await?;
+        Ok(item.map(|i| get_bool(&i, "up")))
+    }
+
+    /// Makes `incident` the server's open incident unless another one already is.
+    pub async fn claim_server(
+        &self,
+        server: &ServerId,
+        incident: &IncidentId,
+        now_epoch: i64,
+    ) -> Result<ServerLedgerState, AwsFailure> {
+        for _ in 0..3 {
+            let record = item(vec![
+                ("incident_id", s(incident.as_str())),
+                ("opened_epoch", Value::N(now_epoch)),
+                ("expires_at", self.expires(now_epoch)),
+            ]);
+            if self.table.put(&server_key(server), OPEN_INCIDENT, record, Some(Condition::ItemAbsent)).await? {
+                return Ok(ServerLedgerState::Free);
+            }
+            match self.open_incident_of(server).await? {
+                Some(open) if &open == incident => return Ok(ServerLedgerState::HeldBySame),
+                Some(open) => return Ok(ServerLedgerState::HeldByOther(open)),
+                // Released between our write and our read: try again.
+                None => {}
+            }
+        }
+        Err(AwsFailure {
+            operation: "PutItem",
+            code: "ServerClaimContended".into(),
+            message: "the server's open-incident item kept changing under us".into(),
+            retry: ha_domain::error::Retry::CanHelp,
+        })
+    }
+
+    pub async fn open_incident_of(&self, server: &ServerId) -> Result<Option<IncidentId>, AwsFailure> {
+        let item = self.table.get(&server_key(server), OPEN_INCIDENT).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "incident_id")).map(IncidentId::from_stored))
+    }
+
+    /// Writes the incident item once; true when this call created it.
+    pub async fn record_incident(&self, r: &IncidentRecord<'_>, now_epoch: i64) -> Result<bool, AwsFailure> {
+        let record = item(vec![
+            ("server_id", s(r.server.as_str())),
+            ("alarm_arn", s(r.alarm_arn)),
+            ("alarm_name", s(r.alarm_name)),
+            ("detected_at", s(r.detected_at)),
+            ("status", s(IncidentStatus::Open.as_str())),
+            ("announced", Value::Bool(false)),
+            ("created_epoch", Value::N(now_epoch)),
+            ("expires_at", self.expires(now_epoch)),
+        ]);
+        self.table.put(&incident_key(r.incident), META, record, Some(Condition::ItemAbsent)).await
+    }
+
+    /// The incident's status; `None` when it is unknown (never opened, or expired).
+    pub async fn incident_status(&self, incident: &IncidentId) -> Result<Option<IncidentStatus>, AwsFailure> {
+        let item = self.table.get(&incident_key(incident), META).await?;
+        Ok(item.map(|i| IncidentStatus::parse(get_s(&i, "status")).unwrap_or(IncidentStatus::Open)))
+    }
+
+    pub async fn incident_detected_at(&self, incident: &IncidentId) -> Result<Option<String>, AwsFailure> {
+        let item = self.table.get(&incident_key(incident), META).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "detected_at")).map(str::to_string))
+    }
+
+    pub async fn mark_announced(&self, incident: &IncidentId) -> Result<(), AwsFailure> {
+        self.set_on_incident(incident, "announced", Value::Bool(true)).await
+    }
+
+    /// Records an incident-level time such as `recovered_at`.
+    pub async fn set_incident_time(&self, incident: &IncidentId, field: &str, at: &str) -> Result<(), AwsFailure> {
+        self.set_on_incident(incident, field, s(at)).await
+    }
+
+    /// Sets one field of the incident item, if the item is there (an expired or never
+    /// written incident is not recreated as a fragment).
+    async fn set_on_incident(&self, incident: &IncidentId, field: &str, value: Value) -> Result<(), AwsFailure> {
+        self.table
+            .update(&incident_key(incident), META, vec![set(field, value)], Some(Condition::ItemExists))
+            .await
+            .map(drop)
+    }
+
+    /// Keeps an incident's items from expiring while it is still open (a long outage).
+    pub async fn extend_incident(&self, incident: &IncidentId, now_epoch: i64) -> Result<(), AwsFailure> {
+        let open =
+            Condition::And(vec![Condition::ItemExists, Condition::equals("status", s(IncidentStatus::Open.as_str()))]);
+        self.table
+            .update(&incident_key(incident), META, vec![set("expires_at", self.expires(now_epoch))], Some(open))
+            .await
+            .map(drop)
+    }
+
+    /// Claims (incident, workload) for `owner` with a lease; the loser learns what is there.
+    pub async fn claim_workload(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        owner: &str,
+        now_epoch: i64,
+        lease_seconds: i64,
+    ) -> Result<ClaimAttempt, AwsFailure> {
+        let (pk, sk) = (incident_key(incident), workload_key(workload));
+        for _ in 0..3 {
+            let record = item(vec![
+                ("status", launching()),
+                ("owner", s(owner)),
+                ("claimed_epoch", Value::N(now_epoch)),
+                ("lease_until", Value::N(now_epoch + lease_seconds)),
+                ("reported", Value::Bool(false)),
+                ("expires_at", self.expires(now_epoch)),
+            ]);
+            if self.table.put(&pk, &sk, record, Some(Condition::ItemAbsent)).await? {
+                return Ok(ClaimAttempt::Won);
+            }
+            if let Some(item) = self.table.get(&pk, &sk).await? {
+                return Ok(ClaimAttempt::Existing {
+                    record: claim_record(&item),
+                    outcome_event: get_s(&item, "outcome_event").map(str::to_string),
+                });
+            }
+            // Released (transient failure) between write and read: claim again.
+        }
+        Err(AwsFailure {
+            operation: "PutItem",
+            code: "WorkloadClaimContended".into(),
+            message: "the workload's claim kept changing under us".into(),
+            retry: ha_domain::error::Retry::CanHelp,
+        })
+    }
+
+    /// Takes over a claim whose lease ran out. Only one of several contenders wins.
+    pub async fn take_over(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        expired_lease_until: i64,
+        owner: &str,
+        now_epoch: i64,
+        lease_seconds: i64,
+    ) -> Result<bool, AwsFailure> {
+        let changes = vec![
+            set("owner", s(owner)),
+            set("lease_until", Value::N(now_epoch + lease_seconds)),
+            set("claimed_epoch", Value::N(now_epoch)),
+            Change::Add("takeovers".into(), 1),
+        ];
+        let condition = Condition::And(vec![
+            Condition::equals("status", launching()),
+            Condition::equals("lease_until", Value::N(expired_lease_until)),
+        ]);
+        self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(condition)).await
+    }
+
+    /// Records the outcome, if `owner` still holds the claim. Returns false when another
+    /// claimant took over (then that claimant reports).
+    pub async fn settle(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        owner: &str,
+        outcome: &Settlement<'_>,
+        now_epoch: i64,
+        lease_seconds: i64,
+    ) -> Result<bool, AwsFailure> {
+        let status = if outcome.launched { WorkloadStatus::Launched } else { WorkloadStatus::Failed };
+        let mut changes = vec![
+            set("status", s(status.as_str())),
+            set("outcome_event", s(outcome.outcome_event)),
+            set("settled_epoch", Value::N(now_epoch)),
+            // The settler reports it at the end of its pass; nobody else may until its claim's
+            // lease (longer than the function's timeout) runs out.
+            set("report_until", Value::N(now_epoch + lease_seconds)),
+        ];
+        let optional = [
+            ("replacement_instance_id", outcome.replacement_instance_id),
+            ("subnet_id", outcome.subnet_id),
+            ("launch_requested_at", outcome.launch_requested_at),
+            ("launch_accepted_at", outcome.launch_accepted_at),
+        ];
+        changes.extend(optional.into_iter().filter_map(|(f, v)| v.map(|v| set(f, s(v)))));
+        let holder =
+            Condition::And(vec![Condition::equals("owner", s(owner)), Condition::equals("status", launching())]);
+        self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(holder)).await
+    }
+
+    /// Takes over reporting a settled outcome whose settler did not report it in time; only
+    /// one of several deliveries wins (the others leave it to the winner).
+    pub async fn take_report(&self, incident: &IncidentId, workload: &str, now_epoch: i64) -> Result<bool, AwsFailure> {
+        let unreported = Condition::And(vec![
+            Condition::equals("reported", Value::Bool(false)),
+            Condition::Or(vec![
+                Condition::field_absent("report_until"),
+                Condition::AtMost("report_until".into(), now_epoch),
+            ]),
+        ]);
+        let changes = vec![set("report_until", Value::N(now_epoch + TELLING_LEASE_SECONDS))];
+        self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(unreported)).await
+    }
+
+    /// Gives back the report of a settled outcome this pass could not publish, so a retry
+    /// reports it at once.
+    pub async fn release_report(&self, incident: &IncidentId, workload: &str) -> Result<(), AwsFailure> {
+        let unreported = Condition::equals("reported", Value::Bool(false));
+        let changes = vec![set("report_until", Value::N(0))];
+        self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(unreported)).await.map(drop)
+    }
+
+    /// Marks a settled workload's outcome as reported (never creates a fragment).
+    pub async fn mark_reported(&self, incident: &IncidentId, workload: &str) -> Result<(), AwsFailure> {
+        let changes = vec![set("reported", Value::Bool(true))];
+        self.table
+            .update(&incident_key(incident), &workload_key(workload), changes, Some(Condition::ItemExists))
+            .await
+            .map(drop)
+    }
+
+    /// Every workload item of the incident: (status, outcome event as stored JSON).
+    pub async fn outcomes_of(
+        &self,
+        incident: &IncidentId,
+    ) -> Result<Vec<(WorkloadStatus, Option<String>)>, AwsFailure> {
+        let items = self.table.query(&incident_key(incident), WORKLOAD_PREFIX).await?;
+        Ok(items
+            .iter()
+            .map(|i| (WorkloadStatus::parse(get_s(i, "status")), get_s(i, "outcome_event").map(str::to_string)))
+            .collect())
+    }
+
+    /// Settled outcomes of the incident not reported yet: (workload, outcome event JSON).
+    pub async fn unreported_of(&self, incident: &IncidentId) -> Result<Vec<(String, String)>, AwsFailure> {
+        let items = self.table.query(&incident_key(incident), WORKLOAD_PREFIX).await?;
+        Ok(items
+            .iter()
+            .filter(|i| {
+                WorkloadStatus::parse(get_s(i, "status")) != WorkloadStatus::Launching && !get_bool(i, "reported")
+            })
+            .filter_map(|i| {
+                let workload = get_s(i, SK)?.strip_prefix(WORKLOAD_PREFIX)?.to_string();
+                Some((workload, get_s(i, "outcome_event")?.to_string()))
+            })
+            .collect())
+    }
+
+    /// The incident's story: its item and every workload's, or `None` if it is unknown.
+    pub async fn story_of(&self, incident: &IncidentId) -> Result<Option<IncidentStory>, AwsFailure> {
+        let items = self.table.query(&incident_key(incident), "").await?;
+        let mut meta = None;
+        let mut workloads = Vec::new();
+        for item in &items {
+            let sk = get_s(item, SK).unwrap_or_default();
+            let text = |k: &str| get_s(item, k).map(str::to_string);
+            if sk == META {
+                meta = Some((
+                    text("server_id").unwrap_or_default(),
+                    IncidentStatus::parse(get_s(item, "status")).unwrap_or(IncidentStatus::Open),
+                    text("detected_at").unwrap_or_default(),
+                    text("summary"),
+                ));
+            } else if let Some(workload) = sk.strip_prefix(WORKLOAD_PREFIX) {
+                workloads.push(WorkloadStory {
+                    workload: workload.to_string(),
+                    status: WorkloadStatus::parse(get_s(item, "status")),
+                    replacement_instance_id: text("replacement_instance_id"),
+                    subnet_id: text("subnet_id"),
+                    launch_accepted_at: text("launch_accepted_at"),
+                    serving_at: text("serving_at"),
+                });
+            }
+        }
+        Ok(meta.map(|(server_id, status, detected_at, summary)| IncidentStory {
+            incident_id: incident.to_string(),
+            server_id,
+            status,
+            detected_at,
+            summary,
+            workloads,
+        }))
+    }
+
+    /// Closes the incident with its summary (true when this call closed it).
+    pub async fn close_incident(
+        &self,
+        incident: &IncidentId,
+        summary: &str,
+        now_epoch: i64,
+    ) -> Result<bool, AwsFailure> {
+        let changes = vec![
+            set("status", s(IncidentStatus::Closed.as_str())),
+            set("summary", s(summary)),
+            set("closed_epoch", Value::N(now_epoch)),
+        ];
+        let open = Condition::And(vec![
+            Condition::ItemExists,
+            Condition::differs("status", s(IncidentStatus::Closed.as_str())),
+        ]);
+        self.table.update(&incident_key(incident), META, changes, Some(open)).await
+    }
+
+    /// Frees the server if `incident` holds it (a later incident's hold is left alone).
+    pub async fn release_server(&self, server: &ServerId, incident: &IncidentId) -> Result<(), AwsFailure> {
+        let held = Condition::equals("incident_id", s(incident.as_str()));
+        self.table.delete(&server_key(server), OPEN_INCIDENT, Some(held)).await.map(drop)
+    }
+
+    /// The server's maintenance window, if one was set (expired ones included).
+    pub async fn maintenance_of(&self, server: &ServerId) -> Result<Option<MaintenanceWindow>, AwsFailure> {
+        let item = self.table.get(&server_key(server), MAINTENANCE).await?;
+        Ok(item.and_then(|i| {
+            Some(MaintenanceWindow {
+                until_epoch: get_n(&i, "until_epoch")?,
+                until: get_s(&i, "until").unwrap_or_default().to_string(),
+                reason: get_s(&i, "reason").unwrap_or_default().to_string(),
+            })
+        }))
+    }
+
+    /// Sets the server's maintenance window.
+    pub async fn set_maintenance(&self, server: &ServerId, window: &MaintenanceWindow) -> Result<(), AwsFailure> {
+        let record = item(vec![
+            ("until_epoch", Value::N(window.until_epoch)),
+            ("until", s(&window.until)),
+            ("reason", s(&window.reason)),
+            ("expires_at", Value::N(window.until_epoch + MAINTENANCE_KEPT_SECONDS)),
+        ]);
+        self.table.put(&server_key(server), MAINTENANCE, record, None).await.map(drop)
+    }
+
+    /// Records when the workload's replacement started serving (the first time only).
+    pub async fn record_serving(&self, incident: &IncidentId, workload: &str, at: &str) -> Result<(), AwsFailure> {
+        let first = Condition::And(vec![Condition::ItemExists, Condition::field_absent("serving_at")]);
+        let changes = vec![set("serving_at", s(at))];
+        self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(first)).await.map(drop)
+    }
+
+    /// Tells `events` once for `mark` carrying `marker` (a different marker is a new fact):
+    /// the mark is taken with a short lease, the events are published, then the mark says told.
+    /// A failed publish gives the mark back, so a retry tells it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn tell_incident(
+        &self,
+        bus: &dyn Bus,
+        incident: &IncidentId,
+        mark: IncidentMark<'_>,
+        marker: &str,
+        owner: &str,
+        now_epoch: i64,
+        events: &[ProjectEvent],
+    ) -> Result<Told, AwsFailure> {
+        self.tell(bus, &incident_key(incident), &mark.key(), marker, owner, now_epoch, events).await
+    }
+
+    /// [`Ledger::tell_incident`] for a server's own fact (a recovery with no incident open).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn tell_server(
+        &self,
+        bus: &dyn Bus,
+        server: &ServerId,
+        marker: &str,
+        owner: &str,
+        now_epoch: i64,
+        events: &[ProjectEvent],
+    ) -> Result<Told, AwsFailure> {
+        self.tell(bus, &server_key(server), RECOVERED, marker, owner, now_epoch, events).await
+    }
+
+    /// [`Ledger::tell_incident`] for a backup subject (an execution id or an instance id).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn tell_backup(
+        &self,
+        bus: &dyn Bus,
+        subject: &str,
+        mark: BackupMark,
+        marker: &str,
+        owner: &str,
+        now_epoch: i64,
+        events: &[ProjectEvent],
+    ) -> Result<Told, AwsFailure> {
+        self.tell(bus, &backup_key(subject), mark.key(), marker, owner, now_epoch, events).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn tell(
+        &self,
+        bus: &dyn Bus,
+        pk: &str,
+        sk: &str,
+        marker: &str,
+        owner: &str,
+        now_epoch: i64,
+        events: &[ProjectEvent],
+    ) -> Result<Told, AwsFailure> {
+        let may_tell = Condition::Or(vec![
+            Condition::ItemAbsent,
+            Condition::differs("marker", s(marker)),
+            Condition::And(vec![
+                Condition::equals("state", s(TELLING)),
+                Condition::AtMost("lease_until".into(), now_epoch),
+            ]),
+        ]);
+        let record = item(vec![
+            ("marker", s(marker)),
+            ("state", s(TELLING)),
+            ("owner", s(owner)),
+            ("lease_until", Value::N(now_epoch + TELLING_LEASE_SECONDS)),
+            ("recorded_epoch", Value::N(now_epoch)),
+            ("expires_at", self.expires(now_epoch)),
+        ]);
+        if !self.table.put(pk, sk, record, Some(may_tell)).await? {
+            let existing = self.table.get(pk, sk).await?;
+            let telling = existing.as_ref().and_then(|i| get_s(i, "state")) == Some(TELLING);
+            return Ok(if telling { Told::ByAnother } else { Told::Before });
+        }
+        let mine = Condition::And(vec![Condition::equals("owner", s(owner)), Condition::equals("marker", s(marker))]);
+        if let Err(e) = bus.publish(events).await {
+            // Best effort: if this fails too, the lease runs out and a retry tells it.
+            let _ = self.table.delete(pk, sk, Some(mine)).await;
+            return Err(e);
+        }
+        self.table.update(pk, sk, vec![set("state", s(TOLD))], Some(mine)).await?;
+        Ok(Told::Now)
+    }
+
+    /// Whether `mark` was told (its telling finished).
+    pub async fn was_told(&self, incident: &IncidentId, mark: IncidentMark<'_>) -> Result<bool, AwsFailure> {
+        let item = self.table.get(&incident_key(incident), &mark.key()).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "state")) == Some(TOLD))
+    }
+
+    /// Forgets that `mark` was told, so it is told again if it happens again.
+    pub async fn clear_incident_mark(&self, incident: &IncidentId, mark: IncidentMark<'_>) -> Result<(), AwsFailure> {
+        self.table.delete(&incident_key(incident), &mark.key(), None).await.map(drop)
+    }
+
+    /// The marker told for `mark` on a backup subject, if any (being told counts).
+    pub async fn backup_mark(&self, subject: &str, mark: BackupMark) -> Result<Option<String>, AwsFailure> {
+        let item = self.table.get(&backup_key(subject), mark.key()).await?;
+        Ok(item.and_then(|i| get_s(&i, "marker").map(str::to_string)))
+    }
+
+    /// Gives a claim back after a transient failure, so the retried event can take it.
+    pub async fn release(&self, incident: &IncidentId, workload: &str, owner: &str) -> Result<(), AwsFailure> {
+        let holder =
+            Condition::And(vec![Condition::equals("owner", s(owner)), Condition::equals("status", launching())]);
+        self.table.delete(&incident_key(incident), &workload_key(workload), Some(holder)).await.map(drop)
+    }
+}
+
+fn claim_record(item: &Item) -> ClaimRecord {
+    match WorkloadStatus::parse(get_s(item, "status")) {
+        WorkloadStatus::Launching => ClaimRecord::Launching { lease_until: get_n(item, "lease_until").unwrap_or(0) },
+        WorkloadStatus::Launched | WorkloadStatus::Failed => ClaimRecord::Settled {
+            reported: get_bool(item, "reported"),
+            report_until: get_n(item, "report_until").unwrap_or(0),
+        },
+    }
+}

@@ -1,0 +1,23 @@
+//! The ports the functions act through. Each is a narrow interface in the domain's terms;
+//! `ha-aws` implements them on the SDK and the simulator's in-memory world implements them
+//! with AWS's documented semantics. Nothing here talks to a network or decides.
+
+pub mod alarms;
+pub mod backups;
+pub mod bus;
+pub mod capacity;
+pub mod clock;
+pub mod fleet;
+pub mod ledger;
+pub mod serving;
+pub mod table;
+
+pub use alarms::AlarmStates;
+pub use backups::{BackupCatalog, ImageFacts};
+pub use bus::Bus;
+pub use capacity::{CapacityProbe, DestinationCapacity};
+pub use clock::{Clock, SystemClock};
+pub use fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest, Launched};
+pub use ledger::Ledger;
+pub use serving::{LoadBalancing, TargetGroup};
+pub use table::Table;

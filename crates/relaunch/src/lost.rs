@@ -1,0 +1,123 @@
+//! The lost job: an incident's replacement stopped or was terminated (capacity, a KMS key,
+//! a pruned backup, a person). Until its server is back (or, after fail-over, until its
+//! original is put back) the workload has no copy that serves: a person is told once.
+
+use crate::{Relaunch, Response};
+use ha_aws::invocation::{HandlerError, NotYet};
+use ha_domain::contract::{ProjectEvent, RelaunchFailure, WorkloadRelaunchFailed};
+use ha_domain::incident::IncidentId;
+use ha_domain::ledger::IncidentMark;
+use ha_domain::model::{is_replacement, tag, InstanceState, ServerId};
+use ha_ports::ledger::Told;
+use serde::Serialize;
+use tracing::error;
+
+/// An incident's replacement that stopped or went away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LostReport {
+    pub incident_id: String,
+    pub workload: String,
+    pub replacement_instance_id: String,
+    pub state: String,
+}
+
+impl Relaunch {
+    pub(crate) async fn lost(
+        &self,
+        instance_id: &str,
+        state: InstanceState,
+        owner: &str,
+    ) -> Result<Response, HandlerError> {
+        let ignored = |reason: &str| Ok(Response::Ignored { reason: reason.to_string() });
+        let (fleet, ledger) = (&self.ports.fleet, &self.ports.ledger);
+        let Some(instance) = fleet.instance(instance_id).await? else {
+            // EC2 told of it: Describe has not caught up yet (eventual consistency).
+            return Err(HandlerError::NotYet {
+                reason: NotYet::ReplacementPending,
+                detail: format!("{instance_id} is not visible to DescribeInstances yet"),
+            });
+        };
+        let tags = &instance.tags;
+        let (Some(workload), Some(server)) = (tags.get(tag::WORKLOAD), tags.get(tag::SOURCE_SERVER)) else {
+            return ignored("not a replacement");
+        };
+        let Ok(server) = ServerId::parse(server) else {
+            return ignored("not a replacement");
+        };
+        if !is_replacement(tags) {
+            return ignored("not a replacement");
+        }
+        // Moved home (fail-back): the server is up and an unfenced original of the workload
+        // runs on it. (During an outage EC2 still says the originals run.)
+        let up = ledger.server_is_up(&server).await? == Some(true);
+        let home = up
+            && fleet.instances_of(std::slice::from_ref(workload)).await?.into_iter().any(|i| {
+                !is_replacement(&i.tags)
+                    && i.state == InstanceState::Running
+                    && !i.tags.contains_key(tag::FENCED)
+                    && i.server_id.as_deref() == Some(server.as_str())
+            });
+        if home {
+            return ignored("the workload runs on its original again");
+        }
+        // The incident that launched it, or a later one of the same server that adopted it.
+        let mut incidents: Vec<IncidentId> = tags.get(tag::INCIDENT).map(IncidentId::from_stored).into_iter().collect();
+        incidents.extend(ledger.open_incident_of(&server).await?);
+        // Open or closed: after fail-over the replacement is the workload's copy, and its
+        // original is fenced; losing it leaves no copy that serves.
+        for incident in incidents {
+            let relaunched = ledger.outcomes_of(&incident).await?.into_iter().find_map(|(_, outcome)| {
+                match outcome.and_then(|o| serde_json::from_str::<ProjectEvent>(&o).ok()) {
+                    Some(ProjectEvent::WorkloadRelaunched(r))
+                        if &r.workload == workload && r.replacement_instance_id == instance_id =>
+                    {
+                        Some(r)
+                    }
+                    _ => None,
+                }
+            });
+            let Some(relaunched) = relaunched else {
+                continue;
+            };
+            error!(incident_id = %incident, %workload, state = %state.as_str(), "the replacement stopped: the workload has no running copy; manual action required");
+            let event = ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
+                incident_id: incident.to_string(),
+                server_id: server.to_string(),
+                workload: workload.clone(),
+                launch_template_id: relaunched.launch_template_id.clone(),
+                error_code: RelaunchFailure::ReplacementLost,
+                error_message: format!(
+                    "replacement {instance_id} is {}: the workload has no running copy until its server is back or it is relaunched by hand",
+                    state.as_str()
+                ),
+                destinations_tried: Vec::new(),
+                manual_action_required: true,
+                detected_at: ledger.incident_detected_at(&incident).await?.unwrap_or_default(),
+            });
+            let told = ledger
+                .tell_incident(
+                    &*self.ports.bus,
+                    &incident,
+                    IncidentMark::ReplacementLost { workload },
+                    instance_id,
+                    owner,
+                    self.ports.clock.epoch(),
+                    &[event],
+                )
+                .await?;
+            if told == Told::ByAnother {
+                return Err(HandlerError::NotYet {
+                    reason: NotYet::BeingTold,
+                    detail: "another delivery is telling the replacement was lost".into(),
+                });
+            }
+            return Ok(Response::Lost(LostReport {
+                incident_id: incident.to_string(),
+                workload: workload.clone(),
+                replacement_instance_id: instance_id.to_string(),
+                state: state.as_str().to_string(),
+            }));
+        }
+        ignored("not an incident's replacement")
+    }
+}

@@ -1,0 +1,212 @@
+//! The promise, checked when a schedule has quiesced (I2 and I3 are checked by the world
+//! at the moment of the call):
+//! - I1 every workload of a server that is down has exactly one live replacement, or a
+//!   person was told it could not be relaunched; every workload of a server that is back
+//!   has exactly one live copy (unless a person was told two run);
+//! - I4 each fact a person needs is put on the bus once (a second copy only when the
+//!   first one's publisher could not know it was put) and never lost;
+//! - I5 every incident of a server that is back is closed, and the server is free;
+//! - I7 nothing lands in the failed-events queue unless an alarm watches it.
+
+use crate::run::{Ctx, Outcome};
+use ha_domain::contract::{ProjectEvent, RelaunchFailure};
+use ha_domain::incident::IncidentId;
+use ha_domain::ledger::{server_key, IncidentStatus, META, OPEN_INCIDENT, WORKLOAD_PREFIX};
+use ha_domain::model::{tag, InstanceState};
+use ha_domain::timefmt::parse_timestamp;
+use ha_ports::table::Value;
+use std::collections::BTreeMap;
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The fact a put tells, as a key: two puts with one key tell one fact twice.
+fn fact_of(e: &ProjectEvent) -> Option<String> {
+    Some(match e {
+        ProjectEvent::IncidentOpened(e) => format!("opened {}", e.incident_id),
+        ProjectEvent::WorkloadRelaunched(e) => format!("outcome {} {}", e.incident_id, e.workload),
+        ProjectEvent::WorkloadRelaunchFailed(e) if e.error_code == RelaunchFailure::ReplacementLost => {
+            format!("lost {} {} {}", e.incident_id, e.workload, e.error_message)
+        }
+        ProjectEvent::WorkloadRelaunchFailed(e) => format!("outcome {} {}", e.incident_id, e.workload),
+        ProjectEvent::OriginalFenced(e) => format!("fenced {} {}", e.incident_id, e.instance_id),
+        ProjectEvent::IncidentClosed(e) => format!("closed {}", e.incident_id),
+        ProjectEvent::ServerRecovered(e) => format!("recovered {:?} {}", e.incident_id, e.recovered_at),
+        ProjectEvent::RelaunchSuppressed(e) => format!("suppressed {} {}", e.incident_id, e.maintenance_until),
+        ProjectEvent::IncidentContinued(e) => format!("continued {} {}", e.incident_id, e.realarmed_at),
+        ProjectEvent::WorkloadServing(e) => format!("serving {} {}", e.incident_id, e.workload),
+        _ => return None,
+    })
+}
+
+pub(crate) fn check(ctx: &Ctx) -> Outcome {
+    let w = ctx.sim.world();
+    let mut violations = w.violations.clone();
+    let mut outcome = Outcome::default();
+
+    // What was told, by fact.
+    let mut told: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    let mut events = Vec::new();
+    for p in &w.puts {
+        let wrapped = serde_json::json!({"detail-type": p.detail_type, "detail": p.detail});
+        let Ok(e) = serde_json::from_value::<ProjectEvent>(wrapped) else { continue };
+        if let Some(fact) = fact_of(&e) {
+            told.entry(fact).or_default().push(p.ambiguous);
+        }
+        events.push(e);
+    }
+    for (fact, copies) in &told {
+        // A second copy is the price of never losing one only when an earlier copy's
+        // publisher could not know it was put.
+        // Each extra copy needs its own excuse.
+        let excused = copies[..copies.len() - 1].iter().filter(|ambiguous| **ambiguous).count();
+        if copies.len() - 1 > excused {
+            violations.push(format!("I4: told {} times: {fact}", copies.len()));
+        }
+    }
+    let was_told = |fact: &str| told.contains_key(fact);
+
+    // The ledger's incidents, by server.
+    let mut incidents: BTreeMap<String, Vec<(IncidentId, IncidentStatus)>> = BTreeMap::new();
+    for ((pk, sk), item) in &w.table {
+        let Some(id) = pk.strip_prefix("INCIDENT#") else { continue };
+        let incident = IncidentId::from_stored(id);
+        if sk == META {
+            let status = IncidentStatus::parse(text(item.get("status")).as_deref()).unwrap_or(IncidentStatus::Open);
+            let server = text(item.get("server_id")).unwrap_or_default();
+            if !was_told(&format!("opened {id}")) {
+                violations.push(format!("I4: incident {id} opened and never told"));
+            }
+            if status == IncidentStatus::Closed && !was_told(&format!("closed {id}")) {
+                violations.push(format!("I4: incident {id} closed and never told"));
+            }
+            if let Some(detected) = text(item.get("detected_at")).and_then(|d| parse_timestamp(&d)) {
+                let detected_ms = (detected.unix_timestamp_nanos() / 1_000_000) as i64;
+                outcome
+                    .alarm_to_launch_ms
+                    .extend(w.launches.iter().filter(|(i, _, _)| i == id).map(|(_, _, at)| at - detected_ms));
+            }
+            incidents.entry(server).or_default().push((incident, status));
+        } else if let Some(workload) = sk.strip_prefix(WORKLOAD_PREFIX) {
+            let settled = text(item.get("status")).is_some_and(|s| s != "launching");
+            if settled && !was_told(&format!("outcome {id} {workload}")) {
+                violations.push(format!("I4: {workload} of {id} settled and never told"));
+            }
+        }
+    }
+    outcome.incidents = incidents.values().map(Vec::len).sum();
+    for i in w.instances.values() {
+        if let Some(incident) = i.tags.get(tag::FENCED) {
+            if !was_told(&format!("fenced {incident} {}", i.id)) {
+                violations.push(format!("I4: {} fenced for {incident} and never told", i.id));
+            }
+        }
+    }
+
+    let quarantined =
+        |groups: &[String]| groups.iter().any(|g| w.groups.get(g).is_some_and(|g| g.name.ends_with("-quarantine")));
+    for (index, server) in ctx.scenario.servers.iter().enumerate() {
+        let down = ctx.alarm_down.borrow()[index];
+        let id = server.id.to_string();
+        let open =
+            text(w.table.get(&(server_key(&server.id), OPEN_INCIDENT.to_string())).and_then(|i| i.get("incident_id")));
+        let mine = incidents.get(&id).cloned().unwrap_or_default();
+        if !down {
+            // I5: back means closed.
+            if let Some(open) = &open {
+                violations.push(format!("I5: server {id} is back but incident {open} still holds it"));
+            }
+            for (incident, status) in &mine {
+                if *status != IncidentStatus::Closed {
+                    violations.push(format!("I5: server {id} is back but incident {incident} is {}", status.as_str()));
+                }
+            }
+        } else if open.is_none() && !ctx.alarm_times.borrow()[index].is_empty() {
+            // Suppressed by a window that has not ended yet.
+            let window_ends = text(
+                w.table
+                    .get(&(server_key(&server.id), ha_domain::ledger::MAINTENANCE.to_string()))
+                    .and_then(|i| i.get("until")),
+            )
+            .and_then(|u| parse_timestamp(&u))
+            .map(|u| (u.unix_timestamp_nanos() / 1_000_000) as i64);
+            let suppressed = window_ends.is_some_and(|end| end > w.now_ms())
+                && mine.iter().all(|(_, s)| *s == IncidentStatus::Closed);
+            if !suppressed {
+                violations.push(format!("I1: server {id} is down and no incident holds it"));
+            }
+            continue;
+        }
+        for wl in &server.workloads {
+            // A deleted template unprotects its workload, except for the incident under way.
+            let claimed_now = open.as_ref().is_some_and(|i| {
+                w.table.contains_key(&(format!("INCIDENT#{i}"), format!("{WORKLOAD_PREFIX}{}", wl.name)))
+            });
+            let declared = w.templates.contains_key(&wl.template_id) || claimed_now;
+            if !declared || ctx.alarm_times.borrow()[index].is_empty() {
+                continue;
+            }
+            let replacements = w
+                .instances
+                .values()
+                .filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Running))
+                .filter(|i| i.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
+                .filter(|i| i.tags.get(tag::WORKLOAD) == Some(&wl.name) && i.tags.get(tag::SOURCE_SERVER) == Some(&id))
+                .count();
+            let originals: Vec<&crate::world::SimInstance> = w
+                .instances
+                .values()
+                .filter(|i| i.state == InstanceState::Running && i.server.as_ref() == Some(&server.id))
+                .filter(|i| i.tags.get(tag::WORKLOAD) == Some(&wl.name) && !i.tags.contains_key(tag::ROLE))
+                .filter(|i| !quarantined(&i.groups))
+                .collect();
+            let failed_told = |incident: &str| {
+                events.iter().any(|e| matches!(e, ProjectEvent::WorkloadRelaunchFailed(f) if f.incident_id == incident && f.workload == wl.name))
+            };
+            // Its replacement died and its original is still isolated: a person was told.
+            // (Or its replacement died and its original was terminated in an earlier incident.)
+            let none_told = events.iter().any(|e| match e {
+                ProjectEvent::OriginalFenced(f) => {
+                    f.workload == wl.name
+                        && f.server_id == id
+                        && f.action == ha_domain::contract::FenceOutcome::StillIsolatedReplacementNotRunning
+                }
+                ProjectEvent::WorkloadRelaunchFailed(f) => f.workload == wl.name && f.server_id == id,
+                _ => false,
+            });
+            let two_told = originals.iter().any(|o| {
+                events.iter().any(|e| matches!(e, ProjectEvent::OriginalFenced(f) if f.instance_id == o.id && f.action.leaves_original_running()))
+            });
+            if down {
+                let incident = open.clone().unwrap_or_default();
+                let ok = replacements == 1 || (replacements == 0 && failed_told(&incident));
+                if !ok {
+                    violations
+                        .push(format!("I1: {} of down server {id} has {replacements} live replacements", wl.name));
+                }
+            } else {
+                let copies = replacements + originals.len();
+                let ok = copies == 1 || (copies == 2 && two_told) || (copies == 0 && none_told);
+                if !ok {
+                    violations.push(format!(
+                        "I1: {} of server {id}, back, has {copies} live copies ({} original, {replacements} replacement)",
+                        wl.name,
+                        originals.len()
+                    ));
+                }
+            }
+        }
+    }
+
+    // I7: a dead letter must reach a person.
+    let dead = ctx.dead_letters.borrow();
+    if !dead.is_empty() && !ctx.facts.failed_events_alarmed {
+        violations.push(format!("I7: {} event(s) in the failed-events queue and no alarm watches it", dead.len()));
+    }
+    outcome.violations = violations;
+    outcome
+}

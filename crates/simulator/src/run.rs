@@ -1,0 +1,520 @@
+//! The scheduler: one schedule on a single-threaded runtime with tokio's paused clock, so
+//! virtual time jumps to the next timer and every interleaving comes from the seed. The
+//! real handlers run against the world; EventBridge delivers at least once (duplicates,
+//! delays, reordering), Lambda retries an asynchronous invocation as the template
+//! configures it and then gives up to the failed-events queue, and an invocation may die at
+//! any await point.
+
+use crate::invariants;
+use crate::scenario::{Action, Scenario, MINUTE};
+use crate::template::{Function, TemplateFacts};
+use crate::world::{
+    Outgoing, Sim, SimAlarms, SimBackups, SimBus, SimCapacity, SimClock, SimFleet, SimInstance, SimLoadBalancing,
+    SimTable, Template, World, BASE_EPOCH_MS,
+};
+use ha_domain::config::IncidentStore;
+use ha_domain::fencing::FencingPolicy;
+use ha_domain::model::{tag, InstanceState};
+use ha_domain::timefmt::format_timestamp;
+use ha_ports::backups::ImageFacts;
+use ha_ports::{Clock, Ledger};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one schedule did and what it broke.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub seed: u64,
+    pub name: String,
+    pub violations: Vec<String>,
+    pub trace: Vec<String>,
+    pub invocations: u64,
+    pub dead_letters: usize,
+    pub calls: u64,
+    pub throttled: u64,
+    /// Virtual ms from each server's alarm to each RunInstances its incident made.
+    pub alarm_to_launch_ms: Vec<i64>,
+    pub incidents: usize,
+    pub virtual_ms: i64,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Everything a schedule's tasks share.
+pub(crate) struct Ctx {
+    pub sim: Arc<Sim>,
+    pub facts: TemplateFacts,
+    pub scenario: Scenario,
+    pending: Cell<usize>,
+    invocations: Cell<u64>,
+    per_function: RefCell<BTreeMap<&'static str, u64>>,
+    per_detail_type: RefCell<BTreeMap<String, u64>>,
+    pub dead_letters: RefCell<Vec<(Function, Value)>>,
+    /// Per server: is its alarm in ALARM, and when did it last change.
+    pub alarm_down: RefCell<Vec<bool>>,
+    pub alarm_times: RefCell<Vec<Vec<(bool, i64)>>>,
+}
+
+const STACK: &str = "sim";
+
+fn store() -> IncidentStore {
+    IncidentStore { ledger_table: "ledger".into(), event_bus_name: "bus".into(), retention_days: 90 }
+}
+
+impl Ctx {
+    fn ledger(&self) -> Ledger {
+        Ledger::new(Arc::new(SimTable(self.sim.clone())), 90)
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(SimClock(self.sim.clone()))
+    }
+
+    fn note(&self, line: String) {
+        self.sim.world().note(line);
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.sim.world().now_ms()
+    }
+
+    fn draw(&self, p: f64) -> bool {
+        p > 0.0 && self.sim.world().rng.gen_bool(p)
+    }
+
+    fn range(&self, low: u64, high: u64) -> u64 {
+        self.sim.world().rng.gen_range(low..high)
+    }
+
+    fn spawn(self: &Rc<Self>, after_ms: u64, work: impl std::future::Future<Output = ()> + 'static) {
+        self.pending.set(self.pending.get() + 1);
+        let ctx = self.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            work.await;
+            ctx.pending.set(ctx.pending.get() - 1);
+            ctx.sim.wake.notify_one();
+        });
+    }
+
+    /// Runs one invocation of a function on the real handler.
+    async fn call(&self, f: Function, event: Value, id: &str) -> Result<String, String> {
+        let bus = Arc::new(SimBus { sim: self.sim.clone(), invocation: Some(id.to_string()) });
+        match f {
+            Function::AlarmHandler => {
+                let config = alarm_handler::Config {
+                    store: store(),
+                    alarm_name_prefix: "outposts-ha-".into(),
+                    stack_name: STACK.into(),
+                };
+                let ports = alarm_handler::Ports {
+                    ledger: self.ledger(),
+                    fleet: Arc::new(SimFleet(self.sim.clone())),
+                    bus,
+                    alarms: Arc::new(SimAlarms(self.sim.clone())),
+                    clock: self.clock(),
+                };
+                let handler = alarm_handler::AlarmHandler::with_ports(config, ports);
+                handler.handle(event, id).await.map(|o| format!("{o:?}")).map_err(|e| e.to_string())
+            }
+            Function::Relaunch => {
+                let config = relaunch::Config {
+                    store: store(),
+                    launch_concurrency: 10,
+                    claim_lease_seconds: self.facts.claim_lease_seconds,
+                    stack_name: STACK.into(),
+                    fencing_policy: FencingPolicy::Isolate,
+                };
+                let ports = relaunch::Ports {
+                    ledger: self.ledger(),
+                    fleet: Arc::new(SimFleet(self.sim.clone())),
+                    backups: Arc::new(SimBackups(self.sim.clone())),
+                    capacity: Arc::new(SimCapacity(self.sim.clone())),
+                    load_balancing: Arc::new(SimLoadBalancing(self.sim.clone())),
+                    bus,
+                    clock: self.clock(),
+                };
+                let handler = relaunch::Relaunch::with_ports(config, ports);
+                handler.handle(event, id).await.map(|r| format!("{r:?}")).map_err(|e| e.to_string())
+            }
+            Function::Notifier => Ok("read off the bus".into()),
+        }
+    }
+
+    fn operator(&self) -> operator::Operator {
+        operator::Operator::with_ports(operator::Ports {
+            ledger: self.ledger(),
+            fleet: Arc::new(SimFleet(self.sim.clone())),
+            bus: Arc::new(SimBus { sim: self.sim.clone(), invocation: None }),
+            clock: self.clock(),
+        })
+    }
+
+    /// Lambda's asynchronous invocation: the attempt, then retries about one and two
+    /// minutes after each failure, then the failed-events queue.
+    fn invoke(self: &Rc<Self>, f: Function, event: Value, attempt: u32, after_ms: u64) {
+        let ctx = self.clone();
+        self.spawn(after_ms, async move {
+            let n = {
+                let mut per = ctx.per_function.borrow_mut();
+                let n = per.entry(f.name()).or_default();
+                *n += 1;
+                *n
+            };
+            ctx.invocations.set(ctx.invocations.get() + 1);
+            let id = format!("{}-{n}", f.name());
+            let scripted =
+                ctx.scenario.delivery.scripted_crashes.iter().find(|(name, nth, _)| *name == f.name() && *nth == n);
+            let dies_after = match scripted {
+                Some((_, _, ms)) => Some(*ms),
+                None if ctx.draw(ctx.scenario.delivery.crash) => Some(ctx.range(1, 400)),
+                None => None,
+            };
+            let timeout_ms = ctx.facts.timeout_seconds.get(&f).copied().unwrap_or(30) * 1000;
+            let limit = Duration::from_millis(dies_after.unwrap_or(timeout_ms).min(timeout_ms));
+            let kind = event.get("detail-type").and_then(Value::as_str).unwrap_or("?").to_string();
+            ctx.note(format!("{id} starts ({kind}, attempt {attempt})"));
+            let result = match tokio::time::timeout(limit, ctx.call(f, event.clone(), &id)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("died after {} ms", limit.as_millis())),
+            };
+            if result.is_err() {
+                // It put events and then failed: its retry cannot know they were put.
+                let mut w = ctx.sim.world();
+                for p in w.puts.iter_mut().filter(|p| p.invocation.as_deref() == Some(id.as_str())) {
+                    p.ambiguous = true;
+                }
+            }
+            match result {
+                Ok(summary) => ctx.note(format!("{id} ok: {}", summary.chars().take(160).collect::<String>())),
+                Err(e) => {
+                    ctx.note(format!("{id} failed: {e}"));
+                    let retries = ctx.facts.retries.get(&f).copied().unwrap_or(2);
+                    if attempt < retries {
+                        let delay = 60_000 * u64::from(attempt + 1) + ctx.range(0, 5_000);
+                        ctx.invoke(f, event, attempt + 1, delay);
+                    } else {
+                        ctx.note(format!("{id}: retries exhausted, event to the failed-events queue"));
+                        ctx.dead_letters.borrow_mut().push((f, event));
+                    }
+                }
+            }
+        });
+    }
+
+    /// EventBridge: every rule target gets the event at least once, soon or late.
+    fn deliver(self: &Rc<Self>, event: Value) {
+        let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default().to_string();
+        let nth = {
+            let mut per = self.per_detail_type.borrow_mut();
+            let n = per.entry(detail_type.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let scripted =
+            self.scenario.delivery.scripted_late.iter().find(|(dt, n, _, _)| *dt == detail_type && *n == nth);
+        for f in self.facts.targets_of(&event) {
+            if f == Function::Notifier {
+                continue;
+            }
+            let copies = if self.draw(self.scenario.delivery.duplicate) { 2 } else { 1 };
+            for _ in 0..copies {
+                let mut delay = self.range(20, 1_500);
+                if self.draw(self.scenario.delivery.late) {
+                    delay += self.range(0, 5 * MINUTE as u64);
+                }
+                if let Some((_, _, late, false)) = scripted {
+                    delay += late;
+                }
+                self.invoke(f, event.clone(), 0, delay);
+            }
+            if let Some((_, _, late, true)) = scripted {
+                self.note(format!("a late copy of {detail_type} #{nth} comes in {} s", late / 1000));
+                self.invoke(f, event.clone(), 0, *late);
+            }
+        }
+    }
+
+    fn alarm_event(&self, server: usize, down: bool, at_ms: i64) -> Value {
+        let id = &self.scenario.servers[server].id;
+        let name = format!("outposts-ha-{id}");
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000).expect("in range");
+        let stamp = at.format(&time::format_description::well_known::Rfc3339).expect("formats");
+        let (value, previous) = if down { ("ALARM", "OK") } else { ("OK", "ALARM") };
+        json!({
+            "version": "0",
+            "id": format!("alarm-{server}-{at_ms}"),
+            "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch",
+            "account": "123456789012",
+            "time": stamp,
+            "region": "eu-west-1",
+            "resources": [format!("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}")],
+            "detail": {
+                "alarmName": name,
+                "configuration": {"metrics": [{"id": "m1", "metricStat": {"metric": {
+                    "namespace": "AWS/Outposts", "name": "ConnectedStatus", "dimensions": {"OutpostId": id.as_str()}},
+                    "period": 60, "stat": "Minimum"}, "returnData": true}]},
+                "previousState": {"reason": "previous", "timestamp": stamp, "value": previous},
+                "state": {"reason": "simulated", "timestamp": stamp, "value": value}
+            }
+        })
+    }
+
+    /// CloudWatch moves the server's alarm after its evaluation periods; EventBridge tells
+    /// alarm-handler.
+    fn server_changes(self: &Rc<Self>, server: usize, down: bool) {
+        {
+            let mut w = self.sim.world();
+            let id = self.scenario.servers[server].id.clone();
+            if down {
+                w.servers_down.insert(id);
+            } else {
+                w.servers_down.remove(&id);
+            }
+        }
+        let evaluation = if down { 3 * MINUTE } else { MINUTE } as u64;
+        let ctx = self.clone();
+        self.spawn(evaluation, async move {
+            if ctx.alarm_down.borrow()[server] == down {
+                return;
+            }
+            ctx.alarm_down.borrow_mut()[server] = down;
+            let at = ctx.now_ms();
+            let id = ctx.scenario.servers[server].id.clone();
+            ctx.sim.world().alarms.insert(id, (down, at));
+            ctx.alarm_times.borrow_mut()[server].push((down, at));
+            ctx.note(format!("alarm of server {server} goes {}", if down { "ALARM" } else { "OK" }));
+            let event = ctx.alarm_event(server, down, at);
+            ctx.deliver(event);
+        });
+    }
+
+    async fn act(self: &Rc<Self>, action: Action) {
+        match action {
+            Action::Down(i) => self.server_changes(i, true),
+            Action::Up(i) => self.server_changes(i, false),
+            Action::Maintenance(i, until_ms) => {
+                let until = format_timestamp(
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(BASE_EPOCH_MS + until_ms) * 1_000_000)
+                        .expect("in range"),
+                );
+                let event = json!({"detail-type": "MaintenanceRequested", "detail": {
+                    "server_id": self.scenario.servers[i].id.as_str(), "until": until,
+                    "reason": "simulated maintenance", "requested_at": format_timestamp(self.clock().now())}});
+                let answer = self.operator().handle(event).await;
+                self.note(format!("operator: maintenance of server {i}: {answer:?}"));
+            }
+            Action::FailBack(i) => {
+                let server = self.scenario.servers[i].id.to_string();
+                let (originals, replacements): (Vec<String>, Vec<String>) = {
+                    let w = self.sim.world();
+                    let of_server = |inst: &&SimInstance, replacement: bool| {
+                        !inst.state.is_gone()
+                            && (inst.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
+                                == replacement
+                            && if replacement {
+                                inst.tags.get(tag::SOURCE_SERVER) == Some(&server)
+                            } else {
+                                inst.server.as_ref().map(ToString::to_string) == Some(server.clone())
+                            }
+                    };
+                    (
+                        w.instances
+                            .values()
+                            .filter(|x| of_server(x, false) && x.tags.contains_key(tag::FENCED))
+                            .map(|x| x.id.clone())
+                            .collect(),
+                        w.instances.values().filter(|x| of_server(x, true)).map(|x| x.id.clone()).collect(),
+                    )
+                };
+                for id in &originals {
+                    let event = json!({"detail-type": "UnfenceRequested", "detail": {
+                        "instance_id": id, "force": true, "requested_at": format_timestamp(self.clock().now())}});
+                    let answer = self.operator().handle(event).await;
+                    self.note(format!("operator: fail-back unfences {id}: {answer:?}"));
+                }
+                let mut w = self.sim.world();
+                let still_fenced =
+                    originals.iter().any(|id| w.instances.get(id).is_some_and(|x| x.tags.contains_key(tag::FENCED)));
+                if still_fenced {
+                    w.note("operator: fail-back stopped, an original is still fenced".into());
+                    return;
+                }
+                for id in replacements {
+                    // A workload whose original was terminated stays on its replacement.
+                    let workload = w.instances.get(&id).and_then(|r| r.tags.get(tag::WORKLOAD).cloned());
+                    let home = w.instances.values().any(|o| {
+                        !o.state.is_gone()
+                            && !o.tags.contains_key(tag::ROLE)
+                            && o.tags.get(tag::WORKLOAD) == workload.as_ref()
+                            && o.server.as_ref().map(ToString::to_string) == Some(server.clone())
+                    });
+                    if !home {
+                        continue;
+                    }
+                    w.note(format!("operator: fail-back terminates replacement {id}"));
+                    w.transition(&id, InstanceState::ShuttingDown);
+                    w.transition(&id, InstanceState::Terminated);
+                }
+            }
+            Action::DeleteTemplate(i, k) => {
+                let id = &self.scenario.servers[i].workloads[k].template_id;
+                let mut w = self.sim.world();
+                w.templates.remove(id);
+                w.note(format!("operator deletes launch template {id}"));
+            }
+        }
+    }
+}
+
+/// Builds the world the scenario describes: templates, originals, subnets, backups.
+fn build(s: &Scenario) -> World {
+    let mut w = World::new(ChaCha8Rng::seed_from_u64(s.seed), s.faults.clone());
+    for (server, subnet) in &s.standby_subnets {
+        w.subnets.insert(subnet.clone(), (server.clone(), "vpc-standby".into()));
+    }
+    for server in &s.servers {
+        w.subnets.insert(server.home_subnet.clone(), (server.id.clone(), "vpc-store".into()));
+        for wl in &server.workloads {
+            let mut tags: BTreeMap<String, String> = [
+                (tag::PROTECTED_SERVER, server.id.to_string()),
+                (tag::SUBNETS, wl.subnets.join(",")),
+                (tag::WORKLOAD, wl.name.clone()),
+                (tag::FENCING, wl.policy.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            if !wl.target_groups.is_empty() {
+                tags.insert(tag::TARGET_GROUPS.into(), wl.target_groups.join(","));
+                for g in wl.target_groups.iter().filter(|g| !g.contains("typo")) {
+                    let arn = format!("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{g}/1");
+                    w.target_groups.entry(g.clone()).or_default().arn = arn;
+                }
+            }
+            if wl.stateful {
+                let parameter = format!("/outposts-ha/{STACK}/{}/{}", server.id, wl.name);
+                let image = format!("ami-{:017x}", wl.template_id.len() as u64 * 7919 + w.images.len() as u64);
+                tags.insert(tag::BACKUP_PARAMETER.into(), parameter.clone());
+                w.parameters.insert(parameter, image.clone());
+                w.images.insert(
+                    image.clone(),
+                    ImageFacts {
+                        image_id: image,
+                        state: ha_domain::backup::ImageState::Available,
+                        snapshot_ids: Vec::new(),
+                        creation_date: Some("2026-11-22T09:00:00Z".into()),
+                        tags: BTreeMap::new(),
+                    },
+                );
+            }
+            w.templates.insert(wl.template_id.clone(), Template { name: wl.name.clone(), tags });
+            let id = w.next_id("i");
+            let registered = wl.target_groups.iter().filter(|g| !g.contains("typo")).cloned().collect::<Vec<_>>();
+            for g in registered {
+                w.target_groups.entry(g).or_default().targets.insert(id.clone(), 0);
+            }
+            w.instances.insert(
+                id.clone(),
+                SimInstance {
+                    id,
+                    state: InstanceState::Running,
+                    server: Some(server.id.clone()),
+                    subnet: server.home_subnet.clone(),
+                    vpc: "vpc-store".into(),
+                    groups: vec!["sg-app".into()],
+                    tags: [(tag::WORKLOAD.to_string(), wl.name.clone())].into(),
+                    visible_at_ms: 0,
+                    protected: wl.protected_original,
+                },
+            );
+        }
+    }
+    w
+}
+
+async fn drive(s: Scenario) -> Outcome {
+    let sim = Sim::new(build(&s));
+    let servers = s.servers.len();
+    let ctx = Rc::new(Ctx {
+        sim: sim.clone(),
+        facts: TemplateFacts::read(),
+        scenario: s.clone(),
+        pending: Cell::new(0),
+        invocations: Cell::new(0),
+        per_function: RefCell::new(BTreeMap::new()),
+        per_detail_type: RefCell::new(BTreeMap::new()),
+        dead_letters: RefCell::new(Vec::new()),
+        alarm_down: RefCell::new(vec![false; servers]),
+        alarm_times: RefCell::new(vec![Vec::new(); servers]),
+    });
+    for (at, action) in s.actions.clone() {
+        let c = ctx.clone();
+        ctx.spawn(at.max(0) as u64, async move { c.act(action).await });
+    }
+    // Scheduled rules tick until well after the last action.
+    let horizon = s.actions.iter().map(|(at, _)| *at).max().unwrap_or(0).max(0) as u64 + 45 * MINUTE as u64;
+    for (period, targets) in ctx.facts.schedules.clone() {
+        for f in targets {
+            let mut at = period;
+            while at <= horizon {
+                let tick =
+                    json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+                ctx.invoke(f, tick, 0, at);
+                at += period;
+            }
+        }
+    }
+    loop {
+        let out = std::mem::take(&mut sim.world().outbox);
+        for o in out {
+            match o {
+                Outgoing::Project { event, .. } => ctx.deliver(event),
+                Outgoing::Ec2StateChange { instance_id, state } => ctx.deliver(json!({
+                    "version": "0",
+                    "detail-type": "EC2 Instance State-change Notification",
+                    "source": "aws.ec2",
+                    "detail": {"instance-id": instance_id, "state": state.as_str()}
+                })),
+                Outgoing::Transition { instance_id, to, after_ms } => {
+                    let world = sim.clone();
+                    ctx.spawn(after_ms, async move { world.world().transition(&instance_id, to) });
+                }
+            }
+        }
+        if ctx.pending.get() == 0 && sim.world().outbox.is_empty() {
+            break;
+        }
+        sim.wake.notified().await;
+    }
+    let mut outcome = invariants::check(&ctx);
+    let w = sim.world();
+    outcome.seed = s.seed;
+    outcome.name = s.name.clone();
+    outcome.trace = w.trace.clone();
+    outcome.invocations = ctx.invocations.get();
+    outcome.dead_letters = ctx.dead_letters.borrow().len();
+    outcome.calls = w.calls.values().sum();
+    outcome.throttled = w.throttled;
+    outcome.virtual_ms = w.now_ms() - BASE_EPOCH_MS;
+    outcome
+}
+
+/// Runs one schedule to quiescence and checks the invariants.
+pub fn run(s: &Scenario) -> Outcome {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, drive(s.clone()))
+}

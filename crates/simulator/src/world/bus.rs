@@ -1,0 +1,59 @@
+//! The project bus: PutEvents either puts every entry or fails (the port publishes at most
+//! ten per call); what it put goes to the scheduler, which delivers it to the rules'
+//! targets at least once.
+
+use super::{Outgoing, Put, Sim};
+use async_trait::async_trait;
+use ha_domain::contract::ProjectEvent;
+use ha_domain::error::AwsFailure;
+use ha_ports::Bus;
+use std::sync::Arc;
+
+/// One function's bus: it knows which invocation publishes, so a duplicate caused by that
+/// invocation dying after its publish can be told from a protocol fault.
+pub struct SimBus {
+    pub sim: Arc<Sim>,
+    pub invocation: Option<String>,
+}
+
+#[async_trait]
+impl Bus for SimBus {
+    async fn publish(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.sim.enter("PutEvents").await?;
+        let first = {
+            let mut w = self.sim.world();
+            let first = w.puts.len();
+            let at_ms = w.now_ms();
+            for e in events {
+                let detail: serde_json::Value = serde_json::from_str(&e.detail_json()).unwrap_or_default();
+                w.note(format!("put {} by {}", e.detail_type(), self.invocation.as_deref().unwrap_or("-")));
+                w.puts.push(Put {
+                    detail_type: e.detail_type().to_string(),
+                    detail: detail.clone(),
+                    invocation: self.invocation.clone(),
+                    at_ms,
+                    ambiguous: false,
+                });
+                let event = serde_json::json!({
+                    "version": "0",
+                    "detail-type": e.detail_type(),
+                    "source": ha_domain::contract::EVENT_SOURCE,
+                    "detail": detail,
+                });
+                w.outbox.push(Outgoing::Project { event, invocation: self.invocation.clone() });
+            }
+            first
+        };
+        if let Err(e) = self.sim.leave("PutEvents").await {
+            let mut w = self.sim.world();
+            for p in &mut w.puts[first..first + events.len()] {
+                p.ambiguous = true;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}

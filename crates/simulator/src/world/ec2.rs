@@ -1,0 +1,396 @@
+//! EC2 (and SSM's parameters, and the capacity metric) as the ports see them. RunInstances
+//! honours ClientToken (same token and parameters: the same instance; other parameters:
+//! IdempotentParameterMismatch), a new instance may be invisible to Describe for a while,
+//! and it moves pending → running, or pending → terminated, on EC2's own schedule.
+
+use super::{failure, Group, Outgoing, Sim, SimInstance, World};
+use async_trait::async_trait;
+use ha_domain::error::{classify, AwsFailure, FailureKind, Retry};
+use ha_domain::incident::IncidentId;
+use ha_domain::ledger::{incident_key, IncidentStatus, META};
+use ha_domain::model::{tag, workload_from_tags, Instance, InstanceState, RejectedWorkload, ServerId, Workload};
+use ha_ports::backups::{BackupCatalog, ImageFacts};
+use ha_ports::capacity::{CapacityProbe, DestinationCapacity};
+use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest, Launched};
+use ha_ports::table::Value;
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct SimFleet(pub Arc<Sim>);
+
+/// An EC2 error as the service answers it, classified as the product classifies it.
+fn refused(operation: &'static str, code: &str) -> AwsFailure {
+    let retry = classify(FailureKind::Service, Some(code), Some(400));
+    AwsFailure { operation, code: code.to_string(), message: format!("simulated {code}"), retry }
+}
+
+fn is_replacement_of(i: &SimInstance, workload: &str, server: &str) -> bool {
+    i.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT)
+        && i.tags.get(tag::WORKLOAD).map(String::as_str) == Some(workload)
+        && i.tags.get(tag::SOURCE_SERVER).map(String::as_str) == Some(server)
+}
+
+impl World {
+    /// (I3) An original is fenced only while a running replacement of the same workload
+    /// from the same server exists.
+    fn check_fencing(&mut self, id: &str, what: &str) {
+        let Some(original) = self.instances.get(id) else { return };
+        if original.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT) {
+            return;
+        }
+        let workload = original.tags.get(tag::WORKLOAD).cloned().unwrap_or_default();
+        let server = original.server.as_ref().map(ToString::to_string).unwrap_or_default();
+        let covered = self
+            .instances
+            .values()
+            .any(|r| r.state == InstanceState::Running && is_replacement_of(r, &workload, &server));
+        if !covered {
+            self.violation(format!("I3: {what} original {id} of {workload} on {server} with no running replacement"));
+        }
+    }
+
+    /// (I2) No launch for an incident that is closed.
+    fn check_launch(&mut self, incident: &IncidentId, workload: &str) {
+        let status = self.table.get(&(incident_key(incident), META.to_string())).and_then(|i| i.get("status"));
+        if status == Some(&Value::S(IncidentStatus::Closed.as_str().into())) {
+            self.violation(format!("I2: {workload} launched for closed incident {incident}"));
+        }
+    }
+}
+
+#[async_trait]
+impl Fleet for SimFleet {
+    async fn workloads_of(&self, server: &ServerId) -> Result<(Vec<Workload>, Vec<RejectedWorkload>), AwsFailure> {
+        self.0.enter("DescribeLaunchTemplates").await?;
+        let w = self.0.world();
+        let (mut workloads, mut rejected) = (Vec::new(), Vec::new());
+        for (id, t) in &w.templates {
+            if t.tags.get(tag::PROTECTED_SERVER).map(String::as_str) != Some(server.as_str()) {
+                continue;
+            }
+            match workload_from_tags(id, &t.name, &t.tags) {
+                Ok(wl) if &wl.protected_server == server => workloads.push(wl),
+                Ok(_) => {}
+                Err(e) => rejected.push(RejectedWorkload {
+                    launch_template_id: id.clone(),
+                    launch_template_name: t.name.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Ok((workloads, rejected))
+    }
+
+    async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure> {
+        self.0.enter("DescribeInstances").await?;
+        let w = self.0.world();
+        let now = w.now_ms();
+        Ok(w.instances
+            .values()
+            .filter(|i| i.visible_at_ms <= now && !i.state.is_gone())
+            .filter(|i| i.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
+            .filter(|i| i.tags.get(tag::WORKLOAD).map(String::as_str) == Some(workload))
+            .map(|i| ExistingReplacement {
+                instance_id: i.id.clone(),
+                subnet_id: i.subnet.clone(),
+                state: i.state.clone(),
+                source_server: i.tags.get(tag::SOURCE_SERVER).cloned(),
+                restored_from: i.tags.get(tag::RESTORED_FROM).cloned(),
+                incident: i.tags.get(tag::INCIDENT).cloned(),
+            })
+            .collect())
+    }
+
+    async fn launch(&self, r: &LaunchRequest<'_>) -> Result<Launched, AwsFailure> {
+        self.0.enter("RunInstances").await?;
+        let id = {
+            let mut w = self.0.world();
+            if r.dry_run {
+                return Err(refused("RunInstances", "DryRunOperation"));
+            }
+            let params = format!(
+                "{}|{}|{}|{:?}",
+                r.workload.launch_template_id,
+                r.workload.launch_template_version,
+                r.subnet_id,
+                r.restored_from.map(|b| &b.image_id)
+            );
+            if let Some((used, id)) = w.tokens.get(r.client_token).cloned() {
+                if used != params {
+                    return Err(refused("RunInstances", "IdempotentParameterMismatch"));
+                }
+                w.note(format!("RunInstances with a used token returns {id}"));
+                id
+            } else {
+                if !w.templates.contains_key(&r.workload.launch_template_id) {
+                    return Err(refused("RunInstances", "InvalidLaunchTemplateId.NotFound"));
+                }
+                let Some((server, vpc)) = w.subnets.get(r.subnet_id).cloned() else {
+                    return Err(refused("RunInstances", "InvalidSubnetID.NotFound"));
+                };
+                if w.servers_down.contains(&server) {
+                    return Err(refused("RunInstances", "InsufficientInstanceCapacity"));
+                }
+                if !w.take_token("RunInstances.resource") {
+                    w.throttled += 1;
+                    return Err(failure("RunInstances", "RequestResourceCountExceeded", Retry::CanHelp));
+                }
+                w.check_launch(r.incident, &r.workload.name);
+                let id = w.next_id("i");
+                let mut tags: BTreeMap<String, String> = [
+                    (tag::WORKLOAD, r.workload.name.as_str()),
+                    (tag::INCIDENT, r.incident.as_str()),
+                    (tag::SOURCE_SERVER, r.workload.protected_server.as_str()),
+                    (tag::ROLE, tag::ROLE_REPLACEMENT),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+                if !r.workload.target_groups.is_empty() {
+                    tags.insert(tag::TARGET_GROUPS.into(), r.workload.target_groups.join(","));
+                }
+                if let Some(b) = r.restored_from {
+                    tags.insert(tag::RESTORED_FROM.into(), b.image_id.clone());
+                }
+                let now = w.now_ms();
+                let lag = w.faults.visibility_lag_ms;
+                let visible_at_ms = now + if lag > 0 { w.rng.gen_range(0..lag) as i64 } else { 0 };
+                w.instances.insert(
+                    id.clone(),
+                    SimInstance {
+                        id: id.clone(),
+                        state: InstanceState::Pending,
+                        server: Some(server),
+                        subnet: r.subnet_id.to_string(),
+                        vpc,
+                        groups: vec!["sg-workload".into()],
+                        tags,
+                        visible_at_ms,
+                        protected: false,
+                    },
+                );
+                w.tokens.insert(r.client_token.to_string(), (params, id.clone()));
+                w.launches.push((r.incident.to_string(), r.workload.name.clone(), now));
+                w.note(format!("RunInstances {} for {} at {} -> {id}", r.workload.name, r.incident, r.subnet_id));
+                let (dies, stops) = (w.faults.replacement_dies, w.faults.replacement_stops);
+                if dies > 0.0 && w.rng.gen_bool(dies) {
+                    let after_ms = w.rng.gen_range(5_000..60_000);
+                    w.outbox.push(Outgoing::Transition {
+                        instance_id: id.clone(),
+                        to: InstanceState::Terminated,
+                        after_ms,
+                    });
+                } else {
+                    let after_ms = w.rng.gen_range(10_000..60_000);
+                    w.outbox.push(Outgoing::Transition {
+                        instance_id: id.clone(),
+                        to: InstanceState::Running,
+                        after_ms,
+                    });
+                    if stops > 0.0 && w.rng.gen_bool(stops) {
+                        let after_ms = after_ms + w.rng.gen_range(30_000..900_000);
+                        w.outbox.push(Outgoing::Transition {
+                            instance_id: id.clone(),
+                            to: InstanceState::Stopped,
+                            after_ms,
+                        });
+                    }
+                }
+                id
+            }
+        };
+        self.0.leave("RunInstances").await?;
+        let state = self.0.world().instances.get(&id).map_or(InstanceState::Pending, |i| i.state.clone());
+        Ok(Launched { instance_id: id, state })
+    }
+
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
+        self.0.enter("DescribeInstances").await?;
+        Ok(self.0.world().visible(instance_id).map(World::instance_view))
+    }
+
+    async fn subnet_exists(&self, subnet_id: &str) -> Result<bool, AwsFailure> {
+        self.0.enter("DescribeSubnets").await?;
+        Ok(self.0.world().subnets.contains_key(subnet_id))
+    }
+
+    async fn template_tags(&self, ids: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>, AwsFailure> {
+        self.0.enter("DescribeLaunchTemplates").await?;
+        let w = self.0.world();
+        Ok(ids.iter().filter_map(|id| w.templates.get(id).map(|t| (id.clone(), t.tags.clone()))).collect())
+    }
+
+    async fn instances_of(&self, workloads: &[String]) -> Result<Vec<Instance>, AwsFailure> {
+        self.0.enter("DescribeInstances").await?;
+        let w = self.0.world();
+        let now = w.now_ms();
+        Ok(w.instances
+            .values()
+            .filter(|i| i.visible_at_ms <= now)
+            .filter(|i| i.tags.get(tag::WORKLOAD).is_some_and(|n| workloads.contains(n)))
+            .map(World::instance_view)
+            .collect())
+    }
+
+    async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure> {
+        let name = format!("outposts-ha-{stack}-quarantine");
+        self.0.enter("DescribeSecurityGroups").await?;
+        let existing = {
+            let w = self.0.world();
+            w.groups.iter().find(|(_, g)| g.name == name && g.vpc == vpc_id).map(|(id, g)| (id.clone(), g.egress_open))
+        };
+        let id = match existing {
+            Some((id, false)) => return Ok(id),
+            Some((id, true)) => id,
+            None => {
+                self.0.enter("CreateSecurityGroup").await?;
+                let id = {
+                    let mut w = self.0.world();
+                    let id = w.next_id("sg");
+                    w.groups.insert(id.clone(), Group { name, vpc: vpc_id.to_string(), egress_open: true });
+                    id
+                };
+                self.0.leave("CreateSecurityGroup").await?;
+                id
+            }
+        };
+        // A group created by a pass that died before its revoke still allows all egress.
+        self.0.enter("RevokeSecurityGroupEgress").await?;
+        if let Some(g) = self.0.world().groups.get_mut(&id) {
+            g.egress_open = false;
+        }
+        self.0.leave("RevokeSecurityGroupEgress").await?;
+        Ok(id)
+    }
+
+    async fn tag_instance(&self, instance_id: &str, tags: &[(&str, &str)]) -> Result<(), AwsFailure> {
+        self.0.enter("CreateTags").await?;
+        {
+            let mut w = self.0.world();
+            if w.visible(instance_id).is_none() {
+                return Err(refused("CreateTags", "InvalidInstanceID.NotFound"));
+            }
+            let i = w.instances.get_mut(instance_id).expect("visible");
+            for (k, v) in tags {
+                i.tags.insert(k.to_string(), v.to_string());
+            }
+        }
+        self.0.leave("CreateTags").await
+    }
+
+    async fn untag_instance(&self, instance_id: &str, keys: &[&str]) -> Result<(), AwsFailure> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.0.enter("DeleteTags").await?;
+        if let Some(i) = self.0.world().instances.get_mut(instance_id) {
+            for k in keys {
+                i.tags.remove(*k);
+            }
+        }
+        self.0.leave("DeleteTags").await
+    }
+
+    async fn fenced_instances(&self, selector: &FencedSelector<'_>) -> Result<Vec<Instance>, AwsFailure> {
+        self.0.enter("DescribeInstances").await?;
+        let w = self.0.world();
+        let now = w.now_ms();
+        Ok(w.instances
+            .values()
+            .filter(|i| i.visible_at_ms <= now && !i.state.is_gone())
+            .filter(|i| match selector {
+                FencedSelector::Incident(incident) => i.tags.get(tag::FENCED).map(String::as_str) == Some(*incident),
+                FencedSelector::Instance(id) => i.id == *id && i.tags.contains_key(tag::FENCED),
+            })
+            .map(World::instance_view)
+            .collect())
+    }
+
+    async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
+        self.0.enter("ModifyInstanceAttribute").await?;
+        {
+            let mut w = self.0.world();
+            let quarantine: Vec<String> = groups
+                .iter()
+                .filter(|g| w.groups.get(*g).is_some_and(|g| g.name.ends_with("-quarantine")))
+                .cloned()
+                .collect();
+            if !quarantine.is_empty() {
+                w.check_fencing(instance_id, "isolated");
+                if quarantine.iter().any(|g| w.groups.get(g).is_some_and(|g| g.egress_open)) {
+                    w.violation(format!("{instance_id} isolated in a quarantine group that still allows egress"));
+                }
+            }
+            match w.instances.get_mut(instance_id) {
+                Some(i) => i.groups = groups.to_vec(),
+                None => return Err(refused("ModifyInstanceAttribute", "InvalidInstanceID.NotFound")),
+            }
+            w.note(format!("{instance_id} groups {groups:?}"));
+        }
+        self.0.leave("ModifyInstanceAttribute").await
+    }
+
+    async fn terminate(&self, instance_id: &str) -> Result<(), AwsFailure> {
+        self.0.enter("TerminateInstances").await?;
+        {
+            let mut w = self.0.world();
+            let Some((protected, gone)) = w.instances.get(instance_id).map(|i| (i.protected, i.state.is_gone())) else {
+                return Ok(());
+            };
+            if protected {
+                return Err(refused("TerminateInstances", "OperationNotPermitted"));
+            }
+            if !w.take_token("TerminateInstances.resource") {
+                w.throttled += 1;
+                return Err(failure("TerminateInstances", "RequestResourceCountExceeded", Retry::CanHelp));
+            }
+            if !gone {
+                w.check_fencing(instance_id, "terminated");
+                w.transition(instance_id, InstanceState::ShuttingDown);
+                w.outbox.push(Outgoing::Transition {
+                    instance_id: instance_id.to_string(),
+                    to: InstanceState::Terminated,
+                    after_ms: 5_000,
+                });
+            }
+        }
+        self.0.leave("TerminateInstances").await
+    }
+}
+
+/// The capacity metric: the destination's Outpost is known, the count is not published.
+pub struct SimCapacity(pub Arc<Sim>);
+
+#[async_trait]
+impl CapacityProbe for SimCapacity {
+    async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
+        if self.0.enter("DescribeSubnets").await.is_err() {
+            return BTreeMap::new();
+        }
+        let world = self.0.world();
+        w.subnets
+            .iter()
+            .map(|s| {
+                let outpost = world.subnets.get(s).map(|(server, _)| server.to_string());
+                (s.clone(), DestinationCapacity { outpost, instance_type: Some("m5.large".into()), available: None })
+            })
+            .collect()
+    }
+}
+
+/// SSM parameters naming backups, and the backup images.
+pub struct SimBackups(pub Arc<Sim>);
+
+#[async_trait]
+impl BackupCatalog for SimBackups {
+    async fn parameter(&self, name: &str) -> Result<Option<String>, AwsFailure> {
+        self.0.enter("GetParameter").await?;
+        Ok(self.0.world().parameters.get(name).cloned())
+    }
+
+    async fn image(&self, image_id: &str) -> Result<Option<ImageFacts>, AwsFailure> {
+        self.0.enter("DescribeImages").await?;
+        Ok(self.0.world().images.get(image_id).cloned())
+    }
+}

@@ -1,0 +1,100 @@
+//! DynamoDB's item operations on a map: a conditional write is evaluated and applied
+//! atomically (the lock is held for both), reads are strongly consistent, an update of an
+//! absent item creates it when its condition allows (as UpdateItem does).
+
+use super::Sim;
+use async_trait::async_trait;
+use ha_domain::error::AwsFailure;
+use ha_ports::table::{apply, Change, Condition, Item, Table, Value, PK, SK};
+use std::sync::Arc;
+
+pub struct SimTable(pub Arc<Sim>);
+
+fn key(pk: &str, sk: &str) -> (String, String) {
+    (pk.to_string(), sk.to_string())
+}
+
+fn with_key(mut item: Item, pk: &str, sk: &str) -> Item {
+    item.insert(PK.into(), Value::S(pk.into()));
+    item.insert(SK.into(), Value::S(sk.into()));
+    item
+}
+
+#[async_trait]
+impl Table for SimTable {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, AwsFailure> {
+        self.0.enter("GetItem").await?;
+        let item = self.0.world().table.get(&key(pk, sk)).cloned();
+        Ok(item)
+    }
+
+    async fn put(&self, pk: &str, sk: &str, item: Item, condition: Option<Condition>) -> Result<bool, AwsFailure> {
+        self.0.enter("PutItem").await?;
+        let written = {
+            let mut w = self.0.world();
+            let held = condition.is_some_and(|c| !c.holds(w.table.get(&key(pk, sk))));
+            if sk.starts_with("WORKLOAD#") {
+                let owner = match item.get("owner") {
+                    Some(Value::S(o)) => o.clone(),
+                    _ => String::new(),
+                };
+                w.note(format!("claim {sk} for {owner}: {}", if held { "held" } else { "won" }));
+            }
+            if !held {
+                w.table.insert(key(pk, sk), with_key(item, pk, sk));
+            }
+            !held
+        };
+        self.0.leave("PutItem").await?;
+        Ok(written)
+    }
+
+    async fn update(
+        &self,
+        pk: &str,
+        sk: &str,
+        changes: Vec<Change>,
+        condition: Option<Condition>,
+    ) -> Result<bool, AwsFailure> {
+        self.0.enter("UpdateItem").await?;
+        let written = {
+            let mut w = self.0.world();
+            let held = condition.is_some_and(|c| !c.holds(w.table.get(&key(pk, sk))));
+            if !held {
+                let item = w.table.entry(key(pk, sk)).or_insert_with(|| with_key(Item::new(), pk, sk));
+                apply(item, &changes);
+            }
+            !held
+        };
+        self.0.leave("UpdateItem").await?;
+        Ok(written)
+    }
+
+    async fn delete(&self, pk: &str, sk: &str, condition: Option<Condition>) -> Result<bool, AwsFailure> {
+        self.0.enter("DeleteItem").await?;
+        let written = {
+            let mut w = self.0.world();
+            let held = condition.is_some_and(|c| !c.holds(w.table.get(&key(pk, sk))));
+            if !held {
+                if sk.starts_with("WORKLOAD#") {
+                    w.note(format!("claim {sk} released"));
+                }
+                w.table.remove(&key(pk, sk));
+            }
+            !held
+        };
+        self.0.leave("DeleteItem").await?;
+        Ok(written)
+    }
+
+    async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, AwsFailure> {
+        self.0.enter("Query").await?;
+        let w = self.0.world();
+        Ok(w.table
+            .range(key(pk, "")..)
+            .take_while(|((p, _), _)| p == pk)
+            .filter(|((_, s), _)| s.starts_with(sk_prefix))
+            .map(|(_, item)| item.clone())
+            .collect())
+    }
+}
