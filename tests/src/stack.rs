@@ -301,11 +301,14 @@ impl Stack {
 
     async fn invoke(&self, target: Function, body: Value) -> Invocation {
         let mut last_error = String::new();
-        for attempt in 0..3u64 {
+        // Lambda retries twice, a minute and two minutes later; waiting on another delivery
+        // (NotYet) here gets a few more, shorter waits (the reconcile pass would also come).
+        let mut attempt = 0u64;
+        while attempt < 3 || (attempt < 6 && last_error.contains("not yet")) {
             if attempt > 0 && last_error.contains("not yet") {
-                // Lambda retries a minute later; here, long enough for the work waited on.
                 tokio::time::sleep(std::time::Duration::from_secs(2 * attempt)).await;
             }
+            attempt += 1;
             let request_id = format!("req-{}", self.invocations.fetch_add(1, Ordering::SeqCst));
             let result = match target {
                 Function::Relaunch => self.relaunch.handle(body.clone(), &request_id).await.map(Invocation::Relaunch),

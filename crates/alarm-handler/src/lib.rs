@@ -273,6 +273,15 @@ impl AlarmHandler {
             // no open incident: free it and claim afresh.
             if ledger.incident_status(open).await? == Some(IncidentStatus::Closed) {
                 warn!(closed_incident = %open, "the server was still held by a closed incident: released");
+                // Its closing died before it was told and the server freed: drive it to the
+                // end (fencing a closed incident only finishes its closing).
+                let recovered_at = ledger.incident_recovered_at(open).await?.unwrap_or_default();
+                let finish = ProjectEvent::FenceRequested(FenceRequested {
+                    incident_id: open.to_string(),
+                    server_id: server.to_string(),
+                    recovered_at,
+                });
+                self.ports.bus.publish(&[finish]).await?;
                 ledger.release_server(&server, open).await?;
                 held = ledger.claim_server(&server, &derived, now_epoch).await?;
             }

@@ -1,5 +1,6 @@
-//! The incident ledger's layout: every key, status and retention rule. The DynamoDB
-//! adapter (`ha_aws::ledger`) writes exactly this and nothing else writes the table.
+//! The incident ledger's layout: every key, status and retention rule. The ledger
+//! (`ha_ports::ledger`, on DynamoDB through `ha_aws::ledger`) writes exactly this and
+//! nothing else writes the table.
 //!
 //! | pk                 | sk               | what                                        |
 //! |--------------------|------------------|---------------------------------------------|

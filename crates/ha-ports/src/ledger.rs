@@ -212,6 +212,12 @@ impl Ledger {
         Ok(item.map(|i| IncidentStatus::parse(get_s(&i, "status")).unwrap_or(IncidentStatus::Open)))
     }
 
+    /// When the incident's server came back, once recorded.
+    pub async fn incident_recovered_at(&self, incident: &IncidentId) -> Result<Option<String>, AwsFailure> {
+        let item = self.table.get(&incident_key(incident), META).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "recovered_at")).map(str::to_string))
+    }
+
     pub async fn incident_detected_at(&self, incident: &IncidentId) -> Result<Option<String>, AwsFailure> {
         let item = self.table.get(&incident_key(incident), META).await?;
         Ok(item.as_ref().and_then(|i| get_s(i, "detected_at")).map(str::to_string))

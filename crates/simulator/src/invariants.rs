@@ -38,7 +38,10 @@ fn fact_of(e: &ProjectEvent) -> Option<String> {
         ProjectEvent::ServerRecovered(e) => format!("recovered {:?} {}", e.incident_id, e.recovered_at),
         ProjectEvent::RelaunchSuppressed(e) => format!("suppressed {} {}", e.incident_id, e.maintenance_until),
         ProjectEvent::IncidentContinued(e) => format!("continued {} {}", e.incident_id, e.realarmed_at),
-        ProjectEvent::WorkloadServing(e) => format!("serving {} {}", e.incident_id, e.workload),
+        // A second replacement serving (the first was lost) is a new fact.
+        ProjectEvent::WorkloadServing(e) => {
+            format!("serving {} {} {}", e.incident_id, e.workload, e.replacement_instance_id)
+        }
         _ => return None,
     })
 }
