@@ -3,7 +3,7 @@
 //! hands them to relaunch over the project's bus.
 
 use futures::stream::{self, StreamExt};
-use ha_aws::invocation::{HandlerError, NotYet};
+use ha_aws::invocation::{told, HandlerError};
 use ha_domain::alarm::{classify_transition, parse_alarm_notification, AlarmTransition, AlarmVerdict};
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{
@@ -17,7 +17,7 @@ use ha_domain::ledger::{IncidentMark, IncidentStatus};
 use ha_domain::metrics;
 use ha_domain::model::ServerId;
 use ha_domain::timefmt::format_timestamp;
-use ha_ports::ledger::{Freshness, IncidentRecord, Told};
+use ha_ports::ledger::{Freshness, IncidentRecord};
 use ha_ports::{AlarmStates, Bus, Clock, Fleet, Ledger};
 use serde::Serialize;
 use serde_json::Value;
@@ -230,17 +230,6 @@ impl AlarmHandler {
         Outcome::Stale { server_id: server.to_string(), reason: reason.to_string() }
     }
 
-    fn told(told: Told, what: &str) -> Result<bool, HandlerError> {
-        match told {
-            Told::Now => Ok(true),
-            Told::Before => Ok(false),
-            Told::ByAnother => Err(HandlerError::NotYet {
-                reason: NotYet::BeingTold,
-                detail: format!("another delivery is telling {what}"),
-            }),
-        }
-    }
-
     async fn server_down(
         &self,
         t: &AlarmTransition,
@@ -321,7 +310,7 @@ impl AlarmHandler {
                 alarm_name: t.alarm_name.clone(),
                 realarmed_at: detected_at.clone(),
             });
-            let told = ledger
+            let outcome = ledger
                 .tell_incident(
                     &*self.ports.bus,
                     &incident,
@@ -332,7 +321,7 @@ impl AlarmHandler {
                     &[event],
                 )
                 .await?;
-            Self::told(told, "the re-alarm")?;
+            told(outcome, "the re-alarm")?;
         } else {
             let record = IncidentRecord {
                 incident: &incident,
@@ -352,7 +341,7 @@ impl AlarmHandler {
                 workloads: workloads.iter().map(|w| w.name.clone()).collect(),
                 rejected_workloads: rejected.clone(),
             });
-            let told = ledger
+            let outcome = ledger
                 .tell_incident(
                     &*self.ports.bus,
                     &incident,
@@ -363,7 +352,7 @@ impl AlarmHandler {
                     &[event],
                 )
                 .await?;
-            announced = Self::told(told, "the incident's opening")?;
+            announced = told(outcome, "the incident's opening")?;
             if announced {
                 ledger.mark_announced(&incident).await?;
             }
@@ -430,7 +419,7 @@ impl AlarmHandler {
             maintenance_reason: window.reason.clone(),
             workloads: workloads.iter().map(|w| w.name.clone()).collect(),
         });
-        let told = self
+        let outcome = self
             .ports
             .ledger
             .tell_incident(
@@ -443,7 +432,7 @@ impl AlarmHandler {
                 &[event],
             )
             .await?;
-        Self::told(told, "the suppressed outage")?;
+        told(outcome, "the suppressed outage")?;
         Ok(Outcome::Suppressed { server_id: server.to_string(), maintenance_until: window.until.clone() })
     }
 
@@ -463,7 +452,7 @@ impl AlarmHandler {
         match &open {
             Some(incident) => {
                 ledger.set_incident_time(incident, "recovered_at", &recovered_at).await?;
-                let told = ledger
+                let outcome = ledger
                     .tell_incident(
                         &*self.ports.bus,
                         incident,
@@ -474,7 +463,7 @@ impl AlarmHandler {
                         std::slice::from_ref(&event),
                     )
                     .await?;
-                Self::told(told, "the recovery")?;
+                told(outcome, "the recovery")?;
                 // The work, on every delivery: fencing is idempotent, and a delivery whose
                 // fencing was lost (its retries exhausted) is driven again.
                 let fence = ProjectEvent::FenceRequested(FenceRequested {
@@ -485,10 +474,10 @@ impl AlarmHandler {
                 self.ports.bus.publish(&[fence]).await?;
             }
             None => {
-                let told = ledger
+                let outcome = ledger
                     .tell_server(&*self.ports.bus, &server, &recovered_at, owner, self.ports.clock.epoch(), &[event])
                     .await?;
-                Self::told(told, "the recovery")?;
+                told(outcome, "the recovery")?;
             }
         }
         info!(incident_id = ?open.as_ref().map(|i| i.as_str()), "server is back");

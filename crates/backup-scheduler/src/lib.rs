@@ -7,7 +7,7 @@ use futures::stream::{self, StreamExt};
 use ha_aws::automation::Automation;
 use ha_aws::backups::BackupStore;
 use ha_aws::bus::EventBridgeBus;
-use ha_aws::invocation::{HandlerError, NotYet};
+use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::backup::{
     choose_prunable, decide_parameter_move, judge_execution, orphan_snapshots, parse_trigger, plan_tick, start_token,
     stateful_instance_from_tags, BackupAge, BackupImage, BackupTrigger, ExecutionFacts, ExecutionVerdict, ImageState,
@@ -407,17 +407,14 @@ impl BackupScheduler {
         async {
             let (event, outcome) = self.settle(&facts, &instance_id).await?;
             let now_epoch = now().unix_timestamp();
-            let told = self
+            let reported = self
                 .ledger
                 .tell_backup(&self.bus, execution_id, BackupMark::Reported, "reported", owner, now_epoch, &[event])
                 .await?;
-            match told {
-                Told::Now => Ok(report(outcome)),
-                Told::Before => Ok(report(ExecutionOutcome::Duplicate)),
-                Told::ByAnother => Err(HandlerError::NotYet {
-                    reason: NotYet::BeingTold,
-                    detail: "another delivery is reporting this execution".into(),
-                }),
+            if told(reported, "this execution's report")? {
+                Ok(report(outcome))
+            } else {
+                Ok(report(ExecutionOutcome::Duplicate))
             }
         }
         .instrument(span)

@@ -11,7 +11,7 @@ use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest,
 use std::collections::BTreeMap;
 
 /// Instance states in which an instance may still run.
-pub const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
+const LIVE_STATES: &[&str] = &["pending", "running", "stopping", "stopped"];
 
 #[derive(Clone)]
 pub struct Ec2Fleet {

@@ -2,7 +2,21 @@
 //! error type Lambda records.
 
 use ha_domain::error::{AwsFailure, Retry};
+use ha_ports::ledger::Told;
 use thiserror::Error;
+
+/// How telling `what` went, as a handler answers it: true when told now, false when told
+/// before; `NotYet` while another delivery is telling it (the retry makes sure it was).
+pub fn told(told: Told, what: &str) -> Result<bool, HandlerError> {
+    match told {
+        Told::Now => Ok(true),
+        Told::Before => Ok(false),
+        Told::ByAnother => Err(HandlerError::NotYet {
+            reason: NotYet::BeingTold,
+            detail: format!("another delivery is telling {what}"),
+        }),
+    }
+}
 
 /// Failure of a handler as a whole; tells Lambda (and the operator) whether a retry helps.
 #[derive(Debug, Error)]

@@ -151,8 +151,7 @@ impl Ledger {
 
     /// Whether the newest transition seen says the server is up (`None`: none seen).
     pub async fn server_is_up(&self, server: &ServerId) -> Result<Option<bool>, AwsFailure> {
-        let item = self.table.get(&server_key(server), ALARM_STATE).await?;
-        Ok(item.map(|i| get_bool(&i, "up")))
+        Ok(self.server_state(server).await?.map(|(up, _)| up))
     }
 
     /// Makes `incident` the server's open incident unless another one already is.

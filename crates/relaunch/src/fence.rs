@@ -3,7 +3,7 @@
 //! nothing. An original is fenced only when its workload has a replacement.
 
 use crate::{Relaunch, Response};
-use ha_aws::invocation::{HandlerError, NotYet};
+use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::contract::{FenceOutcome, FenceRequested, IncidentClosed, OriginalFenced, ProjectEvent};
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::fencing::{
@@ -195,7 +195,7 @@ impl Relaunch {
             fenced: fenced_ids.clone(),
             summary,
         });
-        let told = ledger
+        let closing = ledger
             .tell_incident(
                 &*self.ports.bus,
                 &incident,
@@ -207,12 +207,7 @@ impl Relaunch {
             )
             .await?;
         ledger.release_server(&server, &incident).await?;
-        if told == Told::ByAnother {
-            return Err(HandlerError::NotYet {
-                reason: NotYet::BeingTold,
-                detail: "another delivery is telling the incident's closing".into(),
-            });
-        }
+        told(closing, "the incident's closing")?;
         Ok(Response::Fence(FenceReport {
             incident_id: incident.to_string(),
             fenced: fenced_ids,

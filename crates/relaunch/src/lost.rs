@@ -3,12 +3,11 @@
 //! original is put back) the workload has no copy that serves: a person is told once.
 
 use crate::{Relaunch, Response};
-use ha_aws::invocation::{HandlerError, NotYet};
+use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, RelaunchFailure, WorkloadRelaunchFailed};
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::IncidentMark;
 use ha_domain::model::{is_replacement, tag, InstanceState, ServerId};
-use ha_ports::ledger::Told;
 use serde::Serialize;
 use tracing::error;
 
@@ -94,7 +93,7 @@ impl Relaunch {
                 manual_action_required: true,
                 detected_at: ledger.incident_detected_at(&incident).await?.unwrap_or_default(),
             });
-            let told = ledger
+            let outcome = ledger
                 .tell_incident(
                     &*self.ports.bus,
                     &incident,
@@ -105,12 +104,7 @@ impl Relaunch {
                     &[event],
                 )
                 .await?;
-            if told == Told::ByAnother {
-                return Err(HandlerError::NotYet {
-                    reason: NotYet::BeingTold,
-                    detail: "another delivery is telling the replacement was lost".into(),
-                });
-            }
+            told(outcome, "the replacement was lost")?;
             return Ok(Response::Lost(LostReport {
                 incident_id: incident.to_string(),
                 workload: workload.clone(),

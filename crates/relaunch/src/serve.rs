@@ -4,14 +4,13 @@
 //! no polling here); registering again changes nothing.
 
 use crate::{Relaunch, Response};
-use ha_aws::invocation::{HandlerError, NotYet};
+use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, WorkloadServing};
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::IncidentMark;
 use ha_domain::metrics;
 use ha_domain::model::{comma_list, is_replacement, tag, Instance, TargetHealth};
 use ha_domain::timefmt::{format_timestamp, parse_timestamp};
-use ha_ports::ledger::Told;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use tracing::info;
@@ -129,25 +128,16 @@ impl Relaunch {
             detection_to_serving_seconds: seconds,
         });
         let mark = IncidentMark::Serving { workload };
-        let told = ledger
+        let outcome = ledger
             .tell_incident(&*self.ports.bus, &incident, mark, instance_id, owner, self.ports.clock.epoch(), &[event])
             .await?;
-        match told {
-            Told::Now => {
-                if let Some(s) = seconds {
-                    metrics::publish_for_server(
-                        &self.config.stack_name,
-                        server,
-                        ("DetectionToServingSeconds", s, metrics::Unit::Seconds),
-                    );
-                }
-            }
-            Told::Before => {}
-            Told::ByAnother => {
-                return Err(HandlerError::NotYet {
-                    reason: NotYet::BeingTold,
-                    detail: "another delivery is telling this replacement serves".into(),
-                })
+        if told(outcome, "that this replacement serves")? {
+            if let Some(s) = seconds {
+                metrics::publish_for_server(
+                    &self.config.stack_name,
+                    server,
+                    ("DetectionToServingSeconds", s, metrics::Unit::Seconds),
+                );
             }
         }
         Ok(Response::Serve(ServeReport {

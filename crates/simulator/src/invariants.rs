@@ -110,8 +110,7 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
         }
     }
 
-    let quarantined =
-        |groups: &[String]| groups.iter().any(|g| w.groups.get(g).is_some_and(|g| g.name.ends_with("-quarantine")));
+    let quarantined = |groups: &[String]| groups.iter().any(|g| w.is_quarantine(g));
     for (index, server) in ctx.scenario.servers.iter().enumerate() {
         let down = ctx.alarm_down.borrow()[index];
         let id = server.id.to_string();

@@ -85,10 +85,8 @@ impl Fleet for SimFleet {
     async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure> {
         self.0.enter("DescribeInstances").await?;
         let w = self.0.world();
-        let now = w.now_ms();
-        Ok(w.instances
-            .values()
-            .filter(|i| i.visible_at_ms <= now && !i.state.is_gone())
+        Ok(w.described()
+            .filter(|i| !i.state.is_gone())
             .filter(|i| i.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
             .filter(|i| i.tags.get(tag::WORKLOAD).map(String::as_str) == Some(workload))
             .map(|i| ExistingReplacement {
@@ -224,10 +222,7 @@ impl Fleet for SimFleet {
     async fn instances_of(&self, workloads: &[String]) -> Result<Vec<Instance>, AwsFailure> {
         self.0.enter("DescribeInstances").await?;
         let w = self.0.world();
-        let now = w.now_ms();
-        Ok(w.instances
-            .values()
-            .filter(|i| i.visible_at_ms <= now)
+        Ok(w.described()
             .filter(|i| i.tags.get(tag::WORKLOAD).is_some_and(|n| workloads.contains(n)))
             .map(World::instance_view)
             .collect())
@@ -295,10 +290,8 @@ impl Fleet for SimFleet {
     async fn fenced_instances(&self, selector: &FencedSelector<'_>) -> Result<Vec<Instance>, AwsFailure> {
         self.0.enter("DescribeInstances").await?;
         let w = self.0.world();
-        let now = w.now_ms();
-        Ok(w.instances
-            .values()
-            .filter(|i| i.visible_at_ms <= now && !i.state.is_gone())
+        Ok(w.described()
+            .filter(|i| !i.state.is_gone())
             .filter(|i| match selector {
                 FencedSelector::Incident(incident) => i.tags.get(tag::FENCED).map(String::as_str) == Some(*incident),
                 FencedSelector::Instance(id) => i.id == *id && i.tags.contains_key(tag::FENCED),
@@ -311,11 +304,7 @@ impl Fleet for SimFleet {
         self.0.enter("ModifyInstanceAttribute").await?;
         {
             let mut w = self.0.world();
-            let quarantine: Vec<String> = groups
-                .iter()
-                .filter(|g| w.groups.get(*g).is_some_and(|g| g.name.ends_with("-quarantine")))
-                .cloned()
-                .collect();
+            let quarantine: Vec<String> = groups.iter().filter(|g| w.is_quarantine(g)).cloned().collect();
             if !quarantine.is_empty() {
                 w.check_fencing(instance_id, "isolated");
                 if quarantine.iter().any(|g| w.groups.get(g).is_some_and(|g| g.egress_open)) {

@@ -263,6 +263,17 @@ impl World {
         }
     }
 
+    /// Every instance Describe sees now (a just-launched one may not be visible yet).
+    pub fn described(&self) -> impl Iterator<Item = &SimInstance> {
+        let now = self.now_ms();
+        self.instances.values().filter(move |i| i.visible_at_ms <= now)
+    }
+
+    /// Whether the group is a quarantine group (fencing's, by its name).
+    pub fn is_quarantine(&self, group_id: &str) -> bool {
+        self.groups.get(group_id).is_some_and(|g| g.name.ends_with("-quarantine"))
+    }
+
     /// The instance as Describe sees it now (a just-launched one may not be visible yet).
     pub fn visible(&self, id: &str) -> Option<&SimInstance> {
         let now = self.now_ms();
