@@ -8,6 +8,8 @@
 - With `EMULATOR_EC2_STATE_EVENTS=1`: every instance RunInstances starts puts the
   documented "EC2 Instance State-change Notification" (state `running`) on the default
   bus shortly after. Opt-in, because the integration tests deliver those events themselves.
+- PutEvents refuses a request whose entries total 256 KB or more, as EventBridge does
+  (moto checks only the count of entries).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from moto.cloudformation.parsing import get_model_list, get_model_map
 from moto.cloudwatch.models import CloudWatchBackend, cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 from moto.ec2.models.instances import InstanceBackend
-from moto.events.models import events_backends
+from moto.events.exceptions import ValidationException
+from moto.events.models import EventsBackend, events_backends
 
 RUNNING_DELAY_SECONDS = 0.3
 
@@ -161,12 +164,36 @@ def run_instances(self: InstanceBackend, *args: Any, **kwargs: Any):
     return reservation
 
 
+_original_put_events = EventsBackend.put_events
+
+# "The total entry size must be less than 256KB ... If specified, the Time parameter is 14
+# bytes. The Source and DetailType parameters are the number of bytes for their UTF-8
+# encoded forms. If specified, the Detail parameter is the number of bytes for its UTF-8
+# encoded form. If specified, each entry of the Resources parameter is the number of bytes
+# for its UTF-8 encoded forms." (EventBridge User Guide, calculating PutEvents entry size)
+PUT_EVENTS_LIMIT = 256 * 1024
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    size = 14 if entry.get("Time") is not None else 0
+    for key in ("Source", "DetailType", "Detail"):
+        size += len((entry.get(key) or "").encode("utf-8"))
+    return size + sum(len(r.encode("utf-8")) for r in entry.get("Resources") or [])
+
+
+def put_events(self: EventsBackend, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if sum(entry_size(e) for e in events) >= PUT_EVENTS_LIMIT:
+        raise ValidationException("Total size of the entries in the request is over the limit.")
+    return _original_put_events(self, events)
+
+
 def install() -> None:
     # moto caches its model list on first use; this runs before the server takes requests.
     get_model_list.cache_clear()
     get_model_map.cache_clear()
     assert "AWS::CloudWatch::Alarm" in get_model_map()
     CloudWatchBackend.set_alarm_state = set_alarm_state
+    EventsBackend.put_events = put_events
     if os.environ.get("EMULATOR_EC2_STATE_EVENTS") == "1":
         InstanceBackend.run_instances = run_instances
 

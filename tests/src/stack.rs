@@ -462,6 +462,7 @@ pub fn backup_config(store: &ha_domain::config::IncidentStore) -> backup_schedul
         max_concurrent: 10,
         keep: 2,
         rpo_seconds: 3600,
+        parameter_lease_seconds: 330,
     }
 }
 

@@ -71,3 +71,45 @@ async fn a_drill_gives_every_workload_a_verdict_and_launches_nothing() {
     assert!(notes[0].body.contains("NOT READY lost: subnet-0123456789abcdef0: does not exist"), "{}", notes[0].body);
     assert!(notes[0].body.contains(&format!("READY    pos -> {standby}")), "{}", notes[0].body);
 }
+
+#[tokio::test]
+async fn drill_results_too_large_for_one_put_are_split_and_the_emulator_refuses_an_oversized_put() {
+    use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+    use ha_domain::contract::{DrillCompleted, DrillVerdict};
+    use ha_ports::Bus;
+
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    events.create_event_bus().name("drills").send().await.unwrap();
+
+    // What EventBridge refuses, the emulator refuses: one 300 KB entry.
+    let oversized = PutEventsRequestEntry::builder()
+        .event_bus_name("drills")
+        .source("outposts-ha")
+        .detail_type("DrillCompleted")
+        .detail(format!("{{\"x\": \"{}\"}}", "y".repeat(300 * 1024)))
+        .build();
+    let refused = events.put_events().entries(oversized).send().await.unwrap_err();
+    assert_eq!(refused.code(), Some("ValidationException"), "{refused:?}");
+
+    // A drill of 1,000 workloads with long problems (about 700 KB) still reaches the bus.
+    let verdicts = (0..1_000)
+        .map(|i| DrillVerdict {
+            workload: format!("app-{i:04}"),
+            launch_template_id: format!("lt-{i:017x}"),
+            ready: false,
+            destination: None,
+            restored_from: None,
+            problems: vec![format!("subnet-{i:017x}: {}", "InsufficientInstanceCapacity ".repeat(20))],
+        })
+        .collect();
+    let drill = ProjectEvent::DrillCompleted(DrillCompleted {
+        server_id: SERVER_A.into(),
+        requested_at: "2026-11-22T09:00:00.000Z".into(),
+        verdicts,
+    });
+    assert!(drill.entry_bytes() > 256 * 1024);
+    ha_aws::bus::EventBridgeBus::new(events, "drills").publish(&[drill]).await.unwrap();
+}

@@ -4,14 +4,12 @@
 //! workload's parameter to it, prunes old backups and reports what happened.
 
 use futures::stream::{self, StreamExt};
-use ha_aws::automation::Automation;
-use ha_aws::backups::BackupStore;
-use ha_aws::bus::EventBridgeBus;
 use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::backup::{
     choose_prunable, decide_parameter_move, judge_execution, orphan_snapshots, parse_trigger, plan_tick, start_token,
-    stateful_instance_from_tags, BackupAge, BackupImage, BackupTrigger, ExecutionFacts, ExecutionVerdict, ImageState,
-    MisdeclaredInstance, NotStarted, ParameterMove, ParameterValue, StatefulInstance, TickFacts,
+    stateful_instance_from_tags, superseded_copy, BackupAge, BackupImage, BackupTrigger, ExecutionFacts,
+    ExecutionVerdict, ImageState, MisdeclaredInstance, NotStarted, ParameterMove, ParameterValue, StatefulInstance,
+    TickFacts,
 };
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{BackupCompleted, BackupFailed, BackupStale, ProjectEvent, PrunedBackup};
@@ -19,12 +17,13 @@ use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::ledger::BackupMark;
 use ha_domain::metrics;
 use ha_domain::model::{tag, Instance};
-use ha_domain::timefmt::{format_timestamp, human_duration, now};
+use ha_domain::timefmt::{format_timestamp, human_duration};
 use ha_ports::ledger::Told;
-use ha_ports::{Bus, Ledger};
+use ha_ports::{Backups, Bus, Clock, Fleet, Ledger, Runbook};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tracing::{error, info, warn, Instrument};
 
 pub const DEFAULT_DOCUMENT: &str = "BackupOutpostsServerLinuxInstanceToEBS";
@@ -49,6 +48,9 @@ pub struct Config {
     /// Backups kept per instance.
     pub keep: usize,
     pub rpo_seconds: i64,
+    /// How long a completion holds the backup parameter it moves: longer than the
+    /// function's timeout, so a holder that died cannot write after it runs out.
+    pub parameter_lease_seconds: i64,
 }
 
 impl Config {
@@ -82,6 +84,12 @@ impl Config {
                 86_400,
                 60..=31_536_000,
                 "expected seconds from 60 to a year",
+            )?,
+            parameter_lease_seconds: env.number(
+                "PARAMETER_LEASE_SECONDS",
+                330,
+                60..=3_600,
+                "expected 60 to 3600 seconds, longer than the function's timeout",
             )?,
         })
     }
@@ -149,12 +157,19 @@ pub enum ExecutionOutcome {
     },
 }
 
+/// What backup-scheduler acts through.
+pub struct Ports {
+    pub ledger: Ledger,
+    pub backups: Arc<dyn Backups>,
+    pub runbook: Arc<dyn Runbook>,
+    pub fleet: Arc<dyn Fleet>,
+    pub bus: Arc<dyn Bus>,
+    pub clock: Arc<dyn Clock>,
+}
+
 pub struct BackupScheduler {
     config: Config,
-    store: BackupStore,
-    automation: Automation,
-    ledger: Ledger,
-    bus: EventBridgeBus,
+    ports: Ports,
 }
 
 impl BackupScheduler {
@@ -175,13 +190,23 @@ impl BackupScheduler {
         dynamodb: aws_sdk_dynamodb::Client,
         events: aws_sdk_eventbridge::Client,
     ) -> Self {
-        BackupScheduler {
-            store: BackupStore::new(ec2, ssm.clone(), &config.stack_name),
-            automation: Automation::new(ssm, &config.document),
+        let ports = Ports {
+            backups: Arc::new(ha_aws::backups::BackupStore::new(ec2.clone(), ssm.clone(), &config.stack_name)),
+            runbook: Arc::new(ha_aws::automation::Automation::new(ssm, &config.document)),
+            fleet: Arc::new(ha_aws::fleet::Ec2Fleet::new(ec2)),
             ledger: ha_aws::ledger::ledger_of_store(dynamodb, &config.store),
-            bus: EventBridgeBus::of_store(events, &config.store),
-            config,
-        }
+            bus: Arc::new(ha_aws::bus::EventBridgeBus::of_store(events, &config.store)),
+            clock: Arc::new(ha_ports::SystemClock),
+        };
+        BackupScheduler { config, ports }
+    }
+
+    pub fn with_ports(config: Config, ports: Ports) -> Self {
+        BackupScheduler { config, ports }
+    }
+
+    fn now(&self) -> time::OffsetDateTime {
+        self.ports.clock.now()
     }
 
     /// `invocation_id` names this attempt as the teller of what it tells.
@@ -210,10 +235,10 @@ impl BackupScheduler {
     }
 
     async fn tick(&self, tick: &str, owner: &str) -> Result<TickReport, HandlerError> {
-        let (instances, misdeclared) = self.store.stateful_instances().await?;
-        let backups = self.store.backups(None).await?;
-        let in_flight = self.automation.in_flight(&self.config.instance_parameter).await?;
-        let now = now();
+        let (instances, misdeclared) = self.ports.backups.stateful_instances().await?;
+        let backups = self.ports.backups.backups(None).await?;
+        let in_flight = self.ports.runbook.in_flight(&self.config.instance_parameter).await?;
+        let now = self.now();
         let plan = plan_tick(&TickFacts {
             instances: &instances,
             backups: &backups,
@@ -294,7 +319,7 @@ impl BackupScheduler {
             telling_elsewhere |= self.tell_stale(&m.instance_id, &m.reason, event, owner).await?;
             report.misdeclared.push(m.instance_id.clone());
         }
-        self.bus.publish(&events).await?;
+        self.ports.bus.publish(&events).await?;
         info!(
             declared = instances.len(),
             started = report.started.len(),
@@ -328,7 +353,7 @@ impl BackupScheduler {
         }
         let token = start_token(&self.config.stack_name, &instance.instance_id, tick);
         let tags = [(tag::STACK, self.config.stack_name.as_str()), (tag::BACKUP_OF, instance.instance_id.as_str())];
-        self.automation.start(&parameters, &token, &tags).await
+        self.ports.runbook.start(&parameters, &token, &tags).await
     }
 
     /// Tells a backup's staleness once per (instance, marker): the next tick stays quiet
@@ -340,10 +365,11 @@ impl BackupScheduler {
         event: ProjectEvent,
         owner: &str,
     ) -> Result<bool, AwsFailure> {
-        let now_epoch = now().unix_timestamp();
+        let now_epoch = self.now().unix_timestamp();
         let told = self
+            .ports
             .ledger
-            .tell_backup(&self.bus, instance_id, BackupMark::Stale, marker, owner, now_epoch, &[event])
+            .tell_backup(&*self.ports.bus, instance_id, BackupMark::Stale, marker, owner, now_epoch, &[event])
             .await?;
         Ok(told == Told::ByAnother)
     }
@@ -388,11 +414,11 @@ impl BackupScheduler {
 
     async fn finished(&self, execution_id: &str, owner: &str) -> Result<ExecutionReport, HandlerError> {
         let report = |outcome| ExecutionReport { execution_id: execution_id.to_string(), outcome };
-        if self.ledger.backup_mark(execution_id, BackupMark::Reported).await?.is_some() {
+        if self.ports.ledger.backup_told(execution_id, BackupMark::Reported).await? {
             info!("already reported; duplicate status change ignored");
             return Ok(report(ExecutionOutcome::Duplicate));
         }
-        let Some(facts) = self.automation.execution(execution_id).await? else {
+        let Some(facts) = self.ports.runbook.execution(execution_id).await? else {
             warn!("SSM does not know this execution; ignored");
             return Ok(report(ExecutionOutcome::NotOurs { reason: "execution not found".into() }));
         };
@@ -405,11 +431,20 @@ impl BackupScheduler {
         };
         let span = tracing::info_span!("backup", instance_id = %instance_id);
         async {
-            let (event, outcome) = self.settle(&facts, &instance_id).await?;
-            let now_epoch = now().unix_timestamp();
+            let (event, outcome) = self.settle(&facts, &instance_id, owner).await?;
+            let now_epoch = self.now().unix_timestamp();
             let reported = self
+                .ports
                 .ledger
-                .tell_backup(&self.bus, execution_id, BackupMark::Reported, "reported", owner, now_epoch, &[event])
+                .tell_backup(
+                    &*self.ports.bus,
+                    execution_id,
+                    BackupMark::Reported,
+                    "reported",
+                    owner,
+                    now_epoch,
+                    &[event],
+                )
                 .await?;
             if told(reported, "this execution's report")? {
                 Ok(report(outcome))
@@ -426,8 +461,9 @@ impl BackupScheduler {
         &self,
         facts: &ExecutionFacts,
         instance_id: &str,
-    ) -> Result<(ProjectEvent, ExecutionOutcome), AwsFailure> {
-        let instance = self.store.instance(instance_id).await?;
+        owner: &str,
+    ) -> Result<(ProjectEvent, ExecutionOutcome), HandlerError> {
+        let instance = self.ports.backups.instance(instance_id).await?;
         let live = instance.as_ref().filter(|i| !i.state.is_gone());
         let declared = live.map(|i| stateful_instance_from_tags(instance_id, None, &i.tags, &self.config.stack_name));
         let tags_of = |i: Option<&Instance>, key: &str| i.and_then(|i| i.tags.get(key).cloned());
@@ -449,7 +485,7 @@ impl BackupScheduler {
                 (event, ExecutionOutcome::Failed { reason })
             };
         let parameter_now = match tags_of(instance.as_ref(), tag::BACKUP_PARAMETER) {
-            Some(p) if ha_domain::model::is_parameter_name(&p) => self.store.parameter(&p).await?,
+            Some(p) if ha_domain::model::is_parameter_name(&p) => self.ports.backups.parameter(&p).await?,
             _ => None,
         };
 
@@ -464,19 +500,30 @@ impl BackupScheduler {
                     code: "ExecutionNotFinal".into(),
                     message: format!("the event said final but the execution is {}", facts.status),
                     retry: Retry::CanHelp,
-                })
+                }
+                .into())
             }
         };
-        let declared = match declared {
-            None => {
+        let (live, declared) = match (live, declared) {
+            (Some(live), Some(Ok(d))) => (live, d),
+            (_, Some(Err(m))) => return Ok(failed(m.reason, None, Some(image_id), parameter_now)),
+            _ => {
                 let state = instance.as_ref().map_or("gone", |i| i.state.as_str());
                 let reason = format!("instance {instance_id} is {state}; its backup {image_id} is not adopted");
                 return Ok(failed(reason, None, Some(image_id), parameter_now));
             }
-            Some(Err(m)) => return Ok(failed(m.reason, None, Some(image_id), parameter_now)),
-            Some(Ok(d)) => d,
         };
-        let image = match self.store.image(&image_id).await? {
+        let replacements = match &declared.workload {
+            Some(w) if live.tags.get(tag::ROLE).map(String::as_str) != Some(tag::ROLE_REPLACEMENT) => {
+                self.ports.fleet.replacements_of(w).await?
+            }
+            _ => Vec::new(),
+        };
+        if let Some(why) = superseded_copy(live, &replacements) {
+            let reason = format!("{why}: its backup {image_id} holds superseded data and is kept, not adopted");
+            return Ok(failed(reason, None, Some(image_id), parameter_now));
+        }
+        let image = match self.ports.backups.image(&image_id).await? {
             None => {
                 return Ok(failed(format!("the AMI {image_id} it names does not exist"), None, None, parameter_now))
             }
@@ -487,8 +534,8 @@ impl BackupScheduler {
             Some(i) => i,
         };
 
-        let taken_at = facts.started_at.unwrap_or_else(now);
-        let completed_at = facts.ended_at.unwrap_or_else(now);
+        let taken_at = facts.started_at.unwrap_or_else(|| self.now());
+        let completed_at = facts.ended_at.unwrap_or_else(|| self.now());
         let taken_at_text = format_timestamp(taken_at);
         let mut resources = vec![image_id.clone()];
         resources.extend(image.snapshot_ids.iter().cloned());
@@ -501,7 +548,7 @@ impl BackupScheduler {
         if let Some(w) = &declared.workload {
             tags.push((tag::WORKLOAD, w.as_str()));
         }
-        self.store.tag(&resources, &tags).await?;
+        self.ports.backups.tag(&resources, &tags).await?;
         let backup = BackupImage {
             image_id: image_id.clone(),
             instance_id: instance_id.to_string(),
@@ -509,27 +556,18 @@ impl BackupScheduler {
             snapshot_ids: image.snapshot_ids.clone(),
         };
 
-        let current = match &parameter_now {
-            Some(current) => {
-                let taken_at = self.store.image(current).await?.and_then(|i| i.taken_at());
-                Some(ParameterValue { image_id: current.clone(), taken_at })
-            }
-            None => None,
-        };
-        let parameter_moved = match decide_parameter_move(current.as_ref(), &backup) {
-            ParameterMove::Move => {
-                let description = format!("Newest good backup of {instance_id} (outposts-ha)");
-                self.store.put_parameter(&declared.parameter, &image_id, &description).await?;
-                info!(parameter = %declared.parameter, %image_id, "parameter moved to the new backup");
-                true
-            }
-            ParameterMove::AlreadyThere => false,
-            ParameterMove::KeepNewer { current } => {
-                warn!(%current, "the parameter already names a newer backup; left there");
-                false
-            }
-        };
-        let in_use = if parameter_moved { Some(image_id.clone()) } else { parameter_now.clone() };
+        let now_epoch = self.now().unix_timestamp();
+        let lease = self.config.parameter_lease_seconds;
+        if !self.ports.ledger.hold_parameter(&declared.parameter, owner, now_epoch, lease).await? {
+            return Err(HandlerError::NotYet {
+                reason: NotYet::ParameterHeld,
+                detail: format!("another delivery is moving {}", declared.parameter),
+            });
+        }
+        let moved = self.move_parameter(&declared.parameter, instance_id, &backup).await;
+        self.ports.ledger.free_parameter(&declared.parameter, owner).await?;
+        let (parameter_moved, parameter_before) = moved?;
+        let in_use = if parameter_moved { Some(image_id.clone()) } else { parameter_before.clone() };
         let pruned = self.prune(instance_id, &backup, in_use.as_deref()).await?;
 
         let event = ProjectEvent::BackupCompleted(BackupCompleted {
@@ -543,9 +581,9 @@ impl BackupScheduler {
             taken_at: taken_at_text,
             completed_at: format_timestamp(completed_at),
             duration_seconds: (completed_at - taken_at).whole_seconds().max(0),
-            backup_age_seconds: (now() - taken_at).whole_seconds().max(0),
+            backup_age_seconds: (self.now() - taken_at).whole_seconds().max(0),
             parameter_moved,
-            previous_image_id: parameter_now,
+            previous_image_id: parameter_before,
             pruned: pruned.clone(),
         });
         let outcome = ExecutionOutcome::Completed {
@@ -556,6 +594,38 @@ impl BackupScheduler {
         Ok((event, outcome))
     }
 
+    /// Moves the parameter to `backup` unless it names a newer one; read and written while
+    /// this delivery holds it. Whether it moved, and what it named before.
+    async fn move_parameter(
+        &self,
+        parameter: &str,
+        instance_id: &str,
+        backup: &BackupImage,
+    ) -> Result<(bool, Option<String>), AwsFailure> {
+        let before = self.ports.backups.parameter(parameter).await?;
+        let current = match &before {
+            Some(current) => {
+                let taken_at = self.ports.backups.image(current).await?.and_then(|i| i.taken_at());
+                Some(ParameterValue { image_id: current.clone(), taken_at })
+            }
+            None => None,
+        };
+        let moved = match decide_parameter_move(current.as_ref(), backup) {
+            ParameterMove::Move => {
+                let description = format!("Newest good backup of {instance_id} (outposts-ha)");
+                self.ports.backups.put_parameter(parameter, &backup.image_id, &description).await?;
+                info!(%parameter, image_id = %backup.image_id, "parameter moved to the new backup");
+                true
+            }
+            ParameterMove::AlreadyThere => false,
+            ParameterMove::KeepNewer { current } => {
+                warn!(%current, "the parameter already names a newer backup; left there");
+                false
+            }
+        };
+        Ok((moved, before))
+    }
+
     /// Keeps the newest backups and the one in use; deregisters each other image before
     /// deleting its snapshots, and sweeps snapshots an interrupted prune left behind.
     async fn prune(
@@ -564,7 +634,7 @@ impl BackupScheduler {
         just_made: &BackupImage,
         in_use: Option<&str>,
     ) -> Result<Vec<PrunedBackup>, AwsFailure> {
-        let mut backups = self.store.backups(Some(instance_id)).await?;
+        let mut backups = self.ports.backups.backups(Some(instance_id)).await?;
         // A listing right after tagging may not show the new backup yet.
         if !backups.iter().any(|b| b.image_id == just_made.image_id) {
             backups.push(just_made.clone());
@@ -573,9 +643,9 @@ impl BackupScheduler {
         let prunable = choose_prunable(&backups, instance_id, self.config.keep, &protected);
         let mut pruned = Vec::new();
         for b in &prunable {
-            self.store.deregister(&b.image_id).await?;
+            self.ports.backups.deregister(&b.image_id).await?;
             for snapshot in &b.snapshot_ids {
-                self.store.delete_snapshot(snapshot).await?;
+                self.ports.backups.delete_snapshot(snapshot).await?;
             }
             info!(image_id = %b.image_id, snapshots = b.snapshot_ids.len(), "old backup pruned");
             pruned.push(PrunedBackup {
@@ -585,9 +655,9 @@ impl BackupScheduler {
             });
         }
         let kept: Vec<BackupImage> = backups.into_iter().filter(|b| !prunable.contains(b)).collect();
-        for snapshot in orphan_snapshots(&self.store.tagged_snapshots(instance_id).await?, &kept) {
+        for snapshot in orphan_snapshots(&self.ports.backups.tagged_snapshots(instance_id).await?, &kept) {
             warn!(snapshot_id = %snapshot, "deleting a backup snapshot whose image is gone");
-            self.store.delete_snapshot(&snapshot).await?;
+            self.ports.backups.delete_snapshot(&snapshot).await?;
         }
         Ok(pruned)
     }

@@ -1,8 +1,10 @@
 //! backup-scheduler's failure paths against aws-smithy-mocks: what the emulator cannot be
 //! made to do (a throttled parameter write, a full account).
 
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
 use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
@@ -57,6 +59,13 @@ fn declared_instance() -> DescribeInstancesOutput {
 #[tokio::test]
 async fn a_throttled_parameter_write_reports_nothing_and_asks_lambda_to_retry() {
     let not_reported = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build());
+    let is_hold = |item: &std::collections::HashMap<String, AttributeValue>| {
+        item.values().any(|v| matches!(v, AttributeValue::S(s) if s.starts_with("PARAMETER#")))
+    };
+    let hold = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(move |r| r.item().is_some_and(is_hold))
+        .then_output(|| PutItemOutput::builder().build());
+    let free = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
     let mark_reported = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let execution = mock!(aws_sdk_ssm::Client::get_automation_execution).then_output(|| {
         GetAutomationExecutionOutput::builder()
@@ -104,12 +113,13 @@ async fn a_throttled_parameter_write_reports_nothing_and_asks_lambda_to_retry() 
         config(),
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&instance, &image, &tagged]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&execution, &no_parameter_yet, &throttled]),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&not_reported, &mark_reported]),
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&not_reported, &hold, &free, &mark_reported]),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let event: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sample("execution-status-change.json")).unwrap()).unwrap();
     let err = scheduler.handle(event, "req-1").await.unwrap_err();
+    assert_eq!((hold.num_calls(), free.num_calls()), (1, 1), "the parameter is held for the write and let go");
     assert!(matches!(&err, HandlerError::Transient(f) if f.code == "ThrottlingException"), "{err}");
     assert!(throttled.num_calls() >= 1);
     assert_eq!(tagged.num_calls(), 1, "the AMI and its snapshot were tagged (harmless to repeat)");

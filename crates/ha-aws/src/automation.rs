@@ -1,9 +1,12 @@
 //! SSM Automation: the backup runbook's executions, started and read.
 
 use crate::failure;
+use async_trait::async_trait;
 use aws_sdk_ssm::types::{AutomationExecutionFilter, AutomationExecutionFilterKey, Tag};
 use ha_domain::backup::ExecutionFacts;
 use ha_domain::error::AwsFailure;
+pub use ha_ports::backups::InFlight;
+use ha_ports::Runbook;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Statuses of an execution that is still running (or about to).
@@ -14,14 +17,6 @@ const IN_FLIGHT: [&str; 7] =
 pub struct Automation {
     ssm: aws_sdk_ssm::Client,
     document: String,
-}
-
-/// Executions of the runbook in flight.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InFlight {
-    pub executions: usize,
-    /// The instances they back up (their instance parameter).
-    pub instances: BTreeSet<String>,
 }
 
 impl Automation {
@@ -133,6 +128,26 @@ impl Automation {
             started_at: to_time(x.execution_start_time()),
             ended_at: to_time(x.execution_end_time()),
         }))
+    }
+}
+
+#[async_trait]
+impl Runbook for Automation {
+    async fn in_flight(&self, instance_parameter: &str) -> Result<InFlight, AwsFailure> {
+        Automation::in_flight(self, instance_parameter).await
+    }
+
+    async fn start(
+        &self,
+        parameters: &BTreeMap<String, Vec<String>>,
+        client_token: &str,
+        tags: &[(&str, &str)],
+    ) -> Result<String, AwsFailure> {
+        Automation::start(self, parameters, client_token, tags).await
+    }
+
+    async fn execution(&self, execution_id: &str) -> Result<Option<ExecutionFacts>, AwsFailure> {
+        Automation::execution(self, execution_id).await
     }
 }
 

@@ -10,7 +10,7 @@ use ha_domain::backup::{stateful_instance_from_tags, BackupImage, ImageState, Mi
 use ha_domain::error::AwsFailure;
 use ha_domain::model::tag;
 use ha_domain::model::Instance;
-use ha_ports::backups::{BackupCatalog, ImageFacts};
+use ha_ports::backups::{BackupCatalog, Backups, ImageFacts};
 
 #[derive(Clone)]
 pub struct BackupStore {
@@ -212,5 +212,40 @@ impl BackupCatalog for BackupStore {
 
     async fn image(&self, image_id: &str) -> Result<Option<ImageFacts>, AwsFailure> {
         BackupStore::image(self, image_id).await
+    }
+}
+
+#[async_trait]
+impl Backups for BackupStore {
+    async fn stateful_instances(&self) -> Result<(Vec<StatefulInstance>, Vec<MisdeclaredInstance>), AwsFailure> {
+        BackupStore::stateful_instances(self).await
+    }
+
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
+        BackupStore::instance(self, instance_id).await
+    }
+
+    async fn backups(&self, instance_id: Option<&str>) -> Result<Vec<BackupImage>, AwsFailure> {
+        BackupStore::backups(self, instance_id).await
+    }
+
+    async fn tag(&self, resources: &[String], tags: &[(&str, &str)]) -> Result<(), AwsFailure> {
+        BackupStore::tag(self, resources, tags).await
+    }
+
+    async fn tagged_snapshots(&self, instance_id: &str) -> Result<Vec<String>, AwsFailure> {
+        BackupStore::tagged_snapshots(self, instance_id).await
+    }
+
+    async fn deregister(&self, image_id: &str) -> Result<(), AwsFailure> {
+        BackupStore::deregister(self, image_id).await
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), AwsFailure> {
+        BackupStore::delete_snapshot(self, snapshot_id).await
+    }
+
+    async fn put_parameter(&self, name: &str, image_id: &str, description: &str) -> Result<(), AwsFailure> {
+        BackupStore::put_parameter(self, name, image_id, description).await
     }
 }

@@ -3,12 +3,9 @@
 use crate::failure;
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use ha_domain::contract::{ProjectEvent, EVENT_SOURCE};
+use ha_domain::contract::{put_batches, ProjectEvent, EVENT_SOURCE};
 use ha_domain::error::{AwsFailure, Retry};
 use ha_ports::Bus;
-
-/// PutEvents takes at most 10 entries per call.
-const BATCH: usize = 10;
 
 #[derive(Clone)]
 pub struct EventBridgeBus {
@@ -29,9 +26,16 @@ impl EventBridgeBus {
 
 #[async_trait]
 impl Bus for EventBridgeBus {
-    /// Puts every event; an entry EventBridge rejects is an error the caller can retry.
+    /// Puts every event, split and batched within PutEvents' limits; an entry EventBridge
+    /// rejects is an error the caller can retry.
     async fn publish(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
-        for chunk in events.chunks(BATCH) {
+        let batches = put_batches(events).map_err(|e| AwsFailure {
+            operation: "PutEvents",
+            code: "EntryTooLarge".into(),
+            message: e.to_string(),
+            retry: Retry::WontHelp,
+        })?;
+        for chunk in &batches {
             let entries = chunk
                 .iter()
                 .map(|e| {

@@ -44,6 +44,8 @@ pub enum NotYet {
     BeingTold,
     /// A replacement accepted by EC2 is not running yet.
     ReplacementPending,
+    /// Another delivery is moving the same backup parameter.
+    ParameterHeld,
 }
 
 impl NotYet {
@@ -53,6 +55,7 @@ impl NotYet {
             NotYet::RelaunchInProgress => "RelaunchInProgress",
             NotYet::BeingTold => "BeingTold",
             NotYet::ReplacementPending => "ReplacementPending",
+            NotYet::ParameterHeld => "ParameterHeld",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! starts, whether a finished execution produced a usable backup, whether the parameter
 //! moves forward, which old backups are pruned, and how old the newest backup is.
 
-use crate::model::{is_parameter_name, tag};
+use crate::launch::ExistingReplacement;
+use crate::model::{is_parameter_name, tag, Instance};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
@@ -296,6 +297,29 @@ pub fn decide_parameter_move(current: Option<&ParameterValue>, candidate: &Backu
     }
 }
 
+/// Why a backup of `instance` must not become its workload's newest good backup: the
+/// instance is a fenced original, or an original whose replacement (from its server) still
+/// lives — its data stopped being the workload's when the replacement took over.
+/// `replacements`: the workload's replacements EC2 describes, from any server.
+pub fn superseded_copy(instance: &Instance, replacements: &[ExistingReplacement]) -> Option<String> {
+    if let Some(incident) = instance.tags.get(tag::FENCED) {
+        return Some(format!("{} is an original fenced for incident {incident}", instance.instance_id));
+    }
+    if instance.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT) {
+        return None;
+    }
+    let server = instance.server_id.as_deref()?;
+    let live = replacements.iter().find(|r| {
+        r.instance_id != instance.instance_id && !r.state.is_gone() && r.source_server.as_deref() == Some(server)
+    })?;
+    Some(format!(
+        "{} is an original on {server} and its replacement {} is {}",
+        instance.instance_id,
+        live.instance_id,
+        live.state.as_str()
+    ))
+}
+
 /// The backups of one instance to delete: all but the newest `keep`, never one in use.
 pub fn choose_prunable(backups: &[BackupImage], instance_id: &str, keep: usize, in_use: &[&str]) -> Vec<BackupImage> {
     let mut mine: Vec<&BackupImage> = backups.iter().filter(|b| b.instance_id == instance_id).collect();
@@ -502,6 +526,39 @@ mod tests {
             ParameterMove::AlreadyThere
         );
         assert_eq!(decide_parameter_move(Some(&newer), &new), ParameterMove::KeepNewer { current: "ami-newer".into() });
+    }
+
+    #[test]
+    fn a_fenced_or_replaced_original_is_a_superseded_copy() {
+        use crate::model::InstanceState;
+        let original = |extra: &[(&str, &str)]| {
+            let mut i = Instance::new("i-orig", InstanceState::Running, tags(extra));
+            i.server_id = Some("op-0aaaaaaaaaaaaaaaa".into());
+            i
+        };
+        let replacement = |server: &str, state: InstanceState| ExistingReplacement {
+            instance_id: "i-repl".into(),
+            subnet_id: "subnet-1".into(),
+            state,
+            source_server: Some(server.into()),
+            restored_from: None,
+            incident: Some("inc-1".into()),
+        };
+        let home = "op-0aaaaaaaaaaaaaaaa";
+        assert_eq!(superseded_copy(&original(&[]), &[]), None);
+        assert!(superseded_copy(&original(&[(tag::FENCED, "inc-1")]), &[])
+            .unwrap()
+            .contains("fenced for incident inc-1"));
+        let running = [replacement(home, InstanceState::Running)];
+        assert!(superseded_copy(&original(&[]), &running).unwrap().contains("i-repl is running"));
+        let stopped = [replacement(home, InstanceState::Stopped)];
+        assert!(superseded_copy(&original(&[]), &stopped).is_some(), "a stopped replacement still holds newer data");
+        let elsewhere = [replacement("op-0bbbbbbbbbbbbbbbb", InstanceState::Running)];
+        assert_eq!(superseded_copy(&original(&[]), &elsewhere), None, "another store's workload of the same name");
+        let gone = [replacement(home, InstanceState::Terminated)];
+        assert_eq!(superseded_copy(&original(&[]), &gone), None);
+        let itself = original(&[(tag::ROLE, tag::ROLE_REPLACEMENT)]);
+        assert_eq!(superseded_copy(&itself, &running), None, "a replacement's own backups move the parameter");
     }
 
     #[test]

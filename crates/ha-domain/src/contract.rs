@@ -9,6 +9,48 @@ use serde::{Deserialize, Serialize};
 /// `source` of every event the project puts on its bus.
 pub const EVENT_SOURCE: &str = "outposts-ha";
 
+/// PutEvents: "The total entry size must be less than 256KB", an entry counted as its
+/// Source, DetailType and Detail in UTF-8 (plus 14 bytes for Time and each Resources
+/// entry, which the project does not set); at most 10 entries per request.
+pub const MAX_PUT_BYTES: usize = 256 * 1024 - 1;
+pub const MAX_PUT_ENTRIES: usize = 10;
+/// Headroom for the envelope EventBridge builds around an entry (id, account, time,
+/// region…), which counts toward the event's own 256 KB.
+pub const ENVELOPE_BYTES: usize = 1024;
+pub const MAX_ENTRY_BYTES: usize = MAX_PUT_BYTES - ENVELOPE_BYTES;
+
+/// An event that cannot be put even after splitting its lists.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {detail_type} event of {bytes} bytes does not fit in one PutEvents entry ({MAX_ENTRY_BYTES} bytes) and has no list to split")]
+pub struct EntryTooLarge {
+    pub detail_type: &'static str,
+    pub bytes: usize,
+}
+
+/// The events as PutEvents requests: each event split until it fits one entry, and
+/// entries grouped, in order, at most 10 and 256 KB per request.
+pub fn put_batches(events: &[ProjectEvent]) -> Result<Vec<Vec<ProjectEvent>>, EntryTooLarge> {
+    let mut batches: Vec<Vec<ProjectEvent>> = Vec::new();
+    let mut bytes = 0;
+    for entry in events.iter().cloned().flat_map(|e| e.split_to_fit(MAX_ENTRY_BYTES)) {
+        let size = entry.entry_bytes();
+        if size > MAX_ENTRY_BYTES {
+            return Err(EntryTooLarge { detail_type: entry.detail_type(), bytes: size });
+        }
+        match batches.last_mut() {
+            Some(batch) if batch.len() < MAX_PUT_ENTRIES && bytes + size <= MAX_PUT_BYTES => {
+                bytes += size;
+                batch.push(entry);
+            }
+            _ => {
+                bytes = size;
+                batches.push(vec![entry]);
+            }
+        }
+    }
+    Ok(batches)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "detail-type", content = "detail")]
 pub enum ProjectEvent {
@@ -58,6 +100,43 @@ impl ProjectEvent {
             ProjectEvent::IncidentStatusRequested(_) => "IncidentStatusRequested",
             ProjectEvent::OriginalUnfenced(_) => "OriginalUnfenced",
         }
+    }
+
+    /// The entry's size as EventBridge counts it: Source, DetailType and Detail in UTF-8.
+    pub fn entry_bytes(&self) -> usize {
+        EVENT_SOURCE.len() + self.detail_type().len() + self.detail_json().len()
+    }
+
+    /// The event as events that each fit in `max_bytes`: one too large is split on its
+    /// longest list (workloads, verdicts, instances…) into events carrying half of it
+    /// each, every other field copied, until each part fits. One without a list to split
+    /// stays whole.
+    pub fn split_to_fit(self, max_bytes: usize) -> Vec<ProjectEvent> {
+        if self.entry_bytes() <= max_bytes {
+            return vec![self];
+        }
+        let detail_type = self.detail_type();
+        let detail: serde_json::Value = serde_json::from_str(&self.detail_json()).unwrap_or_default();
+        let longest = detail.as_object().and_then(|fields| {
+            fields
+                .iter()
+                .filter_map(|(k, v)| v.as_array().filter(|a| a.len() >= 2).map(|a| (k, a)))
+                .max_by_key(|(_, a)| serde_json::Value::Array(a.to_vec()).to_string().len())
+                .map(|(k, a)| (k.clone(), a.clone()))
+        });
+        let Some((field, items)) = longest else { return vec![self] };
+        let (first, second) = items.split_at(items.len() / 2);
+        let mut parts = Vec::new();
+        for half in [first, second] {
+            let mut part = detail.clone();
+            part[&field] = serde_json::Value::Array(half.to_vec());
+            let wrapped = serde_json::json!({"detail-type": detail_type, "detail": part});
+            match serde_json::from_value::<ProjectEvent>(wrapped) {
+                Ok(e) => parts.extend(e.split_to_fit(max_bytes)),
+                Err(_) => return vec![self],
+            }
+        }
+        parts
     }
 
     /// The `detail` object alone, as PutEvents wants it.
@@ -546,6 +625,56 @@ pub struct IncidentStatusRequested {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn drill(verdicts: usize, problem_bytes: usize) -> ProjectEvent {
+        ProjectEvent::DrillCompleted(DrillCompleted {
+            server_id: "op-0123456789abcdef0".into(),
+            requested_at: "2026-11-22T10:00:00Z".into(),
+            verdicts: (0..verdicts)
+                .map(|i| DrillVerdict {
+                    workload: format!("app-{i:04}"),
+                    launch_template_id: format!("lt-{i:017x}"),
+                    ready: false,
+                    destination: None,
+                    restored_from: None,
+                    problems: vec!["x".repeat(problem_bytes)],
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn an_event_too_large_for_one_entry_is_split_without_losing_a_verdict() {
+        // 1,000 workloads with a 600-byte problem each: about 700 KB of drill results.
+        let big = drill(1_000, 600);
+        assert!(big.entry_bytes() > MAX_PUT_BYTES);
+        let batches = put_batches(std::slice::from_ref(&big)).unwrap();
+        let mut names = Vec::new();
+        for batch in &batches {
+            assert!(batch.len() <= MAX_PUT_ENTRIES);
+            assert!(batch.iter().map(ProjectEvent::entry_bytes).sum::<usize>() <= MAX_PUT_BYTES);
+            for e in batch {
+                assert!(e.entry_bytes() <= MAX_ENTRY_BYTES);
+                let ProjectEvent::DrillCompleted(d) = e else { panic!("a drill part") };
+                assert_eq!(d.server_id, "op-0123456789abcdef0", "every part keeps the other fields");
+                names.extend(d.verdicts.iter().map(|v| v.workload.clone()));
+            }
+        }
+        let expected: Vec<String> = (0..1_000).map(|i| format!("app-{i:04}")).collect();
+        assert_eq!(names, expected, "every verdict once, in order");
+        assert!(batches.len() >= 3);
+    }
+
+    #[test]
+    fn small_events_share_requests_of_ten_and_one_that_cannot_split_is_named() {
+        let small: Vec<ProjectEvent> = (0..25).map(|_| drill(1, 10)).collect();
+        let sizes: Vec<usize> = put_batches(&small).unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![10, 10, 5]);
+        let unsplittable = drill(1, 300 * 1024);
+        let err = put_batches(&[unsplittable]).unwrap_err();
+        assert_eq!(err.detail_type, "DrillCompleted");
+        assert!(err.to_string().contains("does not fit"), "{err}");
+    }
 
     #[test]
     fn envelope_round_trip_ignores_envelope_fields() {

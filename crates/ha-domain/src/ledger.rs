@@ -50,6 +50,13 @@ pub fn backup_key(subject: &str) -> String {
     format!("BACKUP#{subject}")
 }
 
+/// A backup parameter's hold (sort key [`PARAMETER_HOLD`]): one writer at a time.
+pub fn parameter_key(name: &str) -> String {
+    format!("PARAMETER#{name}")
+}
+
+pub const PARAMETER_HOLD: &str = "HOLD";
+
 pub fn workload_key(workload: &str) -> String {
     format!("{WORKLOAD_PREFIX}{workload}")
 }

@@ -9,9 +9,9 @@ use ha_domain::error::AwsFailure;
 use ha_domain::incident::{IncidentId, MaintenanceWindow, ServerLedgerState};
 use ha_domain::launch::ClaimRecord;
 use ha_domain::ledger::{
-    backup_key, expires_at, incident_key, server_key, workload_key, BackupMark, IncidentMark, IncidentStatus,
-    IncidentStory, WorkloadStatus, WorkloadStory, ALARM_STATE, MAINTENANCE, MAINTENANCE_KEPT_SECONDS, META,
-    OPEN_INCIDENT, WORKLOAD_PREFIX,
+    backup_key, expires_at, incident_key, parameter_key, server_key, workload_key, BackupMark, IncidentMark,
+    IncidentStatus, IncidentStory, WorkloadStatus, WorkloadStory, ALARM_STATE, MAINTENANCE, MAINTENANCE_KEPT_SECONDS,
+    META, OPEN_INCIDENT, PARAMETER_HOLD, WORKLOAD_PREFIX,
 };
 use ha_domain::model::ServerId;
 use std::sync::Arc;
@@ -580,6 +580,36 @@ impl Ledger {
         Ok(Told::Now)
     }
 
+    /// Holds the backup parameter for `owner` until `lease_seconds` pass. SSM has no
+    /// conditional write: two completions moving one parameter take turns, so a late one
+    /// cannot overwrite a newer value it did not see. The lease outlasts the function's
+    /// timeout, so a holder that died cannot write after it runs out. False: held by another.
+    pub async fn hold_parameter(
+        &self,
+        name: &str,
+        owner: &str,
+        now_epoch: i64,
+        lease_seconds: i64,
+    ) -> Result<bool, AwsFailure> {
+        let free = Condition::Or(vec![
+            Condition::ItemAbsent,
+            Condition::equals("owner", s(owner)),
+            Condition::AtMost("lease_until".into(), now_epoch),
+        ]);
+        let record = item(vec![
+            ("owner", s(owner)),
+            ("lease_until", Value::N(now_epoch + lease_seconds)),
+            ("expires_at", self.expires(now_epoch)),
+        ]);
+        self.table.put(&parameter_key(name), PARAMETER_HOLD, record, Some(free)).await
+    }
+
+    /// Lets the parameter go, if `owner` still holds it.
+    pub async fn free_parameter(&self, name: &str, owner: &str) -> Result<(), AwsFailure> {
+        let mine = Condition::equals("owner", s(owner));
+        self.table.delete(&parameter_key(name), PARAMETER_HOLD, Some(mine)).await.map(drop)
+    }
+
     /// Whether `mark` was told (its telling finished).
     pub async fn was_told(&self, incident: &IncidentId, mark: IncidentMark<'_>) -> Result<bool, AwsFailure> {
         let item = self.table.get(&incident_key(incident), &mark.key()).await?;
@@ -591,10 +621,11 @@ impl Ledger {
         self.table.delete(&incident_key(incident), &mark.key(), None).await.map(drop)
     }
 
-    /// The marker told for `mark` on a backup subject, if any (being told counts).
-    pub async fn backup_mark(&self, subject: &str, mark: BackupMark) -> Result<Option<String>, AwsFailure> {
+    /// Whether `mark` on a backup subject was told (its telling finished; one under way,
+    /// or dead before it published, does not count).
+    pub async fn backup_told(&self, subject: &str, mark: BackupMark) -> Result<bool, AwsFailure> {
         let item = self.table.get(&backup_key(subject), mark.key()).await?;
-        Ok(item.and_then(|i| get_s(&i, "marker").map(str::to_string)))
+        Ok(item.as_ref().and_then(|i| get_s(i, "state")) == Some(TOLD))
     }
 
     /// Gives a claim back after a transient failure, so the retried event can take it.

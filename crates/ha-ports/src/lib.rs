@@ -13,7 +13,7 @@ pub mod serving;
 pub mod table;
 
 pub use alarms::AlarmStates;
-pub use backups::{BackupCatalog, ImageFacts};
+pub use backups::{BackupCatalog, Backups, ImageFacts, InFlight, Runbook};
 pub use bus::Bus;
 pub use capacity::{CapacityProbe, DestinationCapacity};
 pub use clock::{Clock, SystemClock};

@@ -8,6 +8,12 @@ use ha_domain::contract::ProjectEvent;
 /// SNS limits subjects to 100 printable ASCII characters without line breaks.
 pub const MAX_SUBJECT: usize = 100;
 
+/// SNS Publish: "Messages can include up to 256 KB of text", message attributes included;
+/// the body stays this far below so the subject and attributes always fit.
+pub const MAX_BODY_BYTES: usize = 256 * 1024 - 8 * 1024;
+
+const CUT_NOTE: &str = "\n\n[cut to fit SNS's 256 KB limit; the whole event is on the project bus and in the ledger]";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub subject: String,
@@ -19,11 +25,28 @@ pub struct Notification {
 
 /// The message SNS publishes for `event`.
 pub fn notification(event: &ProjectEvent, severity: Severity, text: Text) -> Notification {
-    let mut body = text.body;
-    body.push_str("\n\n--- event (JSON) ---\n");
     let json = serde_json::to_value(event).unwrap_or_default();
-    body.push_str(&serde_json::to_string_pretty(&json).unwrap_or_default());
+    let body = fit_body(&text.body, &json);
     Notification { subject: subject_line(&text.subject), body, severity, attributes: attributes(event, severity) }
+}
+
+/// The text and the event's JSON, pretty when it fits, compact when only that fits, else
+/// the text alone, cut at a character boundary with a note where it was cut.
+fn fit_body(text: &str, json: &serde_json::Value) -> String {
+    const APPENDIX: &str = "\n\n--- event (JSON) ---\n";
+    for rendered in [serde_json::to_string_pretty(json), serde_json::to_string(json)].into_iter().flatten() {
+        if text.len() + APPENDIX.len() + rendered.len() <= MAX_BODY_BYTES {
+            return format!("{text}{APPENDIX}{rendered}");
+        }
+    }
+    if text.len() <= MAX_BODY_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_BODY_BYTES - CUT_NOTE.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_NOTE}", &text[..end])
 }
 
 /// Printable ASCII only, single line, at most [`MAX_SUBJECT`] characters.
@@ -96,6 +119,22 @@ fn instance_of(event: &ProjectEvent) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_fit_sns_and_keep_what_fits() {
+        let json = serde_json::json!({"workloads": vec!["a"; 10]});
+        let small = fit_body("text", &json);
+        assert!(small.starts_with("text") && small.contains("\"workloads\": ["), "pretty JSON when it fits");
+        // Pretty JSON does not fit, compact does.
+        let wide = serde_json::json!({"w": vec!["x".repeat(9); 20_000]});
+        let compact = fit_body("text", &wide);
+        assert!(compact.len() <= MAX_BODY_BYTES && compact.contains("[\"xxxxxxxxx\",\"xxxxxxxxx\""));
+        // Text alone too large: cut on a character boundary, with the note.
+        let long = "\u{e9}".repeat(200_000);
+        let cut = fit_body(&long, &json);
+        assert!(cut.len() <= MAX_BODY_BYTES, "{}", cut.len());
+        assert!(cut.ends_with(CUT_NOTE) && !cut.contains("event (JSON)"));
+    }
 
     #[test]
     fn subjects_are_short_single_line_ascii() {

@@ -6,6 +6,8 @@
 //! - I4 each fact a person needs is put on the bus once (a second copy only when the
 //!   first one's publisher could not know it was put) and never lost;
 //! - I5 every incident of a server that is back is closed, and the server is free;
+//! - I6 (checked by the world at each parameter write) a backup parameter only moves
+//!   forward, never to a backup of a fenced or replaced original, and never loses its AMI;
 //! - I7 nothing lands in the failed-events queue unless an alarm watches it.
 
 use crate::run::{Ctx, Outcome};
@@ -42,6 +44,8 @@ fn fact_of(e: &ProjectEvent) -> Option<String> {
         ProjectEvent::WorkloadServing(e) => {
             format!("serving {} {} {}", e.incident_id, e.workload, e.replacement_instance_id)
         }
+        ProjectEvent::BackupCompleted(e) => format!("backup {}", e.execution_id),
+        ProjectEvent::BackupFailed(e) if !e.execution_id.is_empty() => format!("backup {}", e.execution_id),
         _ => return None,
     })
 }
@@ -57,6 +61,9 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
     for p in &w.puts {
         let wrapped = serde_json::json!({"detail-type": p.detail_type, "detail": p.detail});
         let Ok(e) = serde_json::from_value::<ProjectEvent>(wrapped) else { continue };
+        if matches!(&e, ProjectEvent::BackupFailed(f) if f.reason.contains("superseded data")) {
+            outcome.superseded_backups += 1;
+        }
         if let Some(fact) = fact_of(&e) {
             told.entry(fact).or_default().push(p.ambiguous);
         }
@@ -136,7 +143,8 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
             )
             .and_then(|u| parse_timestamp(&u))
             .map(|u| (u.unix_timestamp_nanos() / 1_000_000) as i64);
-            let suppressed = window_ends.is_some_and(|end| end > w.now_ms())
+            // Only a reconcile pass after the window notices it ended.
+            let suppressed = window_ends.is_some_and(|end| end > ctx.ticks_until_ms.get() - 5 * 60_000)
                 && mine.iter().all(|(_, s)| *s == IncidentStatus::Closed);
             if !suppressed {
                 violations.push(format!("I1: server {id} is down and no incident holds it"));
@@ -201,6 +209,15 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
                     ));
                 }
             }
+        }
+    }
+
+    // I4 for backups: every finished execution is reported, or its event reached the
+    // failed-events queue (whose alarm reaches a person).
+    for (id, x) in &w.executions {
+        let dead_lettered = ctx.dead_letters.borrow().iter().any(|(_, e)| e["detail"]["ExecutionId"] == id.as_str());
+        if x.ended_ms.is_some() && !was_told(&format!("backup {id}")) && !dead_lettered {
+            violations.push(format!("I4: backup {id} of {} ended {} and was never reported", x.instance_id, x.status));
         }
     }
 

@@ -9,7 +9,7 @@ pub mod scenario;
 pub mod template;
 pub mod world;
 
-pub use run::{run, Outcome};
+pub use run::{backup_race, run, Outcome};
 pub use scenario::{Action, Scenario};
 
 /// Runs `count` random schedules from `first`; the failures, with their traces.

@@ -9,8 +9,8 @@ use crate::invariants;
 use crate::scenario::{Action, Scenario, MINUTE};
 use crate::template::{Function, TemplateFacts};
 use crate::world::{
-    Outgoing, Sim, SimAlarms, SimBackups, SimBus, SimCapacity, SimClock, SimFleet, SimInstance, SimLoadBalancing,
-    SimTable, Template, World, BASE_EPOCH_MS,
+    time_of, Outgoing, Sim, SimAlarms, SimBackups, SimBus, SimCapacity, SimClock, SimFleet, SimInstance,
+    SimLoadBalancing, SimRunbook, SimTable, Template, World, BASE_EPOCH_MS, DOCUMENT, IMAGE_OUTPUT, STACK,
 };
 use ha_domain::config::IncidentStore;
 use ha_domain::fencing::FencingPolicy;
@@ -42,6 +42,11 @@ pub struct Outcome {
     pub alarm_to_launch_ms: Vec<i64>,
     pub incidents: usize,
     pub virtual_ms: i64,
+    /// Backups that ended well and were kept from the parameter: their instance was a
+    /// fenced or replaced original.
+    pub superseded_backups: usize,
+    /// Parameter writes.
+    pub parameter_moves: u64,
 }
 
 impl Outcome {
@@ -63,9 +68,9 @@ pub(crate) struct Ctx {
     /// Per server: is its alarm in ALARM, and when did it last change.
     pub alarm_down: RefCell<Vec<bool>>,
     pub alarm_times: RefCell<Vec<Vec<(bool, i64)>>>,
+    /// Scheduled rules tick until this virtual time (epoch ms).
+    pub ticks_until_ms: Cell<i64>,
 }
-
-const STACK: &str = "sim";
 
 fn store() -> IncidentStore {
     IncidentStore { ledger_table: "ledger".into(), event_bus_name: "bus".into(), retention_days: 90 }
@@ -145,6 +150,10 @@ impl Ctx {
                     clock: self.clock(),
                 };
                 let handler = relaunch::Relaunch::with_ports(config, ports);
+                handler.handle(event, id).await.map(|r| format!("{r:?}")).map_err(|e| e.to_string())
+            }
+            Function::BackupScheduler => {
+                let handler = backup_scheduler_on(&self.sim, &self.facts, Some(id.to_string()));
                 handler.handle(event, id).await.map(|r| format!("{r:?}")).map_err(|e| e.to_string())
             }
             Function::Notifier => Ok("read off the bus".into()),
@@ -278,6 +287,7 @@ impl Ctx {
             let mut w = self.sim.world();
             let id = self.scenario.servers[server].id.clone();
             if down {
+                w.interrupt_backups(id.as_str());
                 w.servers_down.insert(id);
             } else {
                 w.servers_down.remove(&id);
@@ -378,6 +388,37 @@ impl Ctx {
     }
 }
 
+/// backup-scheduler on the simulated world, configured as the template deploys it.
+pub fn backup_scheduler_on(
+    sim: &Arc<Sim>,
+    facts: &TemplateFacts,
+    invocation: Option<String>,
+) -> backup_scheduler::BackupScheduler {
+    let config = backup_scheduler::Config {
+        store: store(),
+        stack_name: STACK.into(),
+        document: DOCUMENT.into(),
+        document_parameters: BTreeMap::new(),
+        instance_parameter: "InstanceId".into(),
+        subnet_parameter: "SubnetId".into(),
+        image_output: IMAGE_OUTPUT.into(),
+        automation_role_arn: None,
+        max_concurrent: 10,
+        keep: 2,
+        rpo_seconds: 86_400,
+        parameter_lease_seconds: facts.parameter_lease_seconds,
+    };
+    let ports = backup_scheduler::Ports {
+        ledger: Ledger::new(Arc::new(SimTable(sim.clone())), 90),
+        backups: Arc::new(SimBackups(sim.clone())),
+        runbook: Arc::new(SimRunbook(sim.clone())),
+        fleet: Arc::new(SimFleet(sim.clone())),
+        bus: Arc::new(SimBus { sim: sim.clone(), invocation }),
+        clock: Arc::new(SimClock(sim.clone())),
+    };
+    backup_scheduler::BackupScheduler::with_ports(config, ports)
+}
+
 /// Builds the world the scenario describes: templates, originals, subnets, backups.
 fn build(s: &Scenario) -> World {
     let mut w = World::new(ChaCha8Rng::seed_from_u64(s.seed), s.faults.clone());
@@ -403,8 +444,11 @@ fn build(s: &Scenario) -> World {
                     w.target_groups.entry(g.clone()).or_default().arn = arn;
                 }
             }
+            let mut instance_tags: BTreeMap<String, String> = [(tag::WORKLOAD.to_string(), wl.name.clone())].into();
             if wl.stateful {
                 let parameter = format!("/outposts-ha/{STACK}/{}/{}", server.id, wl.name);
+                instance_tags.insert(tag::BACKUP_PARAMETER.into(), parameter.clone());
+                instance_tags.insert(tag::PROTECTED_SERVER.into(), server.id.to_string());
                 let image = format!("ami-{:017x}", wl.template_id.len() as u64 * 7919 + w.images.len() as u64);
                 tags.insert(tag::BACKUP_PARAMETER.into(), parameter.clone());
                 w.parameters.insert(parameter, image.clone());
@@ -414,12 +458,16 @@ fn build(s: &Scenario) -> World {
                         image_id: image,
                         state: ha_domain::backup::ImageState::Available,
                         snapshot_ids: Vec::new(),
-                        creation_date: Some("2026-11-22T09:00:00Z".into()),
+                        // Taken an hour before the schedule starts.
+                        creation_date: Some("2026-11-21T09:00:00Z".into()),
                         tags: BTreeMap::new(),
                     },
                 );
             }
-            w.templates.insert(wl.template_id.clone(), Template { name: wl.name.clone(), tags });
+            w.templates.insert(
+                wl.template_id.clone(),
+                Template { name: wl.name.clone(), tags, instance_tags: instance_tags.clone() },
+            );
             let id = w.next_id("i");
             let registered = wl.target_groups.iter().filter(|g| !g.contains("typo")).cloned().collect::<Vec<_>>();
             for g in registered {
@@ -434,7 +482,7 @@ fn build(s: &Scenario) -> World {
                     subnet: server.home_subnet.clone(),
                     vpc: "vpc-store".into(),
                     groups: vec!["sg-app".into()],
-                    tags: [(tag::WORKLOAD.to_string(), wl.name.clone())].into(),
+                    tags: instance_tags,
                     visible_at_ms: 0,
                     protected: wl.protected_original,
                 },
@@ -458,6 +506,7 @@ async fn drive(s: Scenario) -> Outcome {
         dead_letters: RefCell::new(Vec::new()),
         alarm_down: RefCell::new(vec![false; servers]),
         alarm_times: RefCell::new(vec![Vec::new(); servers]),
+        ticks_until_ms: Cell::new(0),
     });
     for (at, action) in s.actions.clone() {
         let c = ctx.clone();
@@ -465,12 +514,19 @@ async fn drive(s: Scenario) -> Outcome {
     }
     // Scheduled rules tick until well after the last action.
     let horizon = s.actions.iter().map(|(at, _)| *at).max().unwrap_or(0).max(0) as u64 + 45 * MINUTE as u64;
+    ctx.ticks_until_ms.set(BASE_EPOCH_MS + horizon as i64);
     for (period, targets) in ctx.facts.schedules.clone() {
         for f in targets {
+            // Operators choose the backup tick (BackupSchedule); a schedule may pick a faster one.
+            let period = match (f, s.backup_period_ms) {
+                (Function::BackupScheduler, Some(p)) => p,
+                _ => period,
+            };
             let mut at = period;
             while at <= horizon {
-                let tick =
-                    json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+                let time = format_timestamp(time_of(BASE_EPOCH_MS + at as i64));
+                let tick = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
+                    "time": time, "detail": {}});
                 ctx.invoke(f, tick, 0, at);
                 at += period;
             }
@@ -491,6 +547,15 @@ async fn drive(s: Scenario) -> Outcome {
                     let world = sim.clone();
                     ctx.spawn(after_ms, async move { world.world().transition(&instance_id, to) });
                 }
+                Outgoing::ExecutionEnds { execution_id, after_ms } => {
+                    let c = ctx.clone();
+                    ctx.spawn(after_ms, async move {
+                        let ended = c.sim.world().end_execution(&execution_id);
+                        if let Some(event) = ended {
+                            c.deliver(event);
+                        }
+                    });
+                }
             }
         }
         if ctx.pending.get() == 0 && sim.world().outbox.is_empty() {
@@ -507,6 +572,7 @@ async fn drive(s: Scenario) -> Outcome {
     outcome.dead_letters = ctx.dead_letters.borrow().len();
     outcome.calls = w.calls.values().sum();
     outcome.throttled = w.throttled;
+    outcome.parameter_moves = w.calls.get("PutParameter").copied().unwrap_or(0);
     outcome.virtual_ms = w.now_ms() - BASE_EPOCH_MS;
     outcome
 }
@@ -517,4 +583,91 @@ pub fn run(s: &Scenario) -> Outcome {
         tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, drive(s.clone()))
+}
+
+/// Two completions for one parameter delivered at once: the older backup's and the newer
+/// one's. Each is retried like Lambda when it answers "not yet"; the parameter must end
+/// on the newer backup without ever moving back (I6).
+pub fn backup_race(seed: u64) -> Outcome {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let mut w = World::new(ChaCha8Rng::seed_from_u64(seed), crate::world::Faults::default());
+        let server = crate::scenario::server_id(0xa00);
+        let parameter = format!("/outposts-ha/{STACK}/db");
+        let tags: BTreeMap<String, String> = [
+            (tag::WORKLOAD, "db"),
+            (tag::BACKUP_PARAMETER, parameter.as_str()),
+            (tag::PROTECTED_SERVER, server.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        w.instances.insert(
+            "i-db".into(),
+            SimInstance {
+                id: "i-db".into(),
+                state: InstanceState::Running,
+                server: Some(server),
+                subnet: "subnet-a".into(),
+                vpc: "vpc-store".into(),
+                groups: vec!["sg-app".into()],
+                tags,
+                visible_at_ms: 0,
+                protected: false,
+            },
+        );
+        let now = w.now_ms();
+        let mut events = Vec::new();
+        for (id, minutes_ago) in [("exec-older", 30), ("exec-newer", 10)] {
+            w.executions.insert(
+                id.into(),
+                crate::world::Execution {
+                    instance_id: "i-db".into(),
+                    parameters: [("InstanceId".to_string(), vec!["i-db".to_string()])].into(),
+                    started_ms: now - minutes_ago * MINUTE,
+                    status: "InProgress".into(),
+                    ended_ms: None,
+                    image_id: None,
+                    interrupted: false,
+                },
+            );
+            events.push(w.end_execution(id).expect("it was in progress"));
+        }
+        let newest = w.executions["exec-newer"].image_id.clone();
+        let sim = Sim::new(w);
+        let facts = TemplateFacts::read();
+        let deliveries = events.into_iter().enumerate().map(|(n, event)| {
+            let (sim, facts) = (sim.clone(), facts.clone());
+            async move {
+                for attempt in 0..3 {
+                    let id = format!("backup-scheduler-{n}-{attempt}");
+                    let answer = backup_scheduler_on(&sim, &facts, Some(id.clone())).handle(event.clone(), &id).await;
+                    sim.world().note(format!("{id}: {answer:?}"));
+                    if answer.is_ok() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(60 * (attempt + 1))).await;
+                }
+            }
+        });
+        futures::future::join_all(deliveries).await;
+        let w = sim.world();
+        let mut violations = w.violations.clone();
+        if w.parameters.get(&parameter) != newest.as_ref() {
+            violations.push(format!(
+                "I6: {parameter} names {:?}, not the newest backup {newest:?}",
+                w.parameters.get(&parameter)
+            ));
+        }
+        Outcome {
+            seed,
+            name: "backup-race".into(),
+            violations,
+            trace: w.trace.clone(),
+            parameter_moves: w.calls.get("PutParameter").copied().unwrap_or(0),
+            ..Outcome::default()
+        }
+    })
 }

@@ -69,6 +69,8 @@ pub struct Scenario {
     pub delivery: Delivery,
     /// (virtual ms from the start, action), in time order.
     pub actions: Vec<(i64, Action)>,
+    /// The backup tick's period, when not the template's default.
+    pub backup_period_ms: Option<u64>,
 }
 
 pub fn server_id(n: u64) -> ServerId {
@@ -107,6 +109,7 @@ impl Scenario {
             faults: Faults::default(),
             delivery: Delivery::default(),
             actions: Vec::new(),
+            backup_period_ms: None,
         }
     }
 
@@ -133,6 +136,7 @@ impl Scenario {
                 w.protected_original = rng.gen_bool(0.05);
             }
         }
+        s.backup_period_ms = [None, Some(5 * MINUTE as u64), Some(10 * MINUTE as u64)][rng.gen_range(0..3)];
         s.faults = Faults {
             transient: [0.0, 0.002, 0.01][rng.gen_range(0..3)],
             lost_response: [0.0, 0.002, 0.005][rng.gen_range(0..3)],

@@ -16,6 +16,7 @@ pub enum Function {
     AlarmHandler,
     Relaunch,
     Notifier,
+    BackupScheduler,
 }
 
 impl Function {
@@ -24,6 +25,7 @@ impl Function {
             Function::AlarmHandler => "AlarmHandlerFunction",
             Function::Relaunch => "RelaunchFunction",
             Function::Notifier => "NotifierFunction",
+            Function::BackupScheduler => "BackupSchedulerFunction",
         }
     }
 
@@ -32,6 +34,7 @@ impl Function {
             Function::AlarmHandler => "alarm-handler",
             Function::Relaunch => "relaunch",
             Function::Notifier => "notifier",
+            Function::BackupScheduler => "backup-scheduler",
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct TemplateFacts {
     pub retries: BTreeMap<Function, u32>,
     pub timeout_seconds: BTreeMap<Function, u64>,
     pub claim_lease_seconds: i64,
+    /// How long a backup completion holds the parameter it moves.
+    pub parameter_lease_seconds: i64,
     /// An alarm with actions watches the failed-events queue.
     pub failed_events_alarmed: bool,
 }
@@ -95,13 +100,25 @@ impl TemplateFacts {
     fn parse() -> TemplateFacts {
         let doc: Yaml = serde_norway::from_str(TEMPLATE).expect("infra/template.yaml parses");
         let resources = doc.get("Resources").and_then(Yaml::as_mapping).expect("the template has resources");
-        let functions = [Function::AlarmHandler, Function::Relaunch, Function::Notifier];
+        let functions = [Function::AlarmHandler, Function::Relaunch, Function::Notifier, Function::BackupScheduler];
+        let parameters = doc.get("Parameters").cloned().unwrap_or(Yaml::Null);
+        // A `!Ref` to a template parameter reads as its default.
+        let resolved = |v: &Yaml| match v {
+            Yaml::Tagged(t) if t.tag == "Ref" => {
+                parameters.get(text(&t.value)).and_then(|p| p.get("Default")).map(text).unwrap_or_else(|| text(v))
+            }
+            other => text(other),
+        };
+        let variable = |props: &Yaml, name: &str| {
+            props.get("Environment").and_then(|e| e.get("Variables")).and_then(|v| v.get(name)).map(text)
+        };
         let mut facts = TemplateFacts {
             rules: Vec::new(),
             schedules: Vec::new(),
             retries: BTreeMap::new(),
             timeout_seconds: BTreeMap::new(),
             claim_lease_seconds: 0,
+            parameter_lease_seconds: 0,
             failed_events_alarmed: false,
         };
         for (name, resource) in resources {
@@ -131,7 +148,7 @@ impl TemplateFacts {
                         })
                         .unwrap_or_default();
                     let project_bus = props.get("EventBusName").is_some_and(|b| mentions(b, "EventBus"));
-                    match props.get("ScheduleExpression").map(text) {
+                    match props.get("ScheduleExpression").map(resolved) {
                         Some(expression) if !targets.is_empty() => {
                             facts.schedules.push((rate_ms(&expression), targets))
                         }
@@ -151,13 +168,12 @@ impl TemplateFacts {
                         let timeout = props.get("Timeout").map(text).and_then(|t| t.parse().ok());
                         facts.timeout_seconds.insert(f, timeout.unwrap_or(3));
                         if f == Function::Relaunch {
-                            let lease = props
-                                .get("Environment")
-                                .and_then(|e| e.get("Variables"))
-                                .and_then(|v| v.get("CLAIM_LEASE_SECONDS"))
-                                .map(text)
-                                .and_then(|t| t.parse().ok());
+                            let lease = variable(&props, "CLAIM_LEASE_SECONDS").and_then(|t| t.parse().ok());
                             facts.claim_lease_seconds = lease.unwrap_or(150);
+                        }
+                        if f == Function::BackupScheduler {
+                            let lease = variable(&props, "PARAMETER_LEASE_SECONDS").and_then(|t| t.parse().ok());
+                            facts.parameter_lease_seconds = lease.unwrap_or(330);
                         }
                     }
                 }
@@ -219,7 +235,13 @@ mod tests {
         let pending = json!({"detail-type": "EC2 Instance State-change Notification", "detail": {"state": "pending"}});
         assert!(t.targets_of(&pending).is_empty());
         assert_eq!(t.retries.get(&Function::Relaunch), Some(&2));
-        assert_eq!(t.schedules, vec![(300_000, vec![Function::AlarmHandler])], "the reconcile pass");
+        assert!(t.schedules.contains(&(300_000, vec![Function::AlarmHandler])), "the reconcile pass");
+        assert!(t.schedules.contains(&(3_600_000, vec![Function::BackupScheduler])), "the backup tick's default");
+        let ended = json!({"detail-type": "EC2 Automation Execution Status-change Notification", "source": "aws.ssm",
+            "detail": {"Status": "Success"}});
+        assert_eq!(t.targets_of(&ended), vec![Function::BackupScheduler]);
         assert!(t.claim_lease_seconds > i64::try_from(t.timeout_seconds[&Function::Relaunch]).unwrap());
+        let backup_timeout = i64::try_from(t.timeout_seconds[&Function::BackupScheduler]).unwrap();
+        assert!(t.parameter_lease_seconds > backup_timeout, "a parameter's holder dies before its hold runs out");
     }
 }

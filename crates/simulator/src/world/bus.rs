@@ -1,11 +1,12 @@
-//! The project bus: PutEvents either puts every entry or fails (the port publishes at most
-//! ten per call); what it put goes to the scheduler, which delivers it to the rules'
+//! The project bus: the port splits and batches as the SDK adapter does; each PutEvents
+//! either puts every entry or fails, and refuses a request over EventBridge's limits (10
+//! entries, 256 KB); what it put goes to the scheduler, which delivers it to the rules'
 //! targets at least once.
 
 use super::{Outgoing, Put, Sim};
 use async_trait::async_trait;
-use ha_domain::contract::ProjectEvent;
-use ha_domain::error::AwsFailure;
+use ha_domain::contract::{put_batches, ProjectEvent, MAX_PUT_BYTES, MAX_PUT_ENTRIES};
+use ha_domain::error::{AwsFailure, Retry};
 use ha_ports::Bus;
 use std::sync::Arc;
 
@@ -19,10 +20,25 @@ pub struct SimBus {
 #[async_trait]
 impl Bus for SimBus {
     async fn publish(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
-        if events.is_empty() {
-            return Ok(());
+        let batches = put_batches(events).map_err(|e| AwsFailure {
+            message: e.to_string(),
+            ..super::failure("PutEvents", "EntryTooLarge", Retry::WontHelp)
+        })?;
+        for batch in &batches {
+            self.put(batch).await?;
         }
+        Ok(())
+    }
+}
+
+impl SimBus {
+    /// One PutEvents request.
+    async fn put(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
         self.sim.enter("PutEvents").await?;
+        let bytes: usize = events.iter().map(ProjectEvent::entry_bytes).sum();
+        if events.len() > MAX_PUT_ENTRIES || bytes > MAX_PUT_BYTES {
+            return Err(super::failure("PutEvents", "ValidationException", Retry::WontHelp));
+        }
         let first = {
             let mut w = self.sim.world();
             let first = w.puts.len();

@@ -9,7 +9,6 @@ use ha_domain::error::{classify, AwsFailure, FailureKind, Retry};
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::{incident_key, IncidentStatus, META};
 use ha_domain::model::{tag, workload_from_tags, Instance, InstanceState, RejectedWorkload, ServerId, Workload};
-use ha_ports::backups::{BackupCatalog, ImageFacts};
 use ha_ports::capacity::{CapacityProbe, DestinationCapacity};
 use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest, Launched};
 use ha_ports::table::Value;
@@ -136,6 +135,7 @@ impl Fleet for SimFleet {
                 }
                 w.check_launch(r.incident, &r.workload.name);
                 let id = w.next_id("i");
+                let inherited = w.templates[&r.workload.launch_template_id].instance_tags.clone();
                 let mut tags: BTreeMap<String, String> = [
                     (tag::WORKLOAD, r.workload.name.as_str()),
                     (tag::INCIDENT, r.incident.as_str()),
@@ -145,6 +145,9 @@ impl Fleet for SimFleet {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
+                for (k, v) in inherited {
+                    tags.entry(k).or_insert(v);
+                }
                 if !r.workload.target_groups.is_empty() {
                     tags.insert(tag::TARGET_GROUPS.into(), r.workload.target_groups.join(","));
                 }
@@ -365,21 +368,5 @@ impl CapacityProbe for SimCapacity {
                 (s.clone(), DestinationCapacity { outpost, instance_type: Some("m5.large".into()), available: None })
             })
             .collect()
-    }
-}
-
-/// SSM parameters naming backups, and the backup images.
-pub struct SimBackups(pub Arc<Sim>);
-
-#[async_trait]
-impl BackupCatalog for SimBackups {
-    async fn parameter(&self, name: &str) -> Result<Option<String>, AwsFailure> {
-        self.0.enter("GetParameter").await?;
-        Ok(self.0.world().parameters.get(name).cloned())
-    }
-
-    async fn image(&self, image_id: &str) -> Result<Option<ImageFacts>, AwsFailure> {
-        self.0.enter("DescribeImages").await?;
-        Ok(self.0.world().images.get(image_id).cloned())
     }
 }

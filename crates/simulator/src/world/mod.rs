@@ -5,14 +5,16 @@
 //! fail as the schedule's faults say.
 
 mod alarms;
+mod backups;
 mod bus;
 mod ec2;
 mod elb;
 mod table;
 
 pub use alarms::SimAlarms;
+pub use backups::{time_of, Execution, ImageSource, SimBackups, SimRunbook, DOCUMENT, IMAGE_OUTPUT};
 pub use bus::SimBus;
-pub use ec2::{SimBackups, SimCapacity, SimFleet};
+pub use ec2::{SimCapacity, SimFleet};
 pub use elb::SimLoadBalancing;
 pub use table::SimTable;
 
@@ -29,7 +31,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The epoch the simulation's virtual clock starts at (2026-11-22T10:00:00Z).
+/// The stack every simulated function belongs to.
+pub const STACK: &str = "sim";
+
+/// The epoch the simulation's virtual clock starts at (2026-11-21T10:00:00Z).
 pub const BASE_EPOCH_MS: i64 = 1_795_255_200_000;
 
 /// What may go wrong, per call, in one schedule.
@@ -65,11 +70,13 @@ pub struct SimInstance {
     pub protected: bool,
 }
 
-/// A launch template.
+/// A launch template: its own tags (the workload's declaration) and the tags it gives
+/// the instances launched from it.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub name: String,
     pub tags: BTreeMap<String, String>,
+    pub instance_tags: BTreeMap<String, String>,
 }
 
 /// A security group.
@@ -154,6 +161,11 @@ pub enum Outgoing {
         to: InstanceState,
         after_ms: u64,
     },
+    /// A backup runbook execution ends after `after_ms`.
+    ExecutionEnds {
+        execution_id: String,
+        after_ms: u64,
+    },
 }
 
 /// One event put on the bus, as the invariants read it.
@@ -186,6 +198,13 @@ pub struct World {
     pub target_groups: BTreeMap<String, TargetGroupState>,
     pub parameters: BTreeMap<String, String>,
     pub images: BTreeMap<String, ImageFacts>,
+    /// Snapshot → its tags.
+    pub snapshots: BTreeMap<String, BTreeMap<String, String>>,
+    /// Backup AMIs the runbook made: whose data, from when.
+    pub image_sources: BTreeMap<String, ImageSource>,
+    pub executions: BTreeMap<String, Execution>,
+    /// StartAutomationExecution ClientToken → (request, execution).
+    pub runbook_tokens: BTreeMap<String, (String, String)>,
     pub buckets: BTreeMap<String, Bucket>,
     pub outbox: Vec<Outgoing>,
     pub puts: Vec<Put>,
@@ -215,6 +234,10 @@ impl World {
             target_groups: BTreeMap::new(),
             parameters: BTreeMap::new(),
             images: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            image_sources: BTreeMap::new(),
+            executions: BTreeMap::new(),
+            runbook_tokens: BTreeMap::new(),
             buckets: BTreeMap::new(),
             outbox: Vec::new(),
             puts: Vec::new(),
