@@ -18,7 +18,7 @@ use ha_domain::ledger::BackupMark;
 use ha_domain::metrics;
 use ha_domain::model::{tag, Instance};
 use ha_domain::timefmt::{format_timestamp, human_duration};
-use ha_ports::ledger::Told;
+use ha_ports::ledger::{Adopted, ParameterRecord, Told};
 use ha_ports::{Backups, Bus, Clock, Fleet, Ledger, Runbook};
 use serde::Serialize;
 use serde_json::Value;
@@ -27,6 +27,9 @@ use std::sync::Arc;
 use tracing::{error, info, warn, Instrument};
 
 pub const DEFAULT_DOCUMENT: &str = "BackupOutpostsServerLinuxInstanceToEBS";
+
+/// Waits between reads of a just-written parameter (7.5 s in all).
+const PARAMETER_CHECKS_MS: [u64; 5] = [500, 1_000, 1_500, 2_000, 2_500];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -78,7 +81,8 @@ impl Config {
                 1..=90,
                 "expected 1 to 90 (the account allows 100)",
             )?,
-            keep: env.number("BACKUP_KEEP", 3, 1..=100, "expected 1 to 100 backups per instance")?,
+            // Two at least: the backup a relaunch just read is never pruned under it.
+            keep: env.number("BACKUP_KEEP", 3, 2..=100, "expected 2 to 100 backups per instance")?,
             rpo_seconds: env.number(
                 "BACKUP_RPO_SECONDS",
                 86_400,
@@ -88,8 +92,8 @@ impl Config {
             parameter_lease_seconds: env.number(
                 "PARAMETER_LEASE_SECONDS",
                 330,
-                60..=3_600,
-                "expected 60 to 3600 seconds, longer than the function's timeout",
+                300..=3_600,
+                "expected 300 to 3600 seconds, longer than the function's timeout (300 s)",
             )?,
         })
     }
@@ -112,6 +116,21 @@ fn parse_document_parameters(text: &str) -> Result<BTreeMap<String, Vec<String>>
         parameters.insert(name.clone(), values);
     }
     Ok(parameters)
+}
+
+/// What a finished backup did to its parameter.
+enum Adoption {
+    Moved {
+        previous: Option<String>,
+    },
+    AlreadyThere,
+    KeepNewer {
+        current: String,
+    },
+    /// A superseded copy (or an instance gone): the parameter is left alone.
+    Refused {
+        why: String,
+    },
 }
 
 /// What one invocation did; also the function's response.
@@ -504,25 +523,25 @@ impl BackupScheduler {
                 .into())
             }
         };
-        let (live, declared) = match (live, declared) {
-            (Some(live), Some(Ok(d))) => (live, d),
-            (_, Some(Err(m))) => return Ok(failed(m.reason, None, Some(image_id), parameter_now)),
+        // An earlier attempt adopted it and died before reporting: report what it did.
+        let adopted_before = self.ports.ledger.adoption_of(&facts.execution_id).await?;
+        let declared = match (live, declared, &adopted_before) {
+            (_, _, Some(a)) => StatefulInstance {
+                instance_id: instance_id.to_string(),
+                subnet_id: None,
+                workload: tags_of(instance.as_ref(), tag::WORKLOAD),
+                server_id: tags_of(instance.as_ref(), tag::PROTECTED_SERVER),
+                parameter: a.parameter.clone(),
+                interval_seconds: None,
+            },
+            (Some(_), Some(Ok(d)), None) => d,
+            (_, Some(Err(m)), None) => return Ok(failed(m.reason, None, Some(image_id), parameter_now)),
             _ => {
                 let state = instance.as_ref().map_or("gone", |i| i.state.as_str());
                 let reason = format!("instance {instance_id} is {state}; its backup {image_id} is not adopted");
                 return Ok(failed(reason, None, Some(image_id), parameter_now));
             }
         };
-        let replacements = match &declared.workload {
-            Some(w) if live.tags.get(tag::ROLE).map(String::as_str) != Some(tag::ROLE_REPLACEMENT) => {
-                self.ports.fleet.replacements_of(w).await?
-            }
-            _ => Vec::new(),
-        };
-        if let Some(why) = superseded_copy(live, &replacements) {
-            let reason = format!("{why}: its backup {image_id} holds superseded data and is kept, not adopted");
-            return Ok(failed(reason, None, Some(image_id), parameter_now));
-        }
         let image = match self.ports.backups.image(&image_id).await? {
             None => {
                 return Ok(failed(format!("the AMI {image_id} it names does not exist"), None, None, parameter_now))
@@ -548,7 +567,6 @@ impl BackupScheduler {
         if let Some(w) = &declared.workload {
             tags.push((tag::WORKLOAD, w.as_str()));
         }
-        self.ports.backups.tag(&resources, &tags).await?;
         let backup = BackupImage {
             image_id: image_id.clone(),
             instance_id: instance_id.to_string(),
@@ -564,9 +582,22 @@ impl BackupScheduler {
                 detail: format!("another delivery is moving {}", declared.parameter),
             });
         }
-        let moved = self.move_parameter(&declared.parameter, instance_id, &backup).await;
+        let adoption = match &adopted_before {
+            Some(a) => self.readopt(a, &backup).await,
+            None => self.adopt(&declared, &backup, &facts.execution_id).await,
+        };
         self.ports.ledger.free_parameter(&declared.parameter, owner).await?;
-        let (parameter_moved, parameter_before) = moved?;
+        let (parameter_moved, parameter_before) = match adoption? {
+            Adoption::Moved { previous } => (true, previous),
+            Adoption::AlreadyThere => (false, Some(image_id.clone())),
+            Adoption::KeepNewer { current } => (false, Some(current)),
+            Adoption::Refused { why } => {
+                let reason = format!("{why}: its backup {image_id} is kept, not adopted");
+                return Ok(failed(reason, None, Some(image_id), parameter_now));
+            }
+        };
+        // Tagged once adopted: the tags are what the tick measures a backup's age by.
+        self.ports.backups.tag(&resources, &tags).await?;
         let in_use = if parameter_moved { Some(image_id.clone()) } else { parameter_before.clone() };
         let pruned = self.prune(instance_id, &backup, in_use.as_deref()).await?;
 
@@ -594,36 +625,130 @@ impl BackupScheduler {
         Ok((event, outcome))
     }
 
-    /// Moves the parameter to `backup` unless it names a newer one; read and written while
-    /// this delivery holds it. Whether it moved, and what it named before.
-    async fn move_parameter(
+    /// Moves the parameter to `backup` unless it names a newer one or the backup is of a
+    /// superseded copy; judged and written while this delivery holds the parameter. The
+    /// ledger's record of the last move is the authority: SSM may not show a write yet.
+    async fn adopt(
         &self,
-        parameter: &str,
-        instance_id: &str,
+        declared: &StatefulInstance,
         backup: &BackupImage,
-    ) -> Result<(bool, Option<String>), AwsFailure> {
-        let before = self.ports.backups.parameter(parameter).await?;
-        let current = match &before {
-            Some(current) => {
-                let taken_at = self.ports.backups.image(current).await?.and_then(|i| i.taken_at());
-                Some(ParameterValue { image_id: current.clone(), taken_at })
-            }
-            None => None,
+        execution_id: &str,
+    ) -> Result<Adoption, AwsFailure> {
+        let parameter = declared.parameter.as_str();
+        let record = self.ports.ledger.parameter_record(parameter).await?;
+        if let Some(r) = record.as_ref().filter(|r| r.image_id == backup.image_id) {
+            // Moved by an earlier attempt that died before it reported; write it again in
+            // case that attempt died before PutParameter.
+            self.put_parameter(parameter, backup).await?;
+            return Ok(Adoption::Moved { previous: r.previous_image_id.clone() });
+        }
+        // Judged now, just before the write: the original may have been fenced, or its
+        // replacement launched, since the backup ended.
+        let instance = self.ports.backups.instance(&backup.instance_id).await?;
+        let Some(instance) = instance.filter(|i| !i.state.is_gone()) else {
+            return Ok(Adoption::Refused { why: format!("instance {} is gone", backup.instance_id) });
         };
-        let moved = match decide_parameter_move(current.as_ref(), backup) {
-            ParameterMove::Move => {
-                let description = format!("Newest good backup of {instance_id} (outposts-ha)");
-                self.ports.backups.put_parameter(parameter, &backup.image_id, &description).await?;
-                info!(%parameter, image_id = %backup.image_id, "parameter moved to the new backup");
-                true
+        let replacements = match &declared.workload {
+            Some(w) if instance.tags.get(tag::ROLE).map(String::as_str) != Some(tag::ROLE_REPLACEMENT) => {
+                self.ports.fleet.replacements_of(w).await?
             }
-            ParameterMove::AlreadyThere => false,
+            _ => Vec::new(),
+        };
+        if let Some(why) = superseded_copy(&instance, &replacements, backup.taken_at) {
+            return Ok(Adoption::Refused { why: format!("{why}; it holds superseded data") });
+        }
+        let current = match &record {
+            Some(r) => Some(ParameterValue {
+                image_id: r.image_id.clone(),
+                taken_at: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.taken_ms) * 1_000_000).ok(),
+            }),
+            // Not moved since the ledger keeps records: what SSM names.
+            None => match self.ports.backups.parameter(parameter).await? {
+                Some(current) => {
+                    let taken_at = self.ports.backups.image(&current).await?.and_then(|i| i.taken_at());
+                    Some(ParameterValue { image_id: current, taken_at })
+                }
+                None => None,
+            },
+        };
+        let previous = current.as_ref().map(|c| c.image_id.clone());
+        let record = ParameterRecord {
+            image_id: backup.image_id.clone(),
+            taken_ms: (backup.taken_at.unix_timestamp_nanos() / 1_000_000) as i64,
+            execution_id: execution_id.to_string(),
+            previous_image_id: previous.clone(),
+        };
+        let now_epoch = self.now().unix_timestamp();
+        let adopted = |moved: bool, previous: Option<String>| Adopted {
+            parameter: parameter.to_string(),
+            image_id: backup.image_id.clone(),
+            moved,
+            previous_image_id: previous,
+        };
+        let execution = execution_id;
+        match decide_parameter_move(current.as_ref(), backup) {
+            ParameterMove::Move => {
+                if !self.ports.ledger.record_parameter(parameter, &record, now_epoch).await? {
+                    warn!(%parameter, "a later backup was recorded meanwhile; the parameter is left there");
+                    let newer = self.ports.ledger.parameter_record(parameter).await?.map(|r| r.image_id);
+                    self.ports.ledger.record_adoption(execution, &adopted(false, newer.clone()), now_epoch).await?;
+                    return Ok(Adoption::KeepNewer { current: newer.unwrap_or_default() });
+                }
+                self.ports.ledger.record_adoption(execution, &adopted(true, previous.clone()), now_epoch).await?;
+                self.put_parameter(parameter, backup).await?;
+                info!(%parameter, image_id = %backup.image_id, "parameter moved to the new backup");
+                Ok(Adoption::Moved { previous })
+            }
+            ParameterMove::AlreadyThere => {
+                let record = ParameterRecord { previous_image_id: None, ..record };
+                self.ports.ledger.record_parameter(parameter, &record, now_epoch).await?;
+                self.ports
+                    .ledger
+                    .record_adoption(execution, &adopted(false, Some(backup.image_id.clone())), now_epoch)
+                    .await?;
+                Ok(Adoption::AlreadyThere)
+            }
             ParameterMove::KeepNewer { current } => {
                 warn!(%current, "the parameter already names a newer backup; left there");
-                false
+                self.ports.ledger.record_adoption(execution, &adopted(false, Some(current.clone())), now_epoch).await?;
+                Ok(Adoption::KeepNewer { current })
             }
-        };
-        Ok((moved, before))
+        }
+    }
+
+    /// What an earlier attempt adopted, again: the parameter written once more if the
+    /// ledger still names this backup (that attempt may have died before the write).
+    async fn readopt(&self, a: &Adopted, backup: &BackupImage) -> Result<Adoption, AwsFailure> {
+        let still_newest =
+            self.ports.ledger.parameter_record(&a.parameter).await?.is_some_and(|r| r.image_id == a.image_id);
+        if a.moved && still_newest {
+            self.put_parameter(&a.parameter, backup).await?;
+        }
+        Ok(match (a.moved, &a.previous_image_id) {
+            (true, previous) => Adoption::Moved { previous: previous.clone() },
+            (false, Some(current)) if *current != a.image_id => Adoption::KeepNewer { current: current.clone() },
+            (false, _) => Adoption::AlreadyThere,
+        })
+    }
+
+    /// Writes the parameter and waits, briefly, until SSM shows it: SSM validates an
+    /// `aws:ec2:image` value after PutParameter answers, and the next holder must not
+    /// write before this value is in place (two pending writes may land in either order).
+    async fn put_parameter(&self, parameter: &str, backup: &BackupImage) -> Result<(), AwsFailure> {
+        let description = format!("Newest good backup of {} (outposts-ha)", backup.instance_id);
+        self.ports.backups.put_parameter(parameter, &backup.image_id, &description).await?;
+        for wait_ms in PARAMETER_CHECKS_MS {
+            if self.ports.backups.parameter(parameter).await?.as_deref() == Some(backup.image_id.as_str()) {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        }
+        Err(AwsFailure {
+            operation: "PutParameter",
+            code: "ParameterNotApplied".into(),
+            message: format!("{parameter} does not name {} yet (SSM may have refused it)", backup.image_id),
+            retry: Retry::CanHelp,
+        })
     }
 
     /// Keeps the newest backups and the one in use; deregisters each other image before
@@ -699,7 +824,8 @@ mod tests {
             ("BACKUP_DOCUMENT_PARAMETERS", "[1]"),
             ("BACKUP_DOCUMENT_PARAMETERS", r#"{"A": 5}"#),
             ("BACKUP_MAX_CONCURRENT", "100"),
-            ("BACKUP_KEEP", "0"),
+            ("BACKUP_KEEP", "1"),
+            ("PARAMETER_LEASE_SECONDS", "60"),
             ("BACKUP_RPO_SECONDS", "10"),
             ("BACKUP_AUTOMATION_ROLE_ARN", "my-role"),
         ] {

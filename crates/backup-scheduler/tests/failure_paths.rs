@@ -59,14 +59,17 @@ fn declared_instance() -> DescribeInstancesOutput {
 #[tokio::test]
 async fn a_throttled_parameter_write_reports_nothing_and_asks_lambda_to_retry() {
     let not_reported = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build());
-    let is_hold = |item: &std::collections::HashMap<String, AttributeValue>| {
-        item.values().any(|v| matches!(v, AttributeValue::S(s) if s.starts_with("PARAMETER#")))
-    };
+    let sort_key = |sk: &'static str| move |item: &std::collections::HashMap<String, AttributeValue>| matches!(item.get("sk"), Some(AttributeValue::S(s)) if s == sk);
+    let (is_hold, is_report) = (sort_key("HOLD"), sort_key("REPORTED"));
     let hold = mock!(aws_sdk_dynamodb::Client::put_item)
         .match_requests(move |r| r.item().is_some_and(is_hold))
         .then_output(|| PutItemOutput::builder().build());
     let free = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
-    let mark_reported = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let mark_reported = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(move |r| r.item().is_some_and(is_report))
+        .then_output(|| PutItemOutput::builder().build());
+    // The parameter's record and the execution's adoption, written before the write.
+    let recorded = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let execution = mock!(aws_sdk_ssm::Client::get_automation_execution).then_output(|| {
         GetAutomationExecutionOutput::builder()
             .automation_execution(
@@ -113,7 +116,7 @@ async fn a_throttled_parameter_write_reports_nothing_and_asks_lambda_to_retry() 
         config(),
         mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&instance, &image, &tagged]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&execution, &no_parameter_yet, &throttled]),
-        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&not_reported, &hold, &free, &mark_reported]),
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&not_reported, &hold, &free, &mark_reported, &recorded]),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),
     );
     let event: serde_json::Value =
@@ -122,7 +125,8 @@ async fn a_throttled_parameter_write_reports_nothing_and_asks_lambda_to_retry() 
     assert_eq!((hold.num_calls(), free.num_calls()), (1, 1), "the parameter is held for the write and let go");
     assert!(matches!(&err, HandlerError::Transient(f) if f.code == "ThrottlingException"), "{err}");
     assert!(throttled.num_calls() >= 1);
-    assert_eq!(tagged.num_calls(), 1, "the AMI and its snapshot were tagged (harmless to repeat)");
+    assert_eq!(recorded.num_calls(), 2, "the move was recorded, so the retry writes the parameter again");
+    assert_eq!(tagged.num_calls(), 0, "tagged only once adopted: the tags are what backup age is measured by");
     assert_eq!(put_events.num_calls(), 0, "nothing reported before the parameter moved");
     assert_eq!(mark_reported.num_calls(), 0, "not marked reported: the retry does the work again");
 }

@@ -154,11 +154,12 @@ impl BackupStore {
         }
     }
 
-    /// Deletes the snapshot; one already gone counts as done.
+    /// Deletes the snapshot; one already gone counts as done, one in use (by an image a
+    /// concurrent completion just registered) is left.
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), AwsFailure> {
         match self.ec2.delete_snapshot().snapshot_id(snapshot_id).send().await {
             Ok(_) => Ok(()),
-            Err(e) if is_code(&e, &["InvalidSnapshot.NotFound"]) => Ok(()),
+            Err(e) if is_code(&e, &["InvalidSnapshot.NotFound", "InvalidSnapshot.InUse"]) => Ok(()),
             Err(e) => Err(failure("DeleteSnapshot", &e)),
         }
     }

@@ -297,13 +297,26 @@ pub fn decide_parameter_move(current: Option<&ParameterValue>, candidate: &Backu
     }
 }
 
-/// Why a backup of `instance` must not become its workload's newest good backup: the
-/// instance is a fenced original, or an original whose replacement (from its server) still
-/// lives — its data stopped being the workload's when the replacement took over.
+/// Why a backup of `instance` taken at `taken_at` must not become its workload's newest
+/// good backup: the instance is a fenced original, or an original whose replacement (from
+/// its server) still lives — its data stopped being the workload's when the replacement
+/// took over — or the backup was taken before the original was put back in service.
 /// `replacements`: the workload's replacements EC2 describes, from any server.
-pub fn superseded_copy(instance: &Instance, replacements: &[ExistingReplacement]) -> Option<String> {
+pub fn superseded_copy(
+    instance: &Instance,
+    replacements: &[ExistingReplacement],
+    taken_at: OffsetDateTime,
+) -> Option<String> {
     if let Some(incident) = instance.tags.get(tag::FENCED) {
         return Some(format!("{} is an original fenced for incident {incident}", instance.instance_id));
+    }
+    let unfenced_at = instance.tags.get(tag::UNFENCED_AT).and_then(|t| crate::timefmt::parse_timestamp(t));
+    if let Some(unfenced_at) = unfenced_at.filter(|u| taken_at < *u) {
+        return Some(format!(
+            "{} was put back in service at {} and this backup was taken before, while it was fenced or replaced",
+            instance.instance_id,
+            crate::timefmt::format_timestamp(unfenced_at)
+        ));
     }
     if instance.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT) {
         return None;
@@ -545,20 +558,23 @@ mod tests {
             incident: Some("inc-1".into()),
         };
         let home = "op-0aaaaaaaaaaaaaaaa";
-        assert_eq!(superseded_copy(&original(&[]), &[]), None);
-        assert!(superseded_copy(&original(&[(tag::FENCED, "inc-1")]), &[])
-            .unwrap()
-            .contains("fenced for incident inc-1"));
+        let judge = |i: &Instance, r: &[ExistingReplacement]| superseded_copy(i, r, NOW);
+        assert_eq!(judge(&original(&[]), &[]), None);
+        assert!(judge(&original(&[(tag::FENCED, "inc-1")]), &[]).unwrap().contains("fenced for incident inc-1"));
         let running = [replacement(home, InstanceState::Running)];
-        assert!(superseded_copy(&original(&[]), &running).unwrap().contains("i-repl is running"));
+        assert!(judge(&original(&[]), &running).unwrap().contains("i-repl is running"));
         let stopped = [replacement(home, InstanceState::Stopped)];
-        assert!(superseded_copy(&original(&[]), &stopped).is_some(), "a stopped replacement still holds newer data");
+        assert!(judge(&original(&[]), &stopped).is_some(), "a stopped replacement still holds newer data");
         let elsewhere = [replacement("op-0bbbbbbbbbbbbbbbb", InstanceState::Running)];
-        assert_eq!(superseded_copy(&original(&[]), &elsewhere), None, "another store's workload of the same name");
+        assert_eq!(judge(&original(&[]), &elsewhere), None, "another store's workload of the same name");
         let gone = [replacement(home, InstanceState::Terminated)];
-        assert_eq!(superseded_copy(&original(&[]), &gone), None);
+        assert_eq!(judge(&original(&[]), &gone), None);
         let itself = original(&[(tag::ROLE, tag::ROLE_REPLACEMENT)]);
-        assert_eq!(superseded_copy(&itself, &running), None, "a replacement's own backups move the parameter");
+        assert_eq!(judge(&itself, &running), None, "a replacement's own backups move the parameter");
+        let put_back = original(&[(tag::UNFENCED_AT, "2026-11-22T12:00:01.000Z")]);
+        assert!(judge(&put_back, &[]).unwrap().contains("put back in service"), "taken before it was put back");
+        let put_back_earlier = original(&[(tag::UNFENCED_AT, "2026-11-22T11:00:00.000Z")]);
+        assert_eq!(judge(&put_back_earlier, &[]), None, "taken after it was put back");
     }
 
     #[test]

@@ -16,8 +16,12 @@
 //! | `INCIDENT#inc-…`   | `OPENED`, `REALARMED`, `RECOVERED`, `CLOSED`, `LOST#name` | the incident's other facts told |
 //! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
 //! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
+//! | `BACKUP#<exec id>` | `ADOPTED`        | what its backup did to the parameter        |
+//! | `PARAMETER#/…`     | `HOLD`           | the completion moving the parameter (lease) |
+//! | `PARAMETER#/…`     | `VALUE`          | the backup it was last moved to             |
 //!
-//! Every item carries `expires_at` (epoch seconds) for the table's TTL.
+//! Every item carries `expires_at` (epoch seconds) for the table's TTL, except a
+//! parameter's `VALUE`, kept as long as the parameter.
 
 use crate::incident::IncidentId;
 use crate::model::ServerId;
@@ -50,12 +54,14 @@ pub fn backup_key(subject: &str) -> String {
     format!("BACKUP#{subject}")
 }
 
-/// A backup parameter's hold (sort key [`PARAMETER_HOLD`]): one writer at a time.
+/// A backup parameter: its hold (sort key [`PARAMETER_HOLD`], one writer at a time) and
+/// the backup it was last moved to (sort key [`PARAMETER_VALUE`]).
 pub fn parameter_key(name: &str) -> String {
     format!("PARAMETER#{name}")
 }
 
 pub const PARAMETER_HOLD: &str = "HOLD";
+pub const PARAMETER_VALUE: &str = "VALUE";
 
 pub fn workload_key(workload: &str) -> String {
     format!("{WORKLOAD_PREFIX}{workload}")

@@ -52,6 +52,9 @@ pub mod tag {
     pub const FENCED: &str = "outposts-ha:fenced";
     /// On an isolated original: its security groups before the quarantine, comma-separated.
     pub const FENCED_GROUPS: &str = "outposts-ha:fenced-groups";
+    /// On an original put back in service (`make unfence`): when. Its backups taken before
+    /// then hold the data it had while the workload ran elsewhere.
+    pub const UNFENCED_AT: &str = "outposts-ha:unfenced-at";
     /// On the quarantine security group of a VPC.
     pub const QUARANTINE: &str = "outposts-ha:quarantine";
 
@@ -78,6 +81,7 @@ pub mod tag {
         ("fencing", FENCING),
         ("fenced", FENCED),
         ("fenced_groups", FENCED_GROUPS),
+        ("unfenced_at", UNFENCED_AT),
         ("quarantine", QUARANTINE),
     ];
 }

@@ -11,7 +11,7 @@ use ha_domain::launch::ClaimRecord;
 use ha_domain::ledger::{
     backup_key, expires_at, incident_key, parameter_key, server_key, workload_key, BackupMark, IncidentMark,
     IncidentStatus, IncidentStory, WorkloadStatus, WorkloadStory, ALARM_STATE, MAINTENANCE, MAINTENANCE_KEPT_SECONDS,
-    META, OPEN_INCIDENT, PARAMETER_HOLD, WORKLOAD_PREFIX,
+    META, OPEN_INCIDENT, PARAMETER_HOLD, PARAMETER_VALUE, WORKLOAD_PREFIX,
 };
 use ha_domain::model::ServerId;
 use std::sync::Arc;
@@ -57,6 +57,30 @@ pub enum Freshness {
     /// An older transition delivered late: the server has moved on since.
     Stale,
 }
+
+/// The backup a parameter was last moved to, and by which execution from what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterRecord {
+    pub image_id: String,
+    /// When the backup was taken (epoch milliseconds): the parameter only moves to later ones.
+    pub taken_ms: i64,
+    pub execution_id: String,
+    pub previous_image_id: Option<String>,
+}
+
+/// What one execution's backup did to its parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    pub parameter: String,
+    pub image_id: String,
+    /// The parameter was moved to it (false: it already named it, or a newer backup).
+    pub moved: bool,
+    /// What the parameter named before (when moved), or the newer backup it names.
+    pub previous_image_id: Option<String>,
+}
+
+/// A backup execution's adoption (sort key under `BACKUP#<execution id>`).
+const ADOPTED: &str = "ADOPTED";
 
 /// How telling a fact went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -602,6 +626,63 @@ impl Ledger {
             ("expires_at", self.expires(now_epoch)),
         ]);
         self.table.put(&parameter_key(name), PARAMETER_HOLD, record, Some(free)).await
+    }
+
+    /// The backup the parameter was last moved to, as this stack recorded it. SSM applies
+    /// an `aws:ec2:image` value asynchronously (PutParameter answers before it validates),
+    /// so a read of the parameter may lag the last write; this record does not.
+    pub async fn parameter_record(&self, name: &str) -> Result<Option<ParameterRecord>, AwsFailure> {
+        let item = self.table.get(&parameter_key(name), PARAMETER_VALUE).await?;
+        Ok(item.and_then(|i| {
+            Some(ParameterRecord {
+                image_id: get_s(&i, "image_id")?.to_string(),
+                taken_ms: get_n(&i, "taken_ms")?,
+                execution_id: get_s(&i, "execution_id").unwrap_or_default().to_string(),
+                previous_image_id: get_s(&i, "previous_image_id").map(str::to_string),
+            })
+        }))
+    }
+
+    /// Records the move, unless a backup taken later is recorded (false then).
+    pub async fn record_parameter(&self, name: &str, r: &ParameterRecord, now_epoch: i64) -> Result<bool, AwsFailure> {
+        let forward = Condition::Or(vec![Condition::ItemAbsent, Condition::AtMost("taken_ms".into(), r.taken_ms)]);
+        let mut fields = vec![
+            ("image_id", s(&r.image_id)),
+            ("taken_ms", Value::N(r.taken_ms)),
+            ("execution_id", s(&r.execution_id)),
+            ("recorded_epoch", Value::N(now_epoch)),
+        ];
+        if let Some(previous) = &r.previous_image_id {
+            fields.push(("previous_image_id", s(previous)));
+        }
+        // Kept as long as the parameter lives: no expiry.
+        self.table.put(&parameter_key(name), PARAMETER_VALUE, item(fields), Some(forward)).await
+    }
+
+    /// What a finished execution did to its parameter, so a retry reports the same.
+    pub async fn record_adoption(&self, execution_id: &str, a: &Adopted, now_epoch: i64) -> Result<(), AwsFailure> {
+        let mut fields = vec![
+            ("parameter", s(&a.parameter)),
+            ("image_id", s(&a.image_id)),
+            ("moved", Value::Bool(a.moved)),
+            ("expires_at", self.expires(now_epoch)),
+        ];
+        if let Some(previous) = &a.previous_image_id {
+            fields.push(("previous_image_id", s(previous)));
+        }
+        self.table.put(&backup_key(execution_id), ADOPTED, item(fields), None).await.map(drop)
+    }
+
+    pub async fn adoption_of(&self, execution_id: &str) -> Result<Option<Adopted>, AwsFailure> {
+        let item = self.table.get(&backup_key(execution_id), ADOPTED).await?;
+        Ok(item.and_then(|i| {
+            Some(Adopted {
+                parameter: get_s(&i, "parameter")?.to_string(),
+                image_id: get_s(&i, "image_id")?.to_string(),
+                moved: get_bool(&i, "moved"),
+                previous_image_id: get_s(&i, "previous_image_id").map(str::to_string),
+            })
+        }))
     }
 
     /// Lets the parameter go, if `owner` still holds it.

@@ -124,6 +124,8 @@ impl Operator {
             unfenced_at: format_timestamp(self.ports.clock.now()),
         };
         self.ports.bus.publish(&[ProjectEvent::OriginalUnfenced(event.clone())]).await?;
+        // Before the fencing marks go, so no backup can see it neither fenced nor put back.
+        self.ports.fleet.tag_instance(&instance.instance_id, &[(tag::UNFENCED_AT, &event.unfenced_at)]).await?;
         self.ports.fleet.untag_instance(&instance.instance_id, &[tag::FENCED, tag::FENCED_GROUPS]).await?;
         if in_ledger {
             let mark = IncidentMark::Fenced { instance_id: &instance.instance_id };

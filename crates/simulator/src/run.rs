@@ -563,6 +563,7 @@ async fn drive(s: Scenario) -> Outcome {
         }
         sim.wake.notified().await;
     }
+    sim.world().apply_parameters(true);
     let mut outcome = invariants::check(&ctx);
     let w = sim.world();
     outcome.seed = s.seed;
@@ -585,10 +586,11 @@ pub fn run(s: &Scenario) -> Outcome {
     local.block_on(&runtime, drive(s.clone()))
 }
 
-/// Two completions for one parameter delivered at once: the older backup's and the newer
-/// one's. Each is retried like Lambda when it answers "not yet"; the parameter must end
-/// on the newer backup without ever moving back (I6).
-pub fn backup_race(seed: u64) -> Outcome {
+/// Two completions for one parameter: the older backup's and the newer one's, delivered
+/// at once, or the newer first and the older right after it (while SSM has not applied
+/// the newer write yet). Each is retried like Lambda when it answers "not yet"; the
+/// parameter must end on the newer backup without ever moving back (I6).
+pub fn backup_race(seed: u64, newer_first: bool) -> Outcome {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
     let local = tokio::task::LocalSet::new();
@@ -638,9 +640,15 @@ pub fn backup_race(seed: u64) -> Outcome {
         let newest = w.executions["exec-newer"].image_id.clone();
         let sim = Sim::new(w);
         let facts = TemplateFacts::read();
+        if newer_first {
+            events.reverse();
+        }
         let deliveries = events.into_iter().enumerate().map(|(n, event)| {
             let (sim, facts) = (sim.clone(), facts.clone());
             async move {
+                if newer_first {
+                    tokio::time::sleep(Duration::from_millis(n as u64 * 400)).await;
+                }
                 for attempt in 0..3 {
                     let id = format!("backup-scheduler-{n}-{attempt}");
                     let answer = backup_scheduler_on(&sim, &facts, Some(id.clone())).handle(event.clone(), &id).await;
@@ -653,7 +661,8 @@ pub fn backup_race(seed: u64) -> Outcome {
             }
         });
         futures::future::join_all(deliveries).await;
-        let w = sim.world();
+        let mut w = sim.world();
+        w.apply_parameters(true);
         let mut violations = w.violations.clone();
         if w.parameters.get(&parameter) != newest.as_ref() {
             violations.push(format!(

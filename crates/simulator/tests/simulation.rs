@@ -123,11 +123,15 @@ fn d10_a_backup_of_a_replaced_or_fenced_original_never_moves_the_parameter() {
     // Fencing's first isolation fails, so the original runs unfenced beside its
     // replacement for a minute or two while backup ticks come every minute; its backups
     // end before or after it is fenced.
+    // With fail-back: the original is put back while some of those backups still run.
     let (mut superseded, mut moves) = (0, 0);
-    for seed in 1..=6 {
+    for (seed, fail_back) in (1..=6).flat_map(|seed| [(seed, false), (seed, true)]) {
         let mut s = outage("d10", 1, Some(12 * MINUTE))
             .failing("ModifyInstanceAttribute", 1, "InternalError", Retry::CanHelp)
             .failing("ModifyInstanceAttribute", 2, "InternalError", Retry::CanHelp);
+        if fail_back {
+            s = s.at(16 * MINUTE, Action::FailBack(0));
+        }
         s.seed = seed;
         s.servers[0].workloads[0].stateful = true;
         s.backup_period_ms = Some(MINUTE as u64);
@@ -143,8 +147,10 @@ fn d10_a_backup_of_a_replaced_or_fenced_original_never_moves_the_parameter() {
 #[test]
 fn d10_two_completions_for_one_parameter_take_turns() {
     for seed in 0..40 {
-        let outcome = simulator::backup_race(seed);
-        assert!(outcome.passed(), "{}", report(&outcome));
+        for newer_first in [false, true] {
+            let outcome = simulator::backup_race(seed, newer_first);
+            assert!(outcome.passed(), "{}", report(&outcome));
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Backups as EC2 and SSM hold them: the backup runbook's executions (ClientToken
 //! idempotent; an execution fails when its instance's server is down at any point of it,
 //! or its instance is not running at the end), the AMIs and snapshots they make, and the
-//! parameters. I6 is checked at each parameter write: it only moves forward, and never to
-//! a backup of an original that is fenced or whose replacement lives.
+//! parameters, whose `aws:ec2:image` writes SSM applies a few seconds after PutParameter
+//! answers (it validates them asynchronously), in the order they are applied. I6 is
+//! checked as each write applies: the parameter only moves forward, and never to a backup
+//! of an original that is fenced or whose replacement lives.
 
 use super::{Outgoing, Sim, World};
 use async_trait::async_trait;
@@ -106,8 +108,24 @@ impl World {
         }))
     }
 
+    /// SSM applies the parameter writes whose validation has finished, in that order.
+    pub fn apply_parameters(&mut self, all: bool) {
+        let now = self.now_ms();
+        self.pending_parameters.sort_by_key(|(at, _, _)| *at);
+        while let Some((at, _, _)) = self.pending_parameters.first() {
+            if *at > now && !all {
+                break;
+            }
+            let (_, name, value) = self.pending_parameters.remove(0);
+            self.check_parameter_move(&name, &value);
+            self.note(format!("{name} = {value} (applied)"));
+            self.parameters.insert(name, value);
+        }
+    }
+
     /// (I6) The parameter only moves forward, and never to the backup of an original that
-    /// is fenced or whose replacement (from its server) lives.
+    /// is fenced, whose replacement (from its server) lives, or that was put back in
+    /// service after the backup began (it began as a superseded copy's).
     fn check_parameter_move(&mut self, name: &str, image_id: &str) {
         let Some(source) = self.image_sources.get(image_id).cloned() else { return };
         let current_taken =
@@ -128,12 +146,17 @@ impl World {
                 && r.tags.get(tag::WORKLOAD) == workload.as_ref()
                 && r.tags.get(tag::SOURCE_SERVER) == server.as_ref()
         });
-        if fenced || replaced {
-            let why = if fenced { "fenced" } else { "replaced" };
-            self.violation(format!(
-                "I6: {name} moved to {image_id}, a backup of {why} original {}",
-                source.instance_id
-            ));
+        let put_back = self.unfenced_at.get(&source.instance_id).is_some_and(|at| *at > source.taken_ms);
+        if fenced || replaced || put_back {
+            let original = &source.instance_id;
+            let whose = if fenced {
+                format!("fenced original {original}")
+            } else if replaced {
+                format!("replaced original {original}")
+            } else {
+                format!("original {original} taken before it was put back")
+            };
+            self.violation(format!("I6: {name} moved to {image_id}, a backup of {whose}"));
         }
     }
 }
@@ -144,7 +167,9 @@ pub struct SimBackups(pub Arc<Sim>);
 impl BackupCatalog for SimBackups {
     async fn parameter(&self, name: &str) -> Result<Option<String>, AwsFailure> {
         self.0.enter("GetParameter").await?;
-        Ok(self.0.world().parameters.get(name).cloned())
+        let mut w = self.0.world();
+        w.apply_parameters(false);
+        Ok(w.parameters.get(name).cloned())
     }
 
     async fn image(&self, image_id: &str) -> Result<Option<ImageFacts>, AwsFailure> {
@@ -228,7 +253,9 @@ impl Backups for SimBackups {
         self.0.enter("DeregisterImage").await?;
         {
             let mut w = self.0.world();
-            if let Some((name, _)) = w.parameters.iter().find(|(_, v)| v.as_str() == image_id) {
+            w.apply_parameters(false);
+            let pending = w.pending_parameters.iter().map(|(_, n, v)| (n, v));
+            if let Some((name, _)) = w.parameters.iter().chain(pending).find(|(_, v)| v.as_str() == image_id) {
                 let what = format!("I6: pruned {image_id}, the backup {name} names");
                 w.violation(what);
             }
@@ -247,9 +274,9 @@ impl Backups for SimBackups {
         self.0.enter("PutParameter").await?;
         {
             let mut w = self.0.world();
-            w.check_parameter_move(name, image_id);
+            let applies_at = w.now_ms() + w.rng.gen_range(0..3_000);
             w.note(format!("PutParameter {name} = {image_id}"));
-            w.parameters.insert(name.to_string(), image_id.to_string());
+            w.pending_parameters.push((applies_at, name.to_string(), image_id.to_string()));
         }
         self.0.leave("PutParameter").await
     }

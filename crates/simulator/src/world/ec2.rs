@@ -282,9 +282,18 @@ impl Fleet for SimFleet {
             return Ok(());
         }
         self.0.enter("DeleteTags").await?;
-        if let Some(i) = self.0.world().instances.get_mut(instance_id) {
-            for k in keys {
-                i.tags.remove(*k);
+        {
+            let mut w = self.0.world();
+            let now = w.now_ms();
+            let unfenced = w.instances.get_mut(instance_id).is_some_and(|i| {
+                let was_fenced = i.tags.contains_key(tag::FENCED);
+                for k in keys {
+                    i.tags.remove(*k);
+                }
+                was_fenced && !i.tags.contains_key(tag::FENCED)
+            });
+            if unfenced {
+                w.unfenced_at.insert(instance_id.to_string(), now);
             }
         }
         self.0.leave("DeleteTags").await

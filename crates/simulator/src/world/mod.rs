@@ -197,12 +197,16 @@ pub struct World {
     pub groups: BTreeMap<String, Group>,
     pub target_groups: BTreeMap<String, TargetGroupState>,
     pub parameters: BTreeMap<String, String>,
+    /// PutParameter writes SSM has accepted but not applied yet: (applies at, name, value).
+    pub pending_parameters: Vec<(i64, String, String)>,
     pub images: BTreeMap<String, ImageFacts>,
     /// Snapshot → its tags.
     pub snapshots: BTreeMap<String, BTreeMap<String, String>>,
     /// Backup AMIs the runbook made: whose data, from when.
     pub image_sources: BTreeMap<String, ImageSource>,
     pub executions: BTreeMap<String, Execution>,
+    /// Originals put back in service: when (virtual ms).
+    pub unfenced_at: BTreeMap<String, i64>,
     /// StartAutomationExecution ClientToken → (request, execution).
     pub runbook_tokens: BTreeMap<String, (String, String)>,
     pub buckets: BTreeMap<String, Bucket>,
@@ -233,10 +237,12 @@ impl World {
             groups: BTreeMap::new(),
             target_groups: BTreeMap::new(),
             parameters: BTreeMap::new(),
+            pending_parameters: Vec::new(),
             images: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             image_sources: BTreeMap::new(),
             executions: BTreeMap::new(),
+            unfenced_at: BTreeMap::new(),
             runbook_tokens: BTreeMap::new(),
             buckets: BTreeMap::new(),
             outbox: Vec::new(),
