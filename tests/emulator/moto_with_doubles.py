@@ -4,15 +4,20 @@
 - `ssm_automation_double.py`: SSM Automation (Start/Get/DescribeAutomationExecutions) and
   the backup runbook's effect and status-change events;
 - `aws_event_doubles.py`: `AWS::CloudWatch::Alarm` in templates, alarm state-change
-  events on SetAlarmState, and (opt-in) EC2 instance state-change events.
+  events on SetAlarmState, (opt-in) EC2 instance state-change events, and PutEvents' size
+  limit;
+- `outposts_network_double.py`: local network interfaces (LNIs) and the network-interface
+  rules RunInstances and ModifyInstanceAttribute enforce.
 """
 
 import sys
 
 import aws_event_doubles
+import outposts_network_double
 import ssm_automation_double  # noqa: F401 - installs itself on import
 from moto.server import main
 
 if __name__ == "__main__":
     aws_event_doubles.install()
+    outposts_network_double.install()
     main(sys.argv[1:])

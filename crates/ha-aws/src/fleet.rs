@@ -2,11 +2,14 @@
 
 use crate::{ec2_filter as filter, ec2_tags, failure, instance_from};
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{LaunchTemplateSpecification, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{
+    InstanceNetworkInterfaceSpecification, LaunchTemplateSpecification, ResourceType, Tag, TagSpecification,
+};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ha_domain::error::AwsFailure;
 use ha_domain::model::InstanceState;
 use ha_domain::model::{tag, workload_from_tags, Instance, RejectedWorkload, ServerId, Workload};
+use ha_ports::fleet::InterfaceSpec;
 use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest, Launched};
 use std::collections::BTreeMap;
 
@@ -87,9 +90,39 @@ impl Fleet for Ec2Fleet {
             .collect())
     }
 
-    /// One RunInstances at one destination. `SubnetId` is explicit (the template's own
-    /// network settings are not the destination), and the ClientToken makes a retry by a
-    /// later claimant return the same instance instead of a second one.
+    /// The network interfaces of one version of a launch template.
+    async fn template_interfaces(&self, template_id: &str, version: &str) -> Result<Vec<InterfaceSpec>, AwsFailure> {
+        let out = self
+            .client
+            .describe_launch_template_versions()
+            .launch_template_id(template_id)
+            .versions(version)
+            .send()
+            .await
+            .map_err(|e| failure("DescribeLaunchTemplateVersions", &e))?;
+        let data = out.launch_template_versions().first().and_then(|v| v.launch_template_data());
+        let interfaces = data.map(|d| d.network_interfaces()).unwrap_or_default();
+        Ok(interfaces
+            .iter()
+            .map(|i| InterfaceSpec {
+                device_index: i.device_index().unwrap_or(0),
+                subnet_id: i.subnet_id().map(str::to_string),
+                groups: i.groups().to_vec(),
+                delete_on_termination: i.delete_on_termination(),
+                description: i.description().map(str::to_string),
+                associate_public_ip_address: i.associate_public_ip_address(),
+                interface_type: i.interface_type().map(str::to_string),
+                network_card_index: i.network_card_index(),
+                secondary_private_ip_address_count: i.secondary_private_ip_address_count(),
+                ipv6_address_count: i.ipv6_address_count(),
+            })
+            .collect())
+    }
+
+    /// One RunInstances at one destination. The destination is explicit (the template's own
+    /// network settings are not the destination): `SubnetId`, or, when the template declares
+    /// network interfaces, each of them placed there (EC2 refuses both on one request). The
+    /// ClientToken makes a retry by a later claimant return the same instance, not a second.
     async fn launch(&self, r: &LaunchRequest<'_>) -> Result<Launched, AwsFailure> {
         let mut tags = vec![
             (tag::WORKLOAD, r.workload.name.as_str()),
@@ -120,7 +153,8 @@ impl Fleet for Ec2Fleet {
                     .version(&r.workload.launch_template_version)
                     .build(),
             )
-            .subnet_id(r.subnet_id)
+            .set_subnet_id(r.interfaces.is_empty().then(|| r.subnet_id.to_string()))
+            .set_network_interfaces((!r.interfaces.is_empty()).then(|| r.interfaces.iter().map(interface_of).collect()))
             .set_image_id(r.restored_from.map(|b| b.image_id.clone()))
             .min_count(1)
             .max_count(1)
@@ -359,4 +393,19 @@ impl Fleet for Ec2Fleet {
             Err(e) => Err(failure("TerminateInstances", &e)),
         }
     }
+}
+
+fn interface_of(i: &InterfaceSpec) -> InstanceNetworkInterfaceSpecification {
+    InstanceNetworkInterfaceSpecification::builder()
+        .device_index(i.device_index)
+        .set_subnet_id(i.subnet_id.clone())
+        .set_groups((!i.groups.is_empty()).then(|| i.groups.clone()))
+        .set_delete_on_termination(i.delete_on_termination)
+        .set_description(i.description.clone())
+        .set_associate_public_ip_address(i.associate_public_ip_address)
+        .set_interface_type(i.interface_type.clone())
+        .set_network_card_index(i.network_card_index)
+        .set_secondary_private_ip_address_count(i.secondary_private_ip_address_count)
+        .set_ipv6_address_count(i.ipv6_address_count)
+        .build()
 }

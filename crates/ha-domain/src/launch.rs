@@ -110,9 +110,75 @@ pub fn after_launch_failure(index: usize, destinations: usize, retry: Retry) -> 
     }
 }
 
+/// One network interface a launch template declares, with what a replacement keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceSpec {
+    pub device_index: i32,
+    /// Its subnet: the template's own, or, once placed, the destination's.
+    pub subnet_id: Option<String>,
+    pub groups: Vec<String>,
+    pub delete_on_termination: Option<bool>,
+    pub description: Option<String>,
+    pub associate_public_ip_address: Option<bool>,
+    pub interface_type: Option<String>,
+    pub network_card_index: Option<i32>,
+    pub secondary_private_ip_address_count: Option<i32>,
+    pub ipv6_address_count: Option<i32>,
+}
+
+/// Pure: the template's network interfaces placed at one destination, every other setting
+/// kept: the second (device index 1, the local network interface on an Outposts server)
+/// in the destination's LNI subnet when it names one, else, like every other interface,
+/// in the destination's subnet (an LNI-enabled subnet takes both). A primary interface is
+/// added when the template declares only secondary ones (RunInstances needs one). Empty
+/// when the template declares none: the launch names the subnet instead (EC2 refuses
+/// both on one request).
+pub fn interfaces_at(declared: &[InterfaceSpec], subnet: &str, lni_subnet: Option<&str>) -> Vec<InterfaceSpec> {
+    if declared.is_empty() {
+        return Vec::new();
+    }
+    let mut placed: Vec<InterfaceSpec> = declared
+        .iter()
+        .map(|interface| {
+            let at = match (interface.device_index, lni_subnet) {
+                (1, Some(lni)) => lni,
+                _ => subnet,
+            };
+            InterfaceSpec { subnet_id: Some(at.to_string()), ..interface.clone() }
+        })
+        .collect();
+    if !placed.iter().any(|i| i.device_index == 0) {
+        placed.push(InterfaceSpec { device_index: 0, subnet_id: Some(subnet.to_string()), ..Default::default() });
+    }
+    placed.sort_by_key(|i| i.device_index);
+    placed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interfaces_are_placed_at_the_destination_keeping_their_settings() {
+        let primary = InterfaceSpec {
+            device_index: 0,
+            subnet_id: Some("subnet-template".into()),
+            groups: vec!["sg-app".into()],
+            delete_on_termination: Some(true),
+            ..Default::default()
+        };
+        let lni = InterfaceSpec { device_index: 1, subnet_id: Some("subnet-template".into()), ..Default::default() };
+        let at = |subnet: &str| Some(subnet.to_string());
+        assert_eq!(interfaces_at(&[], "subnet-a", None), vec![], "none declared: the launch names the subnet");
+        let placed = interfaces_at(&[lni.clone(), primary.clone()], "subnet-a", Some("subnet-a-lni"));
+        assert_eq!(placed[0], InterfaceSpec { subnet_id: at("subnet-a"), ..primary.clone() });
+        assert_eq!(placed[1], InterfaceSpec { subnet_id: at("subnet-a-lni"), ..lni.clone() });
+        let same_subnet = interfaces_at(&[primary.clone(), lni.clone()], "subnet-b", None);
+        assert_eq!(same_subnet[1].subnet_id, at("subnet-b"), "an LNI-enabled subnet takes both interfaces");
+        let only_secondary = interfaces_at(std::slice::from_ref(&lni), "subnet-c", None);
+        assert_eq!(only_secondary.len(), 2, "a primary interface is added");
+        assert_eq!((only_secondary[0].device_index, only_secondary[0].subnet_id.clone()), (0, at("subnet-c")));
+    }
     use crate::model::ServerId;
 
     fn w(name: &str, priority: u32) -> Workload {
@@ -122,6 +188,7 @@ mod tests {
             launch_template_version: "$Default".into(),
             protected_server: ServerId::parse("op-0123456789abcdef0").unwrap(),
             subnets: vec!["subnet-12345678".into()],
+            lni_subnets: Default::default(),
             priority,
             backup_parameter: None,
             target_groups: Vec::new(),

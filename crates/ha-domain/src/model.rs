@@ -8,7 +8,9 @@ use thiserror::Error;
 pub mod tag {
     /// On a launch template: the protected server (`op-…`) whose instance it recreates.
     pub const PROTECTED_SERVER: &str = "outposts-ha:protected-server";
-    /// On a launch template: ordered, comma-separated standby subnets (first = preferred).
+    /// On a launch template: ordered, comma-separated standby subnets (first = preferred);
+    /// `subnet-…+subnet-…` names a destination's subnet and the subnet of its local network
+    /// interface (LNI, the template's second network interface), when they differ.
     pub const SUBNETS: &str = "outposts-ha:subnets";
     /// On a launch template: lower starts first when the launch bound bites (default 100).
     pub const PRIORITY: &str = "outposts-ha:priority";
@@ -223,8 +225,12 @@ pub struct Workload {
     pub launch_template_id: String,
     pub launch_template_version: String,
     pub protected_server: ServerId,
-    /// Ordered destinations: the first is preferred, the rest are fallbacks.
+    /// Ordered destinations (their primary subnets): the first is preferred, the rest are
+    /// fallbacks.
     pub subnets: Vec<String>,
+    /// A destination's local network interface subnet, by its primary subnet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lni_subnets: BTreeMap<String, String>,
     pub priority: u32,
     /// Stateful workloads only: the SSM parameter naming the backup AMI to launch from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,15 +278,26 @@ pub fn workload_from_tags(
     let protected_server = ServerId::parse(server)?;
 
     let subnets_text = tags.get(tag::SUBNETS).ok_or(WorkloadTagError::Missing(tag::SUBNETS))?;
-    let subnets = comma_list(subnets_text);
-    if subnets.is_empty() {
+    let destinations = comma_list(subnets_text);
+    if destinations.is_empty() {
         return Err(WorkloadTagError::Missing(tag::SUBNETS));
     }
-    if subnets.len() > MAX_DESTINATIONS {
-        return Err(WorkloadTagError::TooManySubnets(subnets.len()));
+    if destinations.len() > MAX_DESTINATIONS {
+        return Err(WorkloadTagError::TooManySubnets(destinations.len()));
     }
-    if let Some(bad) = subnets.iter().find(|s| !is_subnet_id(s)) {
-        return Err(WorkloadTagError::BadSubnet(bad.clone()));
+    let (mut subnets, mut lni_subnets) = (Vec::new(), BTreeMap::new());
+    for destination in destinations {
+        let (primary, lni) = match destination.split_once('+') {
+            Some((primary, lni)) => (primary.trim().to_string(), Some(lni.trim().to_string())),
+            None => (destination.clone(), None),
+        };
+        if let Some(bad) = [Some(&primary), lni.as_ref()].into_iter().flatten().find(|s| !is_subnet_id(s)) {
+            return Err(WorkloadTagError::BadSubnet(bad.clone()));
+        }
+        if let Some(lni) = lni {
+            lni_subnets.insert(primary.clone(), lni);
+        }
+        subnets.push(primary);
     }
 
     let priority = match tags.get(tag::PRIORITY) {
@@ -324,6 +341,7 @@ pub fn workload_from_tags(
         launch_template_version,
         protected_server,
         subnets,
+        lni_subnets,
         priority,
         backup_parameter,
         target_groups,
@@ -402,7 +420,7 @@ mod tests {
             "pos-db",
             &tags(&[
                 (tag::PROTECTED_SERVER, OP),
-                (tag::SUBNETS, " subnet-0aaaaaaaaaaaaaaa1 , subnet-0bbbbbbbbbbbbbbb2"),
+                (tag::SUBNETS, " subnet-0aaaaaaaaaaaaaaa1 + subnet-0ccccccccccccccc3 , subnet-0bbbbbbbbbbbbbbb2"),
                 (tag::PRIORITY, "5"),
                 (tag::WORKLOAD, "store-17/pos-db"),
                 (tag::LAUNCH_TEMPLATE_VERSION, "3"),
@@ -413,6 +431,9 @@ mod tests {
         .unwrap();
         assert_eq!(w.name, "store-17/pos-db");
         assert_eq!(w.subnets, vec!["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]);
+        let lni: BTreeMap<String, String> =
+            [("subnet-0aaaaaaaaaaaaaaa1".to_string(), "subnet-0ccccccccccccccc3".to_string())].into();
+        assert_eq!(w.lni_subnets, lni, "the first destination's LNI subnet; the second has none");
         assert_eq!(w.priority, 5);
         assert_eq!(w.launch_template_version, "3");
         assert_eq!(w.protected_server.as_str(), OP);
@@ -442,6 +463,10 @@ mod tests {
             (vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, " , ")], WorkloadTagError::Missing(tag::SUBNETS)),
             (vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "sn-1")], WorkloadTagError::BadSubnet("sn-1".into())),
             (vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, eleven.as_str())], WorkloadTagError::TooManySubnets(11)),
+            (
+                vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678+lni-1")],
+                WorkloadTagError::BadSubnet("lni-1".into()),
+            ),
             (
                 vec![(tag::PROTECTED_SERVER, OP), (tag::SUBNETS, "subnet-12345678"), (tag::PRIORITY, "-1")],
                 WorkloadTagError::BadPriority("-1".into()),

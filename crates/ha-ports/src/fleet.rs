@@ -7,7 +7,7 @@ use ha_domain::incident::IncidentId;
 use ha_domain::model::{Instance, InstanceState, RejectedWorkload, ServerId, Workload};
 use std::collections::BTreeMap;
 
-pub use ha_domain::launch::ExistingReplacement;
+pub use ha_domain::launch::{ExistingReplacement, InterfaceSpec};
 
 /// Which fenced originals an operator means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,10 @@ pub struct LaunchRequest<'a> {
     pub workload: &'a Workload,
     pub incident: &'a IncidentId,
     pub subnet_id: &'a str,
+    /// The template's network interfaces placed at this destination
+    /// ([`ha_domain::launch::interfaces_at`]); empty: the template declares none, and the
+    /// launch names `subnet_id` instead.
+    pub interfaces: &'a [InterfaceSpec],
     pub client_token: &'a str,
     /// Stateful workloads: launch from this backup instead of the template's image.
     pub restored_from: Option<&'a RestoredFrom>,
@@ -45,6 +49,9 @@ pub trait Fleet: Send + Sync {
     /// Every replacement of the workload EC2 still describes as pending, running, stopping
     /// or stopped, whatever server it replaces ([`ha_domain::launch::adoptable`] chooses).
     async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure>;
+
+    /// The network interfaces a launch template version declares (none: an empty list).
+    async fn template_interfaces(&self, template_id: &str, version: &str) -> Result<Vec<InterfaceSpec>, AwsFailure>;
 
     /// One RunInstances at one destination; the instance EC2 accepted.
     async fn launch(&self, r: &LaunchRequest<'_>) -> Result<Launched, AwsFailure>;

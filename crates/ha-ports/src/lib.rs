@@ -17,7 +17,7 @@ pub use backups::{BackupCatalog, Backups, ImageFacts, InFlight, Runbook};
 pub use bus::Bus;
 pub use capacity::{CapacityProbe, DestinationCapacity};
 pub use clock::{Clock, SystemClock};
-pub use fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest, Launched};
+pub use fleet::{ExistingReplacement, FencedSelector, Fleet, InterfaceSpec, LaunchRequest, Launched};
 pub use ledger::Ledger;
 pub use serving::{LoadBalancing, TargetGroup};
 pub use table::Table;

@@ -8,7 +8,7 @@ use ha_aws::invocation::HandlerError;
 use ha_domain::contract::{DrillCompleted, DrillRequested, DrillVerdict, ProjectEvent};
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::incident::IncidentId;
-use ha_domain::launch::launch_order;
+use ha_domain::launch::{interfaces_at, launch_order};
 use ha_domain::model::{ServerId, Workload};
 use ha_ports::LaunchRequest;
 use serde::Serialize;
@@ -82,6 +82,15 @@ impl Relaunch {
         }
         let incident = IncidentId::from_stored("drill");
         let capacity = self.ports.capacity.of(w).await;
+        let declared =
+            match self.ports.fleet.template_interfaces(&w.launch_template_id, &w.launch_template_version).await {
+                Ok(declared) => declared,
+                Err(f) if f.retry == Retry::CanHelp => return Err(f),
+                Err(f) => {
+                    verdict.problems.push(format!("{}: {}: {}", w.launch_template_id, f.code, f.message));
+                    return Ok(verdict);
+                }
+            };
         for subnet in &w.subnets {
             if !self.ports.fleet.subnet_exists(subnet).await? {
                 verdict.problems.push(format!("{subnet}: does not exist"));
@@ -91,10 +100,12 @@ impl Relaunch {
                 verdict.problems.push(format!("{subnet}: {}", c.shortage()));
                 continue;
             }
+            let interfaces = interfaces_at(&declared, subnet, w.lni_subnets.get(subnet).map(String::as_str));
             let launch = LaunchRequest {
                 workload: w,
                 incident: &incident,
                 subnet_id: subnet,
+                interfaces: &interfaces,
                 client_token: "",
                 restored_from: verdict.restored_from.as_ref(),
                 dry_run: true,

@@ -27,6 +27,7 @@ fn request(subnets: &[&str]) -> serde_json::Value {
             launch_template_version: "$Default".into(),
             protected_server: ServerId::parse("op-0123456789abcdef0").unwrap(),
             subnets: subnets.iter().map(|s| s.to_string()).collect(),
+            lni_subnets: Default::default(),
             priority: 1,
             backup_parameter: None,
             target_groups: Vec::new(),

@@ -419,18 +419,52 @@ pub fn backup_scheduler_on(
     backup_scheduler::BackupScheduler::with_ports(config, ports)
 }
 
+/// The LNI subnet beside a standby subnet (`subnet-0…` → `subnet-1…`).
+fn lni_subnet_of(subnet: &str) -> String {
+    format!("subnet-1{}", subnet.get("subnet-0".len()..).unwrap_or_default())
+}
+
+/// A template's network interfaces: a primary one and, with `lni`, the LNI at index 1.
+fn interfaces(lni: bool) -> Vec<ha_ports::InterfaceSpec> {
+    if !lni {
+        return Vec::new();
+    }
+    let primary = ha_ports::InterfaceSpec {
+        device_index: 0,
+        groups: vec!["sg-app".into()],
+        delete_on_termination: Some(true),
+        ..Default::default()
+    };
+    vec![primary, ha_ports::InterfaceSpec { device_index: 1, ..Default::default() }]
+}
+
 /// Builds the world the scenario describes: templates, originals, subnets, backups.
 fn build(s: &Scenario) -> World {
     let mut w = World::new(ChaCha8Rng::seed_from_u64(s.seed), s.faults.clone());
     for (server, subnet) in &s.standby_subnets {
         w.subnets.insert(subnet.clone(), (server.clone(), "vpc-standby".into()));
+        w.subnets.insert(lni_subnet_of(subnet), (server.clone(), "vpc-standby".into()));
+        w.lni_subnets.insert(lni_subnet_of(subnet));
     }
     for server in &s.servers {
         w.subnets.insert(server.home_subnet.clone(), (server.id.clone(), "vpc-store".into()));
         for wl in &server.workloads {
+            // An LNI workload names the first standby's separate LNI subnet; elsewhere its LNI
+            // shares the destination's subnet.
+            let destinations: Vec<String> = wl
+                .subnets
+                .iter()
+                .map(|s| {
+                    if wl.lni && w.lni_subnets.contains(&lni_subnet_of(s)) && s.ends_with("f00") {
+                        format!("{s}+{}", lni_subnet_of(s))
+                    } else {
+                        s.clone()
+                    }
+                })
+                .collect();
             let mut tags: BTreeMap<String, String> = [
                 (tag::PROTECTED_SERVER, server.id.to_string()),
-                (tag::SUBNETS, wl.subnets.join(",")),
+                (tag::SUBNETS, destinations.join(",")),
                 (tag::WORKLOAD, wl.name.clone()),
                 (tag::FENCING, wl.policy.to_string()),
             ]
@@ -466,7 +500,12 @@ fn build(s: &Scenario) -> World {
             }
             w.templates.insert(
                 wl.template_id.clone(),
-                Template { name: wl.name.clone(), tags, instance_tags: instance_tags.clone() },
+                Template {
+                    name: wl.name.clone(),
+                    tags,
+                    instance_tags: instance_tags.clone(),
+                    interfaces: interfaces(wl.lni),
+                },
             );
             let id = w.next_id("i");
             let registered = wl.target_groups.iter().filter(|g| !g.contains("typo")).cloned().collect::<Vec<_>>();

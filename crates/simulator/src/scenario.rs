@@ -37,6 +37,8 @@ pub struct WorkloadPlan {
     pub subnets: Vec<String>,
     /// Termination protection on the original.
     pub protected_original: bool,
+    /// Its template declares a primary network interface and a local network interface.
+    pub lni: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +99,7 @@ impl Scenario {
                         policy: "isolate",
                         subnets: standby_subnets.iter().map(|(_, subnet)| subnet.clone()).collect(),
                         protected_original: false,
+                        lni: false,
                     })
                     .collect(),
             })
@@ -134,6 +137,7 @@ impl Scenario {
                 }
                 w.subnets.shuffle(&mut rng);
                 w.protected_original = rng.gen_bool(0.05);
+                w.lni = rng.gen_bool(0.3);
             }
         }
         s.backup_period_ms = [None, Some(5 * MINUTE as u64), Some(10 * MINUTE as u64)][rng.gen_range(0..3)];

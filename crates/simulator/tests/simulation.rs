@@ -198,3 +198,16 @@ fn d15_an_outage_that_ends_through_insufficient_data_is_closed() {
     let s = outage("d15", 2, Some(7 * MINUTE)).at(10 * MINUTE, Action::Down(0)).at(30 * MINUTE, Action::Up(0));
     assert_kept(s);
 }
+
+#[test]
+fn lni_workloads_fail_over_with_their_interfaces_placed() {
+    // The simulated EC2 refuses an instance-level subnet with a template's interfaces, and
+    // an LNI as the primary interface: every workload here declares both interfaces.
+    let mut s = outage("lni", 3, Some(20 * MINUTE));
+    for w in &mut s.servers[0].workloads {
+        w.lni = true;
+    }
+    let outcome = run(&s);
+    assert!(outcome.passed(), "{}", report(&outcome));
+    assert_eq!(outcome.alarm_to_launch_ms.len(), 3, "{}", report(&outcome));
+}

@@ -7,11 +7,11 @@ use crate::Relaunch;
 use futures::stream::{self, StreamExt};
 use ha_aws::invocation::{HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, RelaunchFailure, RelaunchRequested, RestoredFrom, WorkloadRelaunchFailed};
-use ha_domain::error::{refused_unacted, AwsFailure};
+use ha_domain::error::{refused_unacted, AwsFailure, Retry};
 use ha_domain::incident::{client_token, IncidentId};
 use ha_domain::launch::{
-    adoptable, after_launch_failure, decide_on_existing_claim, launch_order, AfterFailure, ClaimDecision, ClaimRecord,
-    DestinationAttempt,
+    adoptable, after_launch_failure, decide_on_existing_claim, interfaces_at, launch_order, AfterFailure,
+    ClaimDecision, ClaimRecord, DestinationAttempt,
 };
 use ha_domain::ledger::IncidentStatus;
 use ha_domain::metrics;
@@ -185,11 +185,12 @@ impl Relaunch {
                 Some(parameter) => self.newest_backup(parameter).await.map(Some),
             }
         };
-        let (claim, existing, backup, capacity) = tokio::join!(
+        let (claim, existing, backup, capacity, interfaces) = tokio::join!(
             ledger.claim_workload(incident, &w.name, owner, now_epoch, lease),
             fleet.replacements_of(&w.name),
             backup,
-            self.ports.capacity.of(w)
+            self.ports.capacity.of(w),
+            fleet.template_interfaces(&w.launch_template_id, &w.launch_template_version)
         );
         let fresh = matches!(claim, Ok(ClaimAttempt::Won));
         match claim? {
@@ -289,16 +290,29 @@ impl Relaunch {
             }
         };
 
+        // A template EC2 cannot describe (deleted version, denied) cannot be launched
+        // either: a person hears of it; a transient failure is retried.
+        let declared_interfaces = match interfaces {
+            Ok(declared) => declared,
+            Err(f) if f.retry == Retry::CanHelp => return Err(f),
+            Err(f) => {
+                error!(code = %f.code, message = %f.message, "the launch template cannot be read: manual action required");
+                let event = cannot_launch(req, w, RelaunchFailure::Aws(f.code.clone()), &f.message);
+                return self.settle(incident, w, owner, event, None).await;
+            }
+        };
         let mut tried: Vec<DestinationAttempt> = Vec::new();
         let mut index = 0;
         loop {
             let subnet = &w.subnets[index];
             let token = client_token(incident, &w.name, index);
             let requested_at = format_timestamp(self.ports.clock.now());
+            let placed = interfaces_at(&declared_interfaces, subnet, w.lni_subnets.get(subnet).map(String::as_str));
             let launch = LaunchRequest {
                 workload: w,
                 incident,
                 subnet_id: subnet,
+                interfaces: &placed,
                 client_token: &token,
                 restored_from: restored_from.as_ref(),
                 dry_run: false,

@@ -10,7 +10,7 @@ use ha_domain::incident::IncidentId;
 use ha_domain::ledger::{incident_key, IncidentStatus, META};
 use ha_domain::model::{tag, workload_from_tags, Instance, InstanceState, RejectedWorkload, ServerId, Workload};
 use ha_ports::capacity::{CapacityProbe, DestinationCapacity};
-use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest, Launched};
+use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, InterfaceSpec, LaunchRequest, Launched};
 use ha_ports::table::Value;
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -99,15 +99,42 @@ impl Fleet for SimFleet {
             .collect())
     }
 
+    async fn template_interfaces(&self, template_id: &str, _version: &str) -> Result<Vec<InterfaceSpec>, AwsFailure> {
+        self.0.enter("DescribeLaunchTemplateVersions").await?;
+        let w = self.0.world();
+        match w.templates.get(template_id) {
+            Some(t) => Ok(t.interfaces.clone()),
+            None => Err(refused("DescribeLaunchTemplateVersions", "InvalidLaunchTemplateId.NotFound")),
+        }
+    }
+
     async fn launch(&self, r: &LaunchRequest<'_>) -> Result<Launched, AwsFailure> {
         self.0.enter("RunInstances").await?;
         let id = {
             let mut w = self.0.world();
+            let declares = w.templates.get(&r.workload.launch_template_id).is_some_and(|t| !t.interfaces.is_empty());
+            // "Network interfaces and an instance-level subnet ID may not be specified on the
+            // same request": a template's interfaces count as the request's.
+            if declares && r.interfaces.is_empty() {
+                return Err(refused("RunInstances", "InvalidParameterCombination"));
+            }
+            // RunInstances needs a primary interface; every interface's subnet must exist
+            // and be on the primary's server.
+            if !r.interfaces.is_empty() {
+                let server_of = |s: &str| w.subnets.get(s).map(|(server, _)| server.clone());
+                let primary = r.interfaces.iter().find(|i| i.device_index == 0).and_then(|i| i.subnet_id.as_deref());
+                let home = primary.and_then(server_of);
+                let misplaced = r.interfaces.iter().any(|i| i.subnet_id.as_deref().and_then(server_of) != home);
+                if home.is_none() || misplaced {
+                    return Err(refused("RunInstances", "InvalidParameterValue"));
+                }
+            }
             if r.dry_run {
                 return Err(refused("RunInstances", "DryRunOperation"));
             }
+            let subnets: Vec<&str> = r.interfaces.iter().filter_map(|i| i.subnet_id.as_deref()).collect();
             let params = format!(
-                "{}|{}|{}|{:?}",
+                "{}|{}|{}|{:?}|{subnets:?}",
                 r.workload.launch_template_id,
                 r.workload.launch_template_version,
                 r.subnet_id,

@@ -77,6 +77,8 @@ pub struct Template {
     pub name: String,
     pub tags: BTreeMap<String, String>,
     pub instance_tags: BTreeMap<String, String>,
+    /// Its network interfaces (none: the launch names the subnet).
+    pub interfaces: Vec<ha_ports::InterfaceSpec>,
 }
 
 /// A security group.
@@ -188,6 +190,8 @@ pub struct World {
     pub templates: BTreeMap<String, Template>,
     /// Subnet → (server it lives on, VPC).
     pub subnets: BTreeMap<String, (ServerId, String)>,
+    /// Subnets whose interfaces at device index 1 are local network interfaces.
+    pub lni_subnets: BTreeSet<String>,
     pub servers_down: BTreeSet<ServerId>,
     /// Each server alarm's state as CloudWatch holds it: in ALARM, since when (virtual ms).
     pub alarms: BTreeMap<ServerId, (bool, i64)>,
@@ -230,6 +234,7 @@ impl World {
             table: BTreeMap::new(),
             templates: BTreeMap::new(),
             subnets: BTreeMap::new(),
+            lni_subnets: BTreeSet::new(),
             servers_down: BTreeSet::new(),
             alarms: BTreeMap::new(),
             instances: BTreeMap::new(),

@@ -1,0 +1,65 @@
+"""Outposts networking as EC2 enforces it and moto 5.2 does not, loaded into the moto server:
+
+- ModifySubnetAttribute `EnableLniAtDeviceIndex` (moto ignores it) marks a subnet's
+  interfaces at that device index as local network interfaces (LNIs); index 0 is refused.
+- RunInstances refuses an instance-level `SubnetId` when the launch template declares
+  network interfaces (moto checks only the request's own).
+- ModifyInstanceAttribute `Groups` is refused on an instance with more than one network
+  interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.ec2.exceptions import EC2ClientError, InvalidParameterCombination
+from moto.ec2.responses.instances import InstanceResponse
+from moto.ec2.responses.subnets import Subnets
+
+_original_modify_subnet_attribute = Subnets.modify_subnet_attribute
+_original_run_instances = InstanceResponse.run_instances
+_original_groups_handler = InstanceResponse._security_grp_instance_attribute_handler
+
+
+def modify_subnet_attribute(self: Subnets):
+    index = self._get_param("EnableLniAtDeviceIndex")
+    if index is not None:
+        # EnableLniAtDeviceIndex: "A local network interface cannot be the primary network
+        # interface (eth0)."
+        if int(index) == 0:
+            raise EC2ClientError("InvalidParameterValue", "a local network interface cannot be the primary (eth0)")
+        self.ec2_backend.get_subnet(self._get_param("SubnetId")).enable_lni_at_device_index = int(index)
+    return _original_modify_subnet_attribute(self)
+
+
+def run_instances(self: InstanceResponse):
+    template = self._get_param("LaunchTemplate", {})
+    if template and self._get_param("SubnetId"):
+        data = self.ec2_backend._get_template_from_args(template).data
+        # "Network interfaces and an instance-level subnet ID may not be specified on the
+        # same request" (RunInstances): a template's interfaces are the request's.
+        if data.get("NetworkInterfaces"):
+            raise InvalidParameterCombination(
+                msg="Network interfaces and an instance-level subnet ID may not be specified on the same request"
+            )
+    return _original_run_instances(self)
+
+
+def security_groups_of_instance(self: InstanceResponse) -> bool:
+    instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+    # ModifyInstanceAttribute Groups: "If the instance has multiple network interfaces ...
+    # you must modify the security groups of each network interface" (the API answers
+    # InvalidInstanceID with this message).
+    if len(getattr(instance, "nics", {})) > 1:
+        raise EC2ClientError(
+            "InvalidInstanceID",
+            f"There are multiple interfaces attached to instance '{instance.id}'. "
+            "Please specify an interface ID for the operation instead.",
+        )
+    return _original_groups_handler(self)
+
+
+def install() -> None:
+    Subnets.modify_subnet_attribute = modify_subnet_attribute
+    InstanceResponse.run_instances = run_instances
+    InstanceResponse._security_grp_instance_attribute_handler = security_groups_of_instance
