@@ -11,8 +11,9 @@
     stackctl.py unfence   --stack NAME (--instance i-… | --incident inc-…)
     stackctl.py delete    --stack NAME [--purge-backups]
 
-Credentials and region come from the usual AWS environment; AWS_ENDPOINT_URL points it at
-an emulator. Stack events are printed as they happen; a failed step exits non-zero.
+Credentials come from the usual AWS environment; the region from AWS_REGION, else
+AWS_DEFAULT_REGION or the profile, never a default. Every command prints the account,
+region and stack first. AWS_ENDPOINT_URL points it at an emulator. Stack events are printed as they happen; a failed step exits non-zero.
 
 Commands that change the ledger or fencing (maintenance, unfence) and reads of an
 incident (game day) are requests to the deployed operator function, which owns that state
@@ -27,6 +28,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import os
 import pathlib
 import re
 import sys
@@ -71,7 +73,19 @@ def server_stack_name(stack: str, server: str) -> str:
 
 
 def artifacts_bucket_name(stack: str, account: str, region: str) -> str:
-    return f"{stack.lower()}-artifacts-{account}-{region}"[:63]
+    """At most 63 characters, never ending in a hyphen: a long stack name is shortened,
+    never the account or the region that keep the name unique."""
+    suffix = f"-artifacts-{account}-{region}"
+    return stack.lower()[: 63 - len(suffix)].rstrip("-") + suffix
+
+
+def region_of(environment: dict[str, str], configured: str | None) -> str:
+    """AWS_REGION (the SDKs' and Lambda's variable, which boto3 does not read), else boto3's
+    own (AWS_DEFAULT_REGION, the profile); never a guess."""
+    region = environment.get("AWS_REGION") or configured
+    if not region:
+        raise StackError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
+    return region
 
 
 def check_stack_name(stack: str) -> str:
@@ -89,7 +103,7 @@ def check_server_id(server: str) -> str:
 class Aws:
     def __init__(self) -> None:
         session = boto3.session.Session()
-        self.region = session.region_name or "us-east-1"
+        self.region = region_of(dict(os.environ), session.region_name)
         self.cfn = session.client("cloudformation", region_name=self.region)
         self.s3 = session.client("s3", region_name=self.region)
         self.ssm = session.client("ssm", region_name=self.region)
@@ -522,7 +536,9 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--stack", required=True)
         s.add_argument("--server", required=True)
         if name == "protect":
-            s.add_argument("--period", type=int, default=60, choices=[10, 30, 60, 300])
+            # ConnectedStatus is published once a minute: a shorter period sees missing data,
+            # which counts as breaching, and fails over healthy servers.
+            s.add_argument("--period", type=int, default=60, choices=[60, 300])
             s.add_argument("--evaluation-periods", type=int, default=5)
             s.add_argument("--datapoints", type=int, default=3)
         s.set_defaults(run=run)
@@ -564,7 +580,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(Aws(), args)
+        aws = Aws()
+        # On stderr: what `servers` and `status` print stays readable by scripts.
+        print(f"==> account {aws.account}, region {aws.region}, stack {getattr(args, 'stack', '-')}", file=sys.stderr)
+        args.run(aws, args)
     except StackError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -182,6 +182,15 @@ class TemplateText(unittest.TestCase):
         self.assertEqual(name, "${Prefix}${OutpostId}")
         self.assertEqual(variables["Prefix"], {"Fn::ImportValue": {"Fn::Sub": "${MainStackName}-AlarmNamePrefix"}})
         self.assertEqual(self.server["Parameters"]["OutpostId"]["AllowedPattern"], "^op-[0-9a-f]{17}$")
+        # ConnectedStatus is published once a minute: a shorter period reads as missing data.
+        self.assertEqual(self.server["Parameters"]["PeriodSeconds"]["AllowedValues"], [60, 300])
+
+    def test_backup_schedule_accepts_only_what_put_rule_accepts(self) -> None:
+        pattern = re.compile(self.main["Parameters"]["BackupSchedule"]["AllowedPattern"])
+        for good in ["rate(1 hour)", "rate(15 minutes)", "rate(1 day)", "cron(0 */4 * * ? *)"]:
+            self.assertRegex(good, pattern)
+        for bad in ["rate(1 hours)", "rate(0 minutes)", "rate(5 minute)", "rate(2 weeks)", "cron(0 4 * * ?)", "rate()"]:
+            self.assertNotRegex(bad, pattern)
 
     def test_every_function_retries_async_twice_into_the_encrypted_failed_events_queue(self) -> None:
         functions = self.resources(self.main, "AWS::Lambda::Function")
@@ -287,7 +296,17 @@ class StackctlInput(unittest.TestCase):
         with self.assertRaisesRegex(stackctl.StackError, "must start with a letter"):
             stackctl.check_stack_name("1-bad")
         self.assertEqual(stackctl.server_stack_name("oha", SERVER), f"oha-server-{SERVER}")
-        self.assertLessEqual(len(stackctl.artifacts_bucket_name("a" * 40, "123456789012", "ap-southeast-2")), 63)
+        long = stackctl.artifacts_bucket_name("a" * 24 + "-b" * 8, "123456789012", "ap-southeast-2")
+        self.assertLessEqual(len(long), 63)
+        self.assertTrue(long.endswith("-artifacts-123456789012-ap-southeast-2"), long)
+        self.assertNotIn("--", long)
+
+    def test_the_region_is_never_guessed(self) -> None:
+        self.assertEqual(stackctl.region_of({"AWS_REGION": "eu-west-1"}, None), "eu-west-1")
+        self.assertEqual(stackctl.region_of({"AWS_REGION": "eu-west-1"}, "us-east-1"), "eu-west-1")
+        self.assertEqual(stackctl.region_of({}, "ap-south-1"), "ap-south-1")
+        with self.assertRaisesRegex(stackctl.StackError, "no AWS region"):
+            stackctl.region_of({}, None)
 
     def test_drill_verdicts_read_as_a_table(self) -> None:
         table = stackctl.drill_table([
