@@ -185,6 +185,22 @@ class TemplateText(unittest.TestCase):
         # ConnectedStatus is published once a minute: a shorter period reads as missing data.
         self.assertEqual(self.server["Parameters"]["PeriodSeconds"]["AllowedValues"], [60, 300])
 
+    def test_the_key_serves_eventbridge_for_this_bus_and_nothing_it_does_not_need(self) -> None:
+        (key,) = self.resources(self.main, "AWS::KMS::Key").values()
+        statements = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+        principals = set()
+        for s in statements.values():
+            service = s["Principal"].get("Service", [])
+            principals.update([service] if isinstance(service, str) else service)
+        self.assertNotIn("sns.amazonaws.com", principals)
+        self.assertNotIn("lambda.amazonaws.com", principals)
+        self.assertEqual(statements["EventBridgeReadsTheKey"]["Action"], "kms:DescribeKey")
+        bus = statements["EventBridgeEncryptsTheBus"]
+        context = bus["Condition"]["StringEquals"]["kms:EncryptionContext:aws:events:event-bus:arn"]["Fn::Sub"]
+        self.assertTrue(context.endswith(":event-bus/${AWS::StackName}-events"), context)
+        bus_name = self.resources(self.main, "AWS::Events::EventBus")["EventBus"]["Properties"]["Name"]["Fn::Sub"]
+        self.assertEqual(bus_name, "${AWS::StackName}-events", "the key policy names the bus the template creates")
+
     def test_backup_schedule_accepts_only_what_put_rule_accepts(self) -> None:
         pattern = re.compile(self.main["Parameters"]["BackupSchedule"]["AllowedPattern"])
         for good in ["rate(1 hour)", "rate(15 minutes)", "rate(1 day)", "cron(0 */4 * * ? *)"]:

@@ -140,7 +140,10 @@ impl Scenario {
                 w.lni = rng.gen_bool(0.3);
             }
         }
-        s.backup_period_ms = [None, Some(5 * MINUTE as u64), Some(10 * MINUTE as u64)][rng.gen_range(0..3)];
+        // Most schedules keep the template's hourly tick; some back up every 30 or 10 minutes
+        // (their interleavings with incidents; d10 ticks every minute).
+        let periods = [None, None, None, Some(30 * MINUTE as u64), Some(30 * MINUTE as u64), Some(10 * MINUTE as u64)];
+        s.backup_period_ms = periods[rng.gen_range(0..periods.len())];
         s.faults = Faults {
             transient: [0.0, 0.002, 0.01][rng.gen_range(0..3)],
             lost_response: [0.0, 0.002, 0.005][rng.gen_range(0..3)],
