@@ -23,14 +23,13 @@ impl Automation {
     pub fn new(ssm: aws_sdk_ssm::Client, document: impl Into<String>) -> Self {
         Automation { ssm, document: document.into() }
     }
+}
 
-    pub fn document(&self) -> &str {
-        &self.document
-    }
-
+#[async_trait]
+impl Runbook for Automation {
     /// Every in-flight execution of the runbook and the instance each one backs up. The
     /// listing does not carry parameters, so each in-flight execution is read once.
-    pub async fn in_flight(&self, instance_parameter: &str) -> Result<InFlight, AwsFailure> {
+    async fn in_flight(&self, instance_parameter: &str) -> Result<InFlight, AwsFailure> {
         let filters = [
             AutomationExecutionFilter::builder()
                 .key(AutomationExecutionFilterKey::DocumentNamePrefix)
@@ -67,7 +66,7 @@ impl Automation {
 
     /// Starts the runbook. The token makes a repeated start of the same tick return the
     /// execution already started instead of a second one.
-    pub async fn start(
+    async fn start(
         &self,
         parameters: &BTreeMap<String, Vec<String>>,
         client_token: &str,
@@ -92,7 +91,7 @@ impl Automation {
     }
 
     /// The execution, or `None` when SSM does not know it.
-    pub async fn execution(&self, execution_id: &str) -> Result<Option<ExecutionFacts>, AwsFailure> {
+    async fn execution(&self, execution_id: &str) -> Result<Option<ExecutionFacts>, AwsFailure> {
         let out = match self.ssm.get_automation_execution().automation_execution_id(execution_id).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_automation_execution_not_found_exception()) => {
@@ -128,26 +127,6 @@ impl Automation {
             started_at: to_time(x.execution_start_time()),
             ended_at: to_time(x.execution_end_time()),
         }))
-    }
-}
-
-#[async_trait]
-impl Runbook for Automation {
-    async fn in_flight(&self, instance_parameter: &str) -> Result<InFlight, AwsFailure> {
-        Automation::in_flight(self, instance_parameter).await
-    }
-
-    async fn start(
-        &self,
-        parameters: &BTreeMap<String, Vec<String>>,
-        client_token: &str,
-        tags: &[(&str, &str)],
-    ) -> Result<String, AwsFailure> {
-        Automation::start(self, parameters, client_token, tags).await
-    }
-
-    async fn execution(&self, execution_id: &str) -> Result<Option<ExecutionFacts>, AwsFailure> {
-        Automation::execution(self, execution_id).await
     }
 }
 

@@ -27,13 +27,35 @@ impl BackupStore {
     pub fn new(ec2: aws_sdk_ec2::Client, ssm: aws_sdk_ssm::Client, stack: impl Into<String>) -> Self {
         BackupStore { ec2, ssm, stack: stack.into() }
     }
+}
 
-    pub fn stack(&self) -> &str {
-        &self.stack
+#[async_trait]
+impl BackupCatalog for BackupStore {
+    /// The parameter's value, or `None` when it does not exist.
+    async fn parameter(&self, name: &str) -> Result<Option<String>, AwsFailure> {
+        match self.ssm.get_parameter().name(name).send().await {
+            Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
+            Err(e) => Err(failure("GetParameter", &e)),
+        }
     }
 
+    /// The image, or `None` when EC2 does not know it (deregistered, never existed).
+    async fn image(&self, image_id: &str) -> Result<Option<ImageFacts>, AwsFailure> {
+        match self.ec2.describe_images().image_ids(image_id).send().await {
+            Ok(out) => Ok(out.images().first().map(image_facts)),
+            Err(e) if is_code(&e, &["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"]) => {
+                Ok(None)
+            }
+            Err(e) => Err(failure("DescribeImages", &e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Backups for BackupStore {
     /// Running instances carrying the backup tag, read into declarations.
-    pub async fn stateful_instances(&self) -> Result<(Vec<StatefulInstance>, Vec<MisdeclaredInstance>), AwsFailure> {
+    async fn stateful_instances(&self) -> Result<(Vec<StatefulInstance>, Vec<MisdeclaredInstance>), AwsFailure> {
         let mut pages = self
             .ec2
             .describe_instances()
@@ -63,7 +85,7 @@ impl BackupStore {
     }
 
     /// The instance, or `None` when EC2 no longer knows it.
-    pub async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
         let out = match self.ec2.describe_instances().instance_ids(instance_id).send().await {
             Ok(out) => out,
             Err(e) if is_code(&e, &["InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"]) => return Ok(None),
@@ -73,7 +95,7 @@ impl BackupStore {
     }
 
     /// Good backups this stack made: of one instance, or of all.
-    pub async fn backups(&self, instance_id: Option<&str>) -> Result<Vec<BackupImage>, AwsFailure> {
+    async fn backups(&self, instance_id: Option<&str>) -> Result<Vec<BackupImage>, AwsFailure> {
         let mut request = self
             .ec2
             .describe_images()
@@ -103,19 +125,8 @@ impl BackupStore {
         Ok(backups)
     }
 
-    /// The image, or `None` when EC2 does not know it (deregistered, never existed).
-    pub async fn image(&self, image_id: &str) -> Result<Option<ImageFacts>, AwsFailure> {
-        match self.ec2.describe_images().image_ids(image_id).send().await {
-            Ok(out) => Ok(out.images().first().map(image_facts)),
-            Err(e) if is_code(&e, &["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"]) => {
-                Ok(None)
-            }
-            Err(e) => Err(failure("DescribeImages", &e)),
-        }
-    }
-
     /// Tags the resources (an AMI and its snapshots); repeating it changes nothing.
-    pub async fn tag(&self, resources: &[String], tags: &[(&str, &str)]) -> Result<(), AwsFailure> {
+    async fn tag(&self, resources: &[String], tags: &[(&str, &str)]) -> Result<(), AwsFailure> {
         self.ec2
             .create_tags()
             .set_resources(Some(resources.to_vec()))
@@ -127,7 +138,7 @@ impl BackupStore {
     }
 
     /// Snapshots this stack tagged as backups of the instance.
-    pub async fn tagged_snapshots(&self, instance_id: &str) -> Result<Vec<String>, AwsFailure> {
+    async fn tagged_snapshots(&self, instance_id: &str) -> Result<Vec<String>, AwsFailure> {
         let mut pages = self
             .ec2
             .describe_snapshots()
@@ -146,7 +157,7 @@ impl BackupStore {
     }
 
     /// Deregisters the image; one already gone counts as done.
-    pub async fn deregister(&self, image_id: &str) -> Result<(), AwsFailure> {
+    async fn deregister(&self, image_id: &str) -> Result<(), AwsFailure> {
         match self.ec2.deregister_image().image_id(image_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, &["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"]) => Ok(()),
@@ -156,7 +167,7 @@ impl BackupStore {
 
     /// Deletes the snapshot; one already gone counts as done, one in use (by an image a
     /// concurrent completion just registered) is left.
-    pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), AwsFailure> {
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), AwsFailure> {
         match self.ec2.delete_snapshot().snapshot_id(snapshot_id).send().await {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, &["InvalidSnapshot.NotFound", "InvalidSnapshot.InUse"]) => Ok(()),
@@ -164,18 +175,9 @@ impl BackupStore {
         }
     }
 
-    /// The parameter's value, or `None` when it does not exist.
-    pub async fn parameter(&self, name: &str) -> Result<Option<String>, AwsFailure> {
-        match self.ssm.get_parameter().name(name).send().await {
-            Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
-            Err(e) => Err(failure("GetParameter", &e)),
-        }
-    }
-
     /// Points the parameter at the AMI, as an `aws:ec2:image` parameter launch templates
     /// can resolve.
-    pub async fn put_parameter(&self, name: &str, image_id: &str, description: &str) -> Result<(), AwsFailure> {
+    async fn put_parameter(&self, name: &str, image_id: &str, description: &str) -> Result<(), AwsFailure> {
         self.ssm
             .put_parameter()
             .name(name)
@@ -202,51 +204,5 @@ fn image_facts(image: &aws_sdk_ec2::types::Image) -> ImageFacts {
             .collect(),
         creation_date: image.creation_date().map(str::to_string),
         tags: tag_map(image.tags()),
-    }
-}
-
-#[async_trait]
-impl BackupCatalog for BackupStore {
-    async fn parameter(&self, name: &str) -> Result<Option<String>, AwsFailure> {
-        BackupStore::parameter(self, name).await
-    }
-
-    async fn image(&self, image_id: &str) -> Result<Option<ImageFacts>, AwsFailure> {
-        BackupStore::image(self, image_id).await
-    }
-}
-
-#[async_trait]
-impl Backups for BackupStore {
-    async fn stateful_instances(&self) -> Result<(Vec<StatefulInstance>, Vec<MisdeclaredInstance>), AwsFailure> {
-        BackupStore::stateful_instances(self).await
-    }
-
-    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
-        BackupStore::instance(self, instance_id).await
-    }
-
-    async fn backups(&self, instance_id: Option<&str>) -> Result<Vec<BackupImage>, AwsFailure> {
-        BackupStore::backups(self, instance_id).await
-    }
-
-    async fn tag(&self, resources: &[String], tags: &[(&str, &str)]) -> Result<(), AwsFailure> {
-        BackupStore::tag(self, resources, tags).await
-    }
-
-    async fn tagged_snapshots(&self, instance_id: &str) -> Result<Vec<String>, AwsFailure> {
-        BackupStore::tagged_snapshots(self, instance_id).await
-    }
-
-    async fn deregister(&self, image_id: &str) -> Result<(), AwsFailure> {
-        BackupStore::deregister(self, image_id).await
-    }
-
-    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), AwsFailure> {
-        BackupStore::delete_snapshot(self, snapshot_id).await
-    }
-
-    async fn put_parameter(&self, name: &str, image_id: &str, description: &str) -> Result<(), AwsFailure> {
-        BackupStore::put_parameter(self, name, image_id, description).await
     }
 }
