@@ -406,8 +406,18 @@ class Fleet:
         self.security_groups: dict[str, str] = {}
 
     def subnet(self, cidr: str, name: str) -> str:
+        """A subnet of a server whose interfaces at device index 1 are local network interfaces
+        (LNIs): how the store's own devices reach its instances."""
         tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": name}]}]
-        return self.ec2.create_subnet(VpcId=self.vpc, CidrBlock=cidr, TagSpecifications=tags)["Subnet"]["SubnetId"]
+        subnet = self.ec2.create_subnet(VpcId=self.vpc, CidrBlock=cidr, TagSpecifications=tags)["Subnet"]["SubnetId"]
+        self.ec2.modify_subnet_attribute(SubnetId=subnet, EnableLniAtDeviceIndex=1)
+        return subnet
+
+    def group(self, name: str, description: str) -> str:
+        if name not in self.security_groups:
+            self.security_groups[name] = self.ec2.create_security_group(
+                GroupName=name, Description=description, VpcId=self.vpc)["GroupId"]
+        return self.security_groups[name]
 
     def target_group(self, name: str) -> str:
         return self.elb.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=self.vpc,
@@ -428,18 +438,22 @@ class Fleet:
         def tag_list(tags: dict[str, str]) -> list[dict]:
             return [{"Key": k, "Value": v} for k, v in tags.items()]
 
+        apps = self.group(f"apps-{server}", f"workloads on {server}")
+        store_lan = self.group(f"store-lan-{server}", f"store devices on {server}")
+        # As on a real Outposts server: a primary interface and the LNI at index 1. Relaunch
+        # places both at the destination.
         lt = self.ec2.create_launch_template(
             LaunchTemplateName=f"lt-{name}",
             LaunchTemplateData={"ImageId": image, "InstanceType": "m5.large",
+                                "NetworkInterfaces": [{"DeviceIndex": 0, "Groups": [apps], "DeleteOnTermination": True},
+                                                      {"DeviceIndex": 1, "Groups": [store_lan]}],
                                 "TagSpecifications": [{"ResourceType": "instance", "Tags": tag_list(instance_tags)}]},
             TagSpecifications=[{"ResourceType": "launch-template", "Tags": tag_list(lt_tags)}],
         )["LaunchTemplate"]["LaunchTemplateId"]
-        if server not in self.security_groups:
-            self.security_groups[server] = self.ec2.create_security_group(
-                GroupName=f"apps-{server}", Description=f"workloads on {server}", VpcId=self.vpc)["GroupId"]
         original = self.ec2.run_instances(
-            LaunchTemplate={"LaunchTemplateId": lt}, ImageId=self.image, SubnetId=home, MinCount=1, MaxCount=1,
-            SecurityGroupIds=[self.security_groups[server]],
+            LaunchTemplate={"LaunchTemplateId": lt}, ImageId=self.image, MinCount=1, MaxCount=1,
+            NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": home, "Groups": [apps]},
+                               {"DeviceIndex": 1, "SubnetId": home, "Groups": [store_lan]}],
             TagSpecifications=[{"ResourceType": "instance",
                                 "Tags": tag_list({**instance_tags, TAGS["protected_server"]: server})}],
         )["Instances"][0]["InstanceId"]
@@ -462,6 +476,14 @@ class Fleet:
 
 def tags_of(instance: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+def interfaces_of(instance: dict) -> list[dict]:
+    return sorted(instance.get("NetworkInterfaces", []), key=lambda n: n["Attachment"]["DeviceIndex"])
+
+
+def group_names(interface: dict) -> str:
+    return ", ".join(g["GroupName"] for g in interface.get("Groups", [])) or "-"
 
 
 def parse_time(text: str) -> datetime.datetime:
@@ -669,16 +691,45 @@ class Demo:
         for w in self.fleet.workloads:
             i = self.fleet.instance(w["original"])
             tags = tags_of(i)
-            groups = ", ".join(g["GroupName"] for g in i.get("SecurityGroups", [])) or "-"
             if w["server"] == SERVER_A:
                 if TAGS["fenced"] not in tags:
                     raise DemoFailed(f"{w['name']}'s original {w['original']} should be fenced: {tags}")
-                self.story.step(f"{w['name']}: original {w['original']} fenced ({i['State']['Name']}, "
-                                f"security groups now: {groups}; kept: {tags.get(TAGS['fenced_groups'], '-')})")
+                self.story.step(f"{w['name']}: original {w['original']} fenced ({i['State']['Name']})")
+                for n in interfaces_of(i):
+                    kept = tags.get(f"{TAGS['fenced_groups']}:{n['NetworkInterfaceId']}")
+                    if kept is None:
+                        raise DemoFailed(f"{w['name']}: the groups of {n['NetworkInterfaceId']} should be kept: {tags}")
+                    self.story.step(f"    eth{n['Attachment']['DeviceIndex']} {n['NetworkInterfaceId']}: "
+                                    f"{group_names(n)} (kept: {kept})")
             elif TAGS["fenced"] in tags:
                 raise DemoFailed(f"{w['name']} on server B was fenced, though server B never failed")
         self.story.step(f"incident {self.incident} {closed['status']}; server B's originals untouched")
         self.story.step(f"recovery took {self.story.phase_took():.1f} s")
+        self.print_notifications()
+
+    def unfence(self) -> None:
+        self.story.phase("4. The store needs pos-app's original back: make unfence")
+        w = next(w for w in self.fleet.workloads if w["name"] == "pos-app")
+        fenced = {n["NetworkInterfaceId"]: n for n in interfaces_of(self.fleet.instance(w["original"]))}
+        try:
+            self.stackctl("unfence", "--stack", STACK, "--instance", w["original"])
+            raise DemoFailed("unfence should refuse while the replacement runs")
+        except DemoFailed as refused:
+            if "still runs" not in str(refused):
+                raise
+        self.story.step(f"make unfence INSTANCE={w['original']}: refused, its replacement still runs "
+                        "(two copies would serve)")
+        self.stackctl("unfence", "--stack", STACK, "--instance", w["original"], "--force")
+        i = self.fleet.instance(w["original"])
+        self.story.step(f"make unfence INSTANCE={w['original']} FORCE=1: put back, told as critical")
+        for n in interfaces_of(i):
+            kept = fenced[n["NetworkInterfaceId"]]
+            self.story.step(f"    eth{n['Attachment']['DeviceIndex']} {n['NetworkInterfaceId']}: "
+                            f"{group_names(kept)} → {group_names(n)}")
+        left = [k for k in tags_of(i) if k.startswith(TAGS["fenced"])]
+        if left or any(group_names(n) == group_names(fenced[n["NetworkInterfaceId"]]) for n in interfaces_of(i)):
+            raise DemoFailed(f"{w['original']} should have its own groups back and no fencing marks: {i}")
+        self.routing.wait_settled()
         self.print_notifications()
 
     def print_notifications(self) -> None:
@@ -737,6 +788,7 @@ class Demo:
         self.backup_cycle()
         self.failover()
         self.recovery()
+        self.unfence()
         self.summarize()
 
     def clean_up(self) -> None:

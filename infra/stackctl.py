@@ -494,8 +494,8 @@ def incident_table(story: dict) -> str:
 
 
 def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
-    """Puts fenced originals back: the operator function restores their security groups
-    from the tag fencing kept them in and removes the fencing marks; an original whose
+    """Puts fenced originals back: the operator function restores each network interface's
+    security groups from the tag fencing kept them in and removes the fencing marks; an original whose
     incident is open or whose replacement still runs stays fenced unless --force."""
     if bool(a.instance) == bool(a.incident):
         raise StackError("name exactly one of --instance i-… or --incident inc-…")
@@ -504,8 +504,9 @@ def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
     if body.get("command") != "unfence":
         raise StackError(body.get("reason") or f"unexpected answer: {body}")
     for r in body["restored"]:
-        groups = r["security_groups"]
-        restored = f"security groups {', '.join(groups)} restored" if groups else "it was not isolated"
+        interfaces = r.get("interface_groups") or []
+        groups = "; ".join(f"{i['interface_id']}: {', '.join(i['groups'])}" for i in interfaces)
+        restored = f"security groups restored ({groups})" if groups else "it was not isolated"
         say(f"==> {r['instance_id']} unfenced: {restored}")
     for r in body["left_isolated"]:
         say(f"==> {r['instance_id']} left isolated: {r['reason']}")

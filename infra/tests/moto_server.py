@@ -1,5 +1,6 @@
-"""moto server on a free port of 127.0.0.1 for a test class, and the AWS environment that
-points boto3 at it; stopped and the environment restored by the class's cleanup."""
+"""moto server with the project's doubles on a free port of 127.0.0.1 for a test class, and
+the AWS environment that points boto3 at it; stopped and the environment restored by the
+class's cleanup."""
 
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ def start(test_class: type[unittest.TestCase]) -> dict[str, str]:
     """Starts moto server, registers its stop with `test_class`'s class cleanups, and sets the
     AWS environment; returns that environment."""
     port = free_port()
-    moto = os.environ.get("MOTO_SERVER") or str(pathlib.Path(sys.executable).with_name("moto_server"))
+    # The same emulator as the Rust tests and the demo: moto with the doubles that refuse
+    # what AWS refuses.
+    emulator = pathlib.Path(__file__).resolve().parents[2] / "tests" / "emulator" / "moto_with_doubles.py"
     log = open(os.environ.get("MOTO_LOG", os.devnull), "w")
-    process = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=log)
+    process = subprocess.Popen([sys.executable, str(emulator), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=log)
     saved = dict(os.environ)
 
     def stop() -> None:

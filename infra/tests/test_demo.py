@@ -93,7 +93,14 @@ class Demo(unittest.TestCase):
         self.assertIn("Subject: [CRITICAL] Outposts server op-0a1b2c3d4e5f60718 down", story)
         self.assertIn("Subject: [INFO] Relaunched pos-db from op-0a1b2c3d4e5f60718", story)
         # Return: exactly server A's originals fenced, the incident closed.
-        self.assertEqual(len(re.findall(r"original i-\w+ fenced \(running, security groups now: outposts-ha-ohademo-quarantine", story)), 3, story)
+        self.assertEqual(len(re.findall(r"original i-\w+ fenced \(running\)", story)), 3, story)
+        # Each interface (eth0 and the LNI at eth1) in the quarantine group, its own groups kept.
+        isolated = re.findall(r"eth(\d) eni-\w+: outposts-ha-ohademo-quarantine \(kept: sg-\w+\)", story)
+        self.assertEqual(sorted(isolated), ["0"] * 3 + ["1"] * 3, story)
+        self.assertIn("refused, its replacement still runs", story)
+        restored = re.findall(r"eth(\d) eni-\w+: outposts-ha-ohademo-quarantine → (\S+)", story)
+        self.assertEqual(restored, [("0", "apps-op-0a1b2c3d4e5f60718"), ("1", "store-lan-op-0a1b2c3d4e5f60718")], story)
+        self.assertRegex(story, r"Subject: \[CRITICAL\] Original i-\w+ of pos-app back in service")
         self.assertRegex(story, r"incident inc-\w+ closed; server B's originals untouched")
         self.assertRegex(story, r"Subject: \[INFO\] Incident inc-\w+ on op-0a1b2c3d4e5f60718 closed")
         # The summary: pos-db restored from the backup just taken; the others from their templates.

@@ -6,6 +6,10 @@
   network interfaces (moto checks only the request's own).
 - ModifyInstanceAttribute `Groups` is refused on an instance with more than one network
   interface.
+- A network interface's groups are its own (moto adds the instance's to every interface):
+  ModifyNetworkInterfaceAttribute `Groups` changes that interface only, and the instance's
+  groups are those of its interfaces; ModifyInstanceAttribute `Groups` on a one-interface
+  instance changes its interface's.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 from typing import Any
 
 from moto.ec2.exceptions import EC2ClientError, InvalidParameterCombination
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.subnets import Subnets
 
 _original_modify_subnet_attribute = Subnets.modify_subnet_attribute
 _original_run_instances = InstanceResponse.run_instances
 _original_groups_handler = InstanceResponse._security_grp_instance_attribute_handler
+_original_modify_interface = ElasticNetworkInterfaces.modify_network_interface_attribute
 
 
 def modify_subnet_attribute(self: Subnets):
@@ -56,10 +63,36 @@ def security_groups_of_instance(self: InstanceResponse) -> bool:
             f"There are multiple interfaces attached to instance '{instance.id}'. "
             "Please specify an interface ID for the operation instead.",
         )
-    return _original_groups_handler(self)
+    answer = _original_groups_handler(self)
+    for nic in getattr(instance, "nics", {}).values():
+        nic._group_set = list(instance.security_groups)
+    return answer
+
+
+def interface_groups(self: NetworkInterface) -> list[Any]:
+    # "Changes the security groups for the network interface. The new set of groups you
+    # specify replaces the current set." (ModifyNetworkInterfaceAttribute): an interface's
+    # groups are its own, not its instance's added to them.
+    if self._group_set or not self.instance:
+        return self._group_set
+    return list(self.instance.security_groups)
+
+
+def modify_network_interface_attribute(self: ElasticNetworkInterfaces):
+    answer = _original_modify_interface(self)
+    if self._get_param("Groups"):
+        eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+        if eni.instance is not None:
+            groups: list[Any] = []
+            for index in sorted(eni.instance.nics):
+                groups.extend(g for g in eni.instance.nics[index]._group_set if g not in groups)
+            eni.instance.security_groups = groups
+    return answer
 
 
 def install() -> None:
+    NetworkInterface.group_set = property(interface_groups)
+    ElasticNetworkInterfaces.modify_network_interface_attribute = modify_network_interface_attribute
     Subnets.modify_subnet_attribute = modify_subnet_attribute
     InstanceResponse.run_instances = run_instances
     InstanceResponse._security_grp_instance_attribute_handler = security_groups_of_instance

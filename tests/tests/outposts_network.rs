@@ -1,6 +1,7 @@
 //! Outposts servers' networking against moto with the network double: a workload whose
 //! template declares a primary interface and a local network interface (LNI) fails over
-//! with both placed at the destination, and the emulator refuses what EC2 refuses.
+//! with both placed at the destination, its original is isolated and put back interface by
+//! interface, and the emulator refuses what EC2 refuses.
 
 use aws_sdk_ec2::types::{
     InstanceNetworkInterfaceSpecification, LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
@@ -109,6 +110,92 @@ async fn workloads_with_an_lni_fail_over_with_both_interfaces_at_the_destination
         assert_eq!(at, vec![(0, subnet.as_str()), (1, lni.as_str())], "the primary and the LNI at the destination");
         assert_eq!(placed[0].2, vec![sg.clone()], "the primary keeps the template's security group");
     }
+}
+
+/// The groups of each interface of the instance, by device index.
+async fn groups_by_interface(site: &Site, id: &str) -> Vec<(i32, Vec<String>)> {
+    let out = site.ec2.describe_instances().instance_ids(id).send().await.unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    interfaces_of(i).into_iter().map(|(index, _, groups)| (index, groups)).collect()
+}
+
+#[tokio::test]
+async fn an_original_with_an_lni_is_isolated_on_both_interfaces_and_put_back_on_both() {
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::deploy(&sdk, 8).await;
+    let site = Site::create(&sdk).await;
+    let (home, standby) = (lni_subnet(&site, "10.0.1.0/24").await, lni_subnet(&site, "10.0.2.0/24").await);
+    let group = |name: &'static str| {
+        let ec2 = site.ec2.clone();
+        let vpc = site.vpc_id.clone();
+        async move {
+            let g = ec2.create_security_group().group_name(name).description(name).vpc_id(vpc).send().await;
+            g.unwrap().group_id().unwrap().to_string()
+        }
+    };
+    let (app, web, store) = (group("app").await, group("web").await, group("store").await);
+    lni_template(&site, "pos", &app, &standby).await;
+    // The original as the store runs it: its primary interface in two groups, its LNI in one.
+    let nic = |index: i32, groups: &[&String]| {
+        InstanceNetworkInterfaceSpecification::builder()
+            .device_index(index)
+            .subnet_id(&home)
+            .set_groups(Some(groups.iter().map(|g| g.to_string()).collect()))
+            .build()
+    };
+    let launched = site
+        .ec2
+        .run_instances()
+        .image_id(&site.image_id)
+        .network_interfaces(nic(0, &[&app, &web]))
+        .network_interfaces(nic(1, &[&store]))
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let original = launched.instances()[0].instance_id().unwrap().to_string();
+    site.tag(&original, &[(tag::WORKLOAD, "pos"), (tag::PROTECTED_SERVER, SERVER)]).await;
+    let before = groups_by_interface(&site, &original).await;
+    assert_eq!(before, vec![(0, vec![app.clone(), web.clone()]), (1, vec![store.clone()])]);
+
+    stack.alarm(&alarm_event(ALARM, SERVER, "OK", "ALARM", "2026-11-22T10:00:00.000+0000")).await.unwrap();
+    stack.deliver().await;
+    assert_eq!(site.replacements().await.len(), 1);
+    stack.alarm(&alarm_event(ALARM, SERVER, "ALARM", "OK", "2026-11-22T10:20:00.000+0000")).await.unwrap();
+    let delivered = stack.deliver().await;
+    assert!(delivered.handler_errors.is_empty(), "{:?}", delivered.handler_errors);
+    let closed = delivered.relaunch_reports.iter().filter_map(|r| r.as_fence()).find(|r| r.incident_closed);
+    assert_eq!(closed.map(|r| r.fenced.clone()), Some(vec![original.clone()]));
+
+    // Both interfaces in the quarantine group, each one's groups kept.
+    let isolated = groups_by_interface(&site, &original).await;
+    let quarantine = isolated[0].1.clone();
+    assert_eq!(quarantine.len(), 1);
+    assert!(![&app, &web, &store].contains(&&quarantine[0]));
+    assert_eq!(isolated, vec![(0, quarantine.clone()), (1, quarantine.clone())]);
+    let notes = stack.notifications().await;
+    let fenced = notes.iter().find(|n| n.event_type == "OriginalFenced").expect("the fencing told");
+    assert!(fenced.body.contains("its 2 network interfaces"), "{}", fenced.body);
+    assert!(fenced.body.contains(&format!("{app}, {web}")) && fenced.body.contains(&store), "{}", fenced.body);
+
+    // `make unfence FORCE=1` (its replacement still runs): each interface gets its own back.
+    let unfence = serde_json::json!({
+        "detail-type": "UnfenceRequested", "source": "outposts-ha",
+        "detail": {"instance_id": original, "force": true, "requested_at": "2026-11-22T11:00:00.000Z"}
+    });
+    let response = stack.operator.handle(unfence).await.unwrap();
+    let report = response.as_unfence().expect("an unfence report");
+    assert_eq!(report.restored.len(), 1, "{report:?}");
+    assert_eq!(groups_by_interface(&site, &original).await, before);
+    let out = site.ec2.describe_instances().instance_ids(&original).send().await.unwrap();
+    let marks: Vec<String> = out.reservations()[0].instances()[0]
+        .tags()
+        .iter()
+        .filter_map(|t| t.key().filter(|k| k.starts_with(tag::FENCED)).map(str::to_string))
+        .collect();
+    assert!(marks.is_empty(), "fencing marks left: {marks:?}");
 }
 
 #[tokio::test]

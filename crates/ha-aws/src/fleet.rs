@@ -374,15 +374,14 @@ impl Fleet for Ec2Fleet {
         Ok(found)
     }
 
-    /// Replaces the instance's security groups.
-    async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
+    async fn set_interface_groups(&self, interface_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
         self.client
-            .modify_instance_attribute()
-            .instance_id(instance_id)
+            .modify_network_interface_attribute()
+            .network_interface_id(interface_id)
             .set_groups(Some(groups.to_vec()))
             .send()
             .await
-            .map_err(|e| failure("ModifyInstanceAttribute", &e))?;
+            .map_err(|e| failure("ModifyNetworkInterfaceAttribute", &e))?;
         Ok(())
     }
 

@@ -83,7 +83,17 @@ pub(crate) fn instance_from(i: &aws_sdk_ec2::types::Instance) -> ha_domain::mode
         server_id: i.outpost_arn().and_then(ha_domain::fencing::server_of_outpost_arn),
         vpc_id: i.vpc_id().map(str::to_string),
         private_ip: i.private_ip_address().map(str::to_string),
-        security_groups: i.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
+        interfaces: i
+            .network_interfaces()
+            .iter()
+            .filter_map(|n| {
+                Some(ha_domain::model::AttachedInterface {
+                    interface_id: n.network_interface_id()?.to_string(),
+                    device_index: n.attachment().and_then(|a| a.device_index()).unwrap_or(0),
+                    groups: n.groups().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
+                })
+            })
+            .collect(),
         tags: ec2_tags(i.tags()),
     }
 }

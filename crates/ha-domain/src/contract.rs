@@ -364,9 +364,13 @@ pub struct OriginalFenced {
     pub replacement_instance_id: String,
     pub policy: crate::fencing::FencingPolicy,
     pub action: FenceOutcome,
-    /// Isolate: the groups it had (kept in its `outposts-ha:fenced-groups` tag).
+    /// Isolate: the groups its primary network interface had.
     #[serde(default)]
     pub previous_security_groups: Vec<String>,
+    /// Isolate: the groups each of its network interfaces had (kept in its
+    /// `outposts-ha:fenced-groups:<interface>` tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_interface_groups: Vec<crate::fencing::InterfaceGroups>,
     pub quarantine_security_group: Option<String>,
 }
 
@@ -603,8 +607,11 @@ pub struct OriginalUnfenced {
     pub server_id: Option<String>,
     pub workload: Option<String>,
     pub instance_id: String,
-    /// The groups put back; empty when it had not been isolated.
+    /// The groups put back on its primary network interface; empty when it had not been isolated.
     pub security_groups: Vec<String>,
+    /// The groups put back on each network interface.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interface_groups: Vec<crate::fencing::InterfaceGroups>,
     /// Put back although its incident was open or its replacement still ran.
     pub forced: bool,
     /// A live replacement of its workload when it was put back (only when forced).

@@ -1,7 +1,7 @@
 //! Fencing, as pure decisions: when a failed server comes back, which of its instances
 //! are originals of workloads replaced in the open incident, and what happens to each.
 
-use crate::model::{comma_list, is_replacement, tag, Instance};
+use crate::model::{comma_list, is_replacement, tag, AttachedInterface, Instance};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FencingPolicy {
-    /// Swap its security groups for the quarantine group; the previous ones are kept in a tag.
+    /// Swap each network interface's security groups for the quarantine group; the
+    /// previous ones are kept in a tag per interface.
     Isolate,
     Terminate,
     /// Touch nothing; tell people.
@@ -107,11 +108,72 @@ pub fn groups_from_tag(value: &str) -> Vec<String> {
     comma_list(value)
 }
 
+/// The tag keeping one interface's groups while it is isolated.
+pub fn fenced_groups_key(interface_id: &str) -> String {
+    format!("{}:{interface_id}", tag::FENCED_GROUPS)
+}
+
+fn is_fenced_groups_key(key: &str) -> bool {
+    key.strip_prefix(tag::FENCED_GROUPS).is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+}
+
+/// Whether the instance was isolated: some interface's groups are kept in a tag.
+pub fn is_isolated(tags: &BTreeMap<String, String>) -> bool {
+    tags.keys().any(|k| is_fenced_groups_key(k))
+}
+
+/// Every fencing tag on the instance (its mark and the kept groups): what unfencing removes.
+pub fn fencing_tag_keys(tags: &BTreeMap<String, String>) -> Vec<String> {
+    tags.keys().filter(|k| k.as_str() == tag::FENCED || is_fenced_groups_key(k)).cloned().collect()
+}
+
+/// One interface's security groups, as they were before it was isolated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceGroups {
+    pub interface_id: String,
+    pub device_index: i32,
+    pub groups: Vec<String>,
+}
+
+/// Isolating one original: the tags to write before any group is swapped (interfaces whose
+/// groups no earlier pass kept), and every interface's groups as they were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    pub keep: Vec<(String, String)>,
+    pub previous: Vec<InterfaceGroups>,
+}
+
+/// Pure: what isolating `instance` keeps. A kept tag wins over the groups seen now, which a
+/// retry would see already swapped for the quarantine group.
+pub fn isolation_of(instance: &Instance) -> Isolation {
+    let mut interfaces: Vec<&AttachedInterface> = instance.interfaces.iter().collect();
+    interfaces.sort_by_key(|i| i.device_index);
+    let mut isolation = Isolation { keep: Vec::new(), previous: Vec::new() };
+    for i in interfaces {
+        let key = fenced_groups_key(&i.interface_id);
+        let kept =
+            instance.tags.get(&key).or(if i.device_index == 0 { instance.tags.get(tag::FENCED_GROUPS) } else { None });
+        let groups = match kept {
+            Some(value) => groups_from_tag(value),
+            None => {
+                isolation.keep.push((key, groups_tag_value(&i.groups)));
+                i.groups.clone()
+            }
+        };
+        isolation.previous.push(InterfaceGroups {
+            interface_id: i.interface_id.clone(),
+            device_index: i.device_index,
+            groups,
+        });
+    }
+    isolation
+}
+
 /// What unfencing does with one fenced original.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnfencePlan {
-    /// Isolated: put these groups back, then remove the fencing marks.
-    Restore(Vec<String>),
+    /// Isolated: put each interface's groups back, then remove the fencing marks.
+    Restore(Vec<InterfaceGroups>),
     /// Not isolated (terminate or notify left its groups alone): remove the marks only.
     Unmark,
     /// Left as it is, marks kept; why.
@@ -127,12 +189,16 @@ pub enum UnfenceRefusal {
     ReplacementRuns(String),
     #[error("it had no security groups when it was isolated; set its groups by hand, then remove its fencing tags")]
     NoGroupsKept,
+    #[error("none of the network interfaces whose groups were kept is attached to it now; set its groups by hand, then remove its fencing tags")]
+    InterfacesGone,
 }
 
 /// What unfencing knows about one fenced original.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnfenceFacts<'a> {
     pub tags: &'a BTreeMap<String, String>,
+    /// Its network interfaces now.
+    pub interfaces: &'a [AttachedInterface],
     /// The incident it was fenced for is still open in the ledger.
     pub incident_open: bool,
     /// A live replacement of its workload, if any.
@@ -141,13 +207,47 @@ pub struct UnfenceFacts<'a> {
     pub force: bool,
 }
 
+/// The groups kept for each interface still attached (an unsuffixed tag: the primary's);
+/// `None` when it was never isolated.
+fn kept_groups(
+    tags: &BTreeMap<String, String>,
+    interfaces: &[AttachedInterface],
+) -> Option<Result<Vec<InterfaceGroups>, UnfenceRefusal>> {
+    if !is_isolated(tags) {
+        return None;
+    }
+    let mut interfaces: Vec<&AttachedInterface> = interfaces.iter().collect();
+    interfaces.sort_by_key(|i| i.device_index);
+    let mut kept = Vec::new();
+    for i in interfaces {
+        let value = tags.get(&fenced_groups_key(&i.interface_id)).or(if i.device_index == 0 {
+            tags.get(tag::FENCED_GROUPS)
+        } else {
+            None
+        });
+        let Some(value) = value else { continue };
+        let groups = groups_from_tag(value);
+        if groups.is_empty() {
+            return Some(Err(UnfenceRefusal::NoGroupsKept));
+        }
+        kept.push(InterfaceGroups { interface_id: i.interface_id.clone(), device_index: i.device_index, groups });
+    }
+    if kept.is_empty() {
+        let nothing_kept =
+            tags.iter().filter(|(k, _)| is_fenced_groups_key(k)).all(|(_, v)| groups_from_tag(v).is_empty());
+        return Some(Err(if nothing_kept { UnfenceRefusal::NoGroupsKept } else { UnfenceRefusal::InterfacesGone }));
+    }
+    Some(Ok(kept))
+}
+
 /// Pure: what unfencing does with a fenced original. Never two live copies unless the
 /// operator forces it, and never a guess at groups that were not kept.
 pub fn unfence_plan(f: &UnfenceFacts<'_>) -> UnfencePlan {
-    let kept = f.tags.get(tag::FENCED_GROUPS).map(|v| groups_from_tag(v));
-    if kept.as_ref().is_some_and(Vec::is_empty) {
-        return UnfencePlan::Refuse(UnfenceRefusal::NoGroupsKept);
-    }
+    let kept = match kept_groups(f.tags, f.interfaces) {
+        Some(Err(refusal)) => return UnfencePlan::Refuse(refusal),
+        Some(Ok(kept)) => Some(kept),
+        None => None,
+    };
     if !f.force {
         if f.incident_open {
             let incident = f.tags.get(tag::FENCED).cloned().unwrap_or_default();
@@ -246,20 +346,85 @@ mod tests {
         assert!(groups_from_tag("").is_empty());
     }
 
+    fn interface(id: &str, device_index: i32, groups: &[&str]) -> AttachedInterface {
+        AttachedInterface {
+            interface_id: id.into(),
+            device_index,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn kept(id: &str, device_index: i32, groups: &[&str]) -> InterfaceGroups {
+        InterfaceGroups {
+            interface_id: id.into(),
+            device_index,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn isolation_keeps_every_interface_once_and_a_retry_keeps_what_the_first_pass_saw() {
+        let mut lni = candidate("i-pos", "pos", &[]);
+        lni.interfaces = vec![interface("eni-lni", 1, &["sg-store"]), interface("eni-main", 0, &["sg-1", "sg-2"])];
+        let first = isolation_of(&lni);
+        assert_eq!(
+            first.keep,
+            vec![
+                ("outposts-ha:fenced-groups:eni-main".to_string(), "sg-1,sg-2".to_string()),
+                ("outposts-ha:fenced-groups:eni-lni".to_string(), "sg-store".to_string()),
+            ]
+        );
+        assert_eq!(first.previous, vec![kept("eni-main", 0, &["sg-1", "sg-2"]), kept("eni-lni", 1, &["sg-store"])]);
+        // A retry after the tags were written and one interface swapped: nothing new to
+        // keep, and the kept groups (not the quarantine group seen now) are reported.
+        lni.tags.extend(first.keep.iter().cloned());
+        lni.interfaces[1].groups = vec!["sg-q".into()];
+        let retry = isolation_of(&lni);
+        assert!(retry.keep.is_empty());
+        assert_eq!(retry.previous, first.previous);
+        // An original isolated by a version that kept one instance-wide tag: it is the
+        // primary interface's; the second interface is kept now.
+        let mut legacy = candidate("i-old", "pos", &[(tag::FENCED_GROUPS, "sg-1")]);
+        legacy.interfaces = vec![interface("eni-main", 0, &["sg-q"]), interface("eni-lni", 1, &["sg-store"])];
+        let isolation = isolation_of(&legacy);
+        assert_eq!(isolation.keep, vec![("outposts-ha:fenced-groups:eni-lni".to_string(), "sg-store".to_string())]);
+        assert_eq!(isolation.previous[0], kept("eni-main", 0, &["sg-1"]));
+        assert!(is_isolated(&legacy.tags) && !is_isolated(&candidate("i", "pos", &[(tag::FENCED, INC)]).tags));
+        let mut marks = legacy.tags.clone();
+        marks.insert(tag::FENCED.into(), INC.into());
+        marks.insert("outposts-ha:fenced-groups:eni-lni".into(), "sg-store".into());
+        marks.insert("outposts-ha:fenced-groupsX".into(), "not ours".into());
+        assert_eq!(
+            fencing_tag_keys(&marks),
+            vec!["outposts-ha:fenced", "outposts-ha:fenced-groups", "outposts-ha:fenced-groups:eni-lni"]
+        );
+    }
+
     #[test]
     fn unfencing_restores_what_was_kept_never_makes_a_second_copy_unasked_and_never_guesses() {
         let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         };
-        let isolated = tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, "sg-1,sg-2")]);
+        let both = [interface("eni-main", 0, &["sg-q"]), interface("eni-lni", 1, &["sg-q"])];
+        let isolated = tags(&[
+            (tag::FENCED, INC),
+            ("outposts-ha:fenced-groups:eni-main", "sg-1,sg-2"),
+            ("outposts-ha:fenced-groups:eni-lni", "sg-store"),
+        ]);
+        let legacy = tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, "sg-1,sg-2")]);
         let notified = tags(&[(tag::FENCED, INC)]);
-        let bare = tags(&[(tag::FENCED, INC), (tag::FENCED_GROUPS, " , ")]);
-        let restore = UnfencePlan::Restore(vec!["sg-1".into(), "sg-2".into()]);
+        let bare = tags(&[(tag::FENCED, INC), ("outposts-ha:fenced-groups:eni-main", " , ")]);
+        let elsewhere = tags(&[(tag::FENCED, INC), ("outposts-ha:fenced-groups:eni-detached", "sg-1")]);
+        let restore =
+            UnfencePlan::Restore(vec![kept("eni-main", 0, &["sg-1", "sg-2"]), kept("eni-lni", 1, &["sg-store"])]);
+        let restore_primary = UnfencePlan::Restore(vec![kept("eni-main", 0, &["sg-1", "sg-2"])]);
         let open = UnfencePlan::Refuse(UnfenceRefusal::IncidentOpen(INC.into()));
         let runs = UnfencePlan::Refuse(UnfenceRefusal::ReplacementRuns("i-r".into()));
+        let none_kept = UnfencePlan::Refuse(UnfenceRefusal::NoGroupsKept);
         // (tags, incident open, live replacement, force) → plan
         let table = [
             (&isolated, false, None, false, restore.clone()),
+            (&legacy, false, None, false, restore_primary),
             (&notified, false, None, false, UnfencePlan::Unmark),
             (&isolated, true, None, false, open.clone()),
             (&isolated, true, Some("i-r"), false, open),
@@ -267,11 +432,12 @@ mod tests {
             (&notified, false, Some("i-r"), false, runs),
             (&isolated, true, Some("i-r"), true, restore),
             (&notified, true, None, true, UnfencePlan::Unmark),
-            (&bare, false, None, false, UnfencePlan::Refuse(UnfenceRefusal::NoGroupsKept)),
-            (&bare, true, Some("i-r"), true, UnfencePlan::Refuse(UnfenceRefusal::NoGroupsKept)),
+            (&bare, false, None, false, none_kept.clone()),
+            (&bare, true, Some("i-r"), true, none_kept),
+            (&elsewhere, false, None, false, UnfencePlan::Refuse(UnfenceRefusal::InterfacesGone)),
         ];
         for (t, incident_open, live_replacement, force, want) in table {
-            let facts = UnfenceFacts { tags: t, incident_open, live_replacement, force };
+            let facts = UnfenceFacts { tags: t, interfaces: &both, incident_open, live_replacement, force };
             assert_eq!(unfence_plan(&facts), want, "{facts:?}");
         }
     }

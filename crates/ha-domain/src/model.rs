@@ -52,7 +52,9 @@ pub mod tag {
     pub const FENCING: &str = "outposts-ha:fencing";
     /// On a fenced original: the incident whose replacement it was fenced for.
     pub const FENCED: &str = "outposts-ha:fenced";
-    /// On an isolated original: its security groups before the quarantine, comma-separated.
+    /// On an isolated original, suffixed `:<interface id>` (one per network interface): that
+    /// interface's security groups before the quarantine, comma-separated. Unsuffixed (from
+    /// versions that isolated the instance as a whole): its primary interface's.
     pub const FENCED_GROUPS: &str = "outposts-ha:fenced-groups";
     /// On an original put back in service (`make unfence`): when. Its backups taken before
     /// then hold the data it had while the workload ran elsewhere.
@@ -141,8 +143,18 @@ pub struct Instance {
     pub server_id: Option<String>,
     pub vpc_id: Option<String>,
     pub private_ip: Option<String>,
-    pub security_groups: Vec<String>,
+    /// Its network interfaces, by device index.
+    pub interfaces: Vec<AttachedInterface>,
     pub tags: BTreeMap<String, String>,
+}
+
+/// A network interface attached to an instance, with its security groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedInterface {
+    pub interface_id: String,
+    /// 0: the primary interface; an Outposts server's local network interface is at 1.
+    pub device_index: i32,
+    pub groups: Vec<String>,
 }
 
 impl Instance {
@@ -154,7 +166,7 @@ impl Instance {
             server_id: None,
             vpc_id: None,
             private_ip: None,
-            security_groups: Vec::new(),
+            interfaces: Vec::new(),
             tags,
         }
     }

@@ -80,8 +80,9 @@ pub trait Fleet: Send + Sync {
     /// Live instances fenced for the incident, or the one instance if it is fenced.
     async fn fenced_instances(&self, selector: &FencedSelector<'_>) -> Result<Vec<Instance>, AwsFailure>;
 
-    /// Replaces the instance's security groups.
-    async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure>;
+    /// Replaces one network interface's security groups (EC2 refuses instance-wide groups
+    /// on an instance with more than one interface).
+    async fn set_interface_groups(&self, interface_id: &str, groups: &[String]) -> Result<(), AwsFailure>;
 
     async fn terminate(&self, instance_id: &str) -> Result<(), AwsFailure>;
 }

@@ -591,7 +591,9 @@ impl Ledger {
         ]);
         if !self.table.put(pk, sk, record, Some(may_tell)).await? {
             let existing = self.table.get(pk, sk).await?;
-            let telling = existing.as_ref().and_then(|i| get_s(i, "state")) == Some(TELLING);
+            // Gone since: its teller failed to publish and gave the mark back. Not told:
+            // come back and tell it.
+            let telling = existing.as_ref().is_none_or(|i| get_s(i, "state") == Some(TELLING));
             return Ok(if telling { Told::ByAnother } else { Told::Before });
         }
         let mine = Condition::And(vec![Condition::equals("owner", s(owner)), Condition::equals("marker", s(marker))]);
@@ -724,5 +726,51 @@ fn claim_record(item: &Item) -> ClaimRecord {
             reported: get_bool(item, "reported"),
             report_until: get_n(item, "report_until").unwrap_or(0),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mark another teller held when this one tried to take it, and gave back (its
+    /// publish failed) before this one read it.
+    struct GivenBack;
+
+    #[async_trait::async_trait]
+    impl Table for GivenBack {
+        async fn get(&self, _: &str, _: &str) -> Result<Option<Item>, AwsFailure> {
+            Ok(None)
+        }
+        async fn put(&self, _: &str, _: &str, _: Item, _: Option<Condition>) -> Result<bool, AwsFailure> {
+            Ok(false)
+        }
+        async fn update(&self, _: &str, _: &str, _: Vec<Change>, _: Option<Condition>) -> Result<bool, AwsFailure> {
+            unreachable!("nothing is marked told")
+        }
+        async fn delete(&self, _: &str, _: &str, _: Option<Condition>) -> Result<bool, AwsFailure> {
+            unreachable!("nothing is given back")
+        }
+        async fn query(&self, _: &str, _: &str) -> Result<Vec<Item>, AwsFailure> {
+            Ok(Vec::new())
+        }
+    }
+
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl Bus for Silent {
+        async fn publish(&self, _: &[ProjectEvent]) -> Result<(), AwsFailure> {
+            unreachable!("another teller holds the mark")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mark_given_back_by_a_failed_teller_is_not_told() {
+        let ledger = Ledger::new(Arc::new(GivenBack), 30);
+        let incident = IncidentId::from_stored("inc-000000000000000000000001");
+        let mark = IncidentMark::Fenced { instance_id: "i-0123456789abcdef0" };
+        let told = ledger.tell_incident(&Silent, &incident, mark, "terminated", "me", 1_000, &[]).await.unwrap();
+        assert_eq!(told, Told::ByAnother, "a retry must tell it");
     }
 }

@@ -99,10 +99,24 @@ fn an_isolated_original_says_which_groups_it_lost() {
         panic!("an OriginalFenced sample")
     };
     let body = |e: &ha_domain::contract::OriginalFenced| render(&ProjectEvent::OriginalFenced(e.clone())).unwrap().body;
+    fenced.previous_interface_groups.clear();
     fenced.previous_security_groups = vec!["sg-0aaa".into(), "sg-0bbb".into()];
     assert!(body(&fenced).contains("Security groups sg-0aaa, sg-0bbb were swapped for the quarantine group"));
     fenced.previous_security_groups.clear();
     let text = body(&fenced);
     assert!(text.contains("It had no security groups; it now has only the quarantine group"), "{text}");
     assert!(!text.contains("groups  were"), "{text}");
+    // An original with a local network interface: each interface's groups are told.
+    let interface = |id: &str, device_index: i32, groups: &[&str]| ha_domain::fencing::InterfaceGroups {
+        interface_id: id.into(),
+        device_index,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    };
+    fenced.previous_interface_groups =
+        vec![interface("eni-0main", 0, &["sg-0aaa", "sg-0bbb"]), interface("eni-0lni", 1, &["sg-0ccc"])];
+    let text = body(&fenced);
+    assert!(
+        text.contains("its 2 network interfaces (eni-0main: sg-0aaa, sg-0bbb; eni-0lni: sg-0ccc) were swapped"),
+        "{text}"
+    );
 }

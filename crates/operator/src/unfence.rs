@@ -1,5 +1,5 @@
-//! `make unfence`: fenced originals back in service — their security groups restored from
-//! the tag fencing kept them in, the fencing marks removed, and each one told
+//! `make unfence`: fenced originals back in service — each network interface's security
+//! groups restored from the tag fencing kept them in, the fencing marks removed, and each one told
 //! (`OriginalUnfenced`). An original whose incident is still open or whose workload's
 //! replacement still runs stays fenced unless the operator forces it: never two live
 //! copies unasked. One original's failure does not stop the others; it is reported.
@@ -8,7 +8,7 @@ use crate::{refused, Operator, Response};
 use ha_aws::invocation::HandlerError;
 use ha_domain::contract::{OriginalUnfenced, ProjectEvent, UnfenceRequested};
 use ha_domain::error::AwsFailure;
-use ha_domain::fencing::{unfence_plan, UnfenceFacts, UnfencePlan};
+use ha_domain::fencing::{fencing_tag_keys, unfence_plan, UnfenceFacts, UnfencePlan};
 use ha_domain::incident::IncidentId;
 use ha_domain::launch::adoptable;
 use ha_domain::ledger::{IncidentMark, IncidentStatus};
@@ -28,8 +28,11 @@ pub struct UnfenceReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unfenced {
     pub instance_id: String,
-    /// Empty when it was not isolated (terminate or notify left its groups alone).
+    /// Its primary interface's; empty when it was not isolated (terminate or notify left
+    /// its groups alone).
     pub security_groups: Vec<String>,
+    /// Each network interface's.
+    pub interface_groups: Vec<ha_domain::fencing::InterfaceGroups>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,6 +62,7 @@ impl Operator {
                 Ok(Ok(event)) => report.restored.push(Unfenced {
                     instance_id: event.instance_id.clone(),
                     security_groups: event.security_groups.clone(),
+                    interface_groups: event.interface_groups.clone(),
                 }),
                 Ok(Err(reason)) => {
                     report.left_isolated.push(LeftIsolated { instance_id: instance.instance_id.clone(), reason })
@@ -99,16 +103,23 @@ impl Operator {
             }
             _ => None,
         };
-        let facts =
-            UnfenceFacts { tags: &instance.tags, incident_open, live_replacement: live_replacement.as_deref(), force };
-        let groups = match unfence_plan(&facts) {
+        let facts = UnfenceFacts {
+            tags: &instance.tags,
+            interfaces: &instance.interfaces,
+            incident_open,
+            live_replacement: live_replacement.as_deref(),
+            force,
+        };
+        let restored = match unfence_plan(&facts) {
             UnfencePlan::Refuse(why) => {
                 warn!(reason = %why, "left fenced");
                 return Ok(Err(why.to_string()));
             }
-            UnfencePlan::Restore(groups) => {
-                self.ports.fleet.set_security_groups(&instance.instance_id, &groups).await?;
-                groups
+            UnfencePlan::Restore(kept) => {
+                for interface in &kept {
+                    self.ports.fleet.set_interface_groups(&interface.interface_id, &interface.groups).await?;
+                }
+                kept
             }
             UnfencePlan::Unmark => Vec::new(),
         };
@@ -118,7 +129,12 @@ impl Operator {
             server_id: instance.server_id.clone(),
             workload,
             instance_id: instance.instance_id.clone(),
-            security_groups: groups,
+            security_groups: restored
+                .iter()
+                .find(|i| i.device_index == 0)
+                .map(|i| i.groups.clone())
+                .unwrap_or_default(),
+            interface_groups: restored,
             forced,
             replacement_instance_id: live_replacement,
             unfenced_at: format_timestamp(self.ports.clock.now()),
@@ -126,7 +142,9 @@ impl Operator {
         self.ports.bus.publish(&[ProjectEvent::OriginalUnfenced(event.clone())]).await?;
         // Before the fencing marks go, so no backup can see it neither fenced nor put back.
         self.ports.fleet.tag_instance(&instance.instance_id, &[(tag::UNFENCED_AT, &event.unfenced_at)]).await?;
-        self.ports.fleet.untag_instance(&instance.instance_id, &[tag::FENCED, tag::FENCED_GROUPS]).await?;
+        let marks = fencing_tag_keys(&instance.tags);
+        let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
+        self.ports.fleet.untag_instance(&instance.instance_id, &marks).await?;
         if in_ledger {
             let mark = IncidentMark::Fenced { instance_id: &instance.instance_id };
             self.ports.ledger.clear_incident_mark(&incident_id, mark).await?;

@@ -7,7 +7,8 @@ use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::contract::{FenceOutcome, FenceRequested, IncidentClosed, OriginalFenced, ProjectEvent};
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::fencing::{
-    choose_originals, groups_from_tag, groups_tag_value, policy_for, FenceAction, FencingPolicy, ReplacedWorkload,
+    choose_originals, is_isolated, isolation_of, policy_for, FenceAction, FencingPolicy, InterfaceGroups,
+    ReplacedWorkload,
 };
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::{IncidentMark, IncidentStatus, WorkloadStatus};
@@ -29,13 +30,13 @@ pub struct FenceReport {
 /// What fencing did to one original.
 struct Fenced {
     outcome: FenceOutcome,
-    previous_groups: Vec<String>,
+    previous: Vec<InterfaceGroups>,
     quarantine: Option<String>,
 }
 
 impl Fenced {
     fn untouched(outcome: FenceOutcome) -> Fenced {
-        Fenced { outcome, previous_groups: Vec::new(), quarantine: None }
+        Fenced { outcome, previous: Vec::new(), quarantine: None }
     }
 }
 
@@ -146,7 +147,13 @@ impl Relaunch {
                 replacement_instance_id: action.replacement_instance_id.clone(),
                 policy: action.policy,
                 action: fenced.outcome,
-                previous_security_groups: fenced.previous_groups,
+                previous_security_groups: fenced
+                    .previous
+                    .iter()
+                    .find(|i| i.device_index == 0)
+                    .map(|i| i.groups.clone())
+                    .unwrap_or_default(),
+                previous_interface_groups: fenced.previous,
                 quarantine_security_group: fenced.quarantine,
             });
             let mark = IncidentMark::Fenced { instance_id: &action.instance_id };
@@ -229,7 +236,7 @@ impl Relaunch {
             Some(InstanceState::Running) => {}
             Some(InstanceState::Pending) => return Attempt::ReplacementPending,
             other => {
-                let isolated = candidate.is_some_and(|c| c.tags.contains_key(tag::FENCED_GROUPS));
+                let isolated = candidate.is_some_and(|c| is_isolated(&c.tags));
                 error!(replacement_state = ?other, isolated, "the replacement is not running: the original is the only copy and stays");
                 let outcome = if isolated {
                     FenceOutcome::StillIsolatedReplacementNotRunning
@@ -258,21 +265,28 @@ impl Relaunch {
         let fleet = &self.ports.fleet;
         let id = action.instance_id.as_str();
         let fenced = match (action.policy, candidate.and_then(|c| c.vpc_id.as_deref().map(|v| (c, v)))) {
+            (FencingPolicy::Isolate, Some((c, _))) if c.interfaces.is_empty() => {
+                error!("EC2 describes no network interface of the original: nothing to isolate; left running");
+                Fenced::untouched(FenceOutcome::LeftRunningFenceFailed)
+            }
             (FencingPolicy::Isolate, Some((c, vpc))) => {
                 let quarantine = fleet.quarantine_group(vpc, &self.config.stack_name).await?;
-                // The groups are kept before they are swapped, and never overwritten by a retry
-                // that would only see the quarantine group.
-                let previous = match c.tags.get(tag::FENCED_GROUPS) {
-                    Some(kept) => groups_from_tag(kept),
-                    None => {
-                        let groups = c.security_groups.clone();
-                        fleet.tag_instance(id, &[(tag::FENCED_GROUPS, &groups_tag_value(&groups))]).await?;
-                        groups
-                    }
-                };
-                fleet.set_security_groups(id, std::slice::from_ref(&quarantine)).await?;
-                warn!(%quarantine, previous = ?previous, "original isolated");
-                Fenced { outcome: FenceOutcome::Isolated, previous_groups: previous, quarantine: Some(quarantine) }
+                // Every interface's groups are kept before any is swapped, and never
+                // overwritten by a retry that would only see the quarantine group.
+                let isolation = isolation_of(c);
+                if !isolation.keep.is_empty() {
+                    let keep: Vec<(&str, &str)> =
+                        isolation.keep.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    fleet.tag_instance(id, &keep).await?;
+                }
+                // Per interface: EC2 refuses instance-wide groups on an instance with more
+                // than one (every instance with a local network interface).
+                let quarantined = std::slice::from_ref(&quarantine);
+                for interface in c.interfaces.iter().filter(|i| i.groups.as_slice() != quarantined) {
+                    fleet.set_interface_groups(&interface.interface_id, quarantined).await?;
+                }
+                warn!(%quarantine, previous = ?isolation.previous, "original isolated");
+                Fenced { outcome: FenceOutcome::Isolated, previous: isolation.previous, quarantine: Some(quarantine) }
             }
             (FencingPolicy::Terminate, _) => {
                 // Tagged first, so a pass that dies after terminating is told by the next.

@@ -117,7 +117,6 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
         }
     }
 
-    let quarantined = |groups: &[String]| groups.iter().any(|g| w.is_quarantine(g));
     for (index, server) in ctx.scenario.servers.iter().enumerate() {
         let down = ctx.alarm_down.borrow()[index];
         let id = server.id.to_string();
@@ -172,7 +171,7 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
                 .values()
                 .filter(|i| i.state == InstanceState::Running && i.server.as_ref() == Some(&server.id))
                 .filter(|i| i.tags.get(tag::WORKLOAD) == Some(&wl.name) && !i.tags.contains_key(tag::ROLE))
-                .filter(|i| !quarantined(&i.groups))
+                .filter(|i| !w.is_isolated(i))
                 .collect();
             let failed_told = |incident: &str| {
                 events.iter().any(|e| matches!(e, ProjectEvent::WorkloadRelaunchFailed(f) if f.incident_id == incident && f.workload == wl.name))

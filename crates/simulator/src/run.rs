@@ -515,12 +515,12 @@ fn build(s: &Scenario) -> World {
             w.instances.insert(
                 id.clone(),
                 SimInstance {
+                    interfaces: World::new_interfaces(&id, wl.lni, &["sg-app".into()]),
                     id,
                     state: InstanceState::Running,
                     server: Some(server.id.clone()),
                     subnet: server.home_subnet.clone(),
                     vpc: "vpc-store".into(),
-                    groups: vec!["sg-app".into()],
                     tags: instance_tags,
                     visible_at_ms: 0,
                     protected: wl.protected_original,
@@ -653,7 +653,7 @@ pub fn backup_race(seed: u64, newer_first: bool) -> Outcome {
                 server: Some(server),
                 subnet: "subnet-a".into(),
                 vpc: "vpc-store".into(),
-                groups: vec!["sg-app".into()],
+                interfaces: World::new_interfaces("i-db", false, &["sg-app".into()]),
                 tags,
                 visible_at_ms: 0,
                 protected: false,

@@ -35,11 +35,17 @@ pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
         format!("Its replacement {} keeps serving. Incident {}.", e.replacement_instance_id, e.incident_id),
     ];
     if let Some(q) = &e.quarantine_security_group {
-        what.push(if e.previous_security_groups.is_empty() {
+        what.push(if e.previous_interface_groups.len() > 1 {
+            format!(
+                "The security groups of its {} network interfaces ({}) were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its tags outposts-ha:fenced-groups:<interface>.",
+                e.previous_interface_groups.len(),
+                interface_groups_text(&e.previous_interface_groups)
+            )
+        } else if e.previous_security_groups.is_empty() {
             format!("It had no security groups; it now has only the quarantine group {q} (no traffic in or out).")
         } else {
             format!(
-                "Security groups {} were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its tag outposts-ha:fenced-groups.",
+                "Security groups {} were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its outposts-ha:fenced-groups tag.",
                 e.previous_security_groups.join(", ")
             )
         });
@@ -98,7 +104,13 @@ pub(super) fn original_unfenced(e: &OriginalUnfenced) -> EventText {
         "Original {} of workload {} on {} is back in service on an operator's word (make unfence), at {}.",
         e.instance_id, workload, server, e.unfenced_at
     )];
-    what.push(if e.security_groups.is_empty() {
+    what.push(if e.interface_groups.len() > 1 {
+        format!(
+            "The security groups of its {} network interfaces were restored ({}).",
+            e.interface_groups.len(),
+            interface_groups_text(&e.interface_groups)
+        )
+    } else if e.security_groups.is_empty() {
         "It had not been isolated: only its fencing marks were removed.".to_string()
     } else {
         format!("Security groups {} were restored.", e.security_groups.join(", "))
@@ -116,4 +128,9 @@ pub(super) fn original_unfenced(e: &OriginalUnfenced) -> EventText {
         what_happened: what,
         what_to_do_next: next,
     }
+}
+
+/// `eni-a: sg-1, sg-2; eni-b: sg-3`.
+fn interface_groups_text(interfaces: &[ha_domain::fencing::InterfaceGroups]) -> String {
+    interfaces.iter().map(|i| format!("{}: {}", i.interface_id, i.groups.join(", "))).collect::<Vec<_>>().join("; ")
 }

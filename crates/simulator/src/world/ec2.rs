@@ -192,7 +192,7 @@ impl Fleet for SimFleet {
                         server: Some(server),
                         subnet: r.subnet_id.to_string(),
                         vpc,
-                        groups: vec!["sg-workload".into()],
+                        interfaces: World::new_interfaces(&id, r.interfaces.len() > 1, &["sg-workload".into()]),
                         tags,
                         visible_at_ms,
                         protected: false,
@@ -339,24 +339,40 @@ impl Fleet for SimFleet {
             .collect())
     }
 
-    async fn set_security_groups(&self, instance_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
-        self.0.enter("ModifyInstanceAttribute").await?;
+    async fn set_interface_groups(&self, interface_id: &str, groups: &[String]) -> Result<(), AwsFailure> {
+        self.0.enter("ModifyNetworkInterfaceAttribute").await?;
         {
             let mut w = self.0.world();
+            // "You must specify at least one group, even if it's just the default security
+            // group in the VPC."
+            if groups.is_empty() {
+                return Err(refused("ModifyNetworkInterfaceAttribute", "InvalidParameterValue"));
+            }
+            let Some(instance_id) = w
+                .instances
+                .values()
+                .find(|i| i.interfaces.iter().any(|n| n.interface_id == interface_id))
+                .map(|i| i.id.clone())
+            else {
+                return Err(refused("ModifyNetworkInterfaceAttribute", "InvalidNetworkInterfaceID.NotFound"));
+            };
             let quarantine: Vec<String> = groups.iter().filter(|g| w.is_quarantine(g)).cloned().collect();
             if !quarantine.is_empty() {
-                w.check_fencing(instance_id, "isolated");
+                w.check_fencing(&instance_id, "isolated");
                 if quarantine.iter().any(|g| w.groups.get(g).is_some_and(|g| g.egress_open)) {
                     w.violation(format!("{instance_id} isolated in a quarantine group that still allows egress"));
                 }
             }
-            match w.instances.get_mut(instance_id) {
-                Some(i) => i.groups = groups.to_vec(),
-                None => return Err(refused("ModifyInstanceAttribute", "InvalidInstanceID.NotFound")),
+            if let Some(n) = w
+                .instances
+                .get_mut(&instance_id)
+                .and_then(|i| i.interfaces.iter_mut().find(|n| n.interface_id == interface_id))
+            {
+                n.groups = groups.to_vec();
             }
-            w.note(format!("{instance_id} groups {groups:?}"));
+            w.note(format!("{instance_id} {interface_id} groups {groups:?}"));
         }
-        self.0.leave("ModifyInstanceAttribute").await
+        self.0.leave("ModifyNetworkInterfaceAttribute").await
     }
 
     async fn terminate(&self, instance_id: &str) -> Result<(), AwsFailure> {

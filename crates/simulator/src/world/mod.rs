@@ -19,7 +19,7 @@ pub use elb::SimLoadBalancing;
 pub use table::SimTable;
 
 use ha_domain::error::{AwsFailure, Retry};
-use ha_domain::model::{InstanceState, ServerId};
+use ha_domain::model::{AttachedInterface, InstanceState, ServerId};
 use ha_ports::backups::ImageFacts;
 use ha_ports::table::Item;
 use ha_ports::Clock;
@@ -64,7 +64,7 @@ pub struct SimInstance {
     pub server: Option<ServerId>,
     pub subnet: String,
     pub vpc: String,
-    pub groups: Vec<String>,
+    pub interfaces: Vec<AttachedInterface>,
     pub tags: BTreeMap<String, String>,
     pub visible_at_ms: i64,
     pub protected: bool,
@@ -303,6 +303,23 @@ impl World {
         self.instances.values().filter(move |i| i.visible_at_ms <= now)
     }
 
+    /// Network interfaces for a new instance: a primary one and, with `lni`, a local network
+    /// interface at index 1, each in `groups`.
+    pub fn new_interfaces(instance_id: &str, lni: bool, groups: &[String]) -> Vec<AttachedInterface> {
+        (0..if lni { 2 } else { 1 })
+            .map(|device_index| AttachedInterface {
+                interface_id: format!("eni-{}-{device_index}", instance_id.trim_start_matches("i-")),
+                device_index,
+                groups: groups.to_vec(),
+            })
+            .collect()
+    }
+
+    /// Whether every network interface of the instance is in a quarantine group.
+    pub fn is_isolated(&self, i: &SimInstance) -> bool {
+        i.interfaces.iter().all(|n| n.groups.iter().any(|g| self.is_quarantine(g)))
+    }
+
     /// Whether the group is a quarantine group (fencing's, by its name).
     pub fn is_quarantine(&self, group_id: &str) -> bool {
         self.groups.get(group_id).is_some_and(|g| g.name.ends_with("-quarantine"))
@@ -332,7 +349,7 @@ impl World {
             server_id: i.server.as_ref().map(ToString::to_string),
             vpc_id: Some(i.vpc.clone()),
             private_ip: Some(format!("10.0.{}.{}", i.id.len() % 250, i.id.as_bytes()[i.id.len() - 1])),
-            security_groups: i.groups.clone(),
+            interfaces: i.interfaces.clone(),
             tags: i.tags.clone(),
         }
     }
