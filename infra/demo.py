@@ -66,6 +66,8 @@ REGION = "eu-west-1"
 STACK = "ohademo"
 SERVER_A = "op-0a1b2c3d4e5f60718"
 SERVER_B = "op-0f9e8d7c6b5a40312"
+# The standby servers the replacements run on.
+STANDBY_A, STANDBY_B = "op-0a1b2c3d4e5f6071a", "op-0f9e8d7c6b5a4031b"
 TAGS = stackctl.TAGS
 ATTEMPTS = 3  # deliveries of one event before it is dead-lettered
 STEP_TIMEOUT = 60.0
@@ -397,7 +399,8 @@ class Fleet:
     """Two Outposts servers as the emulator can hold them: subnets for each server and its
     standby, tagged launch templates (the workloads), their running originals and target groups."""
 
-    def __init__(self, session: boto3.session.Session) -> None:
+    def __init__(self, session: boto3.session.Session, account: str) -> None:
+        self.account = account
         self.ec2 = session.client("ec2")
         self.elb = session.client("elbv2")
         self.vpc = self.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -405,13 +408,21 @@ class Fleet:
         self.workloads: list[dict] = []
         self.security_groups: dict[str, str] = {}
 
-    def subnet(self, cidr: str, name: str) -> str:
-        """A subnet of a server whose interfaces at device index 1 are local network interfaces
-        (LNIs): how the store's own devices reach its instances."""
+    def subnet(self, cidr: str, name: str, server: str) -> str:
+        """A subnet of an Outposts server whose interfaces at device index 1 are local network
+        interfaces (LNIs): how the store's own devices reach its instances."""
         tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": name}]}]
-        subnet = self.ec2.create_subnet(VpcId=self.vpc, CidrBlock=cidr, TagSpecifications=tags)["Subnet"]["SubnetId"]
+        outpost = f"arn:aws:outposts:{REGION}:{self.account}:outpost/{server}"
+        subnet = self.ec2.create_subnet(VpcId=self.vpc, CidrBlock=cidr, TagSpecifications=tags,
+                                        OutpostArn=outpost)["Subnet"]["SubnetId"]
         self.ec2.modify_subnet_attribute(SubnetId=subnet, EnableLniAtDeviceIndex=1)
         return subnet
+
+    def helper_subnet(self, cidr: str) -> str:
+        """The VPC's subnet in the Region where the backup runbook's helper instance runs."""
+        tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": "backup-helper"},
+                                                    {"Key": TAGS["backup_helper"], "Value": "backups"}]}]
+        return self.ec2.create_subnet(VpcId=self.vpc, CidrBlock=cidr, TagSpecifications=tags)["Subnet"]["SubnetId"]
 
     def group(self, name: str, description: str) -> str:
         if name not in self.security_groups:
@@ -584,9 +595,11 @@ class Demo:
         sns.subscribe(TopicArn=self.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=inbox_arn)
 
     def create_fleet(self) -> None:
-        self.fleet = fleet = Fleet(self.session)
-        home_a, home_b = fleet.subnet("10.0.1.0/24", "server-a"), fleet.subnet("10.0.2.0/24", "server-b")
-        standby_a, standby_b = fleet.subnet("10.0.11.0/24", "standby-for-a"), fleet.subnet("10.0.12.0/24", "standby-for-b")
+        self.fleet = fleet = Fleet(self.session, self.account)
+        home_a, home_b = fleet.subnet("10.0.1.0/24", "server-a", SERVER_A), fleet.subnet("10.0.2.0/24", "server-b", SERVER_B)
+        standby_a = fleet.subnet("10.0.11.0/24", "standby-for-a", STANDBY_A)
+        standby_b = fleet.subnet("10.0.12.0/24", "standby-for-b", STANDBY_B)
+        helper = fleet.helper_subnet("10.0.250.0/24")
         fleet.workload(SERVER_A, "pos-db", home_a, [standby_a], 1, backup_parameter=f"/outposts-ha/{STACK}/pos-db")
         fleet.workload(SERVER_A, "pos-app", home_a, [standby_a], 10, target_group="pos-app-web")
         # Its preferred standby subnet is gone: it must use its fallback.
@@ -599,6 +612,7 @@ class Demo:
             kind = f"stateful, backup {w['parameter']}" if w["parameter"] else f"target group {w['target_group']}"
             server = "A" if w["server"] == SERVER_A else "B"
             self.story.say(f"           {server:<7} {w['name']:<9} {w['original']:<21} {kind:<44} {', '.join(w['standby'])}")
+        self.story.step(f"backup helper subnet (in the Region, tagged {TAGS['backup_helper']}): {helper}")
         self.routing.wait_settled()
 
     # --- the story -------------------------------------------------------------------
@@ -628,6 +642,9 @@ class Demo:
                 raise DemoFailed(f"{moved[w['name']]} should be tagged as a backup of {w['original']}: {tags}")
             self.story.step(f"{w['name']}: {w['parameter']} {before[w['name']] or '(none)'} → {moved[w['name']]} "
                             f"({image['State']}, taken {tags.get(TAGS['backup_taken_at'])})")
+            execution = ssm.get_automation_execution(AutomationExecutionId=tags[TAGS["backup_execution"]])
+            given = execution["AutomationExecution"]["Parameters"]
+            self.story.step(f"    runbook helper: subnet {given['SubnetId'][0]}, type {given['TemporaryInstancesType'][0]}")
         self.backups = moved
         self.story.step(f"backup cycle took {self.story.phase_took():.1f} s")
 

@@ -82,6 +82,10 @@ class Demo(unittest.TestCase):
         # Backups: both parameters moved to AMIs that are backups of the originals.
         backups = dict(re.findall(r"\] (pos-db|records): /outposts-ha/ohademo/\S+ \(none\) → (ami-\w+) \(available", story))
         self.assertEqual(sorted(backups), ["pos-db", "records"], story)
+        helper = re.search(r"backup helper subnet \(in the Region, tagged outposts-ha:backup-helper\): (subnet-\w+)", story)
+        self.assertIsNotNone(helper, story)
+        self.assertEqual(re.findall(r"runbook helper: subnet (subnet-\w+), type (\S+)", story),
+                         [(helper.group(1), "c5.large")] * 2, story)
         # Failover: routed by the deployed rules to the real binaries.
         for line in ("→ alarm-handler    CloudWatch Alarm State Change: outposts-ha-op-0a1b2c3d4e5f60718 OK → ALARM",
                      "→ relaunch         RelaunchRequested: op-0a1b2c3d4e5f60718",

@@ -208,6 +208,39 @@ class TemplateText(unittest.TestCase):
         for bad in ["rate(1 hours)", "rate(0 minutes)", "rate(5 minute)", "rate(2 weeks)", "cron(0 4 * * ?)", "rate()"]:
             self.assertNotRegex(bad, pattern)
 
+    def test_the_runbook_gets_a_role_of_the_stack_unless_one_is_given(self) -> None:
+        role = self.main["Resources"]["BackupAutomationRole"]
+        self.assertEqual(role["Condition"], "CreatesAutomationRole")
+        self.assertEqual(self.main["Conditions"]["CreatesAutomationRole"], {"Fn::Equals": [{"Ref": "BackupAutomationRoleArn"}, ""]})
+        trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual([s["Principal"] for s in trust], [{"Service": "ssm.amazonaws.com"}])
+        granted = set()
+        for statement in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+            granted |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        # The runbook documentation's "Required IAM Permissions", every one.
+        documented = {"ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeVolumes", "ec2:DescribeSubnets",
+                      "ec2:DescribeLaunchTemplates", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus",
+                      "ec2:DescribeInstanceTypes", "ec2:DescribeSecurityGroupRules", "ec2:DescribeSecurityGroups",
+                      "ec2:DescribeKeyPairs", "ssm:DescribeInstanceInformation", "ssm:DescribeAutomationExecutions",
+                      "ssm:GetAutomationExecution", "ssm:ListCommandInvocations", "ssm:ListCommands",
+                      "ssm:GetParameters", "cloudformation:DescribeStacks", "cloudformation:DescribeStackResource",
+                      "cloudformation:DescribeStackEvents", "ec2:CreateSecurityGroup", "ec2:RevokeSecurityGroupEgress",
+                      "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress", "ec2:RunInstances",
+                      "ec2:TerminateInstances", "ec2:CreateVolume", "ec2:DeleteVolume", "ec2:ModifyVolume",
+                      "ec2:CreateKeyPair", "ec2:DeleteKeyPair", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
+                      "ec2:AttachVolume", "ec2:StartInstances", "ec2:StopInstances", "ec2:CreateSnapshot",
+                      "ec2:RegisterImage", "ec2:DeleteSecurityGroup", "ec2:DeleteLaunchTemplate", "ssm:SendCommand",
+                      "ssm:PutParameter", "ssm:DeleteParameter", "cloudformation:CreateStack",
+                      "cloudformation:DeleteStack"}
+        self.assertEqual(granted, documented)
+        # backup-scheduler passes the given role, else this one, and says which.
+        scheduler = self.main["Resources"]["BackupSchedulerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        (passing,) = [s for s in scheduler["Statement"] if s.get("Action") == "iam:PassRole"]
+        chosen = {"Fn::If": ["HasAutomationRole", {"Ref": "BackupAutomationRoleArn"}, {"Fn::GetAtt": ["BackupAutomationRole", "Arn"]}]}
+        self.assertEqual(passing["Resource"], chosen)
+        env = self.main["Resources"]["BackupSchedulerFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(env["BACKUP_AUTOMATION_ROLE_ARN"], chosen)
+
     def test_every_function_retries_async_twice_into_the_encrypted_failed_events_queue(self) -> None:
         functions = self.resources(self.main, "AWS::Lambda::Function")
         configs = self.resources(self.main, "AWS::Lambda::EventInvokeConfig").values()

@@ -1,5 +1,7 @@
 """Outposts networking as EC2 enforces it and moto 5.2 does not, loaded into the moto server:
 
+- CreateSubnet `OutpostArn` (moto ignores it) makes an Outpost's subnet; DescribeSubnets
+  names its `OutpostArn`.
 - ModifySubnetAttribute `EnableLniAtDeviceIndex` (moto ignores it) marks a subnet's
   interfaces at that device index as local network interfaces (LNIs); index 0 is refused.
 - RunInstances refuses an instance-level `SubnetId` when the launch template declares
@@ -22,10 +24,19 @@ from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfac
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.subnets import Subnets
 
+_original_create_subnet = Subnets.create_subnet
 _original_modify_subnet_attribute = Subnets.modify_subnet_attribute
 _original_run_instances = InstanceResponse.run_instances
 _original_groups_handler = InstanceResponse._security_grp_instance_attribute_handler
 _original_modify_interface = ElasticNetworkInterfaces.modify_network_interface_attribute
+
+
+def create_subnet(self: Subnets):
+    answer = _original_create_subnet(self)
+    outpost = self._get_param("OutpostArn")
+    if outpost:
+        answer.result["Subnet"].outpost_arn = outpost
+    return answer
 
 
 def modify_subnet_attribute(self: Subnets):
@@ -93,6 +104,7 @@ def modify_network_interface_attribute(self: ElasticNetworkInterfaces):
 def install() -> None:
     NetworkInterface.group_set = property(interface_groups)
     ElasticNetworkInterfaces.modify_network_interface_attribute = modify_network_interface_attribute
+    Subnets.create_subnet = create_subnet
     Subnets.modify_subnet_attribute = modify_subnet_attribute
     InstanceResponse.run_instances = run_instances
     InstanceResponse._security_grp_instance_attribute_handler = security_groups_of_instance

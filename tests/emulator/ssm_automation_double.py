@@ -20,10 +20,16 @@ reads them; they exist only for this double):
 - `automation-double:outcome`: Success (default), Failed, Cancelled, TimedOut,
   NoOutput (success without the output), UnavailableImage (an AMI that is not available);
 - `automation-double:seconds`: how long an execution runs (default 0.2).
+
+The backup runbook's helper is checked as the runbook's own steps would: an execution whose
+`SubnetId` is an Outpost's subnet or outside the instance's VPC, or whose
+`TemporaryInstancesType` has another CPU architecture than the instance, fails at
+`stageCreateHelperInstanceAutomation`.
 """
 
 import datetime
 import json
+import re
 import threading
 import uuid
 
@@ -55,6 +61,32 @@ def _instance_tags(account, region, instance_id):
     return instance, {t["key"]: t["value"] for t in instance.get_tags()}
 
 
+def _helper_refusal(ec2, instance, parameters):
+    """Why the runbook's helper instance cannot be created, or None."""
+    subnet_id = (parameters.get("SubnetId") or [""])[0]
+    if subnet_id:
+        subnet = next((zone[subnet_id] for zone in ec2.subnets.values() if subnet_id in zone), None)
+        # SubnetId: "The subnet ID in Region to create the helper instance ... a subnet whose
+        # private CIDR is reachable from the Outposts Server instance (e.g. a Subnet in
+        # region in the same VPC of the Outposts Server)."
+        if subnet is None:
+            return f"The subnet ID '{subnet_id}' does not exist"
+        if getattr(subnet, "outpost_arn", None):
+            return f"SubnetId {subnet_id} is an Outpost's subnet: the helper instance runs in a subnet in the Region"
+        if subnet.vpc_id != instance.vpc_id:
+            return f"SubnetId {subnet_id} is in {subnet.vpc_id}, not in the instance's VPC {instance.vpc_id}"
+    helper_type = (parameters.get("TemporaryInstancesType") or [""])[0]
+    if helper_type:
+        # TemporaryInstancesType: "The CPU arch of the selected instance type must be the
+        # same of the instance to backup (e.g. specify Graviton instance type if your
+        # Outposts Server instance is running on 1U server)."
+        arm = re.match(r"^[a-z]+\d+[a-z]*g", helper_type.split(".")[0]) is not None
+        wanted = getattr(instance, "architecture", "x86_64") or "x86_64"
+        if ("arm64" if arm else "x86_64") != wanted:
+            return f"TemporaryInstancesType {helper_type} is not {wanted}, the architecture of {instance.id}"
+    return None
+
+
 def _finish(account, region, execution_id):
     with _lock:
         execution = _store(account, region)[execution_id]
@@ -64,7 +96,13 @@ def _finish(account, region, execution_id):
         ec2 = ec2_backends[account][region]
         steps = [{"StepName": "createSnapshots", "Action": "aws:executeScript", "StepStatus": "Success"},
                  {"StepName": "createAMIFromSnapshot", "Action": "aws:executeAwsApi", "StepStatus": "Success"}]
-        if outcome in ("Success", "NoOutput", "UnavailableImage"):
+        refusal = instance is not None and _helper_refusal(ec2, instance, execution["Parameters"])
+        if refusal:
+            status = "Failed"
+            steps = [{"StepName": "stageCreateHelperInstanceAutomation", "Action": "aws:createStack",
+                      "StepStatus": "Failed", "FailureMessage": refusal}]
+            execution["FailureMessage"] = "Step fails when it is executing."
+        elif outcome in ("Success", "NoOutput", "UnavailableImage"):
             if instance is None:
                 status, steps[0]["StepStatus"] = "Failed", "Failed"
                 steps[0]["FailureMessage"] = f"The instance ID '{instance_id}' does not exist"

@@ -10,6 +10,9 @@ pub struct Site {
     pub ec2: aws_sdk_ec2::Client,
     pub vpc_id: String,
     pub image_id: String,
+    /// The VPC's subnet in the Region tagged `outposts-ha:backup-helper`: where the backup
+    /// runbook's helper instance runs.
+    pub helper_subnet: String,
 }
 
 /// A workload as created in the emulator.
@@ -36,14 +39,38 @@ impl Site {
             .unwrap()
             .to_string();
         let image_id = ec2.describe_images().send().await.unwrap().images()[0].image_id().unwrap().to_string();
-        Site { ec2, vpc_id, image_id }
+        let helper = ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block("10.0.250.0/24")
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Subnet)
+                    .tags(Tag::builder().key(tag::BACKUP_HELPER).value("backups").build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let helper_subnet = helper.subnet().unwrap().subnet_id().unwrap().to_string();
+        Site { ec2, vpc_id, image_id, helper_subnet }
     }
 
     pub async fn subnet(&self, cidr: &str) -> String {
+        self.create_subnet(cidr, None).await
+    }
+
+    /// A subnet of the Outposts server (its `OutpostArn` set, as EC2 names it).
+    pub async fn outpost_subnet(&self, cidr: &str, server_id: &str) -> String {
+        self.create_subnet(cidr, Some(format!("arn:aws:outposts:eu-west-1:123456789012:outpost/{server_id}"))).await
+    }
+
+    async fn create_subnet(&self, cidr: &str, outpost_arn: Option<String>) -> String {
         self.ec2
             .create_subnet()
             .vpc_id(&self.vpc_id)
             .cidr_block(cidr)
+            .set_outpost_arn(outpost_arn)
             .send()
             .await
             .unwrap()

@@ -35,8 +35,9 @@ async fn world() -> World {
     let sdk = moto.sdk_config().await;
     let stack = Stack::deploy(&sdk, 8).await;
     let site = Site::create(&sdk).await;
-    let home = site.subnet("10.0.1.0/24").await;
-    let standby = site.subnet("10.0.2.0/24").await;
+    // The servers' own subnets, as on Outposts servers.
+    let home = site.outpost_subnet("10.0.1.0/24", SERVER_A).await;
+    let standby = site.outpost_subnet("10.0.2.0/24", "op-0000000000000000b").await;
     World { ssm: aws_sdk_ssm::Client::new(&sdk), sdk, _moto: moto, stack, site, home, standby }
 }
 
@@ -352,4 +353,78 @@ async fn a_relaunch_after_backups_starts_from_the_newest_and_says_how_old_it_is(
     let failed = notes.iter().find(|n| n.event_type == "WorkloadRelaunchFailed").expect("no-backup notification");
     assert!(failed.subject.contains("ledger-db from op-0000000000000000a has no usable backup"), "{}", failed.subject);
     assert!(failed.body.contains("does not exist: no backup to restore from"), "{}", failed.body);
+}
+
+#[tokio::test]
+async fn the_runbooks_helper_runs_in_the_regions_subnet_of_the_vpc_with_the_instances_architecture() {
+    let w = world().await;
+    let (_, instance) = w.stateful("pos-db", &[]).await;
+    let (tick, outcomes) = w.cycle("2026-11-22T09:00:00Z").await;
+    assert_eq!(tick.started.len(), 1, "{tick:?}");
+    produced(&outcomes[0]);
+    let execution = w.ssm.get_automation_execution().automation_execution_id(&tick.started[0].1).send().await.unwrap();
+    let parameters = execution.automation_execution().unwrap().parameters().unwrap().clone();
+    let first = |name: &str| parameters.get(name).and_then(|v| v.first()).cloned();
+    assert_eq!(first("InstanceId").as_deref(), Some(instance.as_str()));
+    assert_eq!(first("SubnetId"), Some(w.site.helper_subnet.clone()), "not the instance's own (Outpost) subnet");
+    assert_eq!(first("TemporaryInstancesType").as_deref(), Some("c5.large"), "x86_64 like the instance");
+
+    // The helper subnet's tag moved to an Outpost subnet by mistake: nothing is started,
+    // and the reason is told.
+    w.site
+        .ec2
+        .delete_tags()
+        .resources(&w.site.helper_subnet)
+        .tags(aws_sdk_ec2::types::Tag::builder().key(tag::BACKUP_HELPER).build())
+        .send()
+        .await
+        .unwrap();
+    w.site.tag(&w.home, &[(tag::BACKUP_HELPER, "by mistake")]).await;
+    let (tick, _) = w.cycle("2026-11-22T10:00:00Z").await;
+    assert!(tick.started.is_empty(), "{tick:?}");
+    assert_eq!(tick.misdeclared, vec![instance.clone()], "{tick:?}");
+    let stale: Vec<_> =
+        w.stack.notifications().await.into_iter().filter(|n| n.body.contains("is an Outpost's subnet")).collect();
+    assert_eq!(stale.len(), 1, "told once: {stale:#?}");
+}
+
+#[tokio::test]
+async fn the_emulator_fails_a_runbook_whose_helper_is_on_an_outpost_or_of_another_architecture() {
+    let w = world().await;
+    let (_, instance) = w.stateful("pos-db", &[]).await;
+    let cases = [
+        (w.home.clone(), "c5.large", "is an Outpost's subnet"),
+        (w.site.helper_subnet.clone(), "c6g.large", "is not x86_64"),
+        (w.site.helper_subnet.clone(), "c5.large", ""),
+    ];
+    for (subnet, helper_type, refusal) in cases {
+        let started = w
+            .ssm
+            .start_automation_execution()
+            .document_name(backup_scheduler::DEFAULT_DOCUMENT)
+            .parameters("InstanceId", vec![instance.clone()])
+            .parameters("SubnetId", vec![subnet.clone()])
+            .parameters("TemporaryInstancesType", vec![helper_type.to_string()])
+            .send()
+            .await
+            .unwrap();
+        let id = started.automation_execution_id().unwrap().to_string();
+        let execution = loop {
+            let out = w.ssm.get_automation_execution().automation_execution_id(&id).send().await.unwrap();
+            let e = out.automation_execution().unwrap().clone();
+            if e.automation_execution_status().is_some_and(|s| s.as_str() != "InProgress") {
+                break e;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let status = execution.automation_execution_status().unwrap().as_str().to_string();
+        if refusal.is_empty() {
+            assert_eq!(status, "Success", "{execution:?}");
+            continue;
+        }
+        assert_eq!(status, "Failed", "{subnet} {helper_type}");
+        let step = &execution.step_executions()[0];
+        assert_eq!(step.step_name(), Some("stageCreateHelperInstanceAutomation"));
+        assert!(step.failure_message().unwrap_or_default().contains(refusal), "{step:?}");
+    }
 }

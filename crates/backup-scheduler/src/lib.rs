@@ -6,10 +6,10 @@
 use futures::stream::{self, StreamExt};
 use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::backup::{
-    choose_prunable, decide_parameter_move, judge_execution, orphan_snapshots, parse_trigger, plan_tick, start_token,
-    stateful_instance_from_tags, superseded_copy, BackupAge, BackupImage, BackupTrigger, ExecutionFacts,
-    ExecutionVerdict, ImageState, MisdeclaredInstance, NotStarted, ParameterMove, ParameterValue, StatefulInstance,
-    TickFacts,
+    choose_prunable, decide_parameter_move, helper_for, judge_execution, orphan_snapshots, parse_trigger, plan_tick,
+    start_token, stateful_instance_from_tags, superseded_copy, BackupAge, BackupImage, BackupTrigger, ExecutionFacts,
+    ExecutionVerdict, HelperPlacement, HelperTypes, Host, ImageState, MisdeclaredInstance, NotStarted, ParameterMove,
+    ParameterValue, StatefulInstance, TickFacts,
 };
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{BackupCompleted, BackupFailed, BackupStale, ProjectEvent, PrunedBackup};
@@ -31,6 +31,25 @@ pub const DEFAULT_DOCUMENT: &str = "BackupOutpostsServerLinuxInstanceToEBS";
 /// Waits between reads of a just-written parameter (7.5 s in all).
 const PARAMETER_CHECKS_MS: [u64; 5] = [500, 1_000, 1_500, 2_000, 2_500];
 
+/// An EC2 instance type (`family.size`) from the environment.
+fn instance_type<F: Fn(&str) -> Option<String>>(
+    env: &EnvReader<F>,
+    name: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let value = env.optional(name, default);
+    let well_formed = value.split_once('.').is_some_and(|(family, size)| {
+        let ok = |part: &str| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        ok(family) && ok(size)
+    });
+    if !well_formed {
+        return Err(ConfigError::Malformed { name, value, expected: "expected an EC2 instance type like c5.large" });
+    }
+    Ok(value)
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: IncidentStore,
@@ -40,8 +59,13 @@ pub struct Config {
     /// Extra runbook parameters for every execution (e.g. `TemporaryInstancesType`).
     pub document_parameters: BTreeMap<String, Vec<String>>,
     pub instance_parameter: String,
-    /// The runbook parameter that takes the instance's subnet; empty: none.
+    /// The runbook parameter that takes the helper instance's subnet (a Region subnet of
+    /// the instance's VPC tagged `outposts-ha:backup-helper`); empty: none.
     pub subnet_parameter: String,
+    /// The runbook parameter that takes the helper instance's type; empty: none.
+    pub helper_type_parameter: String,
+    /// The helper's type by the instance's architecture.
+    pub helper_types: HelperTypes,
     /// The execution output naming the AMI it made.
     pub image_output: String,
     /// Passed as the runbook's `AssumeRole` when set.
@@ -73,6 +97,13 @@ impl Config {
             instance_parameter: env.optional("BACKUP_INSTANCE_PARAMETER", "InstanceId"),
             // Set but empty means "the runbook takes no subnet".
             subnet_parameter: env.raw("BACKUP_SUBNET_PARAMETER").unwrap_or_else(|| "SubnetId".into()),
+            helper_type_parameter: env
+                .raw("BACKUP_HELPER_TYPE_PARAMETER")
+                .unwrap_or_else(|| "TemporaryInstancesType".into()),
+            helper_types: HelperTypes {
+                x86_64: instance_type(env, "BACKUP_HELPER_TYPE_X86_64", "c5.large")?,
+                arm64: instance_type(env, "BACKUP_HELPER_TYPE_ARM64", "c6g.large")?,
+            },
             image_output: env.optional("BACKUP_IMAGE_OUTPUT", "createAMIFromSnapshot.ImageId"),
             automation_role_arn,
             max_concurrent: env.number(
@@ -254,7 +285,26 @@ impl BackupScheduler {
     }
 
     async fn tick(&self, tick: &str, owner: &str) -> Result<TickReport, HandlerError> {
-        let (instances, misdeclared) = self.ports.backups.stateful_instances().await?;
+        let (declared, mut misdeclared) = self.ports.backups.stateful_instances().await?;
+        // Each instance's helper: an instance with none is reported, never started.
+        let subnets = if self.config.subnet_parameter.is_empty() {
+            None
+        } else {
+            let vpcs: std::collections::BTreeSet<String> = declared.iter().filter_map(|i| i.vpc_id.clone()).collect();
+            Some(self.ports.backups.helper_subnets(&vpcs.into_iter().collect::<Vec<_>>()).await?)
+        };
+        let types = (!self.config.helper_type_parameter.is_empty()).then_some(&self.config.helper_types);
+        let mut instances = Vec::new();
+        let mut helpers: BTreeMap<String, HelperPlacement> = BTreeMap::new();
+        for instance in declared {
+            match helper_for(&instance, subnets.as_deref(), types) {
+                Ok(helper) => {
+                    helpers.insert(instance.instance_id.clone(), helper);
+                    instances.push(instance);
+                }
+                Err(m) => misdeclared.push(m),
+            }
+        }
         let backups = self.ports.backups.backups(None).await?;
         let in_flight = self.ports.runbook.in_flight(&self.config.instance_parameter).await?;
         let now = self.now();
@@ -272,8 +322,8 @@ impl BackupScheduler {
         let by_id: BTreeMap<&str, &StatefulInstance> = instances.iter().map(|i| (i.instance_id.as_str(), i)).collect();
         let starts: Vec<(String, Result<String, AwsFailure>)> = stream::iter(plan.start.iter())
             .map(|id| {
-                let instance = by_id[id.as_str()];
-                async move { (id.clone(), self.start(instance, tick).await) }
+                let (instance, helper) = (by_id[id.as_str()], &helpers[id.as_str()]);
+                async move { (id.clone(), self.start(instance, helper, tick).await) }
             })
             .buffer_unordered(self.config.max_concurrent)
             .collect()
@@ -361,11 +411,19 @@ impl BackupScheduler {
         Ok(report)
     }
 
-    async fn start(&self, instance: &StatefulInstance, tick: &str) -> Result<String, AwsFailure> {
+    async fn start(
+        &self,
+        instance: &StatefulInstance,
+        helper: &HelperPlacement,
+        tick: &str,
+    ) -> Result<String, AwsFailure> {
         let mut parameters = self.config.document_parameters.clone();
         parameters.insert(self.config.instance_parameter.clone(), vec![instance.instance_id.clone()]);
-        if let (false, Some(subnet)) = (self.config.subnet_parameter.is_empty(), &instance.subnet_id) {
-            parameters.entry(self.config.subnet_parameter.clone()).or_insert_with(|| vec![subnet.clone()]);
+        if let Some(subnet) = &helper.subnet_id {
+            parameters.insert(self.config.subnet_parameter.clone(), vec![subnet.clone()]);
+        }
+        if let Some(instance_type) = &helper.instance_type {
+            parameters.insert(self.config.helper_type_parameter.clone(), vec![instance_type.clone()]);
         }
         if let Some(role) = &self.config.automation_role_arn {
             parameters.insert("AssumeRole".into(), vec![role.clone()]);
@@ -484,7 +542,8 @@ impl BackupScheduler {
     ) -> Result<(ProjectEvent, ExecutionOutcome), HandlerError> {
         let instance = self.ports.backups.instance(instance_id).await?;
         let live = instance.as_ref().filter(|i| !i.state.is_gone());
-        let declared = live.map(|i| stateful_instance_from_tags(instance_id, None, &i.tags, &self.config.stack_name));
+        let declared =
+            live.map(|i| stateful_instance_from_tags(instance_id, &Host::default(), &i.tags, &self.config.stack_name));
         let tags_of = |i: Option<&Instance>, key: &str| i.and_then(|i| i.tags.get(key).cloned());
         let failed =
             |reason: String, failed_step: Option<String>, unused_image_id: Option<String>, parameter_image_id| {
@@ -528,7 +587,8 @@ impl BackupScheduler {
         let declared = match (live, declared, &adopted_before) {
             (_, _, Some(a)) => StatefulInstance {
                 instance_id: instance_id.to_string(),
-                subnet_id: None,
+                vpc_id: None,
+                architecture: None,
                 workload: tags_of(instance.as_ref(), tag::WORKLOAD),
                 server_id: tags_of(instance.as_ref(), tag::PROTECTED_SERVER),
                 parameter: a.parameter.clone(),
@@ -802,6 +862,8 @@ mod tests {
         assert_eq!(c.image_output, "createAMIFromSnapshot.ImageId");
         assert_eq!((c.max_concurrent, c.keep, c.rpo_seconds), (10, 3, 86_400));
         assert_eq!(c.automation_role_arn, None);
+        assert_eq!(c.helper_type_parameter, "TemporaryInstancesType");
+        assert_eq!((c.helper_types.x86_64.as_str(), c.helper_types.arm64.as_str()), ("c5.large", "c6g.large"));
     }
 
     #[test]
@@ -828,6 +890,8 @@ mod tests {
             ("PARAMETER_LEASE_SECONDS", "60"),
             ("BACKUP_RPO_SECONDS", "10"),
             ("BACKUP_AUTOMATION_ROLE_ARN", "my-role"),
+            ("BACKUP_HELPER_TYPE_ARM64", "graviton"),
+            ("BACKUP_HELPER_TYPE_X86_64", "C5.large"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((name, value));

@@ -8,8 +8,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
 use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Image, ImageState, Instance, InstanceState, InstanceStateName, Reservation, Tag,
+    ArchitectureValues, BlockDeviceMapping, EbsBlockDevice, Image, ImageState, Instance, InstanceState,
+    InstanceStateName, Reservation, Subnet, Tag,
 };
 use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
 use aws_sdk_ssm::operation::describe_automation_executions::DescribeAutomationExecutionsOutput;
@@ -23,6 +25,7 @@ use ha_domain::config::EnvReader;
 use ha_domain::model::tag;
 
 const INSTANCE: &str = "i-0123456789abcdef0";
+const VPC: &str = "vpc-0a1b2c3d4e5f60718";
 const PARAMETER: &str = "/outposts-ha/test/backup/pos-db";
 
 fn config() -> Config {
@@ -47,6 +50,8 @@ fn declared_instance() -> DescribeInstancesOutput {
                     Instance::builder()
                         .instance_id(INSTANCE)
                         .subnet_id("subnet-0a1b2c3d4e5f60718")
+                        .vpc_id(VPC)
+                        .architecture(ArchitectureValues::X8664)
                         .state(InstanceState::builder().name(InstanceStateName::Running).build())
                         .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
                         .build(),
@@ -136,6 +141,10 @@ async fn a_full_account_defers_the_backup_to_the_next_tick() {
     let instances = mock!(aws_sdk_ec2::Client::describe_instances).then_output(declared_instance);
     let no_backups =
         mock!(aws_sdk_ec2::Client::describe_images).then_output(|| DescribeImagesOutput::builder().build());
+    let helper = mock!(aws_sdk_ec2::Client::describe_subnets).then_output(|| {
+        let subnet = Subnet::builder().subnet_id("subnet-0b1c2d3e4f5a60719").vpc_id(VPC).build();
+        DescribeSubnetsOutput::builder().subnets(subnet).build()
+    });
     let none_in_flight = mock!(aws_sdk_ssm::Client::describe_automation_executions)
         .then_output(|| DescribeAutomationExecutionsOutput::builder().build());
     let limit = mock!(aws_sdk_ssm::Client::start_automation_execution).then_http_response(|| {
@@ -152,7 +161,7 @@ async fn a_full_account_defers_the_backup_to_the_next_tick() {
 
     let scheduler = BackupScheduler::from_clients(
         config(),
-        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&instances, &no_backups]),
+        mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&instances, &no_backups, &helper]),
         mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&none_in_flight, &limit]),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&stale_marker, &stale_told]),
         mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&put_events]),

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_ssm::types::ParameterType;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use ha_domain::backup::{stateful_instance_from_tags, BackupImage, ImageState, MisdeclaredInstance, StatefulInstance};
+use ha_domain::backup::{
+    stateful_instance_from_tags, BackupImage, HelperSubnet, Host, ImageState, MisdeclaredInstance, StatefulInstance,
+};
 use ha_domain::error::AwsFailure;
 use ha_domain::model::tag;
 use ha_domain::model::Instance;
@@ -75,7 +77,8 @@ impl Backups for BackupStore {
                 if tags.contains_key(tag::FENCED) {
                     continue;
                 }
-                match stateful_instance_from_tags(id, i.subnet_id(), &tags, &self.stack) {
+                let host = Host { vpc_id: i.vpc_id(), architecture: i.architecture().map(|a| a.as_str()) };
+                match stateful_instance_from_tags(id, &host, &tags, &self.stack) {
                     Ok(s) => ok.push(s),
                     Err(m) => misdeclared.push(m),
                 }
@@ -92,6 +95,31 @@ impl Backups for BackupStore {
             Err(e) => return Err(failure("DescribeInstances", &e)),
         };
         Ok(out.reservations().iter().flat_map(|r| r.instances()).next().map(instance_from))
+    }
+
+    async fn helper_subnets(&self, vpc_ids: &[String]) -> Result<Vec<HelperSubnet>, AwsFailure> {
+        if vpc_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pages = self
+            .ec2
+            .describe_subnets()
+            .filters(filter("tag-key", &[tag::BACKUP_HELPER]))
+            .filters(filter("vpc-id", &vpc_ids.iter().map(String::as_str).collect::<Vec<_>>()))
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| failure("DescribeSubnets", &e))?;
+            found.extend(page.subnets().iter().filter_map(|s| {
+                Some(HelperSubnet {
+                    subnet_id: s.subnet_id()?.to_string(),
+                    vpc_id: s.vpc_id()?.to_string(),
+                    on_outpost: s.outpost_arn().is_some_and(|a| !a.is_empty()),
+                })
+            }));
+        }
+        Ok(found)
     }
 
     /// Good backups this stack made: of one instance, or of all.

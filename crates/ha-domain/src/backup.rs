@@ -21,8 +21,10 @@ pub fn parameter_prefix(stack: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatefulInstance {
     pub instance_id: String,
-    /// Where the runbook's temporary instance goes: the instance's own subnet.
-    pub subnet_id: Option<String>,
+    /// Its VPC: the runbook's helper instance runs in a Region subnet of it.
+    pub vpc_id: Option<String>,
+    /// Its CPU architecture as EC2 names it (`x86_64`, `arm64`): the helper's must match.
+    pub architecture: Option<String>,
     pub workload: Option<String>,
     pub server_id: Option<String>,
     pub parameter: String,
@@ -41,7 +43,7 @@ pub struct MisdeclaredInstance {
 /// Reads an instance's backup declaration from its tags.
 pub fn stateful_instance_from_tags(
     instance_id: &str,
-    subnet_id: Option<&str>,
+    host: &Host<'_>,
     tags: &BTreeMap<String, String>,
     stack: &str,
 ) -> Result<StatefulInstance, MisdeclaredInstance> {
@@ -73,12 +75,98 @@ pub fn stateful_instance_from_tags(
     };
     Ok(StatefulInstance {
         instance_id: instance_id.to_string(),
-        subnet_id: subnet_id.map(str::to_string),
+        vpc_id: host.vpc_id.map(str::to_string),
+        architecture: host.architecture.map(str::to_string),
         workload,
         server_id: tags.get(tag::PROTECTED_SERVER).cloned(),
         parameter: parameter.to_string(),
         interval_seconds,
     })
+}
+
+/// Where an instance runs, as DescribeInstances tells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Host<'a> {
+    pub vpc_id: Option<&'a str>,
+    pub architecture: Option<&'a str>,
+}
+
+/// A subnet tagged `outposts-ha:backup-helper`: where the runbook's helper instance may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperSubnet {
+    pub subnet_id: String,
+    pub vpc_id: String,
+    /// It is an Outpost's subnet (EC2 names its `OutpostArn`), not the Region's.
+    pub on_outpost: bool,
+}
+
+/// The helper instance type for each CPU architecture (the runbook's
+/// `TemporaryInstancesType` must match the instance's: Graviton on 1U servers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperTypes {
+    pub x86_64: String,
+    pub arm64: String,
+}
+
+/// Where and as what the runbook's helper runs for one instance; `None`: the runbook is
+/// not given that parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HelperPlacement {
+    pub subnet_id: Option<String>,
+    pub instance_type: Option<String>,
+}
+
+/// Pure: the helper for one instance — a Region subnet of its VPC tagged as a helper
+/// subnet (the lowest id when several are), and the type for its architecture; or why it
+/// cannot be backed up. `subnets`/`types` `None`: the runbook takes no such parameter.
+pub fn helper_for(
+    instance: &StatefulInstance,
+    subnets: Option<&[HelperSubnet]>,
+    types: Option<&HelperTypes>,
+) -> Result<HelperPlacement, MisdeclaredInstance> {
+    let misdeclared = |reason: String| MisdeclaredInstance {
+        instance_id: instance.instance_id.clone(),
+        workload: instance.workload.clone(),
+        reason,
+    };
+    let subnet_id = match subnets {
+        None => None,
+        Some(subnets) => {
+            let vpc = instance.vpc_id.as_deref().unwrap_or_default();
+            let in_vpc: Vec<&HelperSubnet> = subnets.iter().filter(|s| s.vpc_id == vpc).collect();
+            let regional = in_vpc.iter().filter(|s| !s.on_outpost).map(|s| s.subnet_id.as_str()).min();
+            match (regional, in_vpc.first()) {
+                (Some(id), _) => Some(id.to_string()),
+                (None, Some(outpost)) => {
+                    return Err(misdeclared(format!(
+                        "subnet {} tagged {} is an Outpost's subnet; the backup runbook's helper runs in a subnet of the Region in VPC {vpc}: tag one of those",
+                        outpost.subnet_id,
+                        tag::BACKUP_HELPER
+                    )))
+                }
+                (None, None) => {
+                    return Err(misdeclared(format!(
+                        "no subnet of VPC {vpc} is tagged {}; the backup runbook's helper needs a subnet of the Region in the instance's VPC",
+                        tag::BACKUP_HELPER
+                    )))
+                }
+            }
+        }
+    };
+    let instance_type = match types {
+        None => None,
+        Some(types) => match instance.architecture.as_deref() {
+            Some("x86_64") => Some(types.x86_64.clone()),
+            Some("arm64") => Some(types.arm64.clone()),
+            other => {
+                return Err(misdeclared(format!(
+                    "its architecture is {}; the backup runbook's helper is x86_64 or arm64",
+                    other.unwrap_or("unknown")
+                )))
+            }
+        },
+    };
+    Ok(HelperPlacement { subnet_id, instance_type })
 }
 
 /// An AMI's state, as EC2 names it.
@@ -399,7 +487,8 @@ mod tests {
     fn instance(id: &str, interval: Option<i64>) -> StatefulInstance {
         StatefulInstance {
             instance_id: id.into(),
-            subnet_id: None,
+            vpc_id: Some("vpc-1".into()),
+            architecture: Some("x86_64".into()),
             workload: None,
             server_id: None,
             parameter: format!("/outposts-ha/s/{id}"),
@@ -424,7 +513,7 @@ mod tests {
     fn declarations_are_read_and_misdeclarations_named() {
         let ok = stateful_instance_from_tags(
             "i-1",
-            Some("subnet-1"),
+            &Host { vpc_id: Some("vpc-1"), architecture: Some("arm64") },
             &tags(&[(tag::BACKUP_PARAMETER, "/outposts-ha/prod/pos"), (tag::BACKUP_INTERVAL, "4h")]),
             "prod",
         )
@@ -437,7 +526,7 @@ mod tests {
             (vec![(tag::BACKUP_PARAMETER, "/outposts-ha/prod/pos"), (tag::BACKUP_INTERVAL, "10s")], "duration"),
         ];
         for (pairs, want) in cases {
-            let err = stateful_instance_from_tags("i-1", None, &tags(&pairs), "prod").unwrap_err();
+            let err = stateful_instance_from_tags("i-1", &Host::default(), &tags(&pairs), "prod").unwrap_err();
             assert!(err.reason.contains(want), "{}", err.reason);
         }
     }
@@ -625,5 +714,41 @@ mod tests {
         assert_eq!(t, start_token("s", "i-1", "2026-11-22T12:00:00Z"));
         assert_ne!(t, start_token("s", "i-2", "2026-11-22T12:00:00Z"));
         assert_ne!(t, start_token("s", "i-1", "2026-11-22T13:00:00Z"));
+    }
+
+    #[test]
+    fn the_helper_runs_in_a_region_subnet_of_the_instances_vpc_with_its_architecture() {
+        let subnet = |id: &str, vpc: &str, on_outpost: bool| HelperSubnet {
+            subnet_id: id.into(),
+            vpc_id: vpc.into(),
+            on_outpost,
+        };
+        let types = HelperTypes { x86_64: "c5.large".into(), arm64: "c6g.large".into() };
+        let subnets = [
+            subnet("subnet-outpost", "vpc-1", true),
+            subnet("subnet-region-b", "vpc-1", false),
+            subnet("subnet-region-a", "vpc-1", false),
+            subnet("subnet-other", "vpc-2", false),
+        ];
+        let x86 = instance("i-1", None);
+        let placed = helper_for(&x86, Some(&subnets), Some(&types)).unwrap();
+        assert_eq!(placed.subnet_id.as_deref(), Some("subnet-region-a"));
+        assert_eq!(placed.instance_type.as_deref(), Some("c5.large"));
+        let mut graviton = instance("i-2", None);
+        graviton.architecture = Some("arm64".into());
+        assert_eq!(
+            helper_for(&graviton, Some(&subnets), Some(&types)).unwrap().instance_type.as_deref(),
+            Some("c6g.large")
+        );
+        // Only an Outpost's subnet tagged in its VPC, none at all, an unknown architecture.
+        let outpost_only = [subnet("subnet-outpost", "vpc-1", true)];
+        let why = |r: Result<HelperPlacement, MisdeclaredInstance>| r.unwrap_err().reason;
+        assert!(why(helper_for(&x86, Some(&outpost_only), Some(&types))).contains("is an Outpost's subnet"));
+        assert!(why(helper_for(&x86, Some(&subnets[3..]), Some(&types))).contains("no subnet of VPC vpc-1 is tagged"));
+        let mut mac = instance("i-3", None);
+        mac.architecture = Some("x86_64_mac".into());
+        assert!(why(helper_for(&mac, Some(&subnets), Some(&types))).contains("architecture is x86_64_mac"));
+        // A runbook that takes neither parameter needs neither.
+        assert_eq!(helper_for(&mac, None, None).unwrap(), HelperPlacement::default());
     }
 }

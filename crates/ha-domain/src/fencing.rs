@@ -114,12 +114,13 @@ pub fn fenced_groups_key(interface_id: &str) -> String {
 }
 
 fn is_fenced_groups_key(key: &str) -> bool {
-    key.strip_prefix(tag::FENCED_GROUPS).is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+    key.strip_prefix(tag::FENCED_GROUPS).is_some_and(|rest| rest.is_empty() || rest.starts_with(":eni-"))
 }
 
-/// Whether the instance was isolated: some interface's groups are kept in a tag.
-pub fn is_isolated(tags: &BTreeMap<String, String>) -> bool {
-    tags.keys().any(|k| is_fenced_groups_key(k))
+/// Whether the instance is isolated: each of its interfaces is in the quarantine group only.
+pub fn is_isolated(instance: &Instance, quarantine: &str) -> bool {
+    !instance.interfaces.is_empty()
+        && instance.interfaces.iter().all(|i| i.groups.len() == 1 && i.groups[0] == quarantine)
 }
 
 /// Every fencing tag on the instance (its mark and the kept groups): what unfencing removes.
@@ -135,30 +136,41 @@ pub struct InterfaceGroups {
     pub groups: Vec<String>,
 }
 
-/// Isolating one original: the tags to write before any group is swapped (interfaces whose
-/// groups no earlier pass kept), and every interface's groups as they were.
+/// Isolating one original: the tags to write before any group is swapped (each interface
+/// not yet in quarantine, its groups now), every interface's groups as they were (empty
+/// when unknown), and the interfaces to swap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Isolation {
     pub keep: Vec<(String, String)>,
     pub previous: Vec<InterfaceGroups>,
+    pub swap: Vec<String>,
 }
 
-/// Pure: what isolating `instance` keeps. A kept tag wins over the groups seen now, which a
-/// retry would see already swapped for the quarantine group.
-pub fn isolation_of(instance: &Instance) -> Isolation {
+/// Pure: what isolating `instance` in `quarantine` keeps and swaps. An interface already in
+/// quarantine only (an earlier pass swapped it) is reported from its kept tag and never
+/// re-kept: the quarantine group is never recorded as anyone's own. Any other interface's
+/// groups now are kept, replacing a tag an earlier attempt left (it may be stale, or from a
+/// version that kept one list for the whole instance).
+pub fn isolation_of(instance: &Instance, quarantine: &str) -> Isolation {
     let mut interfaces: Vec<&AttachedInterface> = instance.interfaces.iter().collect();
     interfaces.sort_by_key(|i| i.device_index);
-    let mut isolation = Isolation { keep: Vec::new(), previous: Vec::new() };
+    let mut isolation = Isolation { keep: Vec::new(), previous: Vec::new(), swap: Vec::new() };
     for i in interfaces {
         let key = fenced_groups_key(&i.interface_id);
-        let kept =
-            instance.tags.get(&key).or(if i.device_index == 0 { instance.tags.get(tag::FENCED_GROUPS) } else { None });
-        let groups = match kept {
-            Some(value) => groups_from_tag(value),
-            None => {
-                isolation.keep.push((key, groups_tag_value(&i.groups)));
-                i.groups.clone()
+        let groups = if i.groups.len() == 1 && i.groups[0] == quarantine {
+            let kept = instance.tags.get(&key).or(if i.device_index == 0 {
+                instance.tags.get(tag::FENCED_GROUPS)
+            } else {
+                None
+            });
+            kept.map(|v| groups_from_tag(v)).unwrap_or_default()
+        } else {
+            let value = groups_tag_value(&i.groups);
+            if instance.tags.get(&key) != Some(&value) {
+                isolation.keep.push((key, value));
             }
+            isolation.swap.push(i.interface_id.clone());
+            i.groups.clone()
         };
         isolation.previous.push(InterfaceGroups {
             interface_id: i.interface_id.clone(),
@@ -213,7 +225,7 @@ fn kept_groups(
     tags: &BTreeMap<String, String>,
     interfaces: &[AttachedInterface],
 ) -> Option<Result<Vec<InterfaceGroups>, UnfenceRefusal>> {
-    if !is_isolated(tags) {
+    if !tags.keys().any(|k| is_fenced_groups_key(k)) {
         return None;
     }
     let mut interfaces: Vec<&AttachedInterface> = interfaces.iter().collect();
@@ -363,10 +375,11 @@ mod tests {
     }
 
     #[test]
-    fn isolation_keeps_every_interface_once_and_a_retry_keeps_what_the_first_pass_saw() {
+    fn isolation_keeps_every_interface_once_and_never_keeps_the_quarantine_group() {
+        let q = "sg-q";
         let mut lni = candidate("i-pos", "pos", &[]);
         lni.interfaces = vec![interface("eni-lni", 1, &["sg-store"]), interface("eni-main", 0, &["sg-1", "sg-2"])];
-        let first = isolation_of(&lni);
+        let first = isolation_of(&lni, q);
         assert_eq!(
             first.keep,
             vec![
@@ -375,24 +388,39 @@ mod tests {
             ]
         );
         assert_eq!(first.previous, vec![kept("eni-main", 0, &["sg-1", "sg-2"]), kept("eni-lni", 1, &["sg-store"])]);
+        assert_eq!(first.swap, vec!["eni-main", "eni-lni"]);
+        assert!(!is_isolated(&lni, q));
         // A retry after the tags were written and one interface swapped: nothing new to
-        // keep, and the kept groups (not the quarantine group seen now) are reported.
+        // keep, the swapped one reported from its tag, only the other swapped.
         lni.tags.extend(first.keep.iter().cloned());
-        lni.interfaces[1].groups = vec!["sg-q".into()];
-        let retry = isolation_of(&lni);
+        lni.interfaces[1].groups = vec![q.into()];
+        let retry = isolation_of(&lni, q);
         assert!(retry.keep.is_empty());
         assert_eq!(retry.previous, first.previous);
-        // An original isolated by a version that kept one instance-wide tag: it is the
-        // primary interface's; the second interface is kept now.
-        let mut legacy = candidate("i-old", "pos", &[(tag::FENCED_GROUPS, "sg-1")]);
-        legacy.interfaces = vec![interface("eni-main", 0, &["sg-q"]), interface("eni-lni", 1, &["sg-store"])];
-        let isolation = isolation_of(&legacy);
+        assert_eq!(retry.swap, vec!["eni-lni"]);
+        lni.interfaces[0].groups = vec![q.into()];
+        assert!(is_isolated(&lni, q));
+        // Seen in quarantine before its tag is (tags are eventually consistent): its groups
+        // are unknown, and the quarantine group is never kept as its own.
+        let mut early = candidate("i-early", "pos", &[]);
+        early.interfaces = vec![interface("eni-main", 0, &[q]), interface("eni-lni", 1, &["sg-store"])];
+        let isolation = isolation_of(&early, q);
         assert_eq!(isolation.keep, vec![("outposts-ha:fenced-groups:eni-lni".to_string(), "sg-store".to_string())]);
-        assert_eq!(isolation.previous[0], kept("eni-main", 0, &["sg-1"]));
-        assert!(is_isolated(&legacy.tags) && !is_isolated(&candidate("i", "pos", &[(tag::FENCED, INC)]).tags));
+        assert_eq!(isolation.previous[0], kept("eni-main", 0, &[]));
+        // A tag left by a version that kept one list for the instance and then failed to
+        // swap: the interface is not in quarantine, so its groups now are kept.
+        let mut legacy = candidate("i-old", "pos", &[(tag::FENCED_GROUPS, "sg-1,sg-store")]);
+        legacy.interfaces = vec![interface("eni-main", 0, &["sg-1"]), interface("eni-lni", 1, &["sg-store"])];
+        let isolation = isolation_of(&legacy, q);
+        assert_eq!(isolation.previous, vec![kept("eni-main", 0, &["sg-1"]), kept("eni-lni", 1, &["sg-store"])]);
+        // Swapped by that version (one interface): its tag is the primary's.
+        let mut swapped = candidate("i-older", "pos", &[(tag::FENCED_GROUPS, "sg-1")]);
+        swapped.interfaces = vec![interface("eni-main", 0, &[q])];
+        assert_eq!(isolation_of(&swapped, q).previous, vec![kept("eni-main", 0, &["sg-1"])]);
         let mut marks = legacy.tags.clone();
         marks.insert(tag::FENCED.into(), INC.into());
         marks.insert("outposts-ha:fenced-groups:eni-lni".into(), "sg-store".into());
+        marks.insert("outposts-ha:fenced-groups:by-hand".into(), "not ours".into());
         marks.insert("outposts-ha:fenced-groupsX".into(), "not ours".into());
         assert_eq!(
             fencing_tag_keys(&marks),

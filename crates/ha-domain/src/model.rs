@@ -61,6 +61,9 @@ pub mod tag {
     pub const UNFENCED_AT: &str = "outposts-ha:unfenced-at";
     /// On the quarantine security group of a VPC.
     pub const QUARANTINE: &str = "outposts-ha:quarantine";
+    /// On a subnet of the Region (any value): the backup runbook's helper instance runs
+    /// there for instances of that subnet's VPC.
+    pub const BACKUP_HELPER: &str = "outposts-ha:backup-helper";
 
     /// Every tag key and value above by a stable name: what the Python tooling may use
     /// (exported to `infra/contract-names.json`, checked by a test).
@@ -87,6 +90,7 @@ pub mod tag {
         ("fenced_groups", FENCED_GROUPS),
         ("unfenced_at", UNFENCED_AT),
         ("quarantine", QUARANTINE),
+        ("backup_helper", BACKUP_HELPER),
     ];
 }
 

@@ -197,7 +197,7 @@ proptest! {
         if let Ok(w) = workload_from_tags("lt-1", "name", &tags) {
             prop_assert!(!w.subnets.is_empty() && w.subnets.len() <= ha_domain::model::MAX_DESTINATIONS);
         }
-        if let Ok(s) = stateful_instance_from_tags("i-1", None, &tags, "prod") {
+        if let Ok(s) = stateful_instance_from_tags("i-1", &ha_domain::backup::Host::default(), &tags, "prod") {
             prop_assert!(s.parameter.starts_with("/outposts-ha/prod/"));
             prop_assert!(s.interval_seconds.is_none_or(|i| i >= 60));
         }

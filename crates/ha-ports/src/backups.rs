@@ -2,7 +2,7 @@
 //! them), and the backups, runbook executions and parameter backup-scheduler keeps.
 
 use async_trait::async_trait;
-use ha_domain::backup::{BackupImage, ExecutionFacts, ImageState, MisdeclaredInstance, StatefulInstance};
+use ha_domain::backup::{BackupImage, ExecutionFacts, HelperSubnet, ImageState, MisdeclaredInstance, StatefulInstance};
 use ha_domain::error::AwsFailure;
 use ha_domain::model::{tag, Instance};
 use ha_domain::timefmt::parse_timestamp;
@@ -44,6 +44,8 @@ pub trait Backups: BackupCatalog {
     async fn stateful_instances(&self) -> Result<(Vec<StatefulInstance>, Vec<MisdeclaredInstance>), AwsFailure>;
     /// The instance; `None` when EC2 no longer knows it.
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure>;
+    /// Subnets of these VPCs tagged `outposts-ha:backup-helper`.
+    async fn helper_subnets(&self, vpc_ids: &[String]) -> Result<Vec<HelperSubnet>, AwsFailure>;
     /// Good backups this stack made: of one instance, or of all.
     async fn backups(&self, instance_id: Option<&str>) -> Result<Vec<BackupImage>, AwsFailure>;
     /// Tags the resources (an AMI and its snapshots); repeating it changes nothing.

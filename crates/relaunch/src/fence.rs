@@ -236,7 +236,16 @@ impl Relaunch {
             Some(InstanceState::Running) => {}
             Some(InstanceState::Pending) => return Attempt::ReplacementPending,
             other => {
-                let isolated = candidate.is_some_and(|c| is_isolated(&c.tags));
+                // Isolated: every interface in the quarantine group, whatever the tags say.
+                let isolated = match candidate.and_then(|c| c.vpc_id.as_deref().map(|v| (c, v))) {
+                    Some((c, vpc)) if c.tags.contains_key(tag::FENCED) => {
+                        match self.ports.fleet.quarantine_group(vpc, &self.config.stack_name).await {
+                            Ok(q) => is_isolated(c, &q),
+                            Err(f) => return Attempt::Transient(f),
+                        }
+                    }
+                    _ => false,
+                };
                 error!(replacement_state = ?other, isolated, "the replacement is not running: the original is the only copy and stays");
                 let outcome = if isolated {
                     FenceOutcome::StillIsolatedReplacementNotRunning
@@ -271,19 +280,31 @@ impl Relaunch {
             }
             (FencingPolicy::Isolate, Some((c, vpc))) => {
                 let quarantine = fleet.quarantine_group(vpc, &self.config.stack_name).await?;
-                // Every interface's groups are kept before any is swapped, and never
-                // overwritten by a retry that would only see the quarantine group.
-                let isolation = isolation_of(c);
-                if !isolation.keep.is_empty() {
-                    let keep: Vec<(&str, &str)> =
-                        isolation.keep.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                    fleet.tag_instance(id, &keep).await?;
-                }
+                let isolation = isolation_of(c, &quarantine);
+                // Marked, and every interface's groups kept, before any is swapped: a pass
+                // that dies midway leaves an original the next pass and make unfence find.
+                let mut keep: Vec<(&str, &str)> =
+                    isolation.keep.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                keep.push((tag::FENCED, incident.as_str()));
+                fleet.tag_instance(id, &keep).await?;
                 // Per interface: EC2 refuses instance-wide groups on an instance with more
                 // than one (every instance with a local network interface).
                 let quarantined = std::slice::from_ref(&quarantine);
-                for interface in c.interfaces.iter().filter(|i| i.groups.as_slice() != quarantined) {
-                    fleet.set_interface_groups(&interface.interface_id, quarantined).await?;
+                for (n, interface) in isolation.swap.iter().enumerate() {
+                    if let Err(f) = fleet.set_interface_groups(interface, quarantined).await {
+                        if f.retry != Retry::CanHelp {
+                            // Never left half isolated: the interfaces swapped get their groups back.
+                            for swapped in &isolation.swap[..n] {
+                                let own = isolation.previous.iter().find(|p| &p.interface_id == swapped);
+                                if let Some(own) = own.filter(|p| !p.groups.is_empty()) {
+                                    if let Err(back) = fleet.set_interface_groups(swapped, &own.groups).await {
+                                        error!(interface = %swapped, failure = %back, "could not put an interface's groups back");
+                                    }
+                                }
+                            }
+                        }
+                        return Err(f);
+                    }
                 }
                 warn!(%quarantine, previous = ?isolation.previous, "original isolated");
                 Fenced { outcome: FenceOutcome::Isolated, previous: isolation.previous, quarantine: Some(quarantine) }

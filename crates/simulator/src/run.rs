@@ -401,6 +401,8 @@ pub fn backup_scheduler_on(
         document_parameters: BTreeMap::new(),
         instance_parameter: "InstanceId".into(),
         subnet_parameter: "SubnetId".into(),
+        helper_type_parameter: "TemporaryInstancesType".into(),
+        helper_types: ha_domain::backup::HelperTypes { x86_64: "c5.large".into(), arm64: "c6g.large".into() },
         image_output: IMAGE_OUTPUT.into(),
         automation_role_arn: None,
         max_concurrent: 10,

@@ -120,15 +120,15 @@ fn d09_work_that_outlasts_lambdas_retries_reaches_a_person() {
 
 #[test]
 fn d10_a_backup_of_a_replaced_or_fenced_original_never_moves_the_parameter() {
-    // Fencing's first isolation fails, so the original runs unfenced beside its
-    // replacement for a minute or two while backup ticks come every minute; its backups
-    // end before or after it is fenced.
+    // Fencing's first passes cannot find the quarantine group, so the original runs
+    // unfenced (and unmarked) beside its replacement for a minute or two while backup
+    // ticks come every minute; its backups end before or after it is fenced.
     // With fail-back: the original is put back while some of those backups still run.
     let (mut superseded, mut moves) = (0, 0);
     for (seed, fail_back) in (1..=6).flat_map(|seed| [(seed, false), (seed, true)]) {
         let mut s = outage("d10", 1, Some(12 * MINUTE))
-            .failing("ModifyInstanceAttribute", 1, "InternalError", Retry::CanHelp)
-            .failing("ModifyInstanceAttribute", 2, "InternalError", Retry::CanHelp);
+            .failing("DescribeSecurityGroups", 1, "InternalError", Retry::CanHelp)
+            .failing("DescribeSecurityGroups", 2, "InternalError", Retry::CanHelp);
         if fail_back {
             s = s.at(16 * MINUTE, Action::FailBack(0));
         }

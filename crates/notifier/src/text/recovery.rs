@@ -45,7 +45,7 @@ pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
             format!("It had no security groups; it now has only the quarantine group {q} (no traffic in or out).")
         } else {
             format!(
-                "Security groups {} were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its outposts-ha:fenced-groups tag.",
+                "Security groups {} were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its tag outposts-ha:fenced-groups:<interface id>.",
                 e.previous_security_groups.join(", ")
             )
         });
@@ -104,9 +104,9 @@ pub(super) fn original_unfenced(e: &OriginalUnfenced) -> EventText {
         "Original {} of workload {} on {} is back in service on an operator's word (make unfence), at {}.",
         e.instance_id, workload, server, e.unfenced_at
     )];
-    what.push(if e.interface_groups.len() > 1 {
+    what.push(if e.interface_groups.len() > 1 || (e.security_groups.is_empty() && !e.interface_groups.is_empty()) {
         format!(
-            "The security groups of its {} network interfaces were restored ({}).",
+            "The security groups of {} of its network interfaces were restored ({}).",
             e.interface_groups.len(),
             interface_groups_text(&e.interface_groups)
         )
@@ -132,5 +132,12 @@ pub(super) fn original_unfenced(e: &OriginalUnfenced) -> EventText {
 
 /// `eni-a: sg-1, sg-2; eni-b: sg-3`.
 fn interface_groups_text(interfaces: &[ha_domain::fencing::InterfaceGroups]) -> String {
-    interfaces.iter().map(|i| format!("{}: {}", i.interface_id, i.groups.join(", "))).collect::<Vec<_>>().join("; ")
+    let groups = |i: &ha_domain::fencing::InterfaceGroups| {
+        if i.groups.is_empty() {
+            "groups unknown".to_string()
+        } else {
+            i.groups.join(", ")
+        }
+    };
+    interfaces.iter().map(|i| format!("{}: {}", i.interface_id, groups(i))).collect::<Vec<_>>().join("; ")
 }

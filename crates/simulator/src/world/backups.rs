@@ -9,7 +9,8 @@
 use super::{Outgoing, Sim, World};
 use async_trait::async_trait;
 use ha_domain::backup::{
-    stateful_instance_from_tags, BackupImage, ExecutionFacts, ImageState, MisdeclaredInstance, StatefulInstance,
+    stateful_instance_from_tags, BackupImage, ExecutionFacts, HelperSubnet, Host, ImageState, MisdeclaredInstance,
+    StatefulInstance,
 };
 use ha_domain::error::AwsFailure;
 use ha_domain::model::{tag, Instance, InstanceState};
@@ -188,7 +189,8 @@ impl Backups for SimBackups {
             if !i.tags.contains_key(tag::BACKUP_PARAMETER) || i.tags.contains_key(tag::FENCED) {
                 continue;
             }
-            match stateful_instance_from_tags(&i.id, Some(&i.subnet), &i.tags, super::STACK) {
+            let host = Host { vpc_id: Some(&i.vpc), architecture: Some("x86_64") };
+            match stateful_instance_from_tags(&i.id, &host, &i.tags, super::STACK) {
                 Ok(s) => ok.push(s),
                 Err(m) => misdeclared.push(m),
             }
@@ -199,6 +201,12 @@ impl Backups for SimBackups {
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>, AwsFailure> {
         self.0.enter("DescribeInstances").await?;
         Ok(self.0.world().visible(instance_id).map(World::instance_view))
+    }
+
+    async fn helper_subnets(&self, vpc_ids: &[String]) -> Result<Vec<HelperSubnet>, AwsFailure> {
+        self.0.enter("DescribeSubnets").await?;
+        let w = self.0.world();
+        Ok(w.helper_subnets.iter().filter(|s| vpc_ids.contains(&s.vpc_id)).cloned().collect())
     }
 
     async fn backups(&self, instance_id: Option<&str>) -> Result<Vec<BackupImage>, AwsFailure> {
@@ -321,6 +329,13 @@ impl Runbook for SimRunbook {
                 None => {
                     let id = w.next_id("exec");
                     let instance_id = parameters.get("InstanceId").and_then(|v| v.first()).cloned().unwrap_or_default();
+                    // SubnetId: "The subnet ID in Region to create the helper instance", in
+                    // the instance's VPC (its private CIDR must reach the helper).
+                    let helper = parameters.get("SubnetId").and_then(|v| v.first()).cloned().unwrap_or_default();
+                    let vpc = w.instances.get(&instance_id).map(|i| i.vpc.clone()).unwrap_or_default();
+                    if !w.helper_subnets.iter().any(|s| s.subnet_id == helper && s.vpc_id == vpc && !s.on_outpost) {
+                        w.violation(format!("backup of {instance_id} started with helper subnet '{helper}', not a Region subnet of {vpc}"));
+                    }
                     let now = w.now_ms();
                     let down = w
                         .instances

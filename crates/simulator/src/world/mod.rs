@@ -137,7 +137,7 @@ fn ec2_bucket(api: &str) -> Option<Bucket> {
         a if a.starts_with("Describe") => Some(Bucket::new(100.0, 20.0)),
         "CreateTags"
         | "DeleteTags"
-        | "ModifyInstanceAttribute"
+        | "ModifyNetworkInterfaceAttribute"
         | "TerminateInstances"
         | "CreateSecurityGroup"
         | "RevokeSecurityGroupEgress" => Some(Bucket::new(50.0, 5.0)),
@@ -193,6 +193,9 @@ pub struct World {
     /// Subnets whose interfaces at device index 1 are local network interfaces.
     pub lni_subnets: BTreeSet<String>,
     pub servers_down: BTreeSet<ServerId>,
+    /// Subnets tagged `outposts-ha:backup-helper`: a Region subnet of each VPC (and one
+    /// Outpost subnet tagged by mistake).
+    pub helper_subnets: Vec<ha_domain::backup::HelperSubnet>,
     /// Each server alarm's state as CloudWatch holds it: in ALARM, since when (virtual ms).
     pub alarms: BTreeMap<ServerId, (bool, i64)>,
     pub instances: BTreeMap<String, SimInstance>,
@@ -236,6 +239,19 @@ impl World {
             subnets: BTreeMap::new(),
             lni_subnets: BTreeSet::new(),
             servers_down: BTreeSet::new(),
+            helper_subnets: [
+                ("subnet-region-store", "vpc-store", false),
+                ("subnet-region-standby", "vpc-standby", false),
+            ]
+            .into_iter()
+            // Tagged by mistake: an Outpost's subnet is never the helper's.
+            .chain([("subnet-outpost-tagged", "vpc-standby", true)])
+            .map(|(subnet, vpc, on_outpost)| ha_domain::backup::HelperSubnet {
+                subnet_id: subnet.into(),
+                vpc_id: vpc.into(),
+                on_outpost,
+            })
+            .collect(),
             alarms: BTreeMap::new(),
             instances: BTreeMap::new(),
             tokens: BTreeMap::new(),
@@ -315,9 +331,10 @@ impl World {
             .collect()
     }
 
-    /// Whether every network interface of the instance is in a quarantine group.
+    /// Whether every network interface of the instance is in quarantine groups only.
     pub fn is_isolated(&self, i: &SimInstance) -> bool {
-        i.interfaces.iter().all(|n| n.groups.iter().any(|g| self.is_quarantine(g)))
+        !i.interfaces.is_empty()
+            && i.interfaces.iter().all(|n| !n.groups.is_empty() && n.groups.iter().all(|g| self.is_quarantine(g)))
     }
 
     /// Whether the group is a quarantine group (fencing's, by its name).
