@@ -313,8 +313,33 @@ def cmd_deploy(aws: Aws, a: argparse.Namespace) -> None:
         if not sep:
             raise StackError(f"--param takes KEY=VALUE, got '{pair}'")
         parameters[key] = value
+    check_deploy_parameters(aws, stack, parameters)
     result = deploy_stack(aws, stack, MAIN_TEMPLATE, parameters, {STACK_TAG: stack}, a.poll_seconds)
     print_outputs(result)
+
+
+# Lambda keeps this much of the account's concurrency unreserved.
+UNRESERVED_MINIMUM = 100
+
+
+def check_deploy_parameters(aws: Aws, stack: str, parameters: dict[str, str]) -> None:
+    """Refuses, before CloudFormation starts, what would fail halfway through or after."""
+    if stack_status(aws, stack) is not None and "AlarmNamePrefix" in parameters:
+        current = outputs(aws, stack).get("AlarmNamePrefix")
+        imported_by = server_stacks(aws, stack)
+        if current is not None and parameters["AlarmNamePrefix"] != current and imported_by:
+            raise StackError(f"AlarmNamePrefix is {current} and {len(imported_by)} server stack(s) import it "
+                             f"({', '.join(imported_by[:3])}{', …' if len(imported_by) > 3 else ''}): "
+                             "keep it, or unprotect those servers first and protect them again after")
+    reserved = int(parameters.get("ReservedConcurrency", "0") or 0)
+    if reserved > 0:
+        limits = aws.lam.get_account_settings()["AccountLimit"]
+        unreserved = limits.get("UnreservedConcurrentExecutions", limits.get("ConcurrentExecutions", 0))
+        wanted = reserved * len(FUNCTIONS)
+        if unreserved - wanted < UNRESERVED_MINIMUM:
+            raise StackError(f"ReservedConcurrency={reserved} reserves {wanted} for {len(FUNCTIONS)} functions, but the "
+                             f"account has {unreserved} unreserved and Lambda keeps {UNRESERVED_MINIMUM}: "
+                             "lower it, or 0 to reserve none, or raise the account's concurrency quota")
 
 
 def cmd_protect(aws: Aws, a: argparse.Namespace) -> None:

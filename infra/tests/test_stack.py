@@ -10,6 +10,7 @@ functions' zips here are placeholders; the templates and the deploy tool are the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pathlib
@@ -78,6 +79,18 @@ class DeployedStack(unittest.TestCase):
         out = self.run_stackctl("protect", "--stack", STACK, "--server", SERVER)
         self.assertIn(f"{SERVER} is protected", out)
         self.assertEqual(self.run_stackctl("servers", "--stack", STACK).strip(), SERVER)
+
+        # Refused before CloudFormation starts: a prefix the server stack imports, and more
+        # reserved concurrency than the account can hold.
+        for param, why in [("AlarmNamePrefix=renamed-", "1 server stack(s) import it"),
+                           ("ReservedConcurrency=500", "reserves 2500 for 5 functions")]:
+            out = io.StringIO()
+            with redirect_stdout(out), contextlib.redirect_stderr(out):
+                code = stackctl.main(["--poll-seconds", "0.1", "deploy", "--stack", STACK, "--artifacts",
+                                      self.artifacts, "--param", param])
+            self.assertEqual(code, 1, out.getvalue())
+            self.assertIn(why, out.getvalue())
+        self.assertEqual(stackctl.outputs(stackctl.Aws(), STACK), outputs, "nothing changed")
 
 
         before = self.tagged()
@@ -208,6 +221,22 @@ class TemplateText(unittest.TestCase):
         for bad in ["rate(1 hours)", "rate(0 minutes)", "rate(5 minute)", "rate(2 weeks)", "cron(0 4 * * ?)", "rate()"]:
             self.assertNotRegex(bad, pattern)
 
+    def test_relaunch_launches_only_from_templates_and_uses_keys_only_through_ec2(self) -> None:
+        statements = self.main["Resources"]["RelaunchRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        launching = [s for s in statements if s.get("Action") == "ec2:RunInstances"]
+        on_instances = [s for s in launching if "instance/*" in json.dumps(s["Resource"])]
+        self.assertEqual(len(on_instances), 1, "an instance is launched by one statement only")
+        template = on_instances[0]["Condition"]["ArnLike"]["ec2:LaunchTemplate"]["Fn::Sub"]
+        self.assertTrue(template.endswith(":launch-template/*"), template)
+        keys = [s for s in statements if "kms:CreateGrant" in json.dumps(s.get("Action"))]
+        self.assertEqual(len(keys), 1)
+        self.assertEqual(keys[0]["Condition"]["StringEquals"]["kms:ViaService"], {"Fn::Sub": "ec2.${AWS::Region}.amazonaws.com"})
+        public = [s for s in statements if s.get("Action") == "ssm:GetParameters"]
+        self.assertEqual([s["Resource"]["Fn::Sub"].rsplit(":", 1)[1] for s in public], ["parameter/aws/service/*"])
+        bus = self.main["Resources"]["EventBus"]["Properties"]
+        self.assertEqual(bus["DeadLetterConfig"], {"Arn": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}})
+        self.assertEqual(self.main["Parameters"]["ReservedConcurrency"]["Default"], 0)
+
     def test_the_runbook_gets_a_role_of_the_stack_unless_one_is_given(self) -> None:
         role = self.main["Resources"]["BackupAutomationRole"]
         self.assertEqual(role["Condition"], "CreatesAutomationRole")
@@ -296,7 +325,8 @@ class TemplateText(unittest.TestCase):
         rules = self.resources(self.main, "AWS::Events::Rule")
         admitted = self.main["Resources"]["FailedEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
         sources = [s["Fn::GetAtt"][0] for s in admitted["Condition"]["ArnEquals"]["aws:SourceArn"]]
-        self.assertEqual(sorted(sources), sorted(rules))
+        # Every rule, and the encrypted bus itself (its dead-letter queue).
+        self.assertEqual(sorted(sources), sorted([*rules, "EventBus"]))
         for rule in rules.values():
             for target in rule["Properties"]["Targets"]:
                 self.assertEqual(target["DeadLetterConfig"]["Arn"], {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]})

@@ -10,6 +10,8 @@
   bus shortly after. Opt-in, because the integration tests deliver those events themselves.
 - PutEvents refuses a request whose entries total 256 KB or more, as EventBridge does
   (moto checks only the count of entries).
+- Lambda GetAccountSettings (moto has no route for it): the account's concurrency quota
+  (`MOTO_LAMBDA_CONCURRENCY_QUOTA`, default 1,000) and what the functions leave unreserved.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import threading
 from typing import Any
 
@@ -26,6 +29,8 @@ from moto.core.common_models import CloudFormationModel
 from moto.ec2.models.instances import InstanceBackend
 from moto.events.exceptions import ValidationException
 from moto.events.models import EventsBackend, events_backends
+from moto.awslambda import urls as lambda_urls
+from moto.awslambda.models import lambda_backends
 
 RUNNING_DELAY_SECONDS = 0.3
 
@@ -187,12 +192,30 @@ def put_events(self: EventsBackend, events: list[dict[str, Any]]) -> list[dict[s
     return _original_put_events(self, events)
 
 
+def get_account_settings(request: Any, full_url: str, headers: Any) -> tuple[int, dict, str]:
+    # GetAccountSettings: "AccountLimit ... ConcurrentExecutions: The maximum number of
+    # simultaneous function executions. UnreservedConcurrentExecutions: The maximum number of
+    # simultaneous function executions, minus the capacity that's reserved for individual
+    # functions with PutFunctionConcurrency."
+    authorization = request.headers.get("Authorization", "")
+    scope = re.search(r"Credential=[^/]+/\d+/([^/]+)/", authorization)
+    region = scope.group(1) if scope else "us-east-1"
+    quota = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
+    functions = lambda_backends["123456789012"][region].list_functions()
+    reserved = sum(int(f.reserved_concurrency or 0) for f in functions)
+    body = {"AccountLimit": {"TotalCodeSize": 80530636800, "CodeSizeUnzipped": 262144000, "CodeSizeZipped": 52428800,
+                             "ConcurrentExecutions": quota, "UnreservedConcurrentExecutions": quota - reserved},
+            "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(functions)}}
+    return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+
 def install() -> None:
     # moto caches its model list on first use; this runs before the server takes requests.
     get_model_list.cache_clear()
     get_model_map.cache_clear()
     assert "AWS::CloudWatch::Alarm" in get_model_map()
     CloudWatchBackend.set_alarm_state = set_alarm_state
+    lambda_urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = get_account_settings
     EventsBackend.put_events = put_events
     if os.environ.get("EMULATOR_EC2_STATE_EVENTS") == "1":
         InstanceBackend.run_instances = run_instances

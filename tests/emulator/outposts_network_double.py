@@ -8,6 +8,10 @@
   network interfaces (moto checks only the request's own).
 - ModifyInstanceAttribute `Groups` is refused on an instance with more than one network
   interface.
+- RunInstances `ClientToken` is idempotent (moto launches again): the same token with the
+  same request answers with the instances it launched; with another request,
+  IdempotentParameterMismatch. Its `DisableApiTermination` (moto drops it) protects the
+  instance from TerminateInstances.
 - A network interface's groups are its own (moto adds the instance's to every interface):
   ModifyNetworkInterfaceAttribute `Groups` changes that interface only, and the instance's
   groups are those of its interfaces; ModifyInstanceAttribute `Groups` on a one-interface
@@ -16,8 +20,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError, InvalidParameterCombination
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
@@ -50,7 +57,33 @@ def modify_subnet_attribute(self: Subnets):
     return _original_modify_subnet_attribute(self)
 
 
+_tokens_lock = threading.Lock()
+_tokens: dict[tuple[str, str, str], tuple[str, Any]] = {}  # (account, region, token) -> (request, reservation)
+
+
 def run_instances(self: InstanceResponse):
+    token = self._get_param("ClientToken")
+    if not token or self._get_bool_param("DryRun", False):
+        return _run_instances(self)
+    # "If you repeat the request with the same client token but change another request
+    # parameter, Amazon EC2 returns an IdempotentParameterMismatch error." (Ensuring
+    # idempotency in Amazon EC2 API requests)
+    request = json.dumps({k: v for k, v in self._get_params().items() if k not in ("ClientToken", "DryRun")},
+                         sort_keys=True, default=str)
+    key = (self.current_account, self.region, token)
+    with _tokens_lock:
+        known = _tokens.get(key)
+        if known is not None:
+            if known[0] != request:
+                raise EC2ClientError("IdempotentParameterMismatch",
+                                     f"the client token {token} was used with other parameters")
+            return ActionResult(known[1])
+        answer = _run_instances(self)
+        _tokens[key] = (request, answer.result)
+        return answer
+
+
+def _run_instances(self: InstanceResponse):
     template = self._get_param("LaunchTemplate", {})
     if template and self._get_param("SubnetId"):
         data = self.ec2_backend._get_template_from_args(template).data
@@ -60,7 +93,13 @@ def run_instances(self: InstanceResponse):
             raise InvalidParameterCombination(
                 msg="Network interfaces and an instance-level subnet ID may not be specified on the same request"
             )
-    return _original_run_instances(self)
+    answer = _original_run_instances(self)
+    if self._get_bool_param("DisableApiTermination", False):
+        # moto drops RunInstances' DisableApiTermination; its TerminateInstances already
+        # refuses a protected instance, as EC2 does (OperationNotPermitted).
+        for instance in answer.result.instances:
+            instance.disable_api_termination = True
+    return answer
 
 
 def security_groups_of_instance(self: InstanceResponse) -> bool:

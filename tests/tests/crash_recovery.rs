@@ -143,3 +143,37 @@ async fn a_live_claim_is_left_to_its_owner() {
     );
     assert!(site.replacements().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_emulator_keeps_client_tokens_and_termination_protection_as_ec2_does() {
+    let moto = Emulator::start().await;
+    let site = Site::create(&moto.sdk_config().await).await;
+    let subnet = site.subnet("10.0.1.0/24").await;
+    let code = |e: &dyn aws_smithy_types::error::metadata::ProvideErrorMetadata| e.code().map(str::to_string);
+    let launch = |token: &'static str, subnet: String, protected: bool| {
+        site.ec2
+            .run_instances()
+            .image_id(&site.image_id)
+            .subnet_id(subnet)
+            .client_token(token)
+            .disable_api_termination(protected)
+            .min_count(1)
+            .max_count(1)
+            .send()
+    };
+    // The same token and request: the instance the first call launched, not a second.
+    let first = launch("token-1", subnet.clone(), false).await.unwrap();
+    let again = launch("token-1", subnet.clone(), false).await.unwrap();
+    assert_eq!(first.instances()[0].instance_id(), again.instances()[0].instance_id());
+    // The same token with another request: refused.
+    let other = site.subnet("10.0.2.0/24").await;
+    let mismatch = launch("token-1", other, false).await.unwrap_err();
+    assert_eq!(code(&mismatch).as_deref(), Some("IdempotentParameterMismatch"), "{mismatch:?}");
+    let live = site.ec2.describe_instances().send().await.unwrap();
+    assert_eq!(live.reservations().iter().map(|r| r.instances().len()).sum::<usize>(), 1);
+    // Termination protection: TerminateInstances is refused.
+    let protected = launch("token-2", subnet, true).await.unwrap();
+    let id = protected.instances()[0].instance_id().unwrap();
+    let refused = site.ec2.terminate_instances().instance_ids(id).send().await.unwrap_err();
+    assert_eq!(code(&refused).as_deref(), Some("OperationNotPermitted"), "{refused:?}");
+}

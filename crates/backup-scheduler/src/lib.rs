@@ -31,11 +31,12 @@ pub const DEFAULT_DOCUMENT: &str = "BackupOutpostsServerLinuxInstanceToEBS";
 /// Waits between reads of a just-written parameter (7.5 s in all).
 const PARAMETER_CHECKS_MS: [u64; 5] = [500, 1_000, 1_500, 2_000, 2_500];
 
-/// An EC2 instance type (`family.size`) from the environment.
+/// An EC2 instance type (`family.size`) of the architecture, from the environment.
 fn instance_type<F: Fn(&str) -> Option<String>>(
     env: &EnvReader<F>,
     name: &'static str,
     default: &str,
+    graviton: bool,
 ) -> Result<String, ConfigError> {
     let value = env.optional(name, default);
     let well_formed = value.split_once('.').is_some_and(|(family, size)| {
@@ -46,6 +47,14 @@ fn instance_type<F: Fn(&str) -> Option<String>>(
     });
     if !well_formed {
         return Err(ConfigError::Malformed { name, value, expected: "expected an EC2 instance type like c5.large" });
+    }
+    if ha_domain::backup::is_graviton_type(&value) != graviton {
+        let expected = if graviton {
+            "expected a Graviton (arm64) type like c6g.large"
+        } else {
+            "expected an x86_64 type like c5.large"
+        };
+        return Err(ConfigError::Malformed { name, value, expected });
     }
     Ok(value)
 }
@@ -101,8 +110,8 @@ impl Config {
                 .raw("BACKUP_HELPER_TYPE_PARAMETER")
                 .unwrap_or_else(|| "TemporaryInstancesType".into()),
             helper_types: HelperTypes {
-                x86_64: instance_type(env, "BACKUP_HELPER_TYPE_X86_64", "c5.large")?,
-                arm64: instance_type(env, "BACKUP_HELPER_TYPE_ARM64", "c6g.large")?,
+                x86_64: instance_type(env, "BACKUP_HELPER_TYPE_X86_64", "c5.large", false)?,
+                arm64: instance_type(env, "BACKUP_HELPER_TYPE_ARM64", "c6g.large", true)?,
             },
             image_output: env.optional("BACKUP_IMAGE_OUTPUT", "createAMIFromSnapshot.ImageId"),
             automation_role_arn,
@@ -287,13 +296,15 @@ impl BackupScheduler {
     async fn tick(&self, tick: &str, owner: &str) -> Result<TickReport, HandlerError> {
         let (declared, mut misdeclared) = self.ports.backups.stateful_instances().await?;
         // Each instance's helper: an instance with none is reported, never started.
-        let subnets = if self.config.subnet_parameter.is_empty() {
+        // A value set in BackupDocumentParameters is the operator's and is passed as it is.
+        let given = |name: &str| name.is_empty() || self.config.document_parameters.contains_key(name);
+        let subnets = if given(&self.config.subnet_parameter) {
             None
         } else {
             let vpcs: std::collections::BTreeSet<String> = declared.iter().filter_map(|i| i.vpc_id.clone()).collect();
             Some(self.ports.backups.helper_subnets(&vpcs.into_iter().collect::<Vec<_>>()).await?)
         };
-        let types = (!self.config.helper_type_parameter.is_empty()).then_some(&self.config.helper_types);
+        let types = (!given(&self.config.helper_type_parameter)).then_some(&self.config.helper_types);
         let mut instances = Vec::new();
         let mut helpers: BTreeMap<String, HelperPlacement> = BTreeMap::new();
         for instance in declared {
@@ -328,7 +339,6 @@ impl BackupScheduler {
             .buffer_unordered(self.config.max_concurrent)
             .collect()
             .await;
-        let mut events = Vec::new();
         let mut transient = 0;
         let mut telling_elsewhere = false;
         for (instance_id, result) in starts {
@@ -349,7 +359,7 @@ impl BackupScheduler {
                 Err(f) => {
                     error!(%instance_id, failure = %f, "the backup runbook could not be started");
                     let instance = by_id[instance_id.as_str()];
-                    events.push(ProjectEvent::BackupFailed(BackupFailed {
+                    let event = ProjectEvent::BackupFailed(BackupFailed {
                         instance_id: instance_id.clone(),
                         workload: instance.workload.clone(),
                         server_id: instance.server_id.clone(),
@@ -360,7 +370,24 @@ impl BackupScheduler {
                         parameter: Some(instance.parameter.clone()),
                         parameter_image_id: None,
                         unused_image_id: None,
-                    }));
+                    });
+                    // Once per tick and error, however often the tick is retried.
+                    let marker = format!("{tick} {}", f.code);
+                    let now_epoch = self.now().unix_timestamp();
+                    let told = self
+                        .ports
+                        .ledger
+                        .tell_backup(
+                            &*self.ports.bus,
+                            &instance_id,
+                            BackupMark::NotStarted,
+                            &marker,
+                            owner,
+                            now_epoch,
+                            &[event],
+                        )
+                        .await?;
+                    telling_elsewhere |= told == Told::ByAnother;
                     report.start_failed.push((instance_id, f.to_string()));
                 }
             }
@@ -388,7 +415,6 @@ impl BackupScheduler {
             telling_elsewhere |= self.tell_stale(&m.instance_id, &m.reason, event, owner).await?;
             report.misdeclared.push(m.instance_id.clone());
         }
-        self.ports.bus.publish(&events).await?;
         info!(
             declared = instances.len(),
             started = report.started.len(),
@@ -428,7 +454,7 @@ impl BackupScheduler {
         if let Some(role) = &self.config.automation_role_arn {
             parameters.insert("AssumeRole".into(), vec![role.clone()]);
         }
-        let token = start_token(&self.config.stack_name, &instance.instance_id, tick);
+        let token = start_token(&self.config.stack_name, &instance.instance_id, tick, &parameters);
         let tags = [(tag::STACK, self.config.stack_name.as_str()), (tag::BACKUP_OF, instance.instance_id.as_str())];
         self.ports.runbook.start(&parameters, &token, &tags).await
     }
@@ -891,7 +917,9 @@ mod tests {
             ("BACKUP_RPO_SECONDS", "10"),
             ("BACKUP_AUTOMATION_ROLE_ARN", "my-role"),
             ("BACKUP_HELPER_TYPE_ARM64", "graviton"),
+            ("BACKUP_HELPER_TYPE_ARM64", "c6i.large"),
             ("BACKUP_HELPER_TYPE_X86_64", "C5.large"),
+            ("BACKUP_HELPER_TYPE_X86_64", "m7g.large"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((name, value));

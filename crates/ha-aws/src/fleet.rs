@@ -243,25 +243,14 @@ impl Fleet for Ec2Fleet {
         Ok(found)
     }
 
+    async fn find_quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<Option<String>, AwsFailure> {
+        Ok(self.existing_quarantine_group(vpc_id, stack).await?.map(|(id, _)| id))
+    }
+
     /// The VPC's quarantine group (no rules in or out), created on first use.
     async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure> {
-        let name = format!("outposts-ha-{stack}-quarantine");
-        // (group id, whether any egress rule is left)
-        let existing = || async {
-            let out = self
-                .client
-                .describe_security_groups()
-                .filters(filter("vpc-id", &[vpc_id]))
-                .filters(filter("group-name", &[&name]))
-                .send()
-                .await
-                .map_err(|e| failure("DescribeSecurityGroups", &e))?;
-            Ok::<_, AwsFailure>(
-                out.security_groups()
-                    .first()
-                    .and_then(|g| Some((g.group_id()?.to_string(), !g.ip_permissions_egress().is_empty()))),
-            )
-        };
+        let name = quarantine_group_name(stack);
+        let existing = || self.existing_quarantine_group(vpc_id, stack);
         let (id, egress) = match existing().await? {
             Some(found) => found,
             None => {
@@ -391,6 +380,28 @@ impl Fleet for Ec2Fleet {
             Err(e) if e.code() == Some("InvalidInstanceID.NotFound") => Ok(()),
             Err(e) => Err(failure("TerminateInstances", &e)),
         }
+    }
+}
+
+fn quarantine_group_name(stack: &str) -> String {
+    format!("outposts-ha-{stack}-quarantine")
+}
+
+impl Ec2Fleet {
+    /// The quarantine group and whether any egress rule is left on it.
+    async fn existing_quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<Option<(String, bool)>, AwsFailure> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(filter("vpc-id", &[vpc_id]))
+            .filters(filter("group-name", &[&quarantine_group_name(stack)]))
+            .send()
+            .await
+            .map_err(|e| failure("DescribeSecurityGroups", &e))?;
+        Ok(out
+            .security_groups()
+            .first()
+            .and_then(|g| Some((g.group_id()?.to_string(), !g.ip_permissions_egress().is_empty()))))
     }
 }
 

@@ -108,6 +108,15 @@ pub struct HelperTypes {
     pub arm64: String,
 }
 
+/// Whether the instance type is a Graviton (arm64) one: its family has a `g` after the
+/// generation (`c6g`, `m7gd`, `t4g`, `im4gn`, `g5g`; not `g4dn`).
+pub fn is_graviton_type(instance_type: &str) -> bool {
+    let family = instance_type.split('.').next().unwrap_or_default();
+    let after_generation = family.trim_start_matches(|c: char| c.is_ascii_lowercase());
+    let attributes = after_generation.trim_start_matches(|c: char| c.is_ascii_digit());
+    !after_generation.is_empty() && attributes.contains('g')
+}
+
 /// Where and as what the runbook's helper runs for one instance; `None`: the runbook is
 /// not given that parameter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,12 +144,11 @@ pub fn helper_for(
             let vpc = instance.vpc_id.as_deref().unwrap_or_default();
             let in_vpc: Vec<&HelperSubnet> = subnets.iter().filter(|s| s.vpc_id == vpc).collect();
             let regional = in_vpc.iter().filter(|s| !s.on_outpost).map(|s| s.subnet_id.as_str()).min();
-            match (regional, in_vpc.first()) {
+            match (regional, in_vpc.iter().map(|s| s.subnet_id.as_str()).min()) {
                 (Some(id), _) => Some(id.to_string()),
                 (None, Some(outpost)) => {
                     return Err(misdeclared(format!(
-                        "subnet {} tagged {} is an Outpost's subnet; the backup runbook's helper runs in a subnet of the Region in VPC {vpc}: tag one of those",
-                        outpost.subnet_id,
+                        "subnet {outpost} tagged {} is an Outpost's subnet; the backup runbook's helper runs in a subnet of the Region in VPC {vpc}: tag one of those",
                         tag::BACKUP_HELPER
                     )))
                 }
@@ -436,9 +444,14 @@ pub fn orphan_snapshots(tagged_snapshots: &[String], images: &[BackupImage]) -> 
 }
 
 /// StartAutomationExecution's idempotency token (UUID form): one per (stack, instance,
-/// tick), so a redelivered tick cannot start a second execution.
-pub fn start_token(stack: &str, instance_id: &str, tick: &str) -> String {
-    let name = format!("{stack}\n{instance_id}\n{tick}");
+/// tick, parameters), so a redelivered tick cannot start a second execution, and a retry
+/// whose parameters changed meanwhile (a helper subnet tagged, a helper type set) starts
+/// with them rather than failing IdempotentParameterMismatch.
+pub fn start_token(stack: &str, instance_id: &str, tick: &str, parameters: &BTreeMap<String, Vec<String>>) -> String {
+    let mut name = format!("{stack}\n{instance_id}\n{tick}");
+    for (key, values) in parameters {
+        name.push_str(&format!("\n{key}={}", values.join("\u{1f}")));
+    }
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
 }
 
@@ -709,11 +722,14 @@ mod tests {
 
     #[test]
     fn start_tokens_are_uuids_per_instance_and_tick() {
-        let t = start_token("s", "i-1", "2026-11-22T12:00:00Z");
+        let p: BTreeMap<String, Vec<String>> = [("SubnetId".to_string(), vec!["subnet-1".to_string()])].into();
+        let t = start_token("s", "i-1", "2026-11-22T12:00:00Z", &p);
         assert_eq!(uuid::Uuid::parse_str(&t).unwrap().to_string(), t);
-        assert_eq!(t, start_token("s", "i-1", "2026-11-22T12:00:00Z"));
-        assert_ne!(t, start_token("s", "i-2", "2026-11-22T12:00:00Z"));
-        assert_ne!(t, start_token("s", "i-1", "2026-11-22T13:00:00Z"));
+        assert_eq!(t, start_token("s", "i-1", "2026-11-22T12:00:00Z", &p));
+        assert_ne!(t, start_token("s", "i-2", "2026-11-22T12:00:00Z", &p));
+        assert_ne!(t, start_token("s", "i-1", "2026-11-22T13:00:00Z", &p));
+        let other: BTreeMap<String, Vec<String>> = [("SubnetId".to_string(), vec!["subnet-2".to_string()])].into();
+        assert_ne!(t, start_token("s", "i-1", "2026-11-22T12:00:00Z", &other), "other parameters, another token");
     }
 
     #[test]
@@ -748,6 +764,19 @@ mod tests {
         let mut mac = instance("i-3", None);
         mac.architecture = Some("x86_64_mac".into());
         assert!(why(helper_for(&mac, Some(&subnets), Some(&types))).contains("architecture is x86_64_mac"));
+        for (t, graviton) in [
+            ("c6g.large", true),
+            ("m7gd.xlarge", true),
+            ("t4g.micro", true),
+            ("im4gn.large", true),
+            ("g5g.xlarge", true),
+            ("c5.large", false),
+            ("g4dn.xlarge", false),
+            ("c6id.large", false),
+            ("inf1.xlarge", false),
+        ] {
+            assert_eq!(is_graviton_type(t), graviton, "{t}");
+        }
         // A runbook that takes neither parameter needs neither.
         assert_eq!(helper_for(&mac, None, None).unwrap(), HelperPlacement::default());
     }

@@ -117,6 +117,11 @@ fn is_fenced_groups_key(key: &str) -> bool {
     key.strip_prefix(tag::FENCED_GROUPS).is_some_and(|rest| rest.is_empty() || rest.starts_with(":eni-"))
 }
 
+/// Whether any interface of the instance is in the quarantine group.
+pub fn is_partly_isolated(instance: &Instance, quarantine: &str) -> bool {
+    instance.interfaces.iter().any(|i| i.groups.iter().any(|g| g == quarantine))
+}
+
 /// Whether the instance is isolated: each of its interfaces is in the quarantine group only.
 pub fn is_isolated(instance: &Instance, quarantine: &str) -> bool {
     !instance.interfaces.is_empty()
@@ -389,11 +394,12 @@ mod tests {
         );
         assert_eq!(first.previous, vec![kept("eni-main", 0, &["sg-1", "sg-2"]), kept("eni-lni", 1, &["sg-store"])]);
         assert_eq!(first.swap, vec!["eni-main", "eni-lni"]);
-        assert!(!is_isolated(&lni, q));
+        assert!(!is_isolated(&lni, q) && !is_partly_isolated(&lni, q));
         // A retry after the tags were written and one interface swapped: nothing new to
         // keep, the swapped one reported from its tag, only the other swapped.
         lni.tags.extend(first.keep.iter().cloned());
         lni.interfaces[1].groups = vec![q.into()];
+        assert!(is_partly_isolated(&lni, q) && !is_isolated(&lni, q));
         let retry = isolation_of(&lni, q);
         assert!(retry.keep.is_empty());
         assert_eq!(retry.previous, first.previous);

@@ -115,6 +115,9 @@ pub enum BackupMark {
     Reported,
     /// An instance's stale backup was announced (subject: the instance id).
     Stale,
+    /// A backup of an instance could not be started (subject: the instance id; marker: the
+    /// tick and the error), told once however often the tick is retried.
+    NotStarted,
 }
 
 impl BackupMark {
@@ -122,6 +125,7 @@ impl BackupMark {
         match self {
             BackupMark::Reported => "REPORTED",
             BackupMark::Stale => "STALE",
+            BackupMark::NotStarted => "NOT_STARTED",
         }
     }
 }

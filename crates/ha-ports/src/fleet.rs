@@ -72,6 +72,9 @@ pub trait Fleet: Send + Sync {
     /// The VPC's quarantine group (no rules in or out), created on first use.
     async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure>;
 
+    /// The VPC's quarantine group if it exists; never creates one.
+    async fn find_quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<Option<String>, AwsFailure>;
+
     async fn tag_instance(&self, instance_id: &str, tags: &[(&str, &str)]) -> Result<(), AwsFailure>;
 
     /// Removes the tags (by key). No keys removes nothing.

@@ -7,7 +7,7 @@ use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::contract::{FenceOutcome, FenceRequested, IncidentClosed, OriginalFenced, ProjectEvent};
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::fencing::{
-    choose_originals, is_isolated, isolation_of, policy_for, FenceAction, FencingPolicy, InterfaceGroups,
+    choose_originals, is_partly_isolated, isolation_of, policy_for, FenceAction, FencingPolicy, InterfaceGroups,
     ReplacedWorkload,
 };
 use ha_domain::incident::IncidentId;
@@ -236,15 +236,16 @@ impl Relaunch {
             Some(InstanceState::Running) => {}
             Some(InstanceState::Pending) => return Attempt::ReplacementPending,
             other => {
-                // Isolated: every interface in the quarantine group, whatever the tags say.
+                // Isolated, even partly: an interface is in the quarantine group, whatever
+                // the tags say. A person must put the only copy back.
                 let isolated = match candidate.and_then(|c| c.vpc_id.as_deref().map(|v| (c, v))) {
-                    Some((c, vpc)) if c.tags.contains_key(tag::FENCED) => {
-                        match self.ports.fleet.quarantine_group(vpc, &self.config.stack_name).await {
-                            Ok(q) => is_isolated(c, &q),
+                    Some((c, vpc)) => {
+                        match self.ports.fleet.find_quarantine_group(vpc, &self.config.stack_name).await {
+                            Ok(q) => q.is_some_and(|q| is_partly_isolated(c, &q)),
                             Err(f) => return Attempt::Transient(f),
                         }
                     }
-                    _ => false,
+                    None => false,
                 };
                 error!(replacement_state = ?other, isolated, "the replacement is not running: the original is the only copy and stays");
                 let outcome = if isolated {
@@ -281,27 +282,22 @@ impl Relaunch {
             (FencingPolicy::Isolate, Some((c, vpc))) => {
                 let quarantine = fleet.quarantine_group(vpc, &self.config.stack_name).await?;
                 let isolation = isolation_of(c, &quarantine);
-                // Marked, and every interface's groups kept, before any is swapped: a pass
-                // that dies midway leaves an original the next pass and make unfence find.
-                let mut keep: Vec<(&str, &str)> =
-                    isolation.keep.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                keep.push((tag::FENCED, incident.as_str()));
-                fleet.tag_instance(id, &keep).await?;
+                // Every interface's groups are kept before any is swapped.
+                if !isolation.keep.is_empty() {
+                    let keep: Vec<(&str, &str)> =
+                        isolation.keep.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    fleet.tag_instance(id, &keep).await?;
+                }
                 // Per interface: EC2 refuses instance-wide groups on an instance with more
                 // than one (every instance with a local network interface).
                 let quarantined = std::slice::from_ref(&quarantine);
                 for (n, interface) in isolation.swap.iter().enumerate() {
                     if let Err(f) = fleet.set_interface_groups(interface, quarantined).await {
-                        if f.retry != Retry::CanHelp {
-                            // Never left half isolated: the interfaces swapped get their groups back.
-                            for swapped in &isolation.swap[..n] {
-                                let own = isolation.previous.iter().find(|p| &p.interface_id == swapped);
-                                if let Some(own) = own.filter(|p| !p.groups.is_empty()) {
-                                    if let Err(back) = fleet.set_interface_groups(swapped, &own.groups).await {
-                                        error!(interface = %swapped, failure = %back, "could not put an interface's groups back");
-                                    }
-                                }
-                            }
+                        let partly = n > 0 || isolation.swap.len() < c.interfaces.len();
+                        if f.retry != Retry::CanHelp && partly {
+                            // Left partly isolated: marked, so make unfence finds it and puts
+                            // each interface's groups back.
+                            fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
                         }
                         return Err(f);
                     }

@@ -258,6 +258,13 @@ impl Fleet for SimFleet {
             .collect())
     }
 
+    async fn find_quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<Option<String>, AwsFailure> {
+        let name = format!("outposts-ha-{stack}-quarantine");
+        self.0.enter("DescribeSecurityGroups").await?;
+        let w = self.0.world();
+        Ok(w.groups.iter().find(|(_, g)| g.name == name && g.vpc == vpc_id).map(|(id, _)| id.clone()))
+    }
+
     async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure> {
         let name = format!("outposts-ha-{stack}-quarantine");
         self.0.enter("DescribeSecurityGroups").await?;
