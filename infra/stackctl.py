@@ -25,6 +25,7 @@ come from contract-names.json, which the Rust contract exports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import hashlib
 import json
@@ -318,16 +319,25 @@ def cmd_deploy(aws: Aws, a: argparse.Namespace) -> None:
     print_outputs(result)
 
 
+def template_default(template: pathlib.Path, parameter: str) -> str | None:
+    """A parameter's default as the template declares it."""
+    found = re.search(rf"^  {re.escape(parameter)}:\n(?:    .*\n)*?    Default: (.+)$", template.read_text(), re.M)
+    return found.group(1).strip().strip('"') if found else None
+
+
 # Lambda keeps this much of the account's concurrency unreserved.
 UNRESERVED_MINIMUM = 100
 
 
 def check_deploy_parameters(aws: Aws, stack: str, parameters: dict[str, str]) -> None:
     """Refuses, before CloudFormation starts, what would fail halfway through or after."""
-    if stack_status(aws, stack) is not None and "AlarmNamePrefix" in parameters:
+    exists = stack_status(aws, stack) is not None
+    if exists:
         current = outputs(aws, stack).get("AlarmNamePrefix")
-        imported_by = server_stacks(aws, stack)
-        if current is not None and parameters["AlarmNamePrefix"] != current and imported_by:
+        # A parameter left out takes the template's default again.
+        wanted = parameters.get("AlarmNamePrefix", template_default(MAIN_TEMPLATE, "AlarmNamePrefix"))
+        imported_by = server_stacks(aws, stack) if current is not None and wanted != current else []
+        if imported_by:
             raise StackError(f"AlarmNamePrefix is {current} and {len(imported_by)} server stack(s) import it "
                              f"({', '.join(imported_by[:3])}{', …' if len(imported_by) > 3 else ''}): "
                              "keep it, or unprotect those servers first and protect them again after")
@@ -335,6 +345,11 @@ def check_deploy_parameters(aws: Aws, stack: str, parameters: dict[str, str]) ->
     if reserved > 0:
         limits = aws.lam.get_account_settings()["AccountLimit"]
         unreserved = limits.get("UnreservedConcurrentExecutions", limits.get("ConcurrentExecutions", 0))
+        # What this stack's functions reserve now is given back by the update.
+        for function in FUNCTIONS if exists else []:
+            with contextlib.suppress(ClientError):
+                now = aws.lam.get_function_concurrency(FunctionName=f"{stack}-{function}")
+                unreserved += now.get("ReservedConcurrentExecutions", 0)
         wanted = reserved * len(FUNCTIONS)
         if unreserved - wanted < UNRESERVED_MINIMUM:
             raise StackError(f"ReservedConcurrency={reserved} reserves {wanted} for {len(FUNCTIONS)} functions, but the "

@@ -234,7 +234,13 @@ class TemplateText(unittest.TestCase):
         public = [s for s in statements if s.get("Action") == "ssm:GetParameters"]
         self.assertEqual([s["Resource"]["Fn::Sub"].rsplit(":", 1)[1] for s in public], ["parameter/aws/service/*"])
         bus = self.main["Resources"]["EventBus"]["Properties"]
-        self.assertEqual(bus["DeadLetterConfig"], {"Arn": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}})
+        # Its dead letters do not depend on the key whose failure sends them there.
+        self.assertEqual(bus["DeadLetterConfig"], {"Arn": {"Fn::GetAtt": ["BusDeadLetterQueue", "Arn"]}})
+        queue = self.main["Resources"]["BusDeadLetterQueue"]["Properties"]
+        self.assertTrue(queue["SqsManagedSseEnabled"])
+        self.assertNotIn("KmsMasterKeyId", queue)
+        admitted = self.main["Resources"]["BusDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+        self.assertEqual(admitted["Condition"]["ArnEquals"]["aws:SourceArn"], {"Fn::GetAtt": ["EventBus", "Arn"]})
         self.assertEqual(self.main["Parameters"]["ReservedConcurrency"]["Default"], 0)
 
     def test_the_runbook_gets_a_role_of_the_stack_unless_one_is_given(self) -> None:
@@ -325,8 +331,7 @@ class TemplateText(unittest.TestCase):
         rules = self.resources(self.main, "AWS::Events::Rule")
         admitted = self.main["Resources"]["FailedEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
         sources = [s["Fn::GetAtt"][0] for s in admitted["Condition"]["ArnEquals"]["aws:SourceArn"]]
-        # Every rule, and the encrypted bus itself (its dead-letter queue).
-        self.assertEqual(sorted(sources), sorted([*rules, "EventBus"]))
+        self.assertEqual(sorted(sources), sorted(rules))
         for rule in rules.values():
             for target in rule["Properties"]["Targets"]:
                 self.assertEqual(target["DeadLetterConfig"]["Arn"], {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]})

@@ -108,10 +108,13 @@ pub struct HelperTypes {
     pub arm64: String,
 }
 
-/// Whether the instance type is a Graviton (arm64) one: its family has a `g` after the
-/// generation (`c6g`, `m7gd`, `t4g`, `im4gn`, `g5g`; not `g4dn`).
+/// Whether the instance type is a Graviton (arm64) one: `a1`, or its family has a `g`
+/// after the generation (`c6g`, `m7gd`, `t4g`, `im4gn`, `g5g`; not `g4dn`).
 pub fn is_graviton_type(instance_type: &str) -> bool {
     let family = instance_type.split('.').next().unwrap_or_default();
+    if family == "a1" {
+        return true;
+    }
     let after_generation = family.trim_start_matches(|c: char| c.is_ascii_lowercase());
     let attributes = after_generation.trim_start_matches(|c: char| c.is_ascii_digit());
     !after_generation.is_empty() && attributes.contains('g')
@@ -770,6 +773,7 @@ mod tests {
             ("t4g.micro", true),
             ("im4gn.large", true),
             ("g5g.xlarge", true),
+            ("a1.large", true),
             ("c5.large", false),
             ("g4dn.xlarge", false),
             ("c6id.large", false),

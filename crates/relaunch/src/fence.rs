@@ -247,6 +247,15 @@ impl Relaunch {
                     }
                     None => false,
                 };
+                // Marked, so make unfence finds it (a pass that swapped an interface may
+                // have died before marking it).
+                if isolated && candidate.is_some_and(|c| !c.tags.contains_key(tag::FENCED)) {
+                    if let Err(f) =
+                        self.ports.fleet.tag_instance(&action.instance_id, &[(tag::FENCED, incident.as_str())]).await
+                    {
+                        return Attempt::Transient(f);
+                    }
+                }
                 error!(replacement_state = ?other, isolated, "the replacement is not running: the original is the only copy and stays");
                 let outcome = if isolated {
                     FenceOutcome::StillIsolatedReplacementNotRunning

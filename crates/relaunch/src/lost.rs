@@ -5,6 +5,7 @@
 use crate::{Relaunch, Response};
 use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, RelaunchFailure, WorkloadRelaunchFailed};
+use ha_domain::fencing::is_partly_isolated;
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::IncidentMark;
 use ha_domain::model::{is_replacement, tag, InstanceState, ServerId};
@@ -49,13 +50,27 @@ impl Relaunch {
         // Moved home (fail-back): the server is up and an unfenced original of the workload
         // runs on it. (During an outage EC2 still says the originals run.)
         let up = ledger.server_is_up(&server).await? == Some(true);
-        let home = up
-            && fleet.instances_of(std::slice::from_ref(workload)).await?.into_iter().any(|i| {
-                !is_replacement(&i.tags)
+        let mut home = false;
+        if up {
+            for i in fleet.instances_of(std::slice::from_ref(workload)).await? {
+                let candidate = !is_replacement(&i.tags)
                     && i.state == InstanceState::Running
                     && !i.tags.contains_key(tag::FENCED)
-                    && i.server_id.as_deref() == Some(server.as_str())
-            });
+                    && i.server_id.as_deref() == Some(server.as_str());
+                if !candidate {
+                    continue;
+                }
+                // An interface left in quarantine by a fencing pass that died: not serving.
+                let quarantine = match i.vpc_id.as_deref() {
+                    Some(vpc) => fleet.find_quarantine_group(vpc, &self.config.stack_name).await?,
+                    None => None,
+                };
+                if !quarantine.is_some_and(|q| is_partly_isolated(&i, &q)) {
+                    home = true;
+                    break;
+                }
+            }
+        }
         if home {
             return ignored("the workload runs on its original again");
         }

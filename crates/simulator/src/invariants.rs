@@ -115,6 +115,11 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
                 violations.push(format!("I4: {} fenced for {incident} and never told", i.id));
             }
         }
+        // An interface in quarantine is undone only by make unfence, which finds the mark.
+        let quarantined = i.interfaces.iter().any(|n| n.groups.iter().any(|g| w.is_quarantine(g)));
+        if quarantined && !i.state.is_gone() && !i.tags.contains_key(tag::FENCED) {
+            violations.push(format!("I3: {} has an interface in quarantine and no fencing mark", i.id));
+        }
     }
 
     for (index, server) in ctx.scenario.servers.iter().enumerate() {

@@ -211,3 +211,28 @@ fn lni_workloads_fail_over_with_their_interfaces_placed() {
     assert!(outcome.passed(), "{}", report(&outcome));
     assert_eq!(outcome.alarm_to_launch_ms.len(), 3, "{}", report(&outcome));
 }
+
+#[test]
+fn lni_an_original_left_partly_isolated_beside_a_replacement_that_stopped_is_marked() {
+    // The fencing pass quarantines eth0, then eth1's swap fails and is retried; meanwhile
+    // the replacement may stop. The original, the only copy, is told still isolated and
+    // carries the fencing mark make unfence looks for.
+    let mut partly = 0;
+    for seed in 1..=40 {
+        let mut s = outage("lni-partly", 1, Some(10 * MINUTE))
+            .failing("ModifyNetworkInterfaceAttribute", 2, "InternalError", Retry::CanHelp)
+            .failing("ModifyNetworkInterfaceAttribute", 3, "InternalError", Retry::CanHelp);
+        s.servers[0].workloads[0].lni = true;
+        s.faults.replacement_stops = 1.0;
+        s.seed = seed;
+        let outcome = run(&s);
+        assert!(outcome.passed(), "{}", report(&outcome));
+        let stopped_between = outcome.trace.iter().position(|l| l.contains("is stopped")).is_some_and(|stop| {
+            let swaps: Vec<usize> =
+                outcome.trace.iter().enumerate().filter(|(_, l)| l.contains("groups [\"sg-")).map(|(i, _)| i).collect();
+            swaps.first().is_some_and(|first| *first < stop) && swaps.len() == 1
+        });
+        partly += usize::from(stopped_between);
+    }
+    assert!(partly > 0, "some schedule stops the replacement between the two swaps");
+}

@@ -279,9 +279,15 @@ impl Fleet for SimFleet {
                 self.0.enter("CreateSecurityGroup").await?;
                 let id = {
                     let mut w = self.0.world();
-                    let id = w.next_id("sg");
-                    w.groups.insert(id.clone(), Group { name, vpc: vpc_id.to_string(), egress_open: true });
-                    id
+                    // A name is unique in its VPC: another pass created it meanwhile
+                    // (InvalidGroup.Duplicate), and the adapter reads that one.
+                    let created =
+                        w.groups.iter().find(|(_, g)| g.name == name && g.vpc == vpc_id).map(|(id, _)| id.clone());
+                    created.unwrap_or_else(|| {
+                        let id = w.next_id("sg");
+                        w.groups.insert(id.clone(), Group { name, vpc: vpc_id.to_string(), egress_open: true });
+                        id
+                    })
                 };
                 self.0.leave("CreateSecurityGroup").await?;
                 id
