@@ -372,6 +372,75 @@ class TemplateText(unittest.TestCase):
         self.assertEqual(sub["Properties"]["Endpoint"], {"Ref": "NotificationEmail"})
 
 
+
+class DeployerPolicy(unittest.TestCase):
+    """infra/deployer-policy.json grants what stackctl calls and what CloudFormation needs
+    for every resource type the templates declare (read from the code and the templates;
+    running the commands under it needs IAM enforced in the emulator, not yet done)."""
+
+    policy = json.loads((INFRA / "deployer-policy.json").read_text())
+    granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+    # boto3 client attribute in stackctl → IAM service prefix; calls whose action is not the
+    # operation's own name.
+    services = {"cfn": "cloudformation", "s3": "s3", "ssm": "ssm", "ec2": "ec2", "lam": "lambda", "cloudwatch": "cloudwatch"}
+    renamed = {
+        "s3.head_bucket": ["s3:ListBucket"], "s3.head_object": ["s3:GetObject"],
+        "s3.put_bucket_encryption": ["s3:PutEncryptionConfiguration"],
+        "s3.put_public_access_block": ["s3:PutBucketPublicAccessBlock"],
+        "s3.delete_objects": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+        "s3.list_object_versions": ["s3:ListBucketVersions"], "lambda.invoke": ["lambda:InvokeFunction"],
+    }
+    # What CloudFormation calls, as the deployer, to create, update and delete each type.
+    needs = {
+        "AWS::CloudWatch::Alarm": ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"],
+        "AWS::CloudWatch::Dashboard": ["cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards", "cloudwatch:GetDashboard"],
+        "AWS::DynamoDB::Table": ["dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:DescribeTable",
+                                 "dynamodb:UpdateTimeToLive", "dynamodb:UpdateContinuousBackups", "dynamodb:TagResource"],
+        "AWS::Events::EventBus": ["events:CreateEventBus", "events:DeleteEventBus", "events:DescribeEventBus",
+                                  "events:TagResource"],
+        "AWS::Events::Rule": ["events:PutRule", "events:DeleteRule", "events:DescribeRule", "events:PutTargets",
+                              "events:RemoveTargets"],
+        "AWS::IAM::Role": ["iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:PutRolePolicy",
+                           "iam:DeleteRolePolicy", "iam:TagRole"],
+        "AWS::KMS::Key": ["kms:CreateKey", "kms:DescribeKey", "kms:PutKeyPolicy", "kms:EnableKeyRotation",
+                          "kms:ScheduleKeyDeletion", "kms:TagResource"],
+        "AWS::Lambda::EventInvokeConfig": ["lambda:PutFunctionEventInvokeConfig", "lambda:DeleteFunctionEventInvokeConfig"],
+        "AWS::Lambda::Function": ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:GetFunction",
+                                  "lambda:PutFunctionConcurrency", "lambda:TagResource", "iam:PassRole"],
+        "AWS::Lambda::Permission": ["lambda:AddPermission", "lambda:RemovePermission"],
+        "AWS::Logs::LogGroup": ["logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
+                                "logs:AssociateKmsKey", "logs:TagResource"],
+        "AWS::SNS::Subscription": ["sns:Subscribe", "sns:Unsubscribe"],
+        "AWS::SNS::Topic": ["sns:CreateTopic", "sns:DeleteTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes",
+                            "sns:TagResource"],
+        "AWS::SQS::Queue": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes",
+                            "sqs:TagQueue"],
+        "AWS::SQS::QueuePolicy": ["sqs:SetQueueAttributes"],
+    }
+
+    def test_every_call_stackctl_makes_is_granted(self) -> None:
+        code = (INFRA / "stackctl.py").read_text()
+        calls = set(re.findall(r"aws\.(\w+)\.(\w+)\(", code)) | set(
+            re.findall(r"aws\.(\w+)\.get_paginator\(\"(\w+)\"\)", code))
+        calls = {(c, op) for c, op in calls if op != "get_paginator"}
+        self.assertGreater(len(calls), 15, calls)
+        for client, op in sorted(calls):
+            service = self.services[client]
+            actions = self.renamed.get(f"{service}.{op}") or [f"{service}:{''.join(w.title() for w in op.split('_'))}"]
+            missing = [a for a in actions if a not in self.granted]
+            self.assertEqual(missing, [], f"stackctl calls {client}.{op}")
+
+    def test_every_resource_type_of_the_templates_can_be_created_and_deleted(self) -> None:
+        types = {r["Type"] for t in (TemplateText.main, TemplateText.server) for r in t["Resources"].values()}
+        self.assertEqual(types - set(self.needs), set(), "a new resource type: list what CloudFormation calls for it")
+        for kind in sorted(types):
+            self.assertEqual([a for a in self.needs[kind] if a not in self.granted], [], kind)
+
+    def test_no_action_is_a_wildcard(self) -> None:
+        self.assertEqual([a for a in self.granted if "*" in a], [])
+
+
 class StackctlInput(unittest.TestCase):
     def test_bad_names_are_refused_with_a_reason(self) -> None:
         for bad in ["op-123", "OP-0123456789ABCDEF0", "i-0123456789abcdef0"]:
