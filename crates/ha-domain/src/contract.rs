@@ -464,6 +464,10 @@ pub enum FenceOutcome {
     /// Fencing it failed in a way a retry cannot fix (termination protection, a refusal).
     #[serde(rename = "left running (fencing failed)")]
     LeftRunningFenceFailed,
+    /// Isolating it failed for good after some of its network interfaces were quarantined:
+    /// it may still serve on the others.
+    #[serde(rename = "partly isolated (fencing failed)")]
+    PartlyIsolatedFenceFailed,
     /// Not touched: its replacement is not running, so it is the only copy.
     #[serde(rename = "kept (its replacement is not running)")]
     KeptReplacementNotRunning,
@@ -481,6 +485,7 @@ impl FenceOutcome {
             FenceOutcome::LeftRunning => "left running",
             FenceOutcome::LeftRunningNoVpc => "left running (no VPC to isolate in)",
             FenceOutcome::LeftRunningFenceFailed => "left running (fencing failed)",
+            FenceOutcome::PartlyIsolatedFenceFailed => "partly isolated (fencing failed)",
             FenceOutcome::KeptReplacementNotRunning => "kept (its replacement is not running)",
             FenceOutcome::StillIsolatedReplacementNotRunning => "still isolated (its replacement is not running)",
         }
@@ -495,7 +500,10 @@ impl FenceOutcome {
     pub fn leaves_original_running(self) -> bool {
         matches!(
             self,
-            FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc | FenceOutcome::LeftRunningFenceFailed
+            FenceOutcome::LeftRunning
+                | FenceOutcome::LeftRunningNoVpc
+                | FenceOutcome::LeftRunningFenceFailed
+                | FenceOutcome::PartlyIsolatedFenceFailed
         )
     }
 }

@@ -161,6 +161,11 @@ mod tests {
             ("original left running", fenced(FenceOutcome::LeftRunning), Some(Critical)),
             ("original left running, no VPC", fenced(FenceOutcome::LeftRunningNoVpc), Some(Critical)),
             ("original left running, fencing failed", fenced(FenceOutcome::LeftRunningFenceFailed), Some(Critical)),
+            (
+                "original partly isolated, fencing failed",
+                fenced(FenceOutcome::PartlyIsolatedFenceFailed),
+                Some(Critical),
+            ),
             ("original kept, replacement not running", fenced(FenceOutcome::KeptReplacementNotRunning), Some(Critical)),
             (
                 "original still isolated, replacement not running",

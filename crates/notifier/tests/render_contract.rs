@@ -119,4 +119,9 @@ fn an_isolated_original_says_which_groups_it_lost() {
         text.contains("its 2 network interfaces (eni-0main: sg-0aaa, sg-0bbb; eni-0lni: sg-0ccc) were swapped"),
         "{text}"
     );
+    // Isolating the second interface failed for good: never told as isolated.
+    fenced.action = ha_domain::contract::FenceOutcome::PartlyIsolatedFenceFailed;
+    let text = body(&fenced);
+    assert!(text.contains("failed for good after some of its network interfaces were moved"), "{text}");
+    assert!(text.contains("MANUAL ACTION NEEDED") && !text.contains("were swapped"), "{text}");
 }

@@ -303,12 +303,23 @@ impl Relaunch {
                 for (n, interface) in isolation.swap.iter().enumerate() {
                     if let Err(f) = fleet.set_interface_groups(interface, quarantined).await {
                         let partly = n > 0 || isolation.swap.len() < c.interfaces.len();
-                        if f.retry != Retry::CanHelp && partly {
-                            // Left partly isolated: marked, so make unfence finds it and puts
-                            // each interface's groups back.
-                            fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
+                        if f.retry == Retry::CanHelp || !partly {
+                            return Err(f);
                         }
-                        return Err(f);
+                        // Left partly isolated: marked (below), so make unfence finds it and
+                        // puts each interface's groups back; told as such.
+                        error!(code = %f.code, message = %f.message, "isolating the original failed midway");
+                        return self
+                            .mark_fenced(
+                                incident,
+                                id,
+                                Fenced {
+                                    outcome: FenceOutcome::PartlyIsolatedFenceFailed,
+                                    previous: isolation.previous,
+                                    quarantine: Some(quarantine),
+                                },
+                            )
+                            .await;
                     }
                 }
                 warn!(%quarantine, previous = ?isolation.previous, "original isolated");
@@ -330,7 +341,11 @@ impl Relaunch {
                 Fenced::untouched(FenceOutcome::LeftRunning)
             }
         };
-        fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
+        self.mark_fenced(incident, id, fenced).await
+    }
+
+    async fn mark_fenced(&self, incident: &IncidentId, id: &str, fenced: Fenced) -> Result<Fenced, AwsFailure> {
+        self.ports.fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
         Ok(fenced)
     }
 }

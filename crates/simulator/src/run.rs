@@ -45,6 +45,8 @@ pub struct Outcome {
     /// Backups that ended well and were kept from the parameter: their instance was a
     /// fenced or replaced original.
     pub superseded_backups: usize,
+    /// Originals told partly isolated (isolating one interface failed for good).
+    pub partly_isolated: usize,
     /// Parameter writes.
     pub parameter_moves: u64,
 }

@@ -236,3 +236,19 @@ fn lni_an_original_left_partly_isolated_beside_a_replacement_that_stopped_is_mar
     }
     assert!(partly > 0, "some schedule stops the replacement between the two swaps");
 }
+
+#[test]
+fn lni_an_original_whose_second_interface_cannot_be_isolated_is_told_partly_isolated_and_marked() {
+    let mut s = outage("lni-refused", 1, Some(10 * MINUTE)).failing(
+        "ModifyNetworkInterfaceAttribute",
+        2,
+        "InvalidParameterValue",
+        Retry::WontHelp,
+    );
+    s.servers[0].workloads[0].lni = true;
+    let outcome = run(&s);
+    assert!(outcome.passed(), "{}", report(&outcome));
+    let told = outcome.trace.iter().filter(|l| l.contains("put OriginalFenced")).count();
+    assert_eq!(told, 1, "{}", report(&outcome));
+    assert!(outcome.partly_isolated > 0, "{}", report(&outcome));
+}

@@ -34,7 +34,12 @@ pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
         ),
         format!("Its replacement {} keeps serving. Incident {}.", e.replacement_instance_id, e.incident_id),
     ];
-    if let Some(q) = &e.quarantine_security_group {
+    if let (FenceOutcome::PartlyIsolatedFenceFailed, Some(q)) = (e.action, &e.quarantine_security_group) {
+        what.push(format!(
+            "Isolating it failed for good after some of its network interfaces were moved to the quarantine group {q}; the others still carry traffic. The previous groups ({}) are kept in its tags outposts-ha:fenced-groups:<interface id>.",
+            interface_groups_text(&e.previous_interface_groups)
+        ));
+    } else if let Some(q) = &e.quarantine_security_group {
         what.push(if e.previous_interface_groups.len() > 1 {
             format!(
                 "The security groups of its {} network interfaces ({}) were swapped for the quarantine group {q} (no traffic in or out); the previous ones are kept in its tags outposts-ha:fenced-groups:<interface>.",
@@ -56,6 +61,13 @@ pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
             format!("To put it back in service instead: make unfence INSTANCE={}", e.instance_id),
         ],
         FenceOutcome::Terminated => vec!["Nothing: only the replacement runs now.".to_string()],
+        FenceOutcome::PartlyIsolatedFenceFailed => vec![
+            format!(
+                "MANUAL ACTION NEEDED: the original {} may still serve beside replacement {}; isolate its remaining interfaces or stop it.",
+                e.instance_id, e.replacement_instance_id
+            ),
+            format!("To put it back in service instead: make unfence INSTANCE={} FORCE=1", e.instance_id),
+        ],
         FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc | FenceOutcome::LeftRunningFenceFailed => {
             vec![format!(
                 "MANUAL ACTION NEEDED: two copies of {} are running; stop one before they diverge.",
