@@ -345,6 +345,8 @@ impl BackupScheduler {
             match result {
                 Ok(execution_id) => {
                     info!(%instance_id, %execution_id, "backup started");
+                    // A later refusal is news again.
+                    self.ports.ledger.clear_backup_mark(&instance_id, BackupMark::NotStarted).await?;
                     report.started.push((instance_id, execution_id));
                 }
                 Err(f) if f.code == "AutomationExecutionLimitExceededException" => {
@@ -371,8 +373,8 @@ impl BackupScheduler {
                         parameter_image_id: None,
                         unused_image_id: None,
                     });
-                    // Once per tick and error, however often the tick is retried.
-                    let marker = format!("{tick} {}", f.code);
+                    // Once per error until a start succeeds, however often ticks retry it.
+                    let marker = f.code.clone();
                     let now_epoch = self.now().unix_timestamp();
                     let told = self
                         .ports

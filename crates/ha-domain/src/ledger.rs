@@ -116,7 +116,7 @@ pub enum BackupMark {
     /// An instance's stale backup was announced (subject: the instance id).
     Stale,
     /// A backup of an instance could not be started (subject: the instance id; marker: the
-    /// tick and the error), told once however often the tick is retried.
+    /// error), told once per error until a start succeeds.
     NotStarted,
 }
 

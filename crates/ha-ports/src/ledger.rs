@@ -704,6 +704,11 @@ impl Ledger {
         self.table.delete(&incident_key(incident), &mark.key(), None).await.map(drop)
     }
 
+    /// Forgets that `mark` on a backup subject was told, so its next occurrence is told.
+    pub async fn clear_backup_mark(&self, subject: &str, mark: BackupMark) -> Result<(), AwsFailure> {
+        self.table.delete(&backup_key(subject), mark.key(), None).await.map(drop)
+    }
+
     /// Whether `mark` on a backup subject was told (its telling finished; one under way,
     /// or dead before it published, does not count).
     pub async fn backup_told(&self, subject: &str, mark: BackupMark) -> Result<bool, AwsFailure> {

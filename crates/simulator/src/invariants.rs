@@ -64,6 +64,9 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
         if matches!(&e, ProjectEvent::BackupFailed(f) if f.reason.contains("superseded data")) {
             outcome.superseded_backups += 1;
         }
+        if matches!(&e, ProjectEvent::BackupFailed(f) if f.status == "NotStarted") {
+            outcome.not_started_told += 1;
+        }
         if matches!(&e, ProjectEvent::OriginalFenced(f) if f.action == ha_domain::contract::FenceOutcome::PartlyIsolatedFenceFailed)
         {
             outcome.partly_isolated += 1;

@@ -47,6 +47,8 @@ pub struct Outcome {
     pub superseded_backups: usize,
     /// Originals told partly isolated (isolating one interface failed for good).
     pub partly_isolated: usize,
+    /// Backups told as refused at their start.
+    pub not_started_told: usize,
     /// Parameter writes.
     pub parameter_moves: u64,
 }

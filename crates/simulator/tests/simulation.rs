@@ -125,7 +125,7 @@ fn d10_a_backup_of_a_replaced_or_fenced_original_never_moves_the_parameter() {
     // ticks come every minute; its backups end before or after it is fenced.
     // With fail-back: the original is put back while some of those backups still run.
     let (mut superseded, mut moves) = (0, 0);
-    for (seed, fail_back) in (1..=6).flat_map(|seed| [(seed, false), (seed, true)]) {
+    for (seed, fail_back) in (1..=12).flat_map(|seed| [(seed, false), (seed, true)]) {
         let mut s = outage("d10", 1, Some(12 * MINUTE))
             .failing("DescribeSecurityGroups", 1, "InternalError", Retry::CanHelp)
             .failing("DescribeSecurityGroups", 2, "InternalError", Retry::CanHelp);
@@ -251,4 +251,22 @@ fn lni_an_original_whose_second_interface_cannot_be_isolated_is_told_partly_isol
     let told = outcome.trace.iter().filter(|l| l.contains("put OriginalFenced")).count();
     assert_eq!(told, 1, "{}", report(&outcome));
     assert!(outcome.partly_isolated > 0, "{}", report(&outcome));
+}
+
+#[test]
+fn a_refused_backup_start_is_told_once_until_a_start_succeeds() {
+    // Ticks every minute; the runbook refuses the first two starts, accepts the next ones
+    // (each backup running longer than a tick keeps later ticks from starting), then
+    // refuses once more: told at the first refusal and again after the success.
+    let mut s = Scenario::fleet(1, "not-started", 1, 1)
+        .failing("StartAutomationExecution", 1, "ValidationException", Retry::WontHelp)
+        .failing("StartAutomationExecution", 2, "ValidationException", Retry::WontHelp)
+        .failing("StartAutomationExecution", 4, "ValidationException", Retry::WontHelp);
+    s.servers[0].workloads[0].stateful = true;
+    s.backup_period_ms = Some(MINUTE as u64);
+    let outcome = run(&s);
+    assert!(outcome.passed(), "{}", report(&outcome));
+    let starts = outcome.trace.iter().filter(|l| l.contains("backup exec-") && l.ends_with("starts")).count();
+    assert!(starts >= 2, "{}", report(&outcome));
+    assert_eq!(outcome.not_started_told, 2, "{}", report(&outcome));
 }
