@@ -374,22 +374,8 @@ impl BackupScheduler {
                         unused_image_id: None,
                     });
                     // Once per error until a start succeeds, however often ticks retry it.
-                    let marker = f.code.clone();
-                    let now_epoch = self.now().unix_timestamp();
-                    let told = self
-                        .ports
-                        .ledger
-                        .tell_backup(
-                            &*self.ports.bus,
-                            &instance_id,
-                            BackupMark::NotStarted,
-                            &marker,
-                            owner,
-                            now_epoch,
-                            &[event],
-                        )
-                        .await?;
-                    telling_elsewhere |= told == Told::ByAnother;
+                    telling_elsewhere |=
+                        self.tell_once(&instance_id, BackupMark::NotStarted, &f.code, event, owner).await?;
                     report.start_failed.push((instance_id, f.to_string()));
                 }
             }
@@ -407,14 +393,15 @@ impl BackupScheduler {
                 let instance = by_id[age.instance_id.as_str()];
                 let marker = age.newest.as_ref().map_or("none", |b| b.image_id.as_str());
                 let event = self.stale_event(instance, age);
-                telling_elsewhere |= self.tell_stale(&instance.instance_id, marker, event, owner).await?;
+                telling_elsewhere |=
+                    self.tell_once(&instance.instance_id, BackupMark::Stale, marker, event, owner).await?;
                 report.stale.push(age.instance_id.clone());
             }
         }
         for m in &misdeclared {
             warn!(instance_id = %m.instance_id, reason = %m.reason, "instance tagged for backup cannot be backed up");
             let event = self.misdeclared_event(m);
-            telling_elsewhere |= self.tell_stale(&m.instance_id, &m.reason, event, owner).await?;
+            telling_elsewhere |= self.tell_once(&m.instance_id, BackupMark::Stale, &m.reason, event, owner).await?;
             report.misdeclared.push(m.instance_id.clone());
         }
         info!(
@@ -461,11 +448,13 @@ impl BackupScheduler {
         self.ports.runbook.start(&parameters, &token, &tags).await
     }
 
-    /// Tells a backup's staleness once per (instance, marker): the next tick stays quiet
-    /// until a newer backup goes stale too. True when another delivery is telling it now.
-    async fn tell_stale(
+    /// Tells an instance's `mark` once per marker (a staleness once per newest backup, a
+    /// refused start once per error): later ticks stay quiet until the marker changes.
+    /// True when another delivery is telling it now.
+    async fn tell_once(
         &self,
         instance_id: &str,
+        mark: BackupMark,
         marker: &str,
         event: ProjectEvent,
         owner: &str,
@@ -474,7 +463,7 @@ impl BackupScheduler {
         let told = self
             .ports
             .ledger
-            .tell_backup(&*self.ports.bus, instance_id, BackupMark::Stale, marker, owner, now_epoch, &[event])
+            .tell_backup(&*self.ports.bus, instance_id, mark, marker, owner, now_epoch, &[event])
             .await?;
         Ok(told == Told::ByAnother)
     }

@@ -7,6 +7,7 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ha_domain::error::AwsFailure;
+use ha_domain::fencing::quarantine_group_name;
 use ha_domain::model::InstanceState;
 use ha_domain::model::{tag, workload_from_tags, Instance, RejectedWorkload, ServerId, Workload};
 use ha_ports::fleet::InterfaceSpec;
@@ -381,10 +382,6 @@ impl Fleet for Ec2Fleet {
             Err(e) => Err(failure("TerminateInstances", &e)),
         }
     }
-}
-
-fn quarantine_group_name(stack: &str) -> String {
-    format!("outposts-ha-{stack}-quarantine")
 }
 
 impl Ec2Fleet {

@@ -99,6 +99,11 @@ pub fn server_of_outpost_arn(arn: &str) -> Option<String> {
     arn.rsplit('/').next().filter(|id| id.starts_with("op-")).map(str::to_string)
 }
 
+/// The name of a VPC's quarantine group for `stack` (unique in the VPC).
+pub fn quarantine_group_name(stack: &str) -> String {
+    format!("outposts-ha-{stack}-quarantine")
+}
+
 /// Security groups as kept in the fenced instance's tag, and back.
 pub fn groups_tag_value(groups: &[String]) -> String {
     groups.join(",")
@@ -122,10 +127,26 @@ pub fn is_partly_isolated(instance: &Instance, quarantine: &str) -> bool {
     instance.interfaces.iter().any(|i| i.groups.iter().any(|g| g == quarantine))
 }
 
-/// Whether the instance is isolated: each of its interfaces is in the quarantine group only.
-pub fn is_isolated(instance: &Instance, quarantine: &str) -> bool {
-    !instance.interfaces.is_empty()
-        && instance.interfaces.iter().all(|i| i.groups.len() == 1 && i.groups[0] == quarantine)
+/// Whether the interface is in the quarantine group and nothing else.
+fn quarantined_only(interface: &AttachedInterface, quarantine: &str) -> bool {
+    interface.groups.len() == 1 && interface.groups[0] == quarantine
+}
+
+/// The interfaces by device index.
+fn by_device_index(interfaces: &[AttachedInterface]) -> Vec<&AttachedInterface> {
+    let mut sorted: Vec<&AttachedInterface> = interfaces.iter().collect();
+    sorted.sort_by_key(|i| i.device_index);
+    sorted
+}
+
+/// The tag keeping the interface's groups: its own, or for the primary interface the
+/// unsuffixed one of older versions.
+fn kept_tag<'a>(tags: &'a BTreeMap<String, String>, interface: &AttachedInterface) -> Option<&'a String> {
+    tags.get(&fenced_groups_key(&interface.interface_id)).or(if interface.device_index == 0 {
+        tags.get(tag::FENCED_GROUPS)
+    } else {
+        None
+    })
 }
 
 /// Every fencing tag on the instance (its mark and the kept groups): what unfencing removes.
@@ -157,19 +178,12 @@ pub struct Isolation {
 /// groups now are kept, replacing a tag an earlier attempt left (it may be stale, or from a
 /// version that kept one list for the whole instance).
 pub fn isolation_of(instance: &Instance, quarantine: &str) -> Isolation {
-    let mut interfaces: Vec<&AttachedInterface> = instance.interfaces.iter().collect();
-    interfaces.sort_by_key(|i| i.device_index);
     let mut isolation = Isolation { keep: Vec::new(), previous: Vec::new(), swap: Vec::new() };
-    for i in interfaces {
-        let key = fenced_groups_key(&i.interface_id);
-        let groups = if i.groups.len() == 1 && i.groups[0] == quarantine {
-            let kept = instance.tags.get(&key).or(if i.device_index == 0 {
-                instance.tags.get(tag::FENCED_GROUPS)
-            } else {
-                None
-            });
-            kept.map(|v| groups_from_tag(v)).unwrap_or_default()
+    for i in by_device_index(&instance.interfaces) {
+        let groups = if quarantined_only(i, quarantine) {
+            kept_tag(&instance.tags, i).map(|v| groups_from_tag(v)).unwrap_or_default()
         } else {
+            let key = fenced_groups_key(&i.interface_id);
             let value = groups_tag_value(&i.groups);
             if instance.tags.get(&key) != Some(&value) {
                 isolation.keep.push((key, value));
@@ -233,16 +247,9 @@ fn kept_groups(
     if !tags.keys().any(|k| is_fenced_groups_key(k)) {
         return None;
     }
-    let mut interfaces: Vec<&AttachedInterface> = interfaces.iter().collect();
-    interfaces.sort_by_key(|i| i.device_index);
     let mut kept = Vec::new();
-    for i in interfaces {
-        let value = tags.get(&fenced_groups_key(&i.interface_id)).or(if i.device_index == 0 {
-            tags.get(tag::FENCED_GROUPS)
-        } else {
-            None
-        });
-        let Some(value) = value else { continue };
+    for i in by_device_index(interfaces) {
+        let Some(value) = kept_tag(tags, i) else { continue };
         let groups = groups_from_tag(value);
         if groups.is_empty() {
             return Some(Err(UnfenceRefusal::NoGroupsKept));
@@ -394,18 +401,18 @@ mod tests {
         );
         assert_eq!(first.previous, vec![kept("eni-main", 0, &["sg-1", "sg-2"]), kept("eni-lni", 1, &["sg-store"])]);
         assert_eq!(first.swap, vec!["eni-main", "eni-lni"]);
-        assert!(!is_isolated(&lni, q) && !is_partly_isolated(&lni, q));
+        assert!(!is_partly_isolated(&lni, q));
         // A retry after the tags were written and one interface swapped: nothing new to
         // keep, the swapped one reported from its tag, only the other swapped.
         lni.tags.extend(first.keep.iter().cloned());
         lni.interfaces[1].groups = vec![q.into()];
-        assert!(is_partly_isolated(&lni, q) && !is_isolated(&lni, q));
+        assert!(is_partly_isolated(&lni, q));
         let retry = isolation_of(&lni, q);
         assert!(retry.keep.is_empty());
         assert_eq!(retry.previous, first.previous);
         assert_eq!(retry.swap, vec!["eni-lni"]);
         lni.interfaces[0].groups = vec![q.into()];
-        assert!(is_isolated(&lni, q));
+        assert!(is_partly_isolated(&lni, q) && isolation_of(&lni, q).swap.is_empty(), "isolated: nothing left to swap");
         // Seen in quarantine before its tag is (tags are eventually consistent): its groups
         // are unknown, and the quarantine group is never kept as its own.
         let mut early = candidate("i-early", "pos", &[]);

@@ -6,6 +6,7 @@
 use super::{failure, Group, Outgoing, Sim, SimInstance, World};
 use async_trait::async_trait;
 use ha_domain::error::{classify, AwsFailure, FailureKind, Retry};
+use ha_domain::fencing::quarantine_group_name;
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::{incident_key, IncidentStatus, META};
 use ha_domain::model::{tag, workload_from_tags, Instance, InstanceState, RejectedWorkload, ServerId, Workload};
@@ -259,19 +260,15 @@ impl Fleet for SimFleet {
     }
 
     async fn find_quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<Option<String>, AwsFailure> {
-        let name = format!("outposts-ha-{stack}-quarantine");
         self.0.enter("DescribeSecurityGroups").await?;
         let w = self.0.world();
-        Ok(w.groups.iter().find(|(_, g)| g.name == name && g.vpc == vpc_id).map(|(id, _)| id.clone()))
+        Ok(w.group_named(&quarantine_group_name(stack), vpc_id).map(|(id, _)| id.to_string()))
     }
 
     async fn quarantine_group(&self, vpc_id: &str, stack: &str) -> Result<String, AwsFailure> {
-        let name = format!("outposts-ha-{stack}-quarantine");
+        let name = quarantine_group_name(stack);
         self.0.enter("DescribeSecurityGroups").await?;
-        let existing = {
-            let w = self.0.world();
-            w.groups.iter().find(|(_, g)| g.name == name && g.vpc == vpc_id).map(|(id, g)| (id.clone(), g.egress_open))
-        };
+        let existing = self.0.world().group_named(&name, vpc_id).map(|(id, g)| (id.to_string(), g.egress_open));
         let id = match existing {
             Some((id, false)) => return Ok(id),
             Some((id, true)) => id,
@@ -281,8 +278,7 @@ impl Fleet for SimFleet {
                     let mut w = self.0.world();
                     // A name is unique in its VPC: another pass created it meanwhile
                     // (InvalidGroup.Duplicate), and the adapter reads that one.
-                    let created =
-                        w.groups.iter().find(|(_, g)| g.name == name && g.vpc == vpc_id).map(|(id, _)| id.clone());
+                    let created = w.group_named(&name, vpc_id).map(|(id, _)| id.to_string());
                     created.unwrap_or_else(|| {
                         let id = w.next_id("sg");
                         w.groups.insert(id.clone(), Group { name, vpc: vpc_id.to_string(), egress_open: true });

@@ -338,6 +338,11 @@ impl World {
     }
 
     /// Whether the group is a quarantine group (fencing's, by its name).
+    /// The security group of that name in the VPC (names are unique in a VPC).
+    pub fn group_named(&self, name: &str, vpc_id: &str) -> Option<(&str, &Group)> {
+        self.groups.iter().find(|(_, g)| g.name == name && g.vpc == vpc_id).map(|(id, g)| (id.as_str(), g))
+    }
+
     pub fn is_quarantine(&self, group_id: &str) -> bool {
         self.groups.get(group_id).is_some_and(|g| g.name.ends_with("-quarantine"))
     }
