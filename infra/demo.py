@@ -221,9 +221,11 @@ class LocalFunctions:
     """Each deployed function's bootstrap from its zip, with the deployed function's
     environment, under the project's one local Lambda runner."""
 
-    def __init__(self, processes: Processes, aws_env: dict[str, str], work: pathlib.Path) -> None:
+    def __init__(self, processes: Processes, aws_env: dict[str, str], work: pathlib.Path,
+                 session: boto3.session.Session) -> None:
         self.processes = processes
         self.aws_env = aws_env
+        self.session = session
         self.work = work
         self.runner = local_lambda.LocalLambda(processes.logs, timeout=120).start()
         processes.runner = self.runner
@@ -239,6 +241,8 @@ class LocalFunctions:
         env = {
             **{k: str(v) for k, v in configuration.get("Environment", {}).get("Variables", {}).items()},
             **self.aws_env,
+            # The function's own role, as Lambda gives it: the emulator enforces its policies.
+            **local_lambda.role_credentials(self.session, configuration),
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(configuration.get("MemorySize", 128)),
             "AWS_LAMBDA_LOG_FORMAT": "JSON",
         }
@@ -572,7 +576,7 @@ class Demo:
 
     def start_functions(self) -> None:
         lam = self.session.client("lambda")
-        self.local = LocalFunctions(self.processes, self.aws_env, self.work / "functions")
+        self.local = LocalFunctions(self.processes, self.aws_env, self.work / "functions", self.session)
         arns = {}
         for binary in stackctl.FUNCTIONS:
             configuration = lam.get_function_configuration(FunctionName=f"{STACK}-{binary}")

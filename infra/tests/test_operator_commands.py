@@ -61,7 +61,8 @@ class OperatorCommands(unittest.TestCase):
         cls.runner = local_lambda.LocalLambda(cls.work / "logs").start()
         for function in stackctl.FUNCTIONS:
             configuration = lam.get_function_configuration(FunctionName=f"{STACK}-{function}")
-            env = {**configuration.get("Environment", {}).get("Variables", {}), **cls.aws_env}
+            env = {**configuration.get("Environment", {}).get("Variables", {}), **cls.aws_env,
+                   **local_lambda.role_credentials(cls.boto, configuration)}
             cls.runner.add(configuration["FunctionName"], TARGET / "debug" / function, env)
         cls.addClassCleanup(cls.runner.stop)
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = cls.runner.url
@@ -130,8 +131,11 @@ class OperatorCommands(unittest.TestCase):
         image = ec2.describe_images()["Images"][0]["ImageId"]
         fenced = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet,
                                    SecurityGroupIds=[quarantine])["Instances"][0]["InstanceId"]
+        # A workload's original (the operator's role may touch no other instance), as an
+        # older version fenced it: one tag for the whole instance.
         marks = {stackctl.TAGS["fenced"]: INCIDENT, stackctl.TAGS["fenced_groups"]: f"{app},{web}"}
-        ec2.create_tags(Resources=[fenced], Tags=[{"Key": k, "Value": v} for k, v in marks.items()])
+        ec2.create_tags(Resources=[fenced], Tags=[{"Key": k, "Value": v}
+                                                  for k, v in {**marks, stackctl.TAGS["workload"]: "pos"}.items()])
 
         code, out = self.stackctl_quietly("unfence", "--stack", STACK, "--incident", "inc-*")
         self.assertEqual(code, 1, out)

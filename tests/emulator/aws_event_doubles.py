@@ -32,6 +32,8 @@ from moto.events.models import EventsBackend, events_backends
 from moto.awslambda import urls as lambda_urls
 from moto.awslambda.models import lambda_backends
 
+import iam_policy_double
+
 RUNNING_DELAY_SECONDS = 0.3
 
 
@@ -200,6 +202,11 @@ def get_account_settings(request: Any, full_url: str, headers: Any) -> tuple[int
     authorization = request.headers.get("Authorization", "")
     scope = re.search(r"Credential=[^/]+/\d+/([^/]+)/", authorization)
     region = scope.group(1) if scope else "us-east-1"
+    why = iam_policy_double.refusal("123456789012", request.headers, "lambda:GetAccountSettings",
+                                    lambda: [iam_policy_double.Authorization("lambda:GetAccountSettings", "*")])
+    if why is not None:
+        return 403, {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException"}, json.dumps(
+            {"Message": why})
     quota = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
     functions = lambda_backends["123456789012"][region].list_functions()
     reserved = sum(int(f.reserved_concurrency or 0) for f in functions)

@@ -298,6 +298,16 @@ class LocalLambda:
         h.answer(200, json.dumps(body).encode())
 
 
+def role_credentials(session, configuration: dict) -> dict[str, str]:
+    """The deployed function's execution role, assumed: its environment's credentials, as
+    Lambda gives a function (`session` is an administrator's boto3 session)."""
+    answer = session.client("sts").assume_role(RoleArn=configuration["Role"],
+                                               RoleSessionName=configuration["FunctionName"][-64:])
+    c = answer["Credentials"]
+    return {"AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": c["SessionToken"]}
+
+
 def cold_starts(logs: pathlib.Path, name: str, bootstrap: pathlib.Path, env: dict[str, str], event: bytes,
                 runs: int) -> dict:
     """`runs` fresh starts of one function, each handing it `event`."""

@@ -7,12 +7,15 @@
   events on SetAlarmState, (opt-in) EC2 instance state-change events, and PutEvents' size
   limit;
 - `outposts_network_double.py`: local network interfaces (LNIs) and the network-interface
-  rules RunInstances and ModifyInstanceAttribute enforce.
+  rules RunInstances and ModifyInstanceAttribute enforce;
+- `iam_policy_double.py`: IAM policies evaluated, resources and conditions included, for
+  callers with a role's or a user's credentials.
 """
 
 import sys
 
 import aws_event_doubles
+import iam_policy_double
 import outposts_network_double
 import ssm_automation_double  # noqa: F401 - installs itself on import
 from moto.server import main
@@ -20,4 +23,5 @@ from moto.server import main
 if __name__ == "__main__":
     aws_event_doubles.install()
     outposts_network_double.install()
+    iam_policy_double.install()
     main(sys.argv[1:])

@@ -9,5 +9,6 @@
 pub mod bench;
 pub mod emulator;
 pub mod faults;
+pub mod roles;
 pub mod site;
 pub mod stack;

@@ -1,5 +1,6 @@
 //! The project's resources in the emulator, and the router that plays EventBridge → Lambda.
 
+use crate::roles;
 use alarm_handler::{AlarmHandler, Outcome};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use backup_scheduler::{BackupReport, BackupScheduler};
@@ -7,6 +8,7 @@ use futures::future::join_all;
 use ha_aws::invocation::HandlerError;
 use relaunch::{Relaunch, Response as RelaunchResponse};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -132,6 +134,7 @@ pub struct Stack {
     routes: Vec<Route>,
     mailbox_url: String,
     invocations: AtomicUsize,
+    role_sdks: HashMap<&'static str, aws_config::SdkConfig>,
 }
 
 /// What a delivery round did.
@@ -154,6 +157,21 @@ impl Stack {
         sdk: &aws_config::SdkConfig,
         handler_sdk: &aws_config::SdkConfig,
         launch_concurrency: usize,
+    ) -> Stack {
+        Self::deploy_withholding(sdk, handler_sdk, launch_concurrency, None).await
+    }
+
+    /// Like [`Stack::deploy`], with `action` taken out of one function role's policies: a
+    /// test shows that the grant is needed.
+    pub async fn deploy_without_grant(sdk: &aws_config::SdkConfig, role: &str, action: &str) -> Stack {
+        Self::deploy_withholding(sdk, sdk, 8, Some((role, action))).await
+    }
+
+    async fn deploy_withholding(
+        sdk: &aws_config::SdkConfig,
+        handler_sdk: &aws_config::SdkConfig,
+        launch_concurrency: usize,
+        withheld: Option<(&str, &str)>,
     ) -> Stack {
         let name = STACK_NAME;
         let table = format!("{name}-ledger");
@@ -227,13 +245,40 @@ impl Stack {
             event_bus_name: bus_name.clone(),
             retention_days: 90,
         };
+        // Each handler runs with its own template role's credentials.
+        let values = roles::TemplateValues {
+            stack_name: STACK_NAME.into(),
+            parameters: [(
+                "BackupAutomationRoleArn".to_string(),
+                backup_config(&store).automation_role_arn.unwrap_or_default(),
+            )]
+            .into(),
+            refs: [("NotificationTopic".to_string(), topic_arn.clone())].into(),
+            arns: [
+                (
+                    "LedgerTable".to_string(),
+                    format!("arn:aws:dynamodb:{}:{}:table/{table}", roles::REGION, roles::ACCOUNT),
+                ),
+                (
+                    "EventBus".to_string(),
+                    format!("arn:aws:events:{}:{}:event-bus/{bus_name}", roles::REGION, roles::ACCOUNT),
+                ),
+            ]
+            .into(),
+        };
+        let mut role_sdks = HashMap::new();
+        for role in roles::FUNCTION_ROLES {
+            let without = withheld.filter(|(r, _)| *r == role).map(|(_, action)| action);
+            role_sdks.insert(role, roles::assume_function_role(sdk, handler_sdk, role, &values, without).await);
+        }
+        let handler_sdk_of = |role: &str| role_sdks[role].clone();
         let alarm_handler = AlarmHandler::new(
             alarm_handler::Config {
                 store: store.clone(),
                 alarm_name_prefix: "outposts-ha-".into(),
                 stack_name: STACK_NAME.into(),
             },
-            handler_sdk,
+            &handler_sdk_of(roles::ALARM_HANDLER),
         );
         let relaunch = Relaunch::new(
             relaunch::Config {
@@ -243,11 +288,15 @@ impl Stack {
                 fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
                 stack_name: STACK_NAME.into(),
             },
-            handler_sdk,
+            &handler_sdk_of(roles::RELAUNCH),
         );
-        let notifier = notifier::Notifier::new(notifier::Config { topic_arn: topic_arn.clone() }, handler_sdk);
-        let backup_scheduler = BackupScheduler::new(backup_config(&store), handler_sdk);
-        let operator = operator::Operator::new(operator::Config { store: store.clone() }, handler_sdk);
+        let notifier = notifier::Notifier::new(
+            notifier::Config { topic_arn: topic_arn.clone() },
+            &handler_sdk_of(roles::NOTIFIER),
+        );
+        let backup_scheduler = BackupScheduler::new(backup_config(&store), &handler_sdk_of(roles::BACKUP_SCHEDULER));
+        let operator =
+            operator::Operator::new(operator::Config { store: store.clone() }, &handler_sdk_of(roles::OPERATOR));
         Stack {
             sdk: sdk.clone(),
             table,
@@ -263,7 +312,14 @@ impl Stack {
             routes,
             mailbox_url,
             invocations: AtomicUsize::new(0),
+            role_sdks,
         }
+    }
+
+    /// The SDK configuration a function's handler uses: its template role's credentials
+    /// (`role` is one of [`roles::FUNCTION_ROLES`]).
+    pub fn role_sdk(&self, role: &str) -> &aws_config::SdkConfig {
+        &self.role_sdks[role]
     }
 
     /// An alarm notification arriving at alarm-handler (as the alarm rule or action delivers it).

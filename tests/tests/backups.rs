@@ -6,6 +6,7 @@ use backup_scheduler::{BackupReport, BackupScheduler, ExecutionOutcome, TickRepo
 use ha_domain::backup::NotStarted;
 use ha_domain::model::tag;
 use outposts_ha_tests::emulator::Emulator;
+use outposts_ha_tests::roles;
 use outposts_ha_tests::site::{tag_of, DeclaredWorkload, Site};
 use outposts_ha_tests::stack::{alarm_event, backup_config, Stack, STACK_NAME};
 use serde_json::json;
@@ -22,7 +23,6 @@ fn parameter_of(workload: &str) -> String {
 
 struct World {
     _moto: Emulator,
-    sdk: aws_config::SdkConfig,
     stack: Stack,
     site: Site,
     ssm: aws_sdk_ssm::Client,
@@ -38,7 +38,7 @@ async fn world() -> World {
     // The servers' own subnets, as on Outposts servers.
     let home = site.outpost_subnet("10.0.1.0/24", SERVER_A).await;
     let standby = site.outpost_subnet("10.0.2.0/24", "op-0000000000000000b").await;
-    World { ssm: aws_sdk_ssm::Client::new(&sdk), sdk, _moto: moto, stack, site, home, standby }
+    World { ssm: aws_sdk_ssm::Client::new(&sdk), _moto: moto, stack, site, home, standby }
 }
 
 impl World {
@@ -213,7 +213,7 @@ async fn in_flight_instances_are_skipped_and_the_concurrency_bound_holds() {
     }
     let mut config = backup_config(&w.stack.store);
     config.max_concurrent = 2;
-    let scheduler = BackupScheduler::new(config, &w.sdk);
+    let scheduler = BackupScheduler::new(config, w.stack.role_sdk(roles::BACKUP_SCHEDULER));
     let tick = |at: &'static str| {
         let scheduler = &scheduler;
         async move {

@@ -4,6 +4,7 @@
 use ha_domain::model::tag;
 use outposts_ha_tests::emulator::Emulator;
 use outposts_ha_tests::faults::{FaultyClient, StallAfterLaunch};
+use outposts_ha_tests::roles;
 use outposts_ha_tests::site::{tag_of, Site};
 use outposts_ha_tests::stack::{alarm_event, Stack};
 use relaunch::Relaunch;
@@ -39,16 +40,19 @@ async fn a_relaunch_killed_after_ec2_accepted_a_launch_completes_on_redelivery_w
         store: stack.store.clone(),
         launch_concurrency: 1,
         claim_lease_seconds: 1,
-        stack_name: "t".into(),
+        stack_name: outposts_ha_tests::stack::STACK_NAME.into(),
         fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
     };
-    let doomed = Relaunch::new(config.clone(), &FaultyClient::new(StallAfterLaunch::new(1)).into_sdk_config(&sdk));
+    let doomed = Relaunch::new(
+        config.clone(),
+        &FaultyClient::new(StallAfterLaunch::new(1)).into_sdk_config(stack.role_sdk(roles::RELAUNCH)),
+    );
     let killed = tokio::time::timeout(Duration::from_secs(3), doomed.handle(request.clone(), "req-killed")).await;
     assert!(killed.is_err(), "the first attempt must have been cut off, got {killed:?}");
     assert_eq!(site.replacements().await.len(), 2, "one settled launch and one EC2 accepted before the kill");
 
     tokio::time::sleep(Duration::from_millis(1_100)).await; // the dead claimant's lease runs out
-    let report = Relaunch::new(config, &sdk)
+    let report = Relaunch::new(config, stack.role_sdk(roles::RELAUNCH))
         .handle(request, "req-redelivered")
         .await
         .unwrap()

@@ -1,0 +1,94 @@
+"""`make deploy`, `protect` and `delete` under infra/deployer-policy.json: stackctl runs with
+the access key of a user that has only that policy, and the emulator's IAM double
+(tests/emulator/iam_policy_double.py) evaluates every request stackctl makes. What
+CloudFormation then creates on the deployer's behalf is not a request here; the policy's
+grants for it are checked against the templates' resource types in test_stack.DeployerPolicy.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import unittest
+import zipfile
+from contextlib import redirect_stderr, redirect_stdout
+
+INFRA = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(INFRA))
+sys.path.insert(0, str(INFRA / "tests"))
+
+import moto_server  # noqa: E402
+import stackctl  # noqa: E402
+
+SERVER = "op-0123456789abcdef0"
+POLICY = json.loads((INFRA / "deployer-policy.json").read_text())
+
+
+class DeployerPolicyEnforced(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.work = pathlib.Path(tempfile.mkdtemp(prefix="deployer-policy-"))
+        moto_server.start(cls)
+        cls.artifacts = cls.work / "zips"
+        for function in stackctl.FUNCTIONS:
+            (cls.artifacts / function).mkdir(parents=True)
+            with zipfile.ZipFile(cls.artifacts / function / "bootstrap.zip", "w") as z:
+                z.writestr("bootstrap", "#!/bin/sh\n")
+        import boto3
+
+        cls.iam = boto3.session.Session(region_name=moto_server.REGION).client("iam")
+
+    @classmethod
+    def user_with(cls, name: str, policy: dict) -> dict[str, str]:
+        """Credentials of a new user whose only permissions are `policy`."""
+        arn = cls.iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(policy))["Policy"]["Arn"]
+        cls.iam.create_user(UserName=name)
+        cls.iam.attach_user_policy(UserName=name, PolicyArn=arn)
+        key = cls.iam.create_access_key(UserName=name)["AccessKey"]
+        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+    @staticmethod
+    def stackctl_as(credentials: dict[str, str], *args: str) -> tuple[int, str]:
+        saved = {k: os.environ.get(k) for k in credentials}
+        os.environ.update(credentials)
+        out = io.StringIO()
+        try:
+            with redirect_stdout(out), redirect_stderr(out):
+                code = stackctl.main(["--poll-seconds", "0.1", *args])
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        return code, out.getvalue()
+
+    def test_deploy_protect_and_delete_run_under_the_deployer_policy(self) -> None:
+        deployer = self.user_with("deployer", POLICY)
+        stack = "ohadeploy"
+        code, out = self.stackctl_as(deployer, "deploy", "--stack", stack, "--artifacts", str(self.artifacts),
+                                     "--email", "ops@example.com")
+        self.assertEqual(code, 0, out)
+        code, out = self.stackctl_as(deployer, "protect", "--stack", stack, "--server", SERVER)
+        self.assertEqual(code, 0, out)
+        code, out = self.stackctl_as(deployer, "delete", "--stack", stack, "--purge-backups")
+        self.assertEqual(code, 0, out)
+
+    def test_a_grant_taken_out_of_the_policy_fails_the_command_that_needs_it(self) -> None:
+        policy = copy.deepcopy(POLICY)
+        policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != "ArtifactsBucket"]
+        self.assertEqual(len(policy["Statement"]), len(POLICY["Statement"]) - 1)
+        code, out = self.stackctl_as(self.user_with("deployer-without-bucket", policy), "deploy", "--stack",
+                                     "ohanobucket", "--artifacts", str(self.artifacts))
+        self.assertNotEqual(code, 0, out)
+        self.assertIn("AccessDenied", out)
+        self.assertIn("arn:aws:s3:::", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

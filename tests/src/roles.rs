@@ -1,0 +1,256 @@
+//! The functions' roles as `infra/template.yaml` defines them, created in the emulator and
+//! assumed: each handler talks to AWS with its own role's credentials, and the emulator's
+//! IAM double (`emulator/iam_policy_double.py`) refuses what that role does not allow.
+//!
+//! The role policies are the template's, with its intrinsic functions resolved against what
+//! the harness created (the ledger table, the bus, the topic) and the template's parameter
+//! defaults; resources the harness does not create resolve to ARNs nothing matches.
+
+use serde_json::{json, Map, Value};
+use serde_norway::Value as Yaml;
+use std::collections::HashMap;
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "eu-west-1";
+
+/// What the template's `!Ref`, `!GetAtt` and `${…}` resolve to.
+pub struct TemplateValues {
+    pub stack_name: String,
+    /// Parameter overrides (others take the template's defaults).
+    pub parameters: HashMap<String, String>,
+    /// `!Ref Resource` → value.
+    pub refs: HashMap<String, String>,
+    /// `!GetAtt Resource.Arn` → ARN.
+    pub arns: HashMap<String, String>,
+}
+
+/// The template's function roles, by logical id.
+pub const ALARM_HANDLER: &str = "AlarmHandlerRole";
+pub const RELAUNCH: &str = "RelaunchRole";
+pub const NOTIFIER: &str = "NotifierRole";
+pub const BACKUP_SCHEDULER: &str = "BackupSchedulerRole";
+pub const OPERATOR: &str = "OperatorRole";
+pub const FUNCTION_ROLES: [&str; 5] = [ALARM_HANDLER, RELAUNCH, NOTIFIER, BACKUP_SCHEDULER, OPERATOR];
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(crate::stack::template_path()).expect("infra/template.yaml");
+    serde_norway::from_str(&text).expect("template parses")
+}
+
+struct Resolver<'a> {
+    values: &'a TemplateValues,
+    parameters: &'a Yaml,
+    conditions: &'a Yaml,
+}
+
+impl Resolver<'_> {
+    fn reference(&self, name: &str) -> String {
+        match name {
+            "AWS::StackName" => return self.values.stack_name.clone(),
+            "AWS::Region" => return REGION.into(),
+            "AWS::AccountId" => return ACCOUNT.into(),
+            "AWS::Partition" => return "aws".into(),
+            "AWS::URLSuffix" => return "amazonaws.com".into(),
+            _ => {}
+        }
+        if let Some(v) = self.values.parameters.get(name).or_else(|| self.values.refs.get(name)) {
+            return v.clone();
+        }
+        if let Some(default) = self.parameters.get(name).and_then(|p| p.get("Default")) {
+            return match default {
+                Yaml::String(s) => s.clone(),
+                other => serde_norway::to_string(other).unwrap().trim().to_string(),
+            };
+        }
+        format!("arn:aws:not-in-the-harness:{REGION}:{ACCOUNT}:{name}")
+    }
+
+    fn attribute(&self, path: &str) -> String {
+        let (resource, attribute) = path.split_once('.').expect("GetAtt Resource.Attribute");
+        assert_eq!(attribute, "Arn", "the harness resolves only Arn attributes, not {path}");
+        self.values
+            .arns
+            .get(resource)
+            .cloned()
+            .unwrap_or_else(|| format!("arn:aws:not-in-the-harness:{REGION}:{ACCOUNT}:{resource}"))
+    }
+
+    fn substitute(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').expect("closed ${…}") + start;
+            let name = &rest[start + 2..end];
+            out.push_str(&if name.contains('.') { self.attribute(name) } else { self.reference(name) });
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        let c = self.conditions.get(name).unwrap_or_else(|| panic!("condition {name}"));
+        self.truth(c)
+    }
+
+    fn truth(&self, v: &Yaml) -> bool {
+        let (function, argument) = intrinsic(v).unwrap_or_else(|| panic!("a condition function, not {v:?}"));
+        let items = || argument.as_sequence().expect("a list").iter();
+        match function.as_str() {
+            "Equals" => {
+                let both: Vec<Value> = items().map(|i| self.resolve(i)).collect();
+                both[0] == both[1]
+            }
+            "Not" => !self.truth(&argument.as_sequence().expect("[condition]")[0]),
+            "And" => items().all(|i| self.truth(i)),
+            "Or" => items().any(|i| self.truth(i)),
+            "Condition" => self.condition(argument.as_str().expect("a condition name")),
+            other => panic!("condition function {other}"),
+        }
+    }
+
+    fn resolve(&self, v: &Yaml) -> Value {
+        if let Some((function, argument)) = intrinsic(v) {
+            return match function.as_str() {
+                "Ref" => Value::String(self.reference(argument.as_str().expect("Ref name"))),
+                "GetAtt" => Value::String(match argument {
+                    Yaml::Sequence(parts) => {
+                        self.attribute(&format!("{}.{}", parts[0].as_str().unwrap(), parts[1].as_str().unwrap()))
+                    }
+                    other => self.attribute(other.as_str().expect("GetAtt path")),
+                }),
+                "Sub" => {
+                    Value::String(self.substitute(argument.as_str().expect("the harness resolves one-argument Sub")))
+                }
+                "If" => {
+                    let parts = argument.as_sequence().expect("[condition, then, else]");
+                    let branch = if self.condition(parts[0].as_str().unwrap()) { &parts[1] } else { &parts[2] };
+                    self.resolve(branch)
+                }
+                other => panic!("the harness does not resolve Fn::{other} in a role policy"),
+            };
+        }
+        match v {
+            Yaml::Sequence(items) => Value::Array(items.iter().map(|i| self.resolve(i)).collect()),
+            Yaml::Mapping(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.as_str().expect("string keys").to_string(), self.resolve(v)))
+                    .collect::<Map<_, _>>(),
+            ),
+            other => serde_json::to_value(other).expect("plain data"),
+        }
+    }
+}
+
+/// `!Fn arg` or `{Fn::Fn: arg}` → ("Fn", arg).
+fn intrinsic(v: &Yaml) -> Option<(String, &Yaml)> {
+    match v {
+        Yaml::Tagged(t) => Some((t.tag.to_string().trim_start_matches('!').to_string(), &t.value)),
+        Yaml::Mapping(m) if m.len() == 1 => {
+            let (k, arg) = m.iter().next()?;
+            let k = k.as_str()?;
+            let function = k.strip_prefix("Fn::").or(matches!(k, "Ref" | "Condition").then_some(k))?;
+            Some((function.to_string(), arg))
+        }
+        _ => None,
+    }
+}
+
+/// The role's policies as the template defines them, resolved: (policy name, document).
+pub fn role_policies(role: &str, values: &TemplateValues) -> Vec<(String, Value)> {
+    let doc = template();
+    let resolver = Resolver {
+        values,
+        parameters: doc.get("Parameters").unwrap_or(&Yaml::Null),
+        conditions: doc.get("Conditions").unwrap_or(&Yaml::Null),
+    };
+    let resource = &doc["Resources"][role];
+    assert_eq!(resource["Type"].as_str(), Some("AWS::IAM::Role"), "{role} is a role");
+    resource["Properties"]["Policies"]
+        .as_sequence()
+        .expect("inline policies")
+        .iter()
+        .map(|p| (p["PolicyName"].as_str().unwrap().to_string(), resolver.resolve(&p["PolicyDocument"])))
+        .collect()
+}
+
+/// Creates the function role `role` (a logical id) with its template policies, less the
+/// action `without` wherever they grant it (a test shows the grant is needed), and returns
+/// `handler_sdk` with the role's credentials.
+pub async fn assume_function_role(
+    admin: &aws_config::SdkConfig,
+    handler_sdk: &aws_config::SdkConfig,
+    role: &str,
+    values: &TemplateValues,
+    without: Option<&str>,
+) -> aws_config::SdkConfig {
+    let iam = aws_sdk_iam::Client::new(admin);
+    let name = format!("{}-{role}", values.stack_name);
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let arn = iam
+        .create_role()
+        .role_name(&name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("create the function's role")
+        .role()
+        .map(|r| r.arn().to_string())
+        .expect("created role");
+    for (policy_name, mut document) in role_policies(role, values) {
+        if let (Some(action), Some(statements)) = (without, document["Statement"].as_array_mut()) {
+            withhold(statements, action);
+        }
+        iam.put_role_policy()
+            .role_name(&name)
+            .policy_name(policy_name)
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .expect("put the role's policy");
+    }
+    let credentials = aws_sdk_sts::Client::new(admin)
+        .assume_role()
+        .role_arn(arn)
+        .role_session_name(role)
+        .send()
+        .await
+        .expect("assume the function's role")
+        .credentials
+        .expect("credentials");
+    let credentials = aws_sdk_sqs::config::Credentials::new(
+        credentials.access_key_id,
+        credentials.secret_access_key,
+        Some(credentials.session_token),
+        None,
+        "function-role",
+    );
+    handler_sdk
+        .to_builder()
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(credentials))
+        .build()
+}
+
+/// Removes `action` from every statement's Action, and statements left with none.
+fn withhold(statements: &mut Vec<Value>, action: &str) {
+    let before = statements.iter().filter(|s| grants(s, action)).count();
+    assert!(before > 0, "no statement grants {action}");
+    for statement in statements.iter_mut() {
+        if let Some(actions) = statement["Action"].as_array_mut() {
+            actions.retain(|a| a.as_str() != Some(action));
+        } else if statement["Action"].as_str() == Some(action) {
+            statement["Action"] = Value::Array(Vec::new());
+        }
+    }
+    statements.retain(|s| s["Action"].as_array().is_none_or(|a| !a.is_empty()));
+}
+
+fn grants(statement: &Value, action: &str) -> bool {
+    match &statement["Action"] {
+        Value::String(a) => a == action,
+        Value::Array(actions) => actions.iter().any(|a| a.as_str() == Some(action)),
+        _ => false,
+    }
+}

@@ -1,0 +1,150 @@
+//! Every handler in these tests runs with its own template role's credentials, and the
+//! emulator's IAM double evaluates the role's policies: resources and conditions included.
+//! Here: the double refuses what the roles do not allow, and a grant the product needs,
+//! taken out of its role, fails the path that uses it.
+
+use aws_sdk_ec2::types::Tag;
+use ha_domain::model::tag;
+use outposts_ha_tests::emulator::Emulator;
+use outposts_ha_tests::roles;
+use outposts_ha_tests::site::Site;
+use outposts_ha_tests::stack::{alarm_event, Stack};
+
+const SERVER_A: &str = "op-0000000000000000a";
+
+fn refused<T: std::fmt::Debug, E: aws_sdk_ec2::error::ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, E>,
+    code: &str,
+) -> String {
+    let e = result.expect_err("IAM must refuse this call");
+    assert_eq!(e.code(), Some(code), "{e:?}");
+    e.message().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_what_a_function_role_does_not_allow() {
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::deploy(&sdk, 8).await;
+    let site = Site::create(&sdk).await;
+    let standby = site.subnet("10.0.2.0/24").await;
+    let home = site.subnet("10.0.1.0/24").await;
+    let pos = site.declare(SERVER_A, "pos", &[&standby], 10).await;
+    let original = site.original(&pos, &home, &[(tag::WORKLOAD, "pos")]).await;
+    let bystander = site
+        .ec2
+        .run_instances()
+        .image_id(&site.image_id)
+        .subnet_id(&home)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let relaunch = aws_sdk_ec2::Client::new(stack.role_sdk(roles::RELAUNCH));
+
+    // aws:ResourceTag: relaunch terminates only workload instances.
+    let message =
+        refused(relaunch.terminate_instances().instance_ids(&bystander).send().await, "UnauthorizedOperation");
+    assert!(message.contains(&format!("instance/{bystander}")), "{message}");
+    assert!(message.contains("RelaunchRole"), "the refusal names the caller: {message}");
+
+    // ForAllValues:StringLike on aws:TagKeys: only the fencing keys, and those are allowed.
+    let tagging =
+        |key: &str| relaunch.create_tags().resources(&original).tags(Tag::builder().key(key).value("x").build());
+    refused(tagging("owner").send().await, "UnauthorizedOperation");
+    tagging(tag::FENCED).send().await.expect("the fencing mark is relaunch's to set");
+
+    // The quarantine group only: any other group on an interface is refused.
+    let described = site.ec2.describe_instances().instance_ids(&original).send().await.unwrap();
+    let eni =
+        described.reservations()[0].instances()[0].network_interfaces()[0].network_interface_id().unwrap().to_string();
+    let open_group = site
+        .ec2
+        .create_security_group()
+        .group_name("open")
+        .description("open")
+        .vpc_id(&site.vpc_id)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    refused(
+        relaunch.modify_network_interface_attribute().network_interface_id(&eni).groups(&open_group).send().await,
+        "UnauthorizedOperation",
+    );
+
+    // Null on aws:TagKeys: the operator may not delete every tag by naming none.
+    let operator = aws_sdk_ec2::Client::new(stack.role_sdk(roles::OPERATOR));
+    refused(operator.delete_tags().resources(&original).send().await, "UnauthorizedOperation");
+    operator
+        .delete_tags()
+        .resources(&original)
+        .tags(Tag::builder().key(tag::FENCED).build())
+        .send()
+        .await
+        .expect("the operator removes the fencing mark");
+
+    // Resource ARNs: the notifier has no business with the ledger.
+    let ddb = aws_sdk_dynamodb::Client::new(stack.role_sdk(roles::NOTIFIER));
+    let denied = ddb
+        .get_item()
+        .table_name(&stack.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("x".into()))
+        .send()
+        .await;
+    refused(denied, "AccessDeniedException");
+
+    // aws:ResourceTag on images: backup-scheduler prunes only this stack's backups.
+    let scheduler = aws_sdk_ec2::Client::new(stack.role_sdk(roles::BACKUP_SCHEDULER));
+    refused(scheduler.deregister_image().image_id(&site.image_id).send().await, "UnauthorizedOperation");
+
+    // An action the double has no resource list for is refused, not waved through.
+    let message = refused(relaunch.describe_vpcs().send().await, "UnauthorizedOperation");
+    assert!(message.contains("ec2:DescribeVpcs"), "{message}");
+
+    // The harness's own key is not evaluated: setting the scene needs no role.
+    site.ec2.terminate_instances().instance_ids(&bystander).send().await.expect("the harness may do anything");
+}
+
+/// An alarm inside a maintenance window, with alarm-handler's role less `withheld`.
+async fn outage_in_a_maintenance_window(withheld: Option<&str>) -> Result<Vec<alarm_handler::Outcome>, String> {
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = match withheld {
+        Some(action) => Stack::deploy_without_grant(&sdk, roles::ALARM_HANDLER, action).await,
+        None => Stack::deploy(&sdk, 8).await,
+    };
+    let site = Site::create(&sdk).await;
+    let standby = site.subnet("10.0.2.0/24").await;
+    site.declare(SERVER_A, "pos", &[&standby], 10).await;
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let window = serde_json::json!({
+        "detail-type": "MaintenanceRequested", "source": "outposts-ha",
+        "detail": {"server_id": SERVER_A, "until": rfc3339(now + time::Duration::hours(4)), "reason": "firmware",
+                   "requested_at": rfc3339(now)}
+    });
+    stack.operator.handle(window).await.expect("the window is set");
+    let form = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000+0000");
+    let at = (now - time::Duration::minutes(1)).format(&form).unwrap();
+    stack.alarm(&alarm_event("outposts-ha-store-a", SERVER_A, "OK", "ALARM", &at)).await.map_err(|e| e.to_string())
+}
+
+/// alarm-handler's dynamodb:DeleteItem (a grant once missing): an outage inside a
+/// maintenance window gives the server back at once, and fails without it.
+#[tokio::test]
+async fn an_outage_in_a_maintenance_window_needs_alarm_handlers_delete_item_grant() {
+    let granted = outage_in_a_maintenance_window(None).await.expect("suppressed with the template's role");
+    assert!(matches!(&granted[0], alarm_handler::Outcome::Suppressed { .. }), "{granted:?}");
+
+    let error = outage_in_a_maintenance_window(Some("dynamodb:DeleteItem")).await.expect_err("DeleteItem withheld");
+    assert!(error.contains("DeleteItem") && error.contains("AccessDenied"), "{error}");
+}
