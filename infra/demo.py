@@ -527,7 +527,7 @@ class Demo:
     def start_emulator(self) -> None:
         port = free_port()
         python = pathlib.Path(sys.executable)
-        env = {**os.environ, "EMULATOR_EC2_STATE_EVENTS": "1"}
+        env = {**os.environ, "EMULATOR_EC2_STATE_EVENTS": "1", "IAM_DOUBLE_DENIALS": str(self.logs / "iam-denials.log")}
         p = self.processes.start("moto", [str(python), str(EMULATOR), "-H", "127.0.0.1", "-p", str(port)], env)
         wait_for_port(port, "moto server", p)
         self.aws_env = {
@@ -810,6 +810,10 @@ class Demo:
         self.failover()
         self.recovery()
         self.unfence()
+        denials = self.logs / "iam-denials.log"
+        if denials.exists():
+            raise DemoFailed(f"IAM refused calls of the functions (each runs as its role):\n{denials.read_text()}")
+        self.story.step("every function ran as its own role, IAM enforced: none of their calls was refused")
         self.summarize()
 
     def clean_up(self) -> None:

@@ -1,6 +1,7 @@
 """moto server with the project's doubles on a free port of 127.0.0.1 for a test class, and
 the AWS environment that points boto3 at it; stopped and the environment restored by the
-class's cleanup."""
+class's cleanup. A call IAM refused fails the class at cleanup unless the class sets
+`expects_denials` (its tests then read `test_class.iam_denials`, the refusals' log)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.request
@@ -30,14 +32,20 @@ def start(test_class: type[unittest.TestCase]) -> dict[str, str]:
     # what AWS refuses.
     emulator = pathlib.Path(__file__).resolve().parents[2] / "tests" / "emulator" / "moto_with_doubles.py"
     log = open(os.environ.get("MOTO_LOG", os.devnull), "w")
+    denials = pathlib.Path(tempfile.mkdtemp(prefix="iam-denials-")) / "denials.log"
+    test_class.iam_denials = denials
     process = subprocess.Popen([sys.executable, str(emulator), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=log)
+                               stdout=subprocess.DEVNULL, stderr=log,
+                               env={**os.environ, "IAM_DOUBLE_DENIALS": str(denials)})
     saved = dict(os.environ)
 
     def stop() -> None:
         process.kill()
         process.wait()
         log.close()
+        refused = denials.read_text() if denials.exists() else ""
+        if refused and not getattr(test_class, "expects_denials", False):
+            raise AssertionError(f"IAM refused calls no test expected:\n{refused}")
         os.environ.clear()
         os.environ.update(saved)
 

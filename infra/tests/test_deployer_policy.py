@@ -30,6 +30,8 @@ POLICY = json.loads((INFRA / "deployer-policy.json").read_text())
 
 
 class DeployerPolicyEnforced(unittest.TestCase):
+    expects_denials = True  # the second test provokes them; the first checks it caused none
+
     @classmethod
     def setUpClass(cls) -> None:
         cls.work = pathlib.Path(tempfile.mkdtemp(prefix="deployer-policy-"))
@@ -68,16 +70,39 @@ class DeployerPolicyEnforced(unittest.TestCase):
                     os.environ[k] = v
         return code, out.getvalue()
 
+    def refusals(self) -> list[str]:
+        return self.iam_denials.read_text().splitlines() if self.iam_denials.exists() else []
+
     def test_deploy_protect_and_delete_run_under_the_deployer_policy(self) -> None:
+        import boto3
+
         deployer = self.user_with("deployer", POLICY)
         stack = "ohadeploy"
+        before = self.refusals()
         code, out = self.stackctl_as(deployer, "deploy", "--stack", stack, "--artifacts", str(self.artifacts),
                                      "--email", "ops@example.com")
         self.assertEqual(code, 0, out)
         code, out = self.stackctl_as(deployer, "protect", "--stack", stack, "--server", SERVER)
         self.assertEqual(code, 0, out)
+        # Something for --purge-backups to purge: a backup of the stack and its parameter.
+        session = boto3.session.Session(region_name=moto_server.REGION)
+        ec2, ssm = session.client("ec2"), session.client("ssm")
+        image = ec2.describe_images()["Images"][0]["ImageId"]
+        instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        backup = ec2.create_image(InstanceId=instance, Name="backup")["ImageId"]
+        mappings = ec2.describe_images(ImageIds=[backup])["Images"][0]["BlockDeviceMappings"]
+        snapshots = [m["Ebs"]["SnapshotId"] for m in mappings if "Ebs" in m]
+        # As backup-scheduler tags a backup: the AMI and its snapshots.
+        ec2.create_tags(Resources=[backup, *snapshots], Tags=[{"Key": stackctl.STACK_TAG, "Value": stack},
+                                                             {"Key": stackctl.BACKUP_TAG, "Value": instance}])
+        ssm.put_parameter(Name=f"/outposts-ha/{stack}/backups/{instance}", Value=backup, Type="String")
         code, out = self.stackctl_as(deployer, "delete", "--stack", stack, "--purge-backups")
         self.assertEqual(code, 0, out)
+        self.assertEqual(ec2.describe_images(ImageIds=[backup])["Images"], [], out)
+        self.assertIn(f"purged backup {backup} and {len(snapshots)} snapshot(s)", out)
+        self.assertGreater(len(snapshots), 0)
+        self.assertEqual(ssm.get_parameters_by_path(Path=f"/outposts-ha/{stack}/", Recursive=True)["Parameters"], [])
+        self.assertEqual(self.refusals(), before, "the deployer's policy allowed every call")
 
     def test_a_grant_taken_out_of_the_policy_fails_the_command_that_needs_it(self) -> None:
         policy = copy.deepcopy(POLICY)

@@ -17,7 +17,8 @@ the project's scoped, conditioned policies could not pass under it.
 - An action this double has no resource list for is refused, so a new call is noticed.
 - S3 requests are evaluated by the bucket or object they act on; the Lambda
   GetAccountSettings route of `aws_event_doubles.py` asks `refusal` itself.
-- Requests with any other key (the harness's `testing` key) are not evaluated.
+- Requests signed with the harness's key (`testing`) are not evaluated; a key neither the
+  harness's nor known to IAM/STS (or a session token that does not match) is refused.
 
 Set IAM_DOUBLE_DENIALS=FILE to have each refusal appended to FILE.
 """
@@ -28,6 +29,7 @@ import json
 import os
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from moto.core.exceptions import ServiceException
 from moto.core.responses import (
@@ -57,10 +59,13 @@ class AccessDenied(ServiceException):
 class Authorization:
     """One resource a request acts on, as IAM evaluates it."""
 
-    def __init__(self, action: str, resource: str, context: dict[str, Any] | None = None) -> None:
+    def __init__(self, action: str, resource: str, context: dict[str, Any] | None = None,
+                 alternatives: list[str] | None = None) -> None:
         self.action = action
         self.resource = resource
         self.context = {k.lower(): v for k, v in (context or {}).items()}
+        # Other ARNs of the same resource; a grant on any one of them allows the request.
+        self.alternatives = alternatives or []
 
 
 # --- policy evaluation -------------------------------------------------------------------
@@ -75,16 +80,29 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
+class Unevaluable(Exception):
+    """A condition this double cannot evaluate: the request is refused, saying so."""
+
+
+def _arn_matches(pattern: str, arn: str) -> bool:
+    # ARN operators compare segment by segment: a wildcard never spans a colon of the
+    # first five separators.
+    p, a = pattern.split(":", 5), arn.split(":", 5)
+    return len(p) == len(a) == 6 and all(_glob(x, y) for x, y in zip(p, a))
+
+
 def _value_matches(operator: str, actual: str, expected: list[str]) -> bool:
-    if operator == "StringEquals" or operator == "ArnEquals":
+    if operator == "StringEquals":
         return actual in expected
     if operator == "StringEqualsIgnoreCase":
         return actual.lower() in [e.lower() for e in expected]
-    if operator in ("StringLike", "ArnLike"):
+    if operator == "StringLike":
         return any(_glob(e, actual) for e in expected)
+    if operator in ("ArnLike", "ArnEquals"):
+        return any(_arn_matches(e, actual) for e in expected)
     if operator == "Bool":
         return actual.lower() in [str(e).lower() for e in expected]
-    raise AssertionError(f"the IAM double does not evaluate the condition operator {operator}")
+    raise Unevaluable(f"the IAM double does not evaluate the condition operator {operator}")
 
 
 _NEGATED = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike", "ArnNotLike": "ArnLike",
@@ -102,16 +120,26 @@ def _condition_holds(full_operator: str, key: str, expected: Any, context: dict[
     operator = operator.removesuffix("IfExists")
     negated = operator in _NEGATED
     base = _NEGATED.get(operator, operator)
+
+    def holds(value: str) -> bool:
+        return not _value_matches(base, value, expected) if negated else _value_matches(base, value, expected)
+
     if actual is None:
-        # A key absent from the request context: ForAllValues holds (the empty set), a
-        # ...IfExists and a negated operator hold, everything else does not.
-        return qualifier == "ForAllValues" or if_exists or negated
+        # A key absent from the request context: ForAllValues holds (the empty set),
+        # ForAnyValue does not; otherwise ...IfExists and negated operators hold.
+        if qualifier == "ForAllValues":
+            return True
+        if qualifier == "ForAnyValue":
+            return False
+        return if_exists or negated
     values = _as_list(actual)
     if qualifier == "ForAllValues":
-        outcome = all(_value_matches(base, v, expected) for v in values)
-    else:
-        outcome = any(_value_matches(base, v, expected) for v in values)
-    return not outcome if negated else outcome
+        return all(holds(v) for v in values)
+    if qualifier == "ForAnyValue":
+        return any(holds(v) for v in values)
+    if len(values) != 1:
+        raise Unevaluable(f"{key} has several values: a set operator (ForAllValues/ForAnyValue) must qualify {operator}")
+    return holds(values[0])
 
 
 def _statement_applies(statement: dict, request: Authorization) -> bool:
@@ -215,6 +243,8 @@ def _run_instances(r: Request) -> list[Authorization]:
     if p.get("SubnetId") or data.get("SubnetId"):
         subnets.add(p.get("SubnetId") or data.get("SubnetId"))
     groups = set(p.get("SecurityGroupIds") or data.get("SecurityGroupIds") or [])
+    for name in p.get("SecurityGroups") or data.get("SecurityGroups") or []:
+        groups.update(g.id for g in backend.describe_security_groups(filters={"group-name": [name]}))
     for i in interfaces:
         groups.update(i.get("Groups") or i.get("SecurityGroupIds") or i.get("SecurityGroupId") or [])
     image = p.get("ImageId") or data.get("ImageId")
@@ -228,6 +258,11 @@ def _run_instances(r: Request) -> list[Authorization]:
     auths.append(Authorization(action, r.arn("ec2", "volume/*"), context))
     if image:
         auths.append(_ec2_resource(r, action, image, context))
+        # Its EBS snapshots, which the new volumes are created from.
+        found = backend.amis.get(image)
+        snapshot = getattr(found, "ebs_snapshot", None)
+        if snapshot is not None:
+            auths.append(_ec2_resource(r, action, snapshot.id, context))
     auths.extend(_ec2_resource(r, action, s, context) for s in sorted(subnets))
     auths.extend(_ec2_resource(r, action, g, context) for g in sorted(groups))
     key = p.get("KeyName") or data.get("KeyName")
@@ -291,7 +326,7 @@ def _anything(r: Request) -> list[Authorization]:
 
 
 def _dynamodb(r: Request) -> list[Authorization]:
-    table = r.params["TableName"]
+    table = r.params["TableName"].split(":table/")[-1]
     resource = f"table/{table}" + (f"/index/{r.params['IndexName']}" if r.params.get("IndexName") else "")
     return [Authorization(f"dynamodb:{r.action}", r.arn("dynamodb", resource))]
 
@@ -322,8 +357,9 @@ def _parameters(r: Request) -> list[Authorization]:
 def _start_automation(r: Request) -> list[Authorization]:
     document = r.params["DocumentName"]
     version = r.params.get("DocumentVersion") or "$DEFAULT"
-    auths = [Authorization("ssm:StartAutomationExecution",
-                           document if document.startswith("arn:") else r.arn("ssm", f"automation-definition/{document}:{version}"))]
+    # AWS's examples grant either the document or the automation definition of a version.
+    auths = [Authorization("ssm:StartAutomationExecution", r.arn("ssm", f"automation-definition/{document}:{version}"),
+                           alternatives=[r.arn("ssm", f"document/{document}")])]
     tags = _tags_of(r.params.get("Tags"))
     if tags:
         auths.append(Authorization("ssm:AddTagsToResource", r.arn("ssm", "automation-execution/*"), _request_tags(tags)))
@@ -422,16 +458,31 @@ def _parsed_params(response: BaseResponse) -> dict:
     })
 
 
+# The key the harness, the demo and the tests' own setup sign with: not evaluated.
+HARNESS_KEY = "testing"
+
+
 def _caller(account: str, headers: Any):
-    """The caller's ARN and policies, or None for a caller this double does not evaluate."""
+    """(caller ARN, principal ARN for aws:PrincipalArn, policies), or None for the harness.
+    Credentials that are neither the harness's nor known to IAM/STS are refused."""
     match = re.search(r"Credential=([^/]+)/", headers.get("Authorization", ""))
-    if match is None:
+    key_id = match.group(1) if match else None
+    if key_id == HARNESS_KEY:
         return None
     try:
-        key = create_access_key(account_id=account, partition="aws", access_key_id=match.group(1), headers=headers)
-    except CreateAccessKeyFailure:
-        return None
-    return key.arn, [_document(p) for p in key.collect_policies()]
+        if key_id is None:
+            raise CreateAccessKeyFailure(reason="unsigned")
+        key = create_access_key(account_id=account, partition="aws", access_key_id=key_id, headers=headers)
+        policies = [_document(p) for p in key.collect_policies()]
+    except Exception as e:  # unknown key, wrong or missing session token, deleted role or user
+        reason = getattr(e, "reason", type(e).__name__)
+        return f"credentials {key_id} ({reason})", "", [], True
+    principal = key.arn
+    role = getattr(key, "_owner_role_name", None)
+    if role is not None:
+        # aws:PrincipalArn of a role session is the role's ARN, not the session's.
+        principal = f"arn:aws:iam::{account}:role/{role}"
+    return key.arn, principal, policies, False
 
 
 def _document(policy: Any) -> dict:
@@ -453,17 +504,26 @@ def refusal(account: str, headers: Any, action: str, authorize) -> str | None:
     """Why IAM refuses `action` (service:Action), or None when the caller's policies allow
     every authorization `authorize()` lists (or the caller is not evaluated)."""
     caller = _caller(account, headers)
-    if caller is None or action == "sts:GetCallerIdentity":
+    if caller is None:
         return None
-    arn, policies = caller
+    arn, principal, policies, invalid = caller
+    if invalid:
+        return f"The security token included in the request is invalid: {arn}"
+    if action == "sts:GetCallerIdentity":
+        return None
     if authorize is None:
         return (f"User: {arn} is not authorized to perform: {action} "
                 "(the IAM double knows no resources for this action: add it to tests/emulator/iam_policy_double.py)")
     region, _ = _scope(headers)
     for auth in authorize():
-        auth.context.setdefault("aws:principalarn", arn)
+        auth.context.setdefault("aws:principalarn", principal)
         auth.context.setdefault("aws:requestedregion", region)
-        if not decide(policies, auth):
+        try:
+            allowed = any(decide(policies, Authorization(auth.action, resource, auth.context))
+                          for resource in [auth.resource, *auth.alternatives])
+        except Unevaluable as e:
+            return f"User: {arn} is not authorized to perform: {auth.action} on resource: {auth.resource} ({e})"
+        if not allowed:
             return (f"User: {arn} is not authorized to perform: {auth.action} on resource: {auth.resource} "
                     "because no identity-based policy allows the action")
     return None
@@ -479,34 +539,44 @@ def denial(response: BaseResponse) -> str | None:
                    request if authorize is not None else None)
 
 
-def _s3_action(method: str, querystring: dict, key_name: str | None) -> str | None:
-    if key_name:
-        if method == "PUT":
-            return "PutObject"
-        if method in ("GET", "HEAD"):
-            return "GetObject"
-        if method == "DELETE":
-            return "DeleteObjectVersion" if "versionId" in querystring else "DeleteObject"
+# Query parameters of listings, not subresources.
+_S3_LISTING = {"prefix", "delimiter", "encoding-type", "max-keys", "marker", "key-marker", "version-id-marker",
+               "list-type", "continuation-token", "start-after", "fetch-owner", "x-id", "max-uploads"}
+_S3_BUCKET_ACTIONS = {("encryption", "PUT"): "PutEncryptionConfiguration", ("tagging", "PUT"): "PutBucketTagging",
+                      ("publicAccessBlock", "PUT"): "PutBucketPublicAccessBlock",
+                      ("versions", "GET"): "ListBucketVersions", ("delete", "POST"): "DeleteObject",
+                      ("", "PUT"): "CreateBucket", ("", "DELETE"): "DeleteBucket", ("", "GET"): "ListBucket",
+                      ("", "HEAD"): "ListBucket"}
+
+
+def _s3_action(method: str, querystring: dict, bucket_name: str | None, key_name: str | None) -> str | None:
+    """The IAM action of the S3 requests stackctl makes; None (refused) for any other."""
+    subresources = sorted(set(querystring) - _S3_LISTING)
+    if not bucket_name:
         return None
-    for sub, actions in (("encryption", {"PUT": "PutEncryptionConfiguration"}),
-                         ("tagging", {"PUT": "PutBucketTagging"}),
-                         ("publicAccessBlock", {"PUT": "PutBucketPublicAccessBlock"}),
-                         ("versions", {"GET": "ListBucketVersions"}),
-                         ("delete", {"POST": "DeleteObject"})):
-        if sub in querystring:
-            return actions.get(method)
-    return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "GET": "ListBucket", "HEAD": "ListBucket"}.get(method)
+    if key_name:
+        if subresources not in ([], ["versionId"]):
+            return None
+        return {"PUT": "PutObject", "GET": "GetObject", "HEAD": "GetObject",
+                "DELETE": "DeleteObjectVersion" if subresources else "DeleteObject"}.get(method)
+    if len(subresources) > 1:
+        return None
+    return _S3_BUCKET_ACTIONS.get((subresources[0] if subresources else "", method))
 
 
 def authorize_s3(self, bucket_name: str | None = None, key_name: str | None = None) -> None:
     """S3 requests (not dispatched through call_action): the bucket or object they act on."""
-    action = _s3_action(self.method, self.querystring, key_name)
+    # The URL's own query (moto's S3 querystring also carries the headers).
+    query = parse_qs(urlparse(self.uri).query, keep_blank_values=True)
+    action = _s3_action(self.method, query, bucket_name, key_name)
     resource = f"arn:aws:s3:::{bucket_name or '*'}" + (f"/{key_name}" if key_name else "")
     # A multi-object delete authorizes DeleteObject (and DeleteObjectVersion) on each object.
     objects = resource + "/*" if action == "DeleteObject" and not key_name else resource
     authorize = None if action is None else lambda: (
         [Authorization(f"s3:{action}", objects)]
-        + ([Authorization("s3:DeleteObjectVersion", objects)] if "delete" in self.querystring else []))
+        + ([Authorization("s3:DeleteObjectVersion", objects)]
+           if "delete" in query and b"<VersionId>" in (self.body if isinstance(self.body, bytes)
+                                                                   else str(self.body).encode()) else []))
     why = refusal(self.current_account, self.headers, f"s3:{action or self.method}", authorize)
     if why is not None:
         _log(why)

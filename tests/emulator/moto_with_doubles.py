@@ -8,6 +8,7 @@
   limit;
 - `outposts_network_double.py`: local network interfaces (LNIs) and the network-interface
   rules RunInstances and ModifyInstanceAttribute enforce;
+- `cloudwatch_cbor_double.py`: CloudWatch over RPC v2 CBOR, the Rust SDK's protocol for it;
 - `iam_policy_double.py`: IAM policies evaluated, resources and conditions included, for
   callers with a role's or a user's credentials.
 """
@@ -15,6 +16,7 @@
 import sys
 
 import aws_event_doubles
+import cloudwatch_cbor_double
 import iam_policy_double
 import outposts_network_double
 import ssm_automation_double  # noqa: F401 - installs itself on import
@@ -24,4 +26,5 @@ if __name__ == "__main__":
     aws_event_doubles.install()
     outposts_network_double.install()
     iam_policy_double.install()
+    cloudwatch_cbor_double.install()
     main(sys.argv[1:])

@@ -4,6 +4,7 @@
 
 use crate::emulator::Emulator;
 use crate::faults::{CallLog, Delay, FaultyClient};
+use crate::roles;
 use crate::site::Site;
 use crate::stack::{alarm_event, scheduled_event, Function, Stack, STACK_NAME};
 use serde_json::Value;
@@ -238,8 +239,6 @@ pub async fn cold_starts(binaries: &Path, zips: &Path, runs: usize) -> Result<Ve
     let mut env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
         ("AWS_REGION", "eu-west-1"),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("LEDGER_TABLE", stack.table.as_str()),
         ("EVENT_BUS_NAME", stack.bus_name.as_str()),
         ("STACK_NAME", STACK_NAME),
@@ -250,26 +249,33 @@ pub async fn cold_starts(binaries: &Path, zips: &Path, runs: usize) -> Result<Ve
     .collect();
     env.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
 
+    // Each function with its own role's credentials, as Lambda runs it.
+    let env_of = |role: &str| -> Vec<(String, String)> {
+        env.iter().cloned().chain(stack.role_environment(role).iter().cloned()).collect()
+    };
     let binary = |name: &str| binaries.join(name);
     let zip = |name: &str| -> PathBuf { zips.join(name).join("bootstrap.zip") };
     let mut results = Vec::new();
 
     let alarm = alarm_event(ALARM, SERVER, "OK", "ALARM", "2026-11-22T10:00:00.000+0000");
     let name = "alarm-handler";
-    results.push(cold_start(name, &binary(name), Some(&zip(name)), &env, &alarm, runs).await?);
+    results.push(cold_start(name, &binary(name), Some(&zip(name)), &env_of(roles::ALARM_HANDLER), &alarm, runs).await?);
 
     let relaunch_request =
         stack.take_queued(Function::Relaunch).await.into_iter().next().ok_or("alarm-handler requested no relaunch")?;
     let name = "relaunch";
-    results.push(cold_start(name, &binary(name), Some(&zip(name)), &env, &relaunch_request, runs).await?);
+    results.push(
+        cold_start(name, &binary(name), Some(&zip(name)), &env_of(roles::RELAUNCH), &relaunch_request, runs).await?,
+    );
 
     let news = stack.take_queued(Function::Notifier).await.into_iter().next().ok_or("nothing to notify")?;
     let name = "notifier";
-    results.push(cold_start(name, &binary(name), Some(&zip(name)), &env, &news, runs).await?);
+    results.push(cold_start(name, &binary(name), Some(&zip(name)), &env_of(roles::NOTIFIER), &news, runs).await?);
 
     let name = "backup-scheduler";
     let tick = scheduled_event("2026-11-22T10:00:00Z");
-    results.push(cold_start(name, &binary(name), Some(&zip(name)), &env, &tick, runs).await?);
+    results
+        .push(cold_start(name, &binary(name), Some(&zip(name)), &env_of(roles::BACKUP_SCHEDULER), &tick, runs).await?);
     Ok(results)
 }
 

@@ -1,14 +1,21 @@
 //! moto server on 127.0.0.1, on a free port, for the life of one test, with the
 //! doubles (`emulator/moto_with_doubles.py`) loaded into it.
+//!
+//! A call IAM refuses that the test did not expect fails the test when the emulator is
+//! dropped, even where the product absorbs the error (an optional probe, say).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Emulator {
     child: Child,
     pub endpoint: String,
+    /// Where the IAM double writes each refusal.
+    denials: PathBuf,
+    denials_expected: AtomicBool,
 }
 
 fn moto_server_binary() -> PathBuf {
@@ -35,8 +42,11 @@ impl Emulator {
         let python = binary.with_file_name("python");
         let double = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
             .join("emulator/moto_with_doubles.py");
+        let denials = std::env::temp_dir().join(format!("iam-denials-{}-{port}.log", std::process::id()));
+        let _ = std::fs::remove_file(&denials);
         let child = Command::new(&python)
             .arg(&double)
+            .env("IAM_DOUBLE_DENIALS", &denials)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -48,7 +58,17 @@ impl Emulator {
             assert!(Instant::now() < deadline, "moto server did not start on port {port} within 60 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Emulator { child, endpoint }
+        Emulator { child, endpoint, denials, denials_expected: AtomicBool::new(false) }
+    }
+
+    /// Every call IAM refused so far (the caller, action and resource of each).
+    pub fn denials(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.denials).map(|t| t.lines().map(str::to_string).collect()).unwrap_or_default()
+    }
+
+    /// This test provokes refusals: they do not fail it.
+    pub fn expect_denials(&self) {
+        self.denials_expected.store(true, Ordering::SeqCst);
     }
 
     /// SDK configuration pointing every client at this emulator with dummy credentials,
@@ -68,5 +88,10 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let denials = self.denials();
+        let _ = std::fs::remove_file(&self.denials);
+        if !self.denials_expected.load(Ordering::SeqCst) && !std::thread::panicking() {
+            assert!(denials.is_empty(), "IAM refused calls the test did not expect:\n{}", denials.join("\n"));
+        }
     }
 }

@@ -41,7 +41,13 @@ struct Resolver<'a> {
     values: &'a TemplateValues,
     parameters: &'a Yaml,
     conditions: &'a Yaml,
+    resources: &'a Yaml,
 }
+
+/// Resource types the harness does not create: their grants serve the Lambda service (logs,
+/// the on-failure queue), the services that encrypt for the functions (the key) or the
+/// runbook (its role), never a handler's own request.
+const NOT_IN_THE_HARNESS: [&str; 4] = ["AWS::Logs::LogGroup", "AWS::SQS::Queue", "AWS::KMS::Key", "AWS::IAM::Role"];
 
 impl Resolver<'_> {
     fn reference(&self, name: &str) -> String {
@@ -62,17 +68,23 @@ impl Resolver<'_> {
                 other => serde_norway::to_string(other).unwrap().trim().to_string(),
             };
         }
-        format!("arn:aws:not-in-the-harness:{REGION}:{ACCOUNT}:{name}")
+        self.not_in_the_harness(name)
+    }
+
+    /// A resource the harness deliberately does not create: an ARN nothing matches.
+    fn not_in_the_harness(&self, resource: &str) -> String {
+        let kind = self.resources.get(resource).and_then(|r| r.get("Type")).and_then(|t| t.as_str()).unwrap_or("");
+        assert!(
+            NOT_IN_THE_HARNESS.contains(&kind),
+            "a role policy refers to {resource} ({kind}), which the harness neither creates nor names"
+        );
+        format!("arn:aws:not-in-the-harness:{REGION}:{ACCOUNT}:{resource}")
     }
 
     fn attribute(&self, path: &str) -> String {
         let (resource, attribute) = path.split_once('.').expect("GetAtt Resource.Attribute");
         assert_eq!(attribute, "Arn", "the harness resolves only Arn attributes, not {path}");
-        self.values
-            .arns
-            .get(resource)
-            .cloned()
-            .unwrap_or_else(|| format!("arn:aws:not-in-the-harness:{REGION}:{ACCOUNT}:{resource}"))
+        self.values.arns.get(resource).cloned().unwrap_or_else(|| self.not_in_the_harness(resource))
     }
 
     fn substitute(&self, text: &str) -> String {
@@ -99,7 +111,9 @@ impl Resolver<'_> {
         let items = || argument.as_sequence().expect("a list").iter();
         match function.as_str() {
             "Equals" => {
-                let both: Vec<Value> = items().map(|i| self.resolve(i)).collect();
+                // CloudFormation compares the values as strings (a Number parameter's "0" equals 0).
+                let text = |v: Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                let both: Vec<String> = items().map(|i| text(self.resolve(i))).collect();
                 both[0] == both[1]
             }
             "Not" => !self.truth(&argument.as_sequence().expect("[condition]")[0]),
@@ -164,6 +178,7 @@ pub fn role_policies(role: &str, values: &TemplateValues) -> Vec<(String, Value)
         values,
         parameters: doc.get("Parameters").unwrap_or(&Yaml::Null),
         conditions: doc.get("Conditions").unwrap_or(&Yaml::Null),
+        resources: doc.get("Resources").unwrap_or(&Yaml::Null),
     };
     let resource = &doc["Resources"][role];
     assert_eq!(resource["Type"].as_str(), Some("AWS::IAM::Role"), "{role} is a role");
@@ -176,15 +191,15 @@ pub fn role_policies(role: &str, values: &TemplateValues) -> Vec<(String, Value)
 }
 
 /// Creates the function role `role` (a logical id) with its template policies, less the
-/// action `without` wherever they grant it (a test shows the grant is needed), and returns
-/// `handler_sdk` with the role's credentials.
+/// action `without` wherever they grant it (a test shows the grant is needed), and assumes
+/// it: `handler_sdk` with the role's credentials.
 pub async fn assume_function_role(
     admin: &aws_config::SdkConfig,
     handler_sdk: &aws_config::SdkConfig,
     role: &str,
     values: &TemplateValues,
     without: Option<&str>,
-) -> aws_config::SdkConfig {
+) -> RoleSession {
     let iam = aws_sdk_iam::Client::new(admin);
     let name = format!("{}-{role}", values.stack_name);
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
@@ -199,7 +214,16 @@ pub async fn assume_function_role(
         .role()
         .map(|r| r.arn().to_string())
         .expect("created role");
-    for (policy_name, mut document) in role_policies(role, values) {
+    let policies = role_policies(role, values);
+    if let Some(action) = without {
+        assert!(
+            policies
+                .iter()
+                .any(|(_, d)| d["Statement"].as_array().is_some_and(|s| s.iter().any(|s| grants(s, action)))),
+            "{role} does not grant {action}"
+        );
+    }
+    for (policy_name, mut document) in policies {
         if let (Some(action), Some(statements)) = (without, document["Statement"].as_array_mut()) {
             withhold(statements, action);
         }
@@ -220,6 +244,11 @@ pub async fn assume_function_role(
         .expect("assume the function's role")
         .credentials
         .expect("credentials");
+    let environment = vec![
+        ("AWS_ACCESS_KEY_ID".to_string(), credentials.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), credentials.secret_access_key.clone()),
+        ("AWS_SESSION_TOKEN".to_string(), credentials.session_token.clone()),
+    ];
     let credentials = aws_sdk_sqs::config::Credentials::new(
         credentials.access_key_id,
         credentials.secret_access_key,
@@ -227,16 +256,23 @@ pub async fn assume_function_role(
         None,
         "function-role",
     );
-    handler_sdk
+    let sdk = handler_sdk
         .to_builder()
         .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(credentials))
-        .build()
+        .build();
+    RoleSession { sdk, environment }
+}
+
+/// A function role, assumed.
+pub struct RoleSession {
+    /// The handler's SDK configuration with the role's credentials.
+    pub sdk: aws_config::SdkConfig,
+    /// The same credentials as a Lambda function's environment gets them.
+    pub environment: Vec<(String, String)>,
 }
 
 /// Removes `action` from every statement's Action, and statements left with none.
 fn withhold(statements: &mut Vec<Value>, action: &str) {
-    let before = statements.iter().filter(|s| grants(s, action)).count();
-    assert!(before > 0, "no statement grants {action}");
     for statement in statements.iter_mut() {
         if let Some(actions) = statement["Action"].as_array_mut() {
             actions.retain(|a| a.as_str() != Some(action));

@@ -134,7 +134,7 @@ pub struct Stack {
     routes: Vec<Route>,
     mailbox_url: String,
     invocations: AtomicUsize,
-    role_sdks: HashMap<&'static str, aws_config::SdkConfig>,
+    role_sdks: HashMap<&'static str, roles::RoleSession>,
 }
 
 /// What a delivery round did.
@@ -271,7 +271,7 @@ impl Stack {
             let without = withheld.filter(|(r, _)| *r == role).map(|(_, action)| action);
             role_sdks.insert(role, roles::assume_function_role(sdk, handler_sdk, role, &values, without).await);
         }
-        let handler_sdk_of = |role: &str| role_sdks[role].clone();
+        let handler_sdk_of = |role: &str| role_sdks[role].sdk.clone();
         let alarm_handler = AlarmHandler::new(
             alarm_handler::Config {
                 store: store.clone(),
@@ -319,7 +319,12 @@ impl Stack {
     /// The SDK configuration a function's handler uses: its template role's credentials
     /// (`role` is one of [`roles::FUNCTION_ROLES`]).
     pub fn role_sdk(&self, role: &str) -> &aws_config::SdkConfig {
-        &self.role_sdks[role]
+        &self.role_sdks[role].sdk
+    }
+
+    /// The role's credentials as a function's environment carries them.
+    pub fn role_environment(&self, role: &str) -> &[(String, String)] {
+        &self.role_sdks[role].environment
     }
 
     /// An alarm notification arriving at alarm-handler (as the alarm rule or action delivers it).

@@ -7,6 +7,7 @@ use ha_domain::incident::IncidentId;
 use ha_domain::model::{tag, ServerId, Workload};
 use ha_ports::Fleet as _;
 use outposts_ha_tests::emulator::Emulator;
+use outposts_ha_tests::roles;
 use outposts_ha_tests::site::{tag_of, Site};
 use outposts_ha_tests::stack::Stack;
 
@@ -88,8 +89,8 @@ async fn a_claimant_that_died_before_launching_is_taken_over_and_launches_once()
 async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
     let (_moto, stack, site, workload) = setup().await;
     dead_claim(&stack, &workload.name).await;
-    // The dead claimant's RunInstances went through before it died.
-    let fleet = ha_aws::fleet::Ec2Fleet::new(aws_sdk_ec2::Client::new(&stack.sdk));
+    // The dead claimant's RunInstances (relaunch's, under its role) went through before it died.
+    let fleet = ha_aws::fleet::Ec2Fleet::new(aws_sdk_ec2::Client::new(stack.role_sdk(roles::RELAUNCH)));
     let incident = IncidentId::from_stored(INCIDENT);
     let token = ha_domain::incident::client_token(&incident, &workload.name, 0);
     let first = fleet

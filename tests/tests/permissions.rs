@@ -24,6 +24,7 @@ fn refused<T: std::fmt::Debug, E: aws_sdk_ec2::error::ProvideErrorMetadata + std
 #[tokio::test]
 async fn the_emulator_refuses_what_a_function_role_does_not_allow() {
     let moto = Emulator::start().await;
+    moto.expect_denials();
     let sdk = moto.sdk_config().await;
     let stack = Stack::deploy(&sdk, 8).await;
     let site = Site::create(&sdk).await;
@@ -112,11 +113,27 @@ async fn the_emulator_refuses_what_a_function_role_does_not_allow() {
 
     // The harness's own key is not evaluated: setting the scene needs no role.
     site.ec2.terminate_instances().instance_ids(&bystander).send().await.expect("the harness may do anything");
+
+    // A key that is neither the harness's nor issued by IAM or STS is refused outright.
+    let stranger = sdk
+        .to_builder()
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+            aws_sdk_sqs::config::Credentials::new("AKIASTRANGER", "secret", None, None, "stranger"),
+        ))
+        .build();
+    let message =
+        refused(aws_sdk_ec2::Client::new(&stranger).describe_instances().send().await, "UnauthorizedOperation");
+    assert!(message.contains("security token included in the request is invalid"), "{message}");
+
+    assert_eq!(moto.denials().len(), 8, "each refusal above, and no other: {:#?}", moto.denials());
 }
 
 /// An alarm inside a maintenance window, with alarm-handler's role less `withheld`.
 async fn outage_in_a_maintenance_window(withheld: Option<&str>) -> Result<Vec<alarm_handler::Outcome>, String> {
     let moto = Emulator::start().await;
+    if withheld.is_some() {
+        moto.expect_denials();
+    }
     let sdk = moto.sdk_config().await;
     let stack = match withheld {
         Some(action) => Stack::deploy_without_grant(&sdk, roles::ALARM_HANDLER, action).await,
@@ -147,4 +164,146 @@ async fn an_outage_in_a_maintenance_window_needs_alarm_handlers_delete_item_gran
 
     let error = outage_in_a_maintenance_window(Some("dynamodb:DeleteItem")).await.expect_err("DeleteItem withheld");
     assert!(error.contains("DeleteItem") && error.contains("AccessDenied"), "{error}");
+}
+
+/// alarm-handler's reconcile pass reads the server alarms (cloudwatch:DescribeAlarms on the
+/// stack's alarm prefix): a server whose alarm is in ALARM gets its relaunch requested.
+async fn reconcile(withheld: Option<&str>) -> Result<Vec<alarm_handler::Outcome>, String> {
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = match withheld {
+        Some(action) => {
+            moto.expect_denials();
+            Stack::deploy_without_grant(&sdk, roles::ALARM_HANDLER, action).await
+        }
+        None => Stack::deploy(&sdk, 8).await,
+    };
+    let site = Site::create(&sdk).await;
+    let standby = site.subnet("10.0.2.0/24").await;
+    site.declare(SERVER_A, "pos", &[&standby], 10).await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name("outposts-ha-store-a")
+        .namespace("AWS/Outposts")
+        .metric_name("ConnectedStatus")
+        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("OutpostId").value(SERVER_A).build())
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name("outposts-ha-store-a")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("the server stopped reporting")
+        .send()
+        .await
+        .unwrap();
+    let tick = outposts_ha_tests::stack::scheduled_event("2026-12-01T00:00:00Z");
+    stack.alarm_handler.handle(tick, "req-reconcile").await.map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn the_reconcile_pass_reads_the_server_alarms_under_alarm_handlers_role() {
+    let outcomes = reconcile(None).await.expect("the reconcile pass runs under the template's role");
+    assert!(matches!(&outcomes[..], [alarm_handler::Outcome::Relaunching { new_incident: true, .. }]), "{outcomes:?}");
+    let error = reconcile(Some("cloudwatch:DescribeAlarms")).await.expect_err("DescribeAlarms withheld");
+    assert!(error.contains("DescribeAlarms"), "{error}");
+}
+
+/// A workload whose template names an instance profile, a key pair, and tags for the
+/// volumes and interfaces it creates: relaunch passes the role (iam:PassRole, only roles
+/// under the instance role path, only to EC2), uses the key pair and tags at launch.
+async fn failover_with_an_instance_profile(withheld: Option<&str>) -> (usize, Vec<String>) {
+    use aws_sdk_ec2::types::{
+        LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateTagSpecificationRequest,
+        RequestLaunchTemplateData, ResourceType, TagSpecification,
+    };
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = match withheld {
+        Some(action) => {
+            moto.expect_denials();
+            Stack::deploy_without_grant(&sdk, roles::RELAUNCH, action).await
+        }
+        None => Stack::deploy(&sdk, 8).await,
+    };
+    let site = Site::create(&sdk).await;
+    let standby = site.subnet("10.0.2.0/24").await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    iam.create_role()
+        .role_name("pos-instance")
+        .path("/outposts-ha/")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
+    iam.create_instance_profile().instance_profile_name("pos-profile").send().await.unwrap();
+    iam.add_role_to_instance_profile()
+        .instance_profile_name("pos-profile")
+        .role_name("pos-instance")
+        .send()
+        .await
+        .unwrap();
+    site.ec2.create_key_pair().key_name("store-key").send().await.unwrap();
+    let tags = |kind: ResourceType| {
+        LaunchTemplateTagSpecificationRequest::builder()
+            .resource_type(kind)
+            .tags(Tag::builder().key(tag::WORKLOAD).value("pos").build())
+            .build()
+    };
+    let lt_tags = [
+        (tag::PROTECTED_SERVER, SERVER_A.to_string()),
+        (tag::SUBNETS, standby.clone()),
+        (tag::PRIORITY, "10".to_string()),
+        (tag::WORKLOAD, "pos".to_string()),
+    ];
+    site.ec2
+        .create_launch_template()
+        .launch_template_name("lt-pos")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(&site.image_id)
+                .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
+                .key_name("store-key")
+                .iam_instance_profile(
+                    LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name("pos-profile").build(),
+                )
+                .tag_specifications(tags(ResourceType::Instance))
+                .tag_specifications(tags(ResourceType::Volume))
+                .tag_specifications(tags(ResourceType::NetworkInterface))
+                .build(),
+        )
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::LaunchTemplate)
+                .set_tags(Some(lt_tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    stack
+        .alarm(&alarm_event("outposts-ha-store-a", SERVER_A, "OK", "ALARM", "2026-12-01T00:00:00.000+0000"))
+        .await
+        .unwrap();
+    stack.deliver().await;
+    (site.replacements().await.len(), moto.denials())
+}
+
+#[tokio::test]
+async fn a_template_with_an_instance_profile_a_key_pair_and_tags_launches_under_relaunchs_role() {
+    let (launched, denials) = failover_with_an_instance_profile(None).await;
+    assert_eq!((launched, denials), (1, vec![]));
+    for withheld in ["iam:PassRole", "ec2:CreateTags"] {
+        let (launched, denials) = failover_with_an_instance_profile(Some(withheld)).await;
+        assert_eq!(launched, 0, "without {withheld}");
+        assert!(denials.iter().any(|d| d.contains(withheld)), "without {withheld}: {denials:#?}");
+    }
 }

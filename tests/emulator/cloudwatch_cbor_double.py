@@ -1,0 +1,86 @@
+"""CloudWatch over Smithy RPC v2 CBOR, loaded into the moto server. The AWS SDK for Rust
+speaks only that protocol to CloudWatch (`POST /service/GraniteServiceVersion20100801/
+operation/<Operation>`, CBOR bodies, `smithy-protocol: rpc-v2-cbor`); moto 5.2 serves
+CloudWatch's query and JSON protocols only, so DescribeAlarms and GetMetricData from the
+functions never reached it. Each CBOR request is decoded, handed to moto as the same
+operation in the JSON protocol (same headers, so IAM evaluates the same caller), and the
+answer encoded back by the operation's output shape (timestamps as CBOR tag 1).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from botocore.parsers import RpcV2CBORParser
+from botocore.serialize import RpcV2CBORSerializer
+from moto.cloudwatch import urls as cloudwatch_urls
+from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.utils import get_service_model
+from werkzeug.test import EnvironBuilder
+
+TARGET_PREFIX = "GraniteServiceVersion20100801"
+ROUTE = r"{0}/service/" + TARGET_PREFIX + r"/operation/(?P<operation>[A-Za-z]+)$"
+CBOR_HEADERS = {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor"}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode()
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def _cbor_text(serialized: bytearray, text: str) -> None:
+    data = text.encode()
+    _cbor_head(serialized, 3, len(data))
+    serialized.extend(data)
+
+
+def _cbor_head(serialized: bytearray, major: int, length: int) -> None:
+    if length < 24:
+        serialized.append(major << 5 | length)
+    elif length < 256:
+        serialized.extend(bytes([major << 5 | 24, length]))
+    else:
+        serialized.extend(bytes([major << 5 | 25]) + length.to_bytes(2, "big"))
+
+
+def _error_body(error: dict[str, Any]) -> bytes:
+    # An error is a map naming its shape in "__type", with its message.
+    fields = {"__type": str(error.get("__type") or error.get("code") or "InternalFailure"),
+              "message": str(error.get("message") or error.get("Message") or "")}
+    body = bytearray()
+    _cbor_head(body, 5, len(fields))
+    for k, v in fields.items():
+        _cbor_text(body, k)
+        _cbor_text(body, v)
+    return bytes(body)
+
+
+def cbor_bridge(request: Any, full_url: str, headers: Any) -> tuple[int, dict, bytes]:
+    operation = full_url.rstrip("/").rsplit("/", 1)[-1]
+    model = get_service_model("cloudwatch").operation_model(operation)
+    body = request.get_data() if hasattr(request, "get_data") else request.data
+    parameters = RpcV2CBORParser()._initial_body_parse(body) or {}
+    forwarded = {k: v for k, v in dict(headers).items() if k.lower() not in ("content-type", "content-length",
+                                                                               "smithy-protocol", "accept")}
+    forwarded.update({"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"{TARGET_PREFIX}.{operation}"})
+    root = full_url.split("/service/")[0]
+    as_json = EnvironBuilder(base_url=root, path="/", method="POST", headers=forwarded,
+                             data=json.dumps(parameters, default=_json_default)).get_request()
+    status, answer_headers, answer = CloudWatchResponse.dispatch(as_json, root + "/", as_json.headers)
+    text = answer.decode() if isinstance(answer, bytes) else (answer or "")
+    payload = json.loads(text) if text.strip() else {}
+    if int(status) >= 400:
+        return int(status), CBOR_HEADERS, _error_body(payload)
+    encoded = bytearray()
+    if model.output_shape is not None:
+        RpcV2CBORSerializer()._serialize_data_item(encoded, payload, model.output_shape)
+    return int(status), CBOR_HEADERS, bytes(encoded)
+
+
+def install() -> None:
+    cloudwatch_urls.url_paths[ROUTE] = cbor_bridge
