@@ -865,6 +865,9 @@ def main(argv: list[str] | None = None) -> int:
                 code = code or 1
             if exited:
                 print(f"processes that stopped by themselves: {', '.join(exited)}", file=sys.stderr)
+            denials = demo.logs / "iam-denials.log"
+            if code and denials.exists():
+                print(f"calls IAM refused (each function runs as its role):\n{denials.read_text()}", file=sys.stderr)
             if a.keep_logs:
                 shutil.copytree(demo.logs, a.keep_logs, dirs_exist_ok=True)
                 print(f"logs of every process: {a.keep_logs}", file=sys.stderr if code else sys.stdout)

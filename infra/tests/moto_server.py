@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,11 +44,12 @@ def start(test_class: type[unittest.TestCase]) -> dict[str, str]:
         process.kill()
         process.wait()
         log.close()
-        refused = denials.read_text() if denials.exists() else ""
-        if refused and not getattr(test_class, "expects_denials", False):
-            raise AssertionError(f"IAM refused calls no test expected:\n{refused}")
         os.environ.clear()
         os.environ.update(saved)
+        refused = denials.read_text() if denials.exists() else ""
+        shutil.rmtree(denials.parent, ignore_errors=True)
+        if refused and not getattr(test_class, "expects_denials", False):
+            raise AssertionError(f"IAM refused calls no test expected:\n{refused}")
 
     test_class.addClassCleanup(stop)
     endpoint = f"http://127.0.0.1:{port}"

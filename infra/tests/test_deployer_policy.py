@@ -84,6 +84,11 @@ class DeployerPolicyEnforced(unittest.TestCase):
         self.assertEqual(code, 0, out)
         code, out = self.stackctl_as(deployer, "protect", "--stack", stack, "--server", SERVER)
         self.assertEqual(code, 0, out)
+        # An update that reserves concurrency: the account's settings and each function's
+        # reservation are read first.
+        code, out = self.stackctl_as(deployer, "deploy", "--stack", stack, "--artifacts", str(self.artifacts),
+                                     "--param", "ReservedConcurrency=1")
+        self.assertEqual(code, 0, out)
         # Something for --purge-backups to purge: a backup of the stack and its parameter.
         session = boto3.session.Session(region_name=moto_server.REGION)
         ec2, ssm = session.client("ec2"), session.client("ssm")

@@ -9,6 +9,7 @@ answer encoded back by the operation's output shape (timestamps as CBOR tag 1).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 from typing import Any
@@ -29,7 +30,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
         return value.timestamp()
     if isinstance(value, (bytes, bytearray)):
-        return value.decode()
+        return base64.b64encode(value).decode()  # the JSON protocol's blob form
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
@@ -42,10 +43,14 @@ def _cbor_text(serialized: bytearray, text: str) -> None:
 def _cbor_head(serialized: bytearray, major: int, length: int) -> None:
     if length < 24:
         serialized.append(major << 5 | length)
-    elif length < 256:
+    elif length < 1 << 8:
         serialized.extend(bytes([major << 5 | 24, length]))
-    else:
+    elif length < 1 << 16:
         serialized.extend(bytes([major << 5 | 25]) + length.to_bytes(2, "big"))
+    elif length < 1 << 32:
+        serialized.extend(bytes([major << 5 | 26]) + length.to_bytes(4, "big"))
+    else:
+        serialized.extend(bytes([major << 5 | 27]) + length.to_bytes(8, "big"))
 
 
 def _error_body(error: dict[str, Any]) -> bytes:
@@ -72,14 +77,20 @@ def cbor_bridge(request: Any, full_url: str, headers: Any) -> tuple[int, dict, b
     as_json = EnvironBuilder(base_url=root, path="/", method="POST", headers=forwarded,
                              data=json.dumps(parameters, default=_json_default)).get_request()
     status, answer_headers, answer = CloudWatchResponse.dispatch(as_json, root + "/", as_json.headers)
+    # The request id, and the query error code a query-compatible service's SDK reads.
+    kept = {k: v for k, v in dict(answer_headers or {}).items()
+            if k.lower() in ("x-amzn-requestid", "x-amzn-query-error")}
     text = answer.decode() if isinstance(answer, bytes) else (answer or "")
-    payload = json.loads(text) if text.strip() else {}
+    try:
+        payload = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        return 500, CBOR_HEADERS, _error_body({"__type": "InternalFailure", "message": text[:500]})
     if int(status) >= 400:
-        return int(status), CBOR_HEADERS, _error_body(payload)
+        return int(status), {**CBOR_HEADERS, **kept}, _error_body(payload)
     encoded = bytearray()
     if model.output_shape is not None:
         RpcV2CBORSerializer()._serialize_data_item(encoded, payload, model.output_shape)
-    return int(status), CBOR_HEADERS, bytes(encoded)
+    return int(status), {**CBOR_HEADERS, **kept}, bytes(encoded)
 
 
 def install() -> None:

@@ -357,9 +357,15 @@ def _parameters(r: Request) -> list[Authorization]:
 def _start_automation(r: Request) -> list[Authorization]:
     document = r.params["DocumentName"]
     version = r.params.get("DocumentVersion") or "$DEFAULT"
-    # AWS's examples grant either the document or the automation definition of a version.
-    auths = [Authorization("ssm:StartAutomationExecution", r.arn("ssm", f"automation-definition/{document}:{version}"),
-                           alternatives=[r.arn("ssm", f"document/{document}")])]
+    # AWS's examples grant either the document or the automation definition of a version; a
+    # document named by ARN (shared by another account) is that account's.
+    if document.startswith("arn:"):
+        owner_region_account, name = document.split(":document/", 1)
+        definition, plain = f"{owner_region_account}:automation-definition/{name}:{version}", document
+    else:
+        definition = r.arn("ssm", f"automation-definition/{document}:{version}")
+        plain = r.arn("ssm", f"document/{document}")
+    auths = [Authorization("ssm:StartAutomationExecution", definition, alternatives=[plain])]
     tags = _tags_of(r.params.get("Tags"))
     if tags:
         auths.append(Authorization("ssm:AddTagsToResource", r.arn("ssm", "automation-execution/*"), _request_tags(tags)))
@@ -391,8 +397,9 @@ def _function(r: Request) -> list[Authorization]:
 
 
 def _describe_alarms(r: Request) -> list[Authorization]:
-    # Alarms named, or every alarm the prefix covers.
-    names = r.params.get("AlarmNames") or [f"{r.params.get('AlarmNamePrefix') or ''}*"]
+    # The alarms named; a listing by prefix names none, so it is authorized on every alarm
+    # (no AWS document says a prefix narrows the resource: the double assumes it does not).
+    names = r.params.get("AlarmNames") or ["*"]
     return [Authorization("cloudwatch:DescribeAlarms", r.arn("cloudwatch", f"alarm:{n}")) for n in names]
 
 
@@ -460,6 +467,7 @@ def _parsed_params(response: BaseResponse) -> dict:
 
 # The key the harness, the demo and the tests' own setup sign with: not evaluated.
 HARNESS_KEY = "testing"
+INVALID_TOKEN = "The security token included in the request is invalid"
 
 
 def _caller(account: str, headers: Any):
@@ -473,15 +481,19 @@ def _caller(account: str, headers: Any):
         if key_id is None:
             raise CreateAccessKeyFailure(reason="unsigned")
         key = create_access_key(account_id=account, partition="aws", access_key_id=key_id, headers=headers)
+    except (CreateAccessKeyFailure, KeyError) as e:  # unknown key, wrong or missing session token
+        return f"credentials {key_id} ({getattr(e, 'reason', type(e).__name__)})", "", [], True
+    try:
         policies = [_document(p) for p in key.collect_policies()]
-    except Exception as e:  # unknown key, wrong or missing session token, deleted role or user
-        reason = getattr(e, "reason", type(e).__name__)
-        return f"credentials {key_id} ({reason})", "", [], True
+    except Exception as e:  # a role or user deleted since its key was issued
+        return f"credentials {key_id} ({type(e).__name__}: {e})", "", [], True
     principal = key.arn
     role = getattr(key, "_owner_role_name", None)
     if role is not None:
-        # aws:PrincipalArn of a role session is the role's ARN, not the session's.
-        principal = f"arn:aws:iam::{account}:role/{role}"
+        # aws:PrincipalArn of a role session is the role's ARN (with its path), not the session's.
+        from moto.iam.models import iam_backends
+
+        principal = iam_backends[account]["aws"].get_role(role).arn
     return key.arn, principal, policies, False
 
 
@@ -508,7 +520,7 @@ def refusal(account: str, headers: Any, action: str, authorize) -> str | None:
         return None
     arn, principal, policies, invalid = caller
     if invalid:
-        return f"The security token included in the request is invalid: {arn}"
+        return f"{INVALID_TOKEN}: {arn}"
     if action == "sts:GetCallerIdentity":
         return None
     if authorize is None:
@@ -557,8 +569,9 @@ def _s3_action(method: str, querystring: dict, bucket_name: str | None, key_name
     if key_name:
         if subresources not in ([], ["versionId"]):
             return None
-        return {"PUT": "PutObject", "GET": "GetObject", "HEAD": "GetObject",
-                "DELETE": "DeleteObjectVersion" if subresources else "DeleteObject"}.get(method)
+        if subresources:
+            return {"GET": "GetObjectVersion", "HEAD": "GetObjectVersion", "DELETE": "DeleteObjectVersion"}.get(method)
+        return {"PUT": "PutObject", "GET": "GetObject", "HEAD": "GetObject", "DELETE": "DeleteObject"}.get(method)
     if len(subresources) > 1:
         return None
     return _S3_BUCKET_ACTIONS.get((subresources[0] if subresources else "", method))
@@ -579,14 +592,14 @@ def authorize_s3(self, bucket_name: str | None = None, key_name: str | None = No
                                                                    else str(self.body).encode()) else []))
     why = refusal(self.current_account, self.headers, f"s3:{action or self.method}", authorize)
     if why is not None:
-        _log(why)
+        log(why)
         from moto.s3.exceptions import S3ClientError
 
         raise S3ClientError("AccessDenied", why)
     return _original_authorize_s3(self, bucket_name, key_name)
 
 
-def _log(why: str) -> None:
+def log(why: str) -> None:
     if os.environ.get("IAM_DOUBLE_DENIALS"):
         with open(os.environ["IAM_DOUBLE_DENIALS"], "a") as log:
             log.write(why + "\n")
@@ -605,9 +618,14 @@ def call_action(self: BaseResponse):
     why = denial(self)
     if why is None:
         return _original_call_action(self)
-    _log(why)
+    log(why)
     scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", self.headers.get("Authorization", ""))
-    error = AccessDenied(_ERROR_CODES.get(scope.group(1) if scope else "", "AccessDenied"), why)
+    service = scope.group(1) if scope else ""
+    if why.startswith(INVALID_TOKEN):
+        code = {"ec2": "AuthFailure", "dynamodb": "UnrecognizedClientException"}.get(service, "InvalidClientTokenId")
+    else:
+        code = _ERROR_CODES.get(service, "AccessDenied")
+    error = AccessDenied(code, why)
     status, headers, body = self.serialized(ActionResult(error))
     # Refusals are 403 (400 for JSON services' AccessDeniedException, as AWS answers).
     status = 400 if error.code == "AccessDeniedException" else 403

@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Emulator {
@@ -42,7 +42,12 @@ impl Emulator {
         let python = binary.with_file_name("python");
         let double = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
             .join("emulator/moto_with_doubles.py");
-        let denials = std::env::temp_dir().join(format!("iam-denials-{}-{port}.log", std::process::id()));
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let denials = std::env::temp_dir().join(format!(
+            "iam-denials-{}-{}.log",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_file(&denials);
         let child = Command::new(&python)
             .arg(&double)
@@ -58,7 +63,10 @@ impl Emulator {
             assert!(Instant::now() < deadline, "moto server did not start on port {port} within 60 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Emulator { child, endpoint, denials, denials_expected: AtomicBool::new(false) }
+        let mut emulator = Emulator { child, endpoint, denials, denials_expected: AtomicBool::new(false) };
+        // The port answers, and it is this server that answers (not one that took the port first).
+        assert!(matches!(emulator.child.try_wait(), Ok(None)), "moto server on port {port} exited at start");
+        emulator
     }
 
     /// Every call IAM refused so far (the caller, action and resource of each).

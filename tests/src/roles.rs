@@ -45,9 +45,9 @@ struct Resolver<'a> {
 }
 
 /// Resource types the harness does not create: their grants serve the Lambda service (logs,
-/// the on-failure queue), the services that encrypt for the functions (the key) or the
-/// runbook (its role), never a handler's own request.
-const NOT_IN_THE_HARNESS: [&str; 4] = ["AWS::Logs::LogGroup", "AWS::SQS::Queue", "AWS::KMS::Key", "AWS::IAM::Role"];
+/// the on-failure queue) or the services that encrypt for the functions (the key), never a
+/// handler's own request.
+const NOT_IN_THE_HARNESS: [&str; 3] = ["AWS::Logs::LogGroup", "AWS::SQS::Queue", "AWS::KMS::Key"];
 
 impl Resolver<'_> {
     fn reference(&self, name: &str) -> String {
@@ -191,8 +191,9 @@ pub fn role_policies(role: &str, values: &TemplateValues) -> Vec<(String, Value)
 }
 
 /// Creates the function role `role` (a logical id) with its template policies, less the
-/// action `without` wherever they grant it (a test shows the grant is needed), and assumes
-/// it: `handler_sdk` with the role's credentials.
+/// grant `without` (a test shows the grant is needed), and assumes it: `handler_sdk` with
+/// the role's credentials. `without` is an action (taken out wherever it is granted) or
+/// `action@suffix` (only resources ending in `suffix` taken out of that action's grants).
 pub async fn assume_function_role(
     admin: &aws_config::SdkConfig,
     handler_sdk: &aws_config::SdkConfig,
@@ -215,7 +216,8 @@ pub async fn assume_function_role(
         .map(|r| r.arn().to_string())
         .expect("created role");
     let policies = role_policies(role, values);
-    if let Some(action) = without {
+    if let Some(grant) = without {
+        let action = grant.split('@').next().unwrap_or(grant);
         assert!(
             policies
                 .iter()
@@ -271,16 +273,34 @@ pub struct RoleSession {
     pub environment: Vec<(String, String)>,
 }
 
-/// Removes `action` from every statement's Action, and statements left with none.
-fn withhold(statements: &mut Vec<Value>, action: &str) {
-    for statement in statements.iter_mut() {
-        if let Some(actions) = statement["Action"].as_array_mut() {
-            actions.retain(|a| a.as_str() != Some(action));
-        } else if statement["Action"].as_str() == Some(action) {
-            statement["Action"] = Value::Array(Vec::new());
+/// Removes the grant (see [`assume_function_role`]), and statements left with no action or
+/// no resource.
+fn withhold(statements: &mut Vec<Value>, grant: &str) {
+    let (action, resource_suffix) = match grant.split_once('@') {
+        Some((action, suffix)) => (action, Some(suffix)),
+        None => (grant, None),
+    };
+    for statement in statements.iter_mut().filter(|s| grants(s, action)) {
+        match resource_suffix {
+            None => match statement["Action"].as_array_mut() {
+                Some(actions) => actions.retain(|a| a.as_str() != Some(action)),
+                None => statement["Action"] = Value::Array(Vec::new()),
+            },
+            Some(suffix) => {
+                let kept: Vec<Value> = match &statement["Resource"] {
+                    Value::Array(rs) => {
+                        rs.iter().filter(|r| !r.as_str().is_some_and(|r| r.ends_with(suffix))).cloned().collect()
+                    }
+                    Value::String(r) if r.ends_with(suffix) => Vec::new(),
+                    other => vec![other.clone()],
+                };
+                statement["Resource"] = Value::Array(kept);
+            }
         }
     }
-    statements.retain(|s| s["Action"].as_array().is_none_or(|a| !a.is_empty()));
+    statements.retain(|s| {
+        s["Action"].as_array().is_none_or(|a| !a.is_empty()) && s["Resource"].as_array().is_none_or(|r| !r.is_empty())
+    });
 }
 
 fn grants(statement: &Value, action: &str) -> bool {

@@ -121,8 +121,7 @@ async fn the_emulator_refuses_what_a_function_role_does_not_allow() {
             aws_sdk_sqs::config::Credentials::new("AKIASTRANGER", "secret", None, None, "stranger"),
         ))
         .build();
-    let message =
-        refused(aws_sdk_ec2::Client::new(&stranger).describe_instances().send().await, "UnauthorizedOperation");
+    let message = refused(aws_sdk_ec2::Client::new(&stranger).describe_instances().send().await, "AuthFailure");
     assert!(message.contains("security token included in the request is invalid"), "{message}");
 
     assert_eq!(moto.denials().len(), 8, "each refusal above, and no other: {:#?}", moto.denials());
@@ -168,7 +167,7 @@ async fn an_outage_in_a_maintenance_window_needs_alarm_handlers_delete_item_gran
 
 /// alarm-handler's reconcile pass reads the server alarms (cloudwatch:DescribeAlarms on the
 /// stack's alarm prefix): a server whose alarm is in ALARM gets its relaunch requested.
-async fn reconcile(withheld: Option<&str>) -> Result<Vec<alarm_handler::Outcome>, String> {
+async fn reconcile(withheld: Option<&str>) -> (Result<Vec<alarm_handler::Outcome>, String>, Vec<String>) {
     let moto = Emulator::start().await;
     let sdk = moto.sdk_config().await;
     let stack = match withheld {
@@ -205,15 +204,24 @@ async fn reconcile(withheld: Option<&str>) -> Result<Vec<alarm_handler::Outcome>
         .await
         .unwrap();
     let tick = outposts_ha_tests::stack::scheduled_event("2026-12-01T00:00:00Z");
-    stack.alarm_handler.handle(tick, "req-reconcile").await.map_err(|e| e.to_string())
+    let outcome = stack.alarm_handler.handle(tick, "req-reconcile").await.map_err(|e| e.to_string());
+    (outcome, moto.denials())
 }
 
 #[tokio::test]
 async fn the_reconcile_pass_reads_the_server_alarms_under_alarm_handlers_role() {
-    let outcomes = reconcile(None).await.expect("the reconcile pass runs under the template's role");
+    let (outcomes, _) = reconcile(None).await;
+    let outcomes = outcomes.expect("the reconcile pass runs under the template's role");
     assert!(matches!(&outcomes[..], [alarm_handler::Outcome::Relaunching { new_incident: true, .. }]), "{outcomes:?}");
-    let error = reconcile(Some("cloudwatch:DescribeAlarms")).await.expect_err("DescribeAlarms withheld");
-    assert!(error.contains("DescribeAlarms"), "{error}");
+}
+
+#[tokio::test]
+async fn the_reconcile_pass_needs_describe_alarms() {
+    let (outcome, denials) = reconcile(Some("cloudwatch:DescribeAlarms")).await;
+    let error = outcome.expect_err("DescribeAlarms withheld");
+    assert!(error.contains("DescribeAlarms") && error.contains("AccessDenied"), "{error}");
+    let expected = "cloudwatch:DescribeAlarms on resource: arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*";
+    assert!(matches!(&denials[..], [d] if d.contains(expected)), "{denials:#?}");
 }
 
 /// A workload whose template names an instance profile, a key pair, and tags for the
@@ -301,9 +309,32 @@ async fn failover_with_an_instance_profile(withheld: Option<&str>) -> (usize, Ve
 async fn a_template_with_an_instance_profile_a_key_pair_and_tags_launches_under_relaunchs_role() {
     let (launched, denials) = failover_with_an_instance_profile(None).await;
     assert_eq!((launched, denials), (1, vec![]));
-    for withheld in ["iam:PassRole", "ec2:CreateTags"] {
-        let (launched, denials) = failover_with_an_instance_profile(Some(withheld)).await;
-        assert_eq!(launched, 0, "without {withheld}");
-        assert!(denials.iter().any(|d| d.contains(withheld)), "without {withheld}: {denials:#?}");
-    }
+}
+
+/// The grant taken out, and the refusal that names it (the launch then fails).
+async fn launch_needs(withheld: &str, refused: &str) {
+    let (launched, denials) = failover_with_an_instance_profile(Some(withheld)).await;
+    assert_eq!(launched, 0, "without {withheld}");
+    assert!(denials.iter().any(|d| d.contains(refused)), "without {withheld}: {denials:#?}");
+}
+
+#[tokio::test]
+async fn the_launch_needs_to_pass_the_instance_role() {
+    launch_needs("iam:PassRole", "iam:PassRole on resource: arn:aws:iam::123456789012:role/outposts-ha/pos-instance")
+        .await;
+}
+
+#[tokio::test]
+async fn the_launch_needs_to_tag_the_volumes_it_creates() {
+    launch_needs("ec2:CreateTags@:volume/*", "ec2:CreateTags on resource: arn:aws:ec2:eu-west-1:123456789012:volume/*")
+        .await;
+}
+
+#[tokio::test]
+async fn the_launch_needs_the_key_pair() {
+    launch_needs(
+        "ec2:RunInstances@:key-pair/*",
+        "ec2:RunInstances on resource: arn:aws:ec2:eu-west-1:123456789012:key-pair/store-key",
+    )
+    .await;
 }
