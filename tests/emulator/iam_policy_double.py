@@ -41,7 +41,6 @@ from moto.core.responses import (
     normalize_request,
 )
 from moto.iam.access_control import CreateAccessKeyFailure, IAMPolicy, create_access_key
-
 from moto.s3.responses import S3Response
 
 _original_setup_class = BaseResponse.setup_class
