@@ -113,3 +113,59 @@ async fn drill_results_too_large_for_one_put_are_split_and_the_emulator_refuses_
     assert!(drill.entry_bytes() > 256 * 1024);
     ha_aws::bus::EventBridgeBus::new(events, "drills").publish(&[drill]).await.unwrap();
 }
+
+/// The capacity probe reads `AWS/Outposts` `AvailableInstanceType_Count` for the standby
+/// Outpost (CloudWatch in RPC v2 CBOR, through the emulator's bridge) under relaunch's
+/// role: a known 0 makes that destination not ready, another with capacity is chosen.
+#[tokio::test]
+async fn a_standby_outpost_without_capacity_is_reported_and_skipped() {
+    const FULL: &str = "op-0000000000000000b";
+    const ROOMY: &str = "op-0000000000000000c";
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::deploy(&sdk, 8).await;
+    let site = Site::create(&sdk).await;
+    let full = site.outpost_subnet("10.0.3.0/24", FULL).await;
+    let roomy = site.outpost_subnet("10.0.4.0/24", ROOMY).await;
+    site.declare(SERVER_A, "pos", &[&full, &roomy], 10).await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    for (outpost, available) in [(FULL, 0.0), (ROOMY, 3.0)] {
+        cloudwatch
+            .put_metric_data()
+            .namespace("AWS/Outposts")
+            .metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name("AvailableInstanceType_Count")
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder().name("OutpostId").value(outpost).build(),
+                    )
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder().name("InstanceType").value("m5.large").build(),
+                    )
+                    .value(available)
+                    // A datapoint of the last full period (Outposts publishes every 5 minutes).
+                    .timestamp(aws_smithy_types::DateTime::from(
+                        std::time::SystemTime::now() - std::time::Duration::from_secs(120),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let request = serde_json::to_value(ProjectEvent::DrillRequested(DrillRequested {
+        server_id: SERVER_A.into(),
+        requested_at: "2026-11-22T09:00:00.000Z".into(),
+    }))
+    .unwrap();
+    let response = stack.relaunch.handle(request, "drill-capacity").await.unwrap();
+    let report = response.as_drill().expect("a drill report");
+    let pos = &report.verdicts[0];
+    assert!(pos.ready && pos.destination.as_deref() == Some(roomy.as_str()), "{pos:?}");
+    assert_eq!(
+        pos.problems,
+        vec![format!("{full}: AvailableInstanceType_Count for m5.large on {FULL} is 0: no capacity")],
+        "{pos:?}"
+    );
+}
