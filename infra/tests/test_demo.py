@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,6 +67,7 @@ def ports(text: str) -> list[int]:
 class Demo(unittest.TestCase):
     def setUp(self) -> None:
         self.work = pathlib.Path(tempfile.mkdtemp(prefix="demo-test-"))
+        self.addCleanup(shutil.rmtree, self.work, True)
 
     def test_the_whole_story_is_told_and_everything_is_cleaned_up(self) -> None:
         p = demo(artifacts(self.work / "zips"))

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 import unittest
@@ -35,6 +36,7 @@ class DeployerPolicyEnforced(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.work = pathlib.Path(tempfile.mkdtemp(prefix="deployer-policy-"))
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
         moto_server.start(cls)
         cls.artifacts = cls.work / "zips"
         for function in stackctl.FUNCTIONS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -42,6 +43,7 @@ BOOTSTRAP = textwrap.dedent("""\
 class Runner(unittest.TestCase):
     def setUp(self) -> None:
         self.work = pathlib.Path(tempfile.mkdtemp(prefix="local-lambda-"))
+        self.addCleanup(shutil.rmtree, self.work, True)
         self.bootstrap = self.work / "bootstrap.py"
         self.bootstrap.write_text(BOOTSTRAP.format(python=sys.executable))
         self.bootstrap.chmod(0o755)

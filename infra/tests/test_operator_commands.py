@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ class OperatorCommands(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.work = pathlib.Path(tempfile.mkdtemp(prefix="operator-commands-"))
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
         cls.aws_env = moto_server.start(cls)
 
         artifacts = cls.work / "zips"

@@ -15,6 +15,7 @@ import io
 import json
 import pathlib
 import re
+import shutil
 import sys
 import tempfile
 import unittest
@@ -39,6 +40,7 @@ class DeployedStack(unittest.TestCase):
     def setUpClass(cls) -> None:
         moto_server.start(cls)
         cls.artifacts = tempfile.mkdtemp()
+        cls.addClassCleanup(shutil.rmtree, cls.artifacts, True)
         for function in stackctl.FUNCTIONS:
             folder = pathlib.Path(cls.artifacts) / function
             folder.mkdir()

@@ -12,4 +12,5 @@ pub mod launch;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
+pub mod partition;
 pub mod timefmt;

@@ -202,4 +202,23 @@ proptest! {
             prop_assert!(s.interval_seconds.is_none_or(|i| i >= 60));
         }
     }
+
+    #[test]
+    fn the_partition_policy_tag_is_relaunch_hold_or_the_default(
+        value in prop::option::of(prop_oneof![
+            prop::sample::select(&["relaunch", "hold", "HOLD", " Relaunch ", "", "holds"][..]).prop_map(str::to_string),
+            "[ -~]{0,20}",
+        ]),
+        stateful in any::<bool>(),
+    ) {
+        use ha_domain::partition::OnPartition;
+        let parsed = OnPartition::from_tag(value.as_deref(), stateful);
+        let word = value.as_deref().map(|v| v.trim().to_ascii_lowercase()).unwrap_or_default();
+        match word.as_str() {
+            "" => prop_assert_eq!(parsed, Ok(if stateful { OnPartition::Hold } else { OnPartition::Relaunch })),
+            "relaunch" => prop_assert_eq!(parsed, Ok(OnPartition::Relaunch)),
+            "hold" => prop_assert_eq!(parsed, Ok(OnPartition::Hold)),
+            _ => prop_assert!(parsed.is_err()),
+        }
+    }
 }
