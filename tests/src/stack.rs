@@ -161,10 +161,11 @@ impl Stack {
         Self::deploy_withholding(sdk, handler_sdk, launch_concurrency, None).await
     }
 
-    /// Like [`Stack::deploy`], with `action` taken out of one function role's policies: a
-    /// test shows that the grant is needed.
-    pub async fn deploy_without_grant(sdk: &aws_config::SdkConfig, role: &str, action: &str) -> Stack {
-        Self::deploy_withholding(sdk, sdk, 8, Some((role, action))).await
+    /// Like [`Stack::deploy`], with one grant taken out of one function role's policies (an
+    /// action, or `action@resource-suffix`; see [`roles::assume_function_role`]): a test
+    /// shows that the grant is needed.
+    pub async fn deploy_without_grant(sdk: &aws_config::SdkConfig, role: &str, grant: &str) -> Stack {
+        Self::deploy_withholding(sdk, sdk, 8, Some((role, grant))).await
     }
 
     async fn deploy_withholding(
