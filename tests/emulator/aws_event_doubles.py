@@ -205,7 +205,6 @@ def get_account_settings(request: Any, full_url: str, headers: Any) -> tuple[int
     why = iam_policy_double.refusal("123456789012", request.headers, "lambda:GetAccountSettings",
                                     lambda: [iam_policy_double.Authorization("lambda:GetAccountSettings", "*")])
     if why is not None:
-        iam_policy_double.log(why)
         return 403, {"Content-Type": "application/json", "x-amzn-ErrorType": "AccessDeniedException"}, json.dumps(
             {"Message": why})
     quota = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))

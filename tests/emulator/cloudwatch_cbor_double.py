@@ -14,6 +14,7 @@ import datetime
 import json
 from typing import Any
 
+from botocore.model import ShapeResolver
 from botocore.parsers import RpcV2CBORParser
 from botocore.serialize import RpcV2CBORSerializer
 from moto.cloudwatch import urls as cloudwatch_urls
@@ -34,34 +35,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
-def _cbor_text(serialized: bytearray, text: str) -> None:
-    data = text.encode()
-    _cbor_head(serialized, 3, len(data))
-    serialized.extend(data)
-
-
-def _cbor_head(serialized: bytearray, major: int, length: int) -> None:
-    if length < 24:
-        serialized.append(major << 5 | length)
-    elif length < 1 << 8:
-        serialized.extend(bytes([major << 5 | 24, length]))
-    elif length < 1 << 16:
-        serialized.extend(bytes([major << 5 | 25]) + length.to_bytes(2, "big"))
-    elif length < 1 << 32:
-        serialized.extend(bytes([major << 5 | 26]) + length.to_bytes(4, "big"))
-    else:
-        serialized.extend(bytes([major << 5 | 27]) + length.to_bytes(8, "big"))
+# An error body: a map of strings (its shape in "__type", its message), encoded by botocore.
+_ERROR_FIELDS = ShapeResolver({
+    "ErrorFields": {"type": "map", "key": {"shape": "Text"}, "value": {"shape": "Text"}},
+    "Text": {"type": "string"},
+}).get_shape_by_name("ErrorFields")
 
 
 def _error_body(error: dict[str, Any]) -> bytes:
-    # An error is a map naming its shape in "__type", with its message.
     fields = {"__type": str(error.get("__type") or error.get("code") or "InternalFailure"),
               "message": str(error.get("message") or error.get("Message") or "")}
     body = bytearray()
-    _cbor_head(body, 5, len(fields))
-    for k, v in fields.items():
-        _cbor_text(body, k)
-        _cbor_text(body, v)
+    RpcV2CBORSerializer()._serialize_data_item(body, fields, _ERROR_FIELDS)
     return bytes(body)
 
 

@@ -313,10 +313,10 @@ def _tagging(r: Request) -> list[Authorization]:
     return [_ec2_resource(r, f"ec2:{r.action}", rid, context) for rid in r.params.get("Resources") or []]
 
 
-def _each(param: str, action: str | None = None):
+def _each(param: str):
     def authorize(r: Request) -> list[Authorization]:
         ids = _as_list(r.params.get(param) or [])
-        return [_ec2_resource(r, action or f"ec2:{r.action}", i) for i in ids]
+        return [_ec2_resource(r, f"ec2:{r.action}", i) for i in ids]
     return authorize
 
 
@@ -513,7 +513,15 @@ def _scope(headers: Any) -> tuple[str, str]:
 
 def refusal(account: str, headers: Any, action: str, authorize) -> str | None:
     """Why IAM refuses `action` (service:Action), or None when the caller's policies allow
-    every authorization `authorize()` lists (or the caller is not evaluated)."""
+    every authorization `authorize()` lists (or the caller is not evaluated). Each refusal
+    is logged."""
+    why = _why_refused(account, headers, action, authorize)
+    if why is not None:
+        log(why)
+    return why
+
+
+def _why_refused(account: str, headers: Any, action: str, authorize) -> str | None:
     caller = _caller(account, headers)
     if caller is None:
         return None
@@ -591,7 +599,6 @@ def authorize_s3(self, bucket_name: str | None = None, key_name: str | None = No
                                                                    else str(self.body).encode()) else []))
     why = refusal(self.current_account, self.headers, f"s3:{action or self.method}", authorize)
     if why is not None:
-        log(why)
         from moto.s3.exceptions import S3ClientError
 
         raise S3ClientError("AccessDenied", why)
@@ -617,9 +624,7 @@ def call_action(self: BaseResponse):
     why = denial(self)
     if why is None:
         return _original_call_action(self)
-    log(why)
-    scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", self.headers.get("Authorization", ""))
-    service = scope.group(1) if scope else ""
+    _, service = _scope(self.headers)
     if why.startswith(INVALID_TOKEN):
         code = {"ec2": "AuthFailure", "dynamodb": "UnrecognizedClientException"}.get(service, "InvalidClientTokenId")
     else:

@@ -1,6 +1,7 @@
 //! A simulated fleet in the emulator: protected servers, their standby subnets, and one
 //! tagged launch template per workload.
 
+use aws_sdk_ec2::types::builders::RequestLaunchTemplateDataBuilder;
 use aws_sdk_ec2::types::{
     LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType, Tag, TagSpecification,
 };
@@ -100,6 +101,22 @@ impl Site {
         backup_parameter: Option<&str>,
         extra: &[(&'static str, &str)],
     ) -> DeclaredWorkload {
+        self.declare_customized(server_id, name, subnets, priority, backup_parameter, extra, |data| data).await
+    }
+
+    /// Like [`Site::declare_with`], with the template's data set further by `customize`
+    /// (an instance profile, a key pair, tags on more resource types).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn declare_customized(
+        &self,
+        server_id: &str,
+        name: &str,
+        subnets: &[&str],
+        priority: u32,
+        backup_parameter: Option<&str>,
+        extra: &[(&'static str, &str)],
+        customize: impl FnOnce(RequestLaunchTemplateDataBuilder) -> RequestLaunchTemplateDataBuilder,
+    ) -> DeclaredWorkload {
         let mut lt_tags = vec![
             (tag::PROTECTED_SERVER, server_id.to_string()),
             (tag::SUBNETS, subnets.join(",")),
@@ -121,16 +138,18 @@ impl Site {
             .create_launch_template()
             .launch_template_name(format!("lt-{name}"))
             .launch_template_data(
-                RequestLaunchTemplateData::builder()
-                    .image_id(image)
-                    .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
-                    .tag_specifications(
-                        LaunchTemplateTagSpecificationRequest::builder()
-                            .resource_type(ResourceType::Instance)
-                            .set_tags(Some(instance_tags))
-                            .build(),
-                    )
-                    .build(),
+                customize(
+                    RequestLaunchTemplateData::builder()
+                        .image_id(image)
+                        .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
+                        .tag_specifications(
+                            LaunchTemplateTagSpecificationRequest::builder()
+                                .resource_type(ResourceType::Instance)
+                                .set_tags(Some(instance_tags))
+                                .build(),
+                        ),
+                )
+                .build(),
             )
             .tag_specifications(
                 TagSpecification::builder()

@@ -14,6 +14,15 @@ async fn instance_count(site: &Site) -> usize {
     out.reservations().iter().map(|r| r.instances().len()).sum()
 }
 
+/// An operator's drill of server A, as the bus delivers it to relaunch.
+fn drill_request() -> serde_json::Value {
+    serde_json::to_value(ProjectEvent::DrillRequested(DrillRequested {
+        server_id: SERVER_A.into(),
+        requested_at: "2026-11-22T09:00:00.000Z".into(),
+    }))
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_drill_gives_every_workload_a_verdict_and_launches_nothing() {
     let moto = Emulator::start().await;
@@ -39,11 +48,7 @@ async fn a_drill_gives_every_workload_a_verdict_and_launches_nothing() {
         .unwrap();
     let before = instance_count(&site).await;
 
-    let request = serde_json::to_value(ProjectEvent::DrillRequested(DrillRequested {
-        server_id: SERVER_A.into(),
-        requested_at: "2026-11-22T09:00:00.000Z".into(),
-    }))
-    .unwrap();
+    let request = drill_request();
     let response = stack.relaunch.handle(request, "drill-1").await.unwrap();
     let report = response.as_drill().expect("a drill report");
     assert_eq!(instance_count(&site).await, before, "a drill launches nothing");
@@ -154,11 +159,7 @@ async fn a_standby_outpost_without_capacity_is_reported_and_skipped() {
             .unwrap();
     }
 
-    let request = serde_json::to_value(ProjectEvent::DrillRequested(DrillRequested {
-        server_id: SERVER_A.into(),
-        requested_at: "2026-11-22T09:00:00.000Z".into(),
-    }))
-    .unwrap();
+    let request = drill_request();
     let response = stack.relaunch.handle(request, "drill-capacity").await.unwrap();
     let report = response.as_drill().expect("a drill report");
     let pos = &report.verdicts[0];

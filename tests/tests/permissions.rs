@@ -127,17 +127,24 @@ async fn the_emulator_refuses_what_a_function_role_does_not_allow() {
     assert_eq!(moto.denials().len(), 8, "each refusal above, and no other: {:#?}", moto.denials());
 }
 
-/// An alarm inside a maintenance window, with alarm-handler's role less `withheld`.
-async fn outage_in_a_maintenance_window(withheld: Option<&str>) -> Result<Vec<alarm_handler::Outcome>, String> {
+/// An emulator and the stack, with `withheld` (a grant, see [`Stack::deploy_without_grant`])
+/// taken out of `role`: the refusals that follow are expected.
+async fn deployed(role: &str, withheld: Option<&str>) -> (Emulator, aws_config::SdkConfig, Stack) {
     let moto = Emulator::start().await;
-    if withheld.is_some() {
-        moto.expect_denials();
-    }
     let sdk = moto.sdk_config().await;
     let stack = match withheld {
-        Some(action) => Stack::deploy_without_grant(&sdk, roles::ALARM_HANDLER, action).await,
+        Some(grant) => {
+            moto.expect_denials();
+            Stack::deploy_without_grant(&sdk, role, grant).await
+        }
         None => Stack::deploy(&sdk, 8).await,
     };
+    (moto, sdk, stack)
+}
+
+/// An alarm inside a maintenance window, with alarm-handler's role less `withheld`.
+async fn outage_in_a_maintenance_window(withheld: Option<&str>) -> Result<Vec<alarm_handler::Outcome>, String> {
+    let (_moto, sdk, stack) = deployed(roles::ALARM_HANDLER, withheld).await;
     let site = Site::create(&sdk).await;
     let standby = site.subnet("10.0.2.0/24").await;
     site.declare(SERVER_A, "pos", &[&standby], 10).await;
@@ -168,15 +175,7 @@ async fn an_outage_in_a_maintenance_window_needs_alarm_handlers_delete_item_gran
 /// alarm-handler's reconcile pass reads the server alarms (cloudwatch:DescribeAlarms on the
 /// stack's alarm prefix): a server whose alarm is in ALARM gets its relaunch requested.
 async fn reconcile(withheld: Option<&str>) -> (Result<Vec<alarm_handler::Outcome>, String>, Vec<String>) {
-    let moto = Emulator::start().await;
-    let sdk = moto.sdk_config().await;
-    let stack = match withheld {
-        Some(action) => {
-            moto.expect_denials();
-            Stack::deploy_without_grant(&sdk, roles::ALARM_HANDLER, action).await
-        }
-        None => Stack::deploy(&sdk, 8).await,
-    };
+    let (moto, sdk, stack) = deployed(roles::ALARM_HANDLER, withheld).await;
     let site = Site::create(&sdk).await;
     let standby = site.subnet("10.0.2.0/24").await;
     site.declare(SERVER_A, "pos", &[&standby], 10).await;
@@ -229,18 +228,9 @@ async fn the_reconcile_pass_needs_describe_alarms() {
 /// under the instance role path, only to EC2), uses the key pair and tags at launch.
 async fn failover_with_an_instance_profile(withheld: Option<&str>) -> (usize, Vec<String>) {
     use aws_sdk_ec2::types::{
-        LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateTagSpecificationRequest,
-        RequestLaunchTemplateData, ResourceType, TagSpecification,
+        LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateTagSpecificationRequest, ResourceType,
     };
-    let moto = Emulator::start().await;
-    let sdk = moto.sdk_config().await;
-    let stack = match withheld {
-        Some(action) => {
-            moto.expect_denials();
-            Stack::deploy_without_grant(&sdk, roles::RELAUNCH, action).await
-        }
-        None => Stack::deploy(&sdk, 8).await,
-    };
+    let (moto, sdk, stack) = deployed(roles::RELAUNCH, withheld).await;
     let site = Site::create(&sdk).await;
     let standby = site.subnet("10.0.2.0/24").await;
     let iam = aws_sdk_iam::Client::new(&sdk);
@@ -266,37 +256,15 @@ async fn failover_with_an_instance_profile(withheld: Option<&str>) -> (usize, Ve
             .tags(Tag::builder().key(tag::WORKLOAD).value("pos").build())
             .build()
     };
-    let lt_tags = [
-        (tag::PROTECTED_SERVER, SERVER_A.to_string()),
-        (tag::SUBNETS, standby.clone()),
-        (tag::PRIORITY, "10".to_string()),
-        (tag::WORKLOAD, "pos".to_string()),
-    ];
-    site.ec2
-        .create_launch_template()
-        .launch_template_name("lt-pos")
-        .launch_template_data(
-            RequestLaunchTemplateData::builder()
-                .image_id(&site.image_id)
-                .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
-                .key_name("store-key")
-                .iam_instance_profile(
-                    LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name("pos-profile").build(),
-                )
-                .tag_specifications(tags(ResourceType::Instance))
-                .tag_specifications(tags(ResourceType::Volume))
-                .tag_specifications(tags(ResourceType::NetworkInterface))
-                .build(),
-        )
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::LaunchTemplate)
-                .set_tags(Some(lt_tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    site.declare_customized(SERVER_A, "pos", &[&standby], 10, None, &[], |data| {
+        data.key_name("store-key")
+            .iam_instance_profile(
+                LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name("pos-profile").build(),
+            )
+            .tag_specifications(tags(ResourceType::Volume))
+            .tag_specifications(tags(ResourceType::NetworkInterface))
+    })
+    .await;
     stack
         .alarm(&alarm_event("outposts-ha-store-a", SERVER_A, "OK", "ALARM", "2026-12-01T00:00:00.000+0000"))
         .await
