@@ -36,7 +36,7 @@ export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
 TEMPLATES := infra/template.yaml infra/protected-server.yaml
 
-.PHONY: help test lint lint-infra test-infra functions-debug simulate demo bench build deploy protect unprotect drill maintenance unfence servers outputs delete clean
+.PHONY: help test lint lint-infra test-infra functions-debug simulate demo bench build deploy protect unprotect drill maintenance unfence release servers outputs delete clean
 
 help:
 	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
@@ -49,6 +49,7 @@ help:
 	@echo "make drill SERVER=op-… [GAMEDAY=1]   dry-run every workload (game day: a real, confirmed failover)"
 	@echo "make maintenance SERVER=op-… UNTIL=+4h|ISO|now [REASON=]   suppress relaunch until then"
 	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-… [FORCE=1]   put fenced originals back (groups restored)"
+	@echo "make release SERVER=op-…[,op-…] | WORKLOAD=<name>   relaunch held workloads (partition, wave) on your word"
 	@echo "make servers | outputs        list protected servers | print the stack's outputs"
 	@echo "make delete [PURGE_BACKUPS=1] delete the stack, its servers and what it created"
 
@@ -167,6 +168,10 @@ maintenance: $(TEST_STAMP)
 unfence: $(TEST_STAMP)
 	@test -n "$(INSTANCE)$(INCIDENT)" || { echo "usage: make unfence INSTANCE=i-… | INCIDENT=inc-…"; exit 2; }
 	$(STACKCTL) unfence --stack $(STACK) $(if $(INSTANCE),--instance $(INSTANCE)) $(if $(INCIDENT),--incident $(INCIDENT)) $(if $(FORCE),--force)
+
+release: $(TEST_STAMP)
+	@test -n "$(SERVER)$(WORKLOAD)" || { echo "usage: make release SERVER=op-…[,op-…] | WORKLOAD=<name> [SERVER=op-…]"; exit 2; }
+	$(STACKCTL) release --stack $(STACK) $(if $(SERVER),--server '$(SERVER)') $(if $(WORKLOAD),--workload '$(WORKLOAD)')
 
 servers outputs: $(TEST_STAMP)
 	$(STACKCTL) $@ --stack $(STACK)

@@ -439,10 +439,17 @@ class Fleet:
                                             TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
 
     def workload(self, server: str, name: str, home: str, standby: list[str], priority: int,
-                 backup_parameter: str | None = None, target_group: str | None = None) -> dict:
+                 backup_parameter: str | None = None, target_group: str | None = None,
+                 probe: str | None = None) -> dict:
         lt_tags = {TAGS["protected_server"]: server, TAGS["workload"]: name, TAGS["subnets"]: ",".join(standby),
                    TAGS["priority"]: str(priority)}
         instance_tags = {TAGS["workload"]: name}
+        original_tags = {TAGS["protected_server"]: server}
+        if probe:
+            # Its LNI address on the store network, where the witness probes it; the
+            # emulator's Run Command double answers for the instance carrying it.
+            lt_tags[TAGS["probe"]] = probe
+            original_tags["run-command-double:address"] = probe.split(":")[0]
         image = self.image
         if backup_parameter:
             lt_tags[TAGS["backup_parameter"]] = instance_tags[TAGS["backup_parameter"]] = backup_parameter
@@ -469,8 +476,7 @@ class Fleet:
             LaunchTemplate={"LaunchTemplateId": lt}, ImageId=self.image, MinCount=1, MaxCount=1,
             NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": home, "Groups": [apps]},
                                {"DeviceIndex": 1, "SubnetId": home, "Groups": [store_lan]}],
-            TagSpecifications=[{"ResourceType": "instance",
-                                "Tags": tag_list({**instance_tags, TAGS["protected_server"]: server})}],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tag_list({**instance_tags, **original_tags})}],
         )["Instances"][0]["InstanceId"]
         group_arn = None
         if target_group:
@@ -480,6 +486,19 @@ class Fleet:
              "target_group": target_group, "target_group_arn": group_arn, "standby": standby}
         self.workloads.append(w)
         return w
+
+    def witness(self, server: str, subnet: str) -> str:
+        """An instance on the store network, on the standby server: the server's witness."""
+        return self.ec2.run_instances(
+            ImageId=self.image, MinCount=1, MaxCount=1, SubnetId=subnet,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                {"Key": "Name", "Value": f"witness-for-{server}"}, {"Key": TAGS["witness_for"], "Value": server}]}],
+        )["Instances"][0]["InstanceId"]
+
+    def dies(self, server: str) -> None:
+        """The server's box dies: its originals stop answering on the store network."""
+        originals = [w["original"] for w in self.workloads if w["server"] == server]
+        self.ec2.delete_tags(Resources=originals, Tags=[{"Key": "run-command-double:address"}])
 
     def instance(self, instance_id: str) -> dict:
         return self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
@@ -604,11 +623,13 @@ class Demo:
         standby_a = fleet.subnet("10.0.11.0/24", "standby-for-a", STANDBY_A)
         standby_b = fleet.subnet("10.0.12.0/24", "standby-for-b", STANDBY_B)
         helper = fleet.helper_subnet("10.0.250.0/24")
-        fleet.workload(SERVER_A, "pos-db", home_a, [standby_a], 1, backup_parameter=f"/outposts-ha/{STACK}/pos-db")
+        fleet.workload(SERVER_A, "pos-db", home_a, [standby_a], 1, backup_parameter=f"/outposts-ha/{STACK}/pos-db",
+                       probe="192.168.10.21:5432")
         fleet.workload(SERVER_A, "pos-app", home_a, [standby_a], 10, target_group="pos-app-web")
         # Its preferred standby subnet is gone: it must use its fallback.
         fleet.workload(SERVER_A, "kiosk", home_a, ["subnet-0000000000000dead", standby_a], 50, target_group="kiosk-web")
-        fleet.workload(SERVER_B, "records", home_b, [standby_b], 1, backup_parameter=f"/outposts-ha/{STACK}/records")
+        fleet.workload(SERVER_B, "records", home_b, [standby_b], 1, backup_parameter=f"/outposts-ha/{STACK}/records",
+                       probe="192.168.20.21:5432")
         fleet.workload(SERVER_B, "imaging", home_b, [standby_b], 10, target_group="imaging-web")
         self.story.step(f"fleet: server A {SERVER_A}, server B {SERVER_B}; five workloads:")
         self.story.say(f"           {'server':<7} {'workload':<9} {'original':<21} {'kind':<44} standby subnets")
@@ -617,6 +638,10 @@ class Demo:
             server = "A" if w["server"] == SERVER_A else "B"
             self.story.say(f"           {server:<7} {w['name']:<9} {w['original']:<21} {kind:<44} {', '.join(w['standby'])}")
         self.story.step(f"backup helper subnet (in the Region, tagged {TAGS['backup_helper']}): {helper}")
+        for server, name, subnet in ((SERVER_A, "A", standby_a), (SERVER_B, "B", standby_b)):
+            witness = fleet.witness(server, subnet)
+            self.story.step(f"server {name}'s witness: {witness} on its standby, on the store network "
+                            f"({TAGS['witness_for']}={server})")
         self.routing.wait_settled()
 
     # --- the story -------------------------------------------------------------------
@@ -661,9 +686,11 @@ class Demo:
         self.story.phase("2. Server A fails: detection → incident → relaunch → running → serving")
         cw = self.session.client("cloudwatch")
         self.failed_at = time.monotonic()
+        self.fleet.dies(SERVER_A)
         cw.set_alarm_state(AlarmName=self.alarms[SERVER_A], StateValue="ALARM",
                            StateReason="Threshold Crossed: 3 out of the last 5 datapoints were less than the threshold (1.0).")
-        self.story.step(f"server A loses its service link: alarm {self.alarms[SERVER_A]} → ALARM")
+        self.story.step(f"server A's box dies: alarm {self.alarms[SERVER_A]} → ALARM; "
+                        "its database no longer answers the witness")
         expected = sorted(w["name"] for w in self.fleet.workloads if w["server"] == SERVER_A)
 
         def serving():
@@ -753,6 +780,61 @@ class Demo:
         self.routing.wait_settled()
         self.print_notifications()
 
+    def partition(self) -> None:
+        self.story.phase("5. Server B's uplink drops, the box runs on: its database is held, not copied")
+        cw = self.session.client("cloudwatch")
+        cw.set_alarm_state(AlarmName=self.alarms[SERVER_B], StateValue="ALARM",
+                           StateReason="Threshold Crossed: 3 out of the last 5 datapoints were less than the threshold (1.0).")
+        self.story.step(f"server B's store loses its broadband: alarm {self.alarms[SERVER_B]} → ALARM; "
+                        "the box and its database run on, reachable on the store network")
+
+        def story_of_b() -> dict | None:
+            return stackctl.incident_story(self.operator_tooling, STACK, SERVER_B, None)
+
+        def serving(names: list[str]):
+            def check():
+                story = story_of_b()
+                by_name = {w["workload"]: w for w in (story or {}).get("workloads", [])}
+                return story if all(by_name.get(n, {}).get("serving_at") for n in names) else None
+            return check
+
+        story = wait_until("imaging relaunched and serving", serving(["imaging"]), self.processes)
+        self.routing.wait_settled()
+        story = story_of_b()
+        launched = sorted(w["workload"] for w in story["workloads"])
+        if launched != ["imaging"]:
+            raise DemoFailed(f"only imaging should be relaunched while records answers the witness: {launched}")
+        self.story.step(f"incident {story['incident_id']}: imaging relaunched and serving; records held "
+                        "(its original answered the witness)")
+        seen = len(self.notifications)
+        self.print_notifications()
+        held = [n for n in self.notifications[seen:] if n.startswith("[CRITICAL]") and "HELD" in n]
+        if len(held) != 1:
+            raise DemoFailed(f"one critical notification should say records is held: {self.notifications[seen:]}")
+
+        out = self.stackctl("release", "--stack", STACK, "--server", SERVER_B)
+        self.story.step(f"the store confirms the box is gone after all: make release SERVER={SERVER_B}")
+        for line in out.strip().splitlines():
+            self.story.say(f"           {line}")
+        wait_until("records relaunched on the operator's word and serving", serving(["imaging", "records"]),
+                   self.processes)
+        self.routing.wait_settled()
+        self.story.step("records relaunched from its newest backup")
+
+        cw.set_alarm_state(AlarmName=self.alarms[SERVER_B], StateValue="OK", StateReason="Threshold Crossed: connected again.")
+        self.story.step(f"server B's uplink returns: alarm {self.alarms[SERVER_B]} → OK")
+        wait_until("server B's incident closed", lambda: (f := story_of_b()) is None or f["status"] == "closed",
+                   self.processes)
+        self.routing.wait_settled()
+        for w in (w for w in self.fleet.workloads if w["server"] == SERVER_B):
+            tags = tags_of(self.fleet.instance(w["original"]))
+            fenced = TAGS["fenced"] in tags
+            if fenced != (w["name"] == "imaging"):
+                raise DemoFailed(f"{w['name']}'s original {w['original']}: fenced {fenced}: {tags}")
+            self.story.step(f"{w['name']}: original {w['original']} " + (
+                "fenced" if fenced else "kept beside its replacement: both copies may hold writes, a person decides"))
+        self.print_notifications()
+
     def print_notifications(self) -> None:
         sqs = self.session.client("sqs")
         got = []
@@ -800,7 +882,8 @@ class Demo:
     # --- the whole run ---------------------------------------------------------------
 
     def run(self) -> None:
-        self.story.say("Outposts HA demo: a store's Outposts server fails; its workloads come back on the standby.")
+        self.story.say("Outposts HA demo: a store's Outposts server fails; its workloads come back on the standby. "
+                       "Another store's link drops while its box runs on: its database is held, not copied.")
         self.story.phase("0. The scene: the real stack deployed into a local emulator")
         self.start_emulator()
         self.deploy()
@@ -810,6 +893,7 @@ class Demo:
         self.failover()
         self.recovery()
         self.unfence()
+        self.partition()
         denials = self.logs / "iam-denials.log"
         if denials.exists():
             raise DemoFailed(f"IAM refused calls of the functions (each runs as its role):\n{denials.read_text()}")

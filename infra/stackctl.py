@@ -463,7 +463,9 @@ def drill_table(verdicts: list[dict]) -> str:
     rows = [("workload", "verdict", "destination", "backup", "problems")]
     for v in verdicts:
         backup = (v.get("restored_from") or {}).get("image_id") or "-"
-        rows.append((v["workload"], "READY" if v["ready"] else "NOT READY", v.get("destination") or "-", backup, "; ".join(v.get("problems", [])) or "-"))
+        notes = v.get("problems", []) + ([f"witness: {v['witness']}"] if v.get("witness") and v["ready"] else [])
+        rows.append((v["workload"], "READY" if v["ready"] else "NOT READY", v.get("destination") or "-", backup,
+                     "; ".join(notes) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows)
 
@@ -554,6 +556,23 @@ def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
         raise StackError(f"{len(body['left_isolated'])} original(s) could not be put back; see above")
 
 
+def cmd_release(aws: Aws, a: argparse.Namespace) -> None:
+    """Relaunches held workloads on the operator's word: every held workload of the servers
+    named (a comma-separated list, as a mass-outage notification gives it), or one workload."""
+    servers = [s.strip() for s in (a.server or "").split(",") if s.strip()]
+    if not servers and not a.workload:
+        raise StackError("name --server op-…[,op-…] or --workload <name>")
+    detail = {"server_ids": servers, "workload": a.workload, "requested_at": now_text()}
+    body = invoke(aws, check_stack_name(a.stack), "operator", "ReleaseRequested", detail)
+    if body.get("command") != "release":
+        raise StackError(body.get("reason") or f"unexpected answer: {body}")
+    for r in body["released"]:
+        what = f"workload {r['workload']}" if r.get("workload") else "every held workload"
+        say(f"==> {r['server_id']}: {what} released (incident {r['incident_id']}); relaunch requested")
+    for server in body["skipped"]:
+        say(f"==> {server}: no open incident, nothing held (back already?)")
+
+
 def print_outputs(values: dict[str, str]) -> None:
     say("Outputs:")
     for k in sorted(values):
@@ -610,6 +629,12 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--incident", help="every instance fenced for this incident, inc-…")
     u.add_argument("--force", action="store_true", help="also while the incident is open or the replacement runs")
     u.set_defaults(run=cmd_unfence)
+
+    r = sub.add_parser("release", help="relaunch held workloads (partition, wave) on your word")
+    r.add_argument("--stack", required=True)
+    r.add_argument("--server", help="op-…, or several comma-separated (a wave)")
+    r.add_argument("--workload", help="one held workload, by name")
+    r.set_defaults(run=cmd_release)
 
     x = sub.add_parser("delete", help="delete the stack, its server stacks and what the system created")
     x.add_argument("--stack", required=True)

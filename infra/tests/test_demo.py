@@ -79,7 +79,8 @@ class Demo(unittest.TestCase):
         self.assertRegex(story, r"alarms outposts-ha-op-0a1b2c3d4e5f60718 \(OK\), outposts-ha-op-0f9e8d7c6b5a40312 \(OK\)")
         for rule, function in (("AlarmStateChangeRule", "alarm-handler"), ("RelaunchRequestedRule", "relaunch"),
                                ("ReplacementRunningRule", "relaunch"), ("FenceRequestedRule", "relaunch"),
-                               ("NotifyRule", "notifier"), ("BackupStatusRule", "backup-scheduler")):
+                               ("NotifyRule", "notifier"), ("BackupStatusRule", "backup-scheduler"),
+                               ("WitnessProbeRule", "relaunch")):
             self.assertRegex(story, rf"ohademo-{rule}-\S+ +→ {function}\n")
         # Backups: both parameters moved to AMIs that are backups of the originals.
         backups = dict(re.findall(r"\] (pos-db|records): /outposts-ha/ohademo/\S+ \(none\) → (ami-\w+) \(available", story))
@@ -98,6 +99,9 @@ class Demo(unittest.TestCase):
         self.assertRegex(story, r"target group pos-app-web: i-\w+ healthy\n")
         self.assertIn("Subject: [CRITICAL] Outposts server op-0a1b2c3d4e5f60718 down", story)
         self.assertIn("Subject: [INFO] Relaunched pos-db from op-0a1b2c3d4e5f60718", story)
+        # Server A's box is dead: the witness heard nothing from pos-db, so it was relaunched.
+        self.assertIn("Subject: [INFO] Witness verdict for op-0a1b2c3d4e5f60718: relaunching 3 workload(s)", story)
+        self.assertIn("pos-db at 192.168.10.21:5432: no reply", story)
         # Return: exactly server A's originals fenced, the incident closed.
         self.assertEqual(len(re.findall(r"original i-\w+ fenced \(running\)", story)), 3, story)
         # Each interface (eth0 and the LNI at eth1) in the quarantine group, its own groups kept.
@@ -109,6 +113,18 @@ class Demo(unittest.TestCase):
         self.assertRegex(story, r"Subject: \[CRITICAL\] Original i-\w+ of pos-app back in service")
         self.assertRegex(story, r"incident inc-\w+ closed; server B's originals untouched")
         self.assertRegex(story, r"Subject: \[INFO\] Incident inc-\w+ on op-0a1b2c3d4e5f60718 closed")
+        # A partition: server B's database answers the witness, so it is held (one critical
+        # notification) while imaging is relaunched; released on the operator's word; on
+        # return both copies of the database are kept, imaging's original fenced.
+        self.assertRegex(story, r"incident inc-\w+: imaging relaunched and serving; records held")
+        held = re.findall(r"Subject: \[CRITICAL\] 1 workload\(s\) of op-0f9e8d7c6b5a40312 HELD", story)
+        self.assertEqual(len(held), 1, story)
+        self.assertIn("records at 192.168.20.21:5432: answered", story)
+        self.assertIn("make release SERVER=op-0f9e8d7c6b5a40312", story)
+        self.assertIn("records relaunched from its newest backup", story)
+        self.assertRegex(story, r"records: original i-\w+ kept beside its replacement")
+        self.assertRegex(story, r"imaging: original i-\w+ fenced\n")
+        self.assertRegex(story, r"Subject: \[CRITICAL\] Original i-\w+ of records kept \(both copies may hold writes\)")
         # The summary: pos-db restored from the backup just taken; the others from their templates.
         summary = story[story.index("== Summary"):story.index("== Cleaning up")]
         rows = {line.split()[0]: line.split() for line in summary.splitlines()[2:] if line.strip()}

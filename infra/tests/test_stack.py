@@ -134,8 +134,12 @@ class DeployedStack(unittest.TestCase):
                 targets[t["Arn"].rsplit(":", 1)[-1]] = t
         self.assertEqual(set(targets), {f"{STACK}-relaunch", f"{STACK}-notifier"})
         default_rules = [r for r in events.list_rules()["Rules"] if r["Name"].startswith(STACK)]
-        self.assertEqual(len(default_rules), 5, "alarm changes, instance states, backup schedule, backup status, reconcile")
-        by_source = {json.loads(r["EventPattern"])["source"][0]: r for r in default_rules if "EventPattern" in r}
+        self.assertEqual(len(default_rules), 6,
+                         "alarm changes, instance states, backup schedule, backup status, witness probes, reconcile")
+        by_type = {json.loads(r["EventPattern"])["detail-type"][0]: r for r in default_rules if "EventPattern" in r}
+        probe_pattern = json.loads(by_type.pop("EC2 Command Status-change Notification")["EventPattern"])
+        self.assertEqual(probe_pattern["detail"]["document-name"], [f"{STACK}-witness-probe"])
+        by_source = {json.loads(r["EventPattern"])["source"][0]: r for r in by_type.values()}
         alarm_pattern = json.loads(by_source["aws.cloudwatch"]["EventPattern"])
         self.assertEqual(alarm_pattern["detail"]["alarmName"], [{"prefix": "outposts-ha-"}])
         running_pattern = json.loads(by_source["aws.ec2"]["EventPattern"])
@@ -148,8 +152,9 @@ class DeployedStack(unittest.TestCase):
         for r in default_rules:
             arns = [t["Arn"] for t in events.list_targets_by_rule(Rule=r["Name"])["Targets"]]
             reconcile = r.get("ScheduleExpression") == "rate(5 minutes)"
+            probes = json.loads(r.get("EventPattern", "{}")).get("detail-type") == ["EC2 Command Status-change Notification"]
             want = {id(by_source["aws.cloudwatch"]): "alarm-handler", id(by_source["aws.ec2"]): "relaunch"}.get(
-                id(r), "alarm-handler" if reconcile else "backup-scheduler")
+                id(r), "alarm-handler" if reconcile else "relaunch" if probes else "backup-scheduler")
             want = f"{STACK}-{want}"
             self.assertEqual([a.rsplit(":", 1)[-1] for a in arns], [want], r["Name"])
 
@@ -419,6 +424,9 @@ class DeployerPolicy(unittest.TestCase):
         "AWS::SQS::Queue": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes",
                             "sqs:TagQueue"],
         "AWS::SQS::QueuePolicy": ["sqs:SetQueueAttributes"],
+        "AWS::SSM::Document": ["ssm:CreateDocument", "ssm:DeleteDocument", "ssm:UpdateDocument",
+                               "ssm:UpdateDocumentDefaultVersion", "ssm:DescribeDocument", "ssm:GetDocument",
+                               "ssm:AddTagsToResource"],
     }
 
     def test_every_call_stackctl_makes_is_granted(self) -> None:

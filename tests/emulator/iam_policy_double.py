@@ -378,6 +378,16 @@ def _automation_execution(r: Request) -> list[Authorization]:
     return [Authorization(f"ssm:{r.action}", r.arn("ssm", f"automation-execution/{r.params['AutomationExecutionId']}"))]
 
 
+def _send_command(r: Request) -> list[Authorization]:
+    # SendCommand's resource types (Service Authorization Reference): the document and each
+    # instance it targets (with its tags for aws:ResourceTag).
+    document = r.params["DocumentName"]
+    auths = [Authorization("ssm:SendCommand", document if document.startswith("arn:")
+                           else r.arn("ssm", f"document/{document}"))]
+    auths.extend(_ec2_resource(r, "ssm:SendCommand", i) for i in r.params.get("InstanceIds") or [])
+    return auths
+
+
 def _targets(r: Request) -> list[Authorization]:
     return [Authorization(f"elasticloadbalancing:{r.action}", r.params["TargetGroupArn"])]
 
@@ -424,6 +434,8 @@ _AUTHORIZATIONS = {
     ("ssm", "StartAutomationExecution"): _start_automation,
     ("ssm", "GetAutomationExecution"): _automation_execution,
     ("ssm", "DescribeAutomationExecutions"): _anything,
+    ("ssm", "SendCommand"): _send_command,
+    ("ssm", "GetCommandInvocation"): _anything,
     ("elasticloadbalancing", "RegisterTargets"): _targets,
     ("elasticloadbalancing", "DeregisterTargets"): _targets,
     ("elasticloadbalancing", "DescribeTargetGroups"): _anything,

@@ -8,6 +8,8 @@
   limit;
 - `outposts_network_double.py`: local network interfaces (LNIs) and the network-interface
   rules RunInstances and ModifyInstanceAttribute enforce;
+- `ssm_run_command_double.py`: SendCommand's refusals, a command's run and its status-change
+  event, and the witness probe's output;
 - `cloudwatch_cbor_double.py`: CloudWatch over RPC v2 CBOR, the Rust SDK's protocol for it;
 - `iam_policy_double.py`: IAM policies evaluated, resources and conditions included, for
   callers with a role's or a user's credentials.
@@ -20,6 +22,7 @@ import cloudwatch_cbor_double
 import iam_policy_double
 import outposts_network_double
 import ssm_automation_double  # noqa: F401 - installs itself on import
+import ssm_run_command_double
 from moto.server import main
 
 if __name__ == "__main__":
@@ -27,4 +30,5 @@ if __name__ == "__main__":
     outposts_network_double.install()
     iam_policy_double.install()
     cloudwatch_cbor_double.install()
+    ssm_run_command_double.install()
     main(sys.argv[1:])

@@ -9,6 +9,7 @@ use ha_domain::model::tag;
 
 pub struct Site {
     pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
     pub vpc_id: String,
     pub image_id: String,
     /// The VPC's subnet in the Region tagged `outposts-ha:backup-helper`: where the backup
@@ -54,7 +55,20 @@ impl Site {
             .await
             .unwrap();
         let helper_subnet = helper.subnet().unwrap().subnet_id().unwrap().to_string();
-        Site { ec2, vpc_id, image_id, helper_subnet }
+        Site { ec2, ssm: aws_sdk_ssm::Client::new(sdk), vpc_id, image_id, helper_subnet }
+    }
+
+    /// Points a stateful workload's backup parameter at the site's image, as a backup would.
+    pub async fn name_backup(&self, parameter: &str) {
+        self.ssm
+            .put_parameter()
+            .name(parameter)
+            .value(&self.image_id)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .data_type("aws:ec2:image")
+            .send()
+            .await
+            .unwrap();
     }
 
     pub async fn subnet(&self, cidr: &str) -> String {

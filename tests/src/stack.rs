@@ -52,7 +52,10 @@ fn to_json(v: &serde_norway::Value, parameters: &serde_norway::Value) -> Value {
     use serde_norway::Value as Y;
     match v {
         Y::Tagged(t) if t.tag == "Ref" || t.tag == "!Ref" => {
-            let name = t.value.as_str().expect("!Ref names a parameter");
+            let name = t.value.as_str().expect("!Ref names a parameter or a resource");
+            if name == "WitnessProbeDocument" {
+                return Value::String(witness_document_name());
+            }
             let default = parameters.get(name).and_then(|p| p.get("Default"));
             to_json(default.unwrap_or_else(|| panic!("pattern refers to {name}, which has no default")), parameters)
         }
@@ -80,6 +83,77 @@ fn get_att_target(v: &serde_norway::Value) -> Option<String> {
             .map(str::to_string),
         _ => None,
     }
+}
+
+/// relaunch's configuration in the harness: the template's defaults, but a witness that
+/// cannot say relaunches (the template's default too) and the stack's own probe document.
+pub fn relaunch_config(store: &ha_domain::config::IncidentStore, launch_concurrency: usize) -> relaunch::Config {
+    relaunch::Config {
+        store: store.clone(),
+        launch_concurrency,
+        claim_lease_seconds: 150,
+        fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
+        stack_name: STACK_NAME.into(),
+        witness_document: witness_document_name(),
+        when_unconfirmed: ha_domain::partition::WhenUnconfirmed::Relaunch,
+        witness_timeout_seconds: 240,
+        wave_breaker: ha_domain::partition::WaveBreaker::new(MASS_OUTAGE_SERVERS, 15).expect("valid"),
+        alarm_name_prefix: "outposts-ha-".into(),
+    }
+}
+
+/// A server's ConnectedStatus alarm, as protected-server.yaml defines it, set to ALARM: its
+/// state-change event goes to the default bus, and DescribeAlarms reports it in ALARM.
+pub async fn server_alarm_fires(sdk: &aws_config::SdkConfig, alarm: &str, server: &str) {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(alarm)
+        .namespace("AWS/Outposts")
+        .metric_name("ConnectedStatus")
+        .dimensions(Dimension::builder().name("OutpostId").value(server).build())
+        .statistic(Statistic::Minimum)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name(alarm)
+        .state_value(StateValue::Alarm)
+        .state_reason("the server stopped reporting")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The breaker's threshold in the harness (the template's default).
+pub const MASS_OUTAGE_SERVERS: usize = 5;
+
+fn witness_document_name() -> String {
+    format!("{STACK_NAME}-witness-probe")
+}
+
+/// The stack's witness probe document, created from the template's own content.
+async fn create_witness_document(sdk: &aws_config::SdkConfig) -> String {
+    let text = std::fs::read_to_string(template_path()).expect("infra/template.yaml");
+    let doc: serde_norway::Value = serde_norway::from_str(&text).expect("template parses");
+    let content = &doc["Resources"]["WitnessProbeDocument"]["Properties"]["Content"];
+    let name = witness_document_name();
+    aws_sdk_ssm::Client::new(sdk)
+        .create_document()
+        .name(&name)
+        .document_type(aws_sdk_ssm::types::DocumentType::Command)
+        .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+        .content(to_json(content, &serde_norway::Value::Null).to_string())
+        .send()
+        .await
+        .expect("the witness probe document");
+    name
 }
 
 /// Every rule with an event pattern the template declares, with its pattern and target
@@ -241,6 +315,7 @@ impl Stack {
         let (mailbox_url, mailbox_arn) = queue(&sqs, "mailbox").await;
         sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(mailbox_arn).send().await.unwrap();
 
+        let witness_document = create_witness_document(sdk).await;
         let store = ha_domain::config::IncidentStore {
             ledger_table: table.clone(),
             event_bus_name: bus_name.clone(),
@@ -254,7 +329,11 @@ impl Stack {
                 backup_config(&store).automation_role_arn.unwrap_or_default(),
             )]
             .into(),
-            refs: [("NotificationTopic".to_string(), topic_arn.clone())].into(),
+            refs: [
+                ("NotificationTopic".to_string(), topic_arn.clone()),
+                ("WitnessProbeDocument".to_string(), witness_document.clone()),
+            ]
+            .into(),
             arns: [
                 (
                     "LedgerTable".to_string(),
@@ -281,16 +360,7 @@ impl Stack {
             },
             &handler_sdk_of(roles::ALARM_HANDLER),
         );
-        let relaunch = Relaunch::new(
-            relaunch::Config {
-                store: store.clone(),
-                launch_concurrency,
-                claim_lease_seconds: 150,
-                fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
-                stack_name: STACK_NAME.into(),
-            },
-            &handler_sdk_of(roles::RELAUNCH),
-        );
+        let relaunch = Relaunch::new(relaunch_config(&store, launch_concurrency), &handler_sdk_of(roles::RELAUNCH));
         let notifier = notifier::Notifier::new(
             notifier::Config { topic_arn: topic_arn.clone() },
             &handler_sdk_of(roles::NOTIFIER),

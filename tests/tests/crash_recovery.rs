@@ -66,6 +66,8 @@ async fn setup() -> (Emulator, Stack, Site, Workload) {
         priority: 1,
         backup_parameter: None,
         target_groups: Vec::new(),
+        on_partition: None,
+        probe: None,
     };
     (moto, stack, site, workload)
 }

@@ -36,13 +36,8 @@ async fn a_relaunch_killed_after_ec2_accepted_a_launch_completes_on_redelivery_w
     // First attempt: one workload at a time; the second launch reaches EC2, then the
     // function "dies" (its future is dropped at the timeout). Short lease, so the
     // redelivery may take over at once.
-    let config = relaunch::Config {
-        store: stack.store.clone(),
-        launch_concurrency: 1,
-        claim_lease_seconds: 1,
-        stack_name: outposts_ha_tests::stack::STACK_NAME.into(),
-        fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
-    };
+    let config =
+        relaunch::Config { claim_lease_seconds: 1, ..outposts_ha_tests::stack::relaunch_config(&stack.store, 1) };
     let doomed = Relaunch::new(
         config.clone(),
         &FaultyClient::new(StallAfterLaunch::new(1)).into_sdk_config(stack.role_sdk(roles::RELAUNCH)),

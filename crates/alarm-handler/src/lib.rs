@@ -254,7 +254,11 @@ impl AlarmHandler {
         // Read after the claim: a recovery that raced this delivery (it found no incident to
         // fence) has marked the server up by now, and this outage is over.
         if ledger.server_is_up(&server).await? == Some(true) {
-            ledger.release_server(&server, &derived).await?;
+            // Only a hold this outage's delivery took: an incident already open under it is
+            // the recovery's to close (freeing it here would leave it open and unfenced).
+            if !(held == ServerLedgerState::HeldBySame && status == Some(IncidentStatus::Open)) {
+                ledger.release_server(&server, &derived).await?;
+            }
             return Ok(Self::stale(&server, "the server came back while this was handled"));
         }
         if let ServerLedgerState::HeldByOther(open) = &held {

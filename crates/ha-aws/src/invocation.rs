@@ -46,6 +46,8 @@ pub enum NotYet {
     ReplacementPending,
     /// Another delivery is moving the same backup parameter.
     ParameterHeld,
+    /// A probe's completion event came before its result can be read.
+    ProbeUnread,
 }
 
 impl NotYet {
@@ -56,6 +58,7 @@ impl NotYet {
             NotYet::BeingTold => "BeingTold",
             NotYet::ReplacementPending => "ReplacementPending",
             NotYet::ParameterHeld => "ParameterHeld",
+            NotYet::ProbeUnread => "ProbeUnread",
         }
     }
 }

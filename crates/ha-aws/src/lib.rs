@@ -23,6 +23,8 @@ pub mod runtime;
 pub mod serving;
 #[cfg(feature = "topic")]
 pub mod topic;
+#[cfg(feature = "witness")]
+pub mod witness;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;

@@ -31,6 +31,8 @@ fn workload() -> Workload {
         priority: 1,
         backup_parameter: None,
         target_groups: Vec::new(),
+        on_partition: None,
+        probe: None,
     }
 }
 
@@ -119,8 +121,12 @@ async fn dynamodb_throttling_is_transient() {
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule]);
     let ledger = Ledger::new(std::sync::Arc::new(DynamoTable::new(client, "ledger")), 90);
     let err =
-        ledger.claim_workload(&IncidentId::from_stored("inc-1"), "pos-db", "owner-a", 1_000, 300).await.unwrap_err();
+        ledger.claim_workload(&IncidentId::from_stored("inc-1"), &claimed(), "owner-a", 1_000, 300).await.unwrap_err();
     assert_eq!((err.code.as_str(), err.retry), ("ProvisionedThroughputExceededException", Retry::CanHelp));
+}
+
+fn claimed() -> ha_ports::ledger::ClaimedLaunch {
+    ha_ports::ledger::ClaimedLaunch { workload: workload(), grounds: None }
 }
 
 fn put_loses_to_an_existing_item() -> aws_smithy_mocks::Rule {
@@ -140,10 +146,15 @@ async fn a_lost_claim_reports_what_holds_it() {
     });
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &get]);
     let ledger = Ledger::new(std::sync::Arc::new(DynamoTable::new(client, "ledger")), 90);
-    let got = ledger.claim_workload(&IncidentId::from_stored("inc-1"), "pos-db", "owner-b", 1_000, 300).await.unwrap();
+    let got =
+        ledger.claim_workload(&IncidentId::from_stored("inc-1"), &claimed(), "owner-b", 1_000, 300).await.unwrap();
     assert_eq!(
         got,
-        ClaimAttempt::Existing { record: ClaimRecord::Launching { lease_until: 1300 }, outcome_event: None }
+        ClaimAttempt::Existing {
+            record: ClaimRecord::Launching { lease_until: 1300 },
+            outcome_event: None,
+            launch: None
+        }
     );
 }
 

@@ -4,6 +4,7 @@
 
 use crate::launch::DestinationAttempt;
 use crate::model::{RejectedWorkload, Workload};
+use crate::partition::{HoldReason, RelaunchGrounds, Verdict, WitnessFinding};
 use serde::{Deserialize, Serialize};
 
 /// `source` of every event the project puts on its bus.
@@ -74,6 +75,9 @@ pub enum ProjectEvent {
     UnfenceRequested(UnfenceRequested),
     IncidentStatusRequested(IncidentStatusRequested),
     OriginalUnfenced(OriginalUnfenced),
+    WitnessVerdict(WitnessVerdict),
+    MassOutage(MassOutage),
+    ReleaseRequested(ReleaseRequested),
 }
 
 impl ProjectEvent {
@@ -99,6 +103,9 @@ impl ProjectEvent {
             ProjectEvent::UnfenceRequested(_) => "UnfenceRequested",
             ProjectEvent::IncidentStatusRequested(_) => "IncidentStatusRequested",
             ProjectEvent::OriginalUnfenced(_) => "OriginalUnfenced",
+            ProjectEvent::WitnessVerdict(_) => "WitnessVerdict",
+            ProjectEvent::MassOutage(_) => "MassOutage",
+            ProjectEvent::ReleaseRequested(_) => "ReleaseRequested",
         }
     }
 
@@ -169,6 +176,9 @@ impl ProjectEvent {
             ProjectEvent::UnfenceRequested(_) => None,
             ProjectEvent::IncidentStatusRequested(e) => Some(&e.server_id),
             ProjectEvent::OriginalUnfenced(e) => e.server_id.as_deref(),
+            ProjectEvent::WitnessVerdict(e) => Some(&e.server_id),
+            ProjectEvent::MassOutage(_) => None,
+            ProjectEvent::ReleaseRequested(_) => None,
         }
     }
 }
@@ -232,6 +242,13 @@ pub struct WorkloadRelaunched {
     /// Stateful workloads: the backup the replacement was launched from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_from: Option<RestoredFrom>,
+    /// On what the witness said it was relaunched; none when the witness was not asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounds: Option<RelaunchGrounds>,
+    /// A stateful workload (launched from a backup): its original's fate on return depends
+    /// on `grounds`.
+    #[serde(default)]
+    pub stateful: bool,
 }
 
 impl ProjectEvent {
@@ -475,6 +492,10 @@ pub enum FenceOutcome {
     /// running: no copy of the workload serves until a person unfences it.
     #[serde(rename = "still isolated (its replacement is not running)")]
     StillIsolatedReplacementNotRunning,
+    /// A stateful workload relaunched while its original answered the witness (or the
+    /// witness could not say): both copies may hold writes, neither is touched.
+    #[serde(rename = "kept (both copies may hold writes)")]
+    KeptBothCopies,
 }
 
 impl FenceOutcome {
@@ -488,6 +509,7 @@ impl FenceOutcome {
             FenceOutcome::PartlyIsolatedFenceFailed => "partly isolated (fencing failed)",
             FenceOutcome::KeptReplacementNotRunning => "kept (its replacement is not running)",
             FenceOutcome::StillIsolatedReplacementNotRunning => "still isolated (its replacement is not running)",
+            FenceOutcome::KeptBothCopies => "kept (both copies may hold writes)",
         }
     }
 
@@ -501,6 +523,7 @@ impl FenceOutcome {
         matches!(
             self,
             FenceOutcome::LeftRunning
+                | FenceOutcome::KeptBothCopies
                 | FenceOutcome::LeftRunningNoVpc
                 | FenceOutcome::LeftRunningFenceFailed
                 | FenceOutcome::PartlyIsolatedFenceFailed
@@ -571,6 +594,9 @@ pub struct DrillVerdict {
     pub restored_from: Option<RestoredFrom>,
     /// Every destination's refusal, or the reason it could not be tried.
     pub problems: Vec<String>,
+    /// Its witness, when the witness decides its fate: who probes what, or why nobody can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<String>,
 }
 
 /// A drill ran every workload of a server through a dry-run relaunch; nothing launched.
@@ -637,6 +663,57 @@ pub struct IncidentStatusRequested {
     pub requested_at: String,
 }
 
+/// What the witness said about a down server's originals and what each workload does on
+/// it (told once per incident).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessVerdict {
+    pub incident_id: String,
+    pub server_id: String,
+    pub finding: WitnessFinding,
+    /// Held until an operator releases them (`release_command`) or the server comes back.
+    pub held: Vec<HeldWorkload>,
+    /// Relaunched on this finding, each with its grounds.
+    pub relaunching: Vec<RelaunchOnGrounds>,
+    pub release_command: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldWorkload {
+    pub workload: String,
+    pub why: HoldReason,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaunchOnGrounds {
+    pub workload: String,
+    pub grounds: RelaunchGrounds,
+}
+
+/// More servers than the breaker allows went down within its window: a WAN or regional
+/// event. Stateful workloads on every server of the wave are held (told once per wave).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MassOutage {
+    /// The wave's first outage (RFC 3339): its identity.
+    pub started_at: String,
+    pub servers: Vec<String>,
+    /// More than this many servers within `window_minutes` make a wave.
+    pub threshold: usize,
+    pub window_minutes: i64,
+    pub release_command: String,
+}
+
+/// Command to the operator function (`make release`): relaunch held workloads on the
+/// operator's word: every held workload of the servers named, or the one workload named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequested {
+    #[serde(default)]
+    pub server_ids: Vec<String>,
+    #[serde(default)]
+    pub workload: Option<String>,
+    pub requested_at: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,6 +724,7 @@ mod tests {
             requested_at: "2026-11-22T10:00:00Z".into(),
             verdicts: (0..verdicts)
                 .map(|i| DrillVerdict {
+                    witness: None,
                     workload: format!("app-{i:04}"),
                     launch_template_id: format!("lt-{i:017x}"),
                     ready: false,

@@ -192,6 +192,8 @@ mod tests {
             priority,
             backup_parameter: None,
             target_groups: Vec::new(),
+            on_partition: None,
+            probe: None,
         }
     }
 

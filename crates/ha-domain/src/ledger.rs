@@ -30,6 +30,12 @@ use serde::Serialize;
 pub const OPEN_INCIDENT: &str = "OPEN_INCIDENT";
 pub const MAINTENANCE: &str = "MAINTENANCE";
 pub const META: &str = "META";
+/// Under an incident: the witness asked and what it found.
+pub const WITNESS: &str = "WITNESS";
+/// Under an incident: the wave of outages it belongs to, recorded once.
+pub const WAVE: &str = "WAVE";
+/// Under an incident: an operator's release, of every held workload or (`RELEASED#<workload>`) one.
+pub const RELEASED: &str = "RELEASED";
 /// A server's newest alarm transition seen (sort key under the server).
 pub const ALARM_STATE: &str = "ALARM_STATE";
 /// Prefix of every (incident, workload) item's sort key.
@@ -47,6 +53,11 @@ pub fn server_key(server: &ServerId) -> String {
 
 pub fn incident_key(incident: &IncidentId) -> String {
     format!("INCIDENT#{incident}")
+}
+
+/// A wave of outages, by its first outage's time.
+pub fn wave_key(started_at: &str) -> String {
+    format!("WAVE#{started_at}")
 }
 
 /// A backup subject: an automation execution id or an instance id.
@@ -91,6 +102,8 @@ pub enum IncidentMark<'a> {
     ReplacementLost { workload: &'a str },
     /// The incident was closed.
     Closed,
+    /// The witness's verdict and what each workload does on it.
+    Witnessed,
 }
 
 impl IncidentMark<'_> {
@@ -104,6 +117,7 @@ impl IncidentMark<'_> {
             IncidentMark::Recovered => "RECOVERED".to_string(),
             IncidentMark::ReplacementLost { workload } => format!("LOST#{workload}"),
             IncidentMark::Closed => "CLOSED".to_string(),
+            IncidentMark::Witnessed => "WITNESSED".to_string(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The vocabulary of docs/design.md as types: protected server, workload, instance, replacement.
 
+use crate::partition::{parse_probe_target, OnPartition, PolicyError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -67,6 +68,19 @@ pub mod tag {
 
     /// Every tag key and value above by a stable name: what the Python tooling may use
     /// (exported to `infra/contract-names.json`, checked by a test).
+    /// On a launch template (optional): what the workload does while its server is
+    /// partitioned, `relaunch` or `hold` (default: `hold` if stateful, else `relaunch`).
+    pub const ON_PARTITION: &str = "outposts-ha:on-partition";
+    /// On a launch template: where a witness probes the original on the store network,
+    /// `address:port` (a TCP connect) or `address` (a ping): its local network interface's
+    /// address, which the store's DHCP gives it (EC2 does not know it), so reserve it there.
+    pub const PROBE: &str = "outposts-ha:probe";
+    /// On a witness instance: the protected server (`op-…`) whose originals it probes.
+    pub const WITNESS_FOR: &str = "outposts-ha:witness-for";
+    /// On a witness instance (optional): the store-network address it must reach for its
+    /// silence to count (default: the gateway on its way to the first original).
+    pub const WITNESS_CONTROL: &str = "outposts-ha:witness-control";
+
     pub const ALL: &[(&str, &str)] = &[
         ("protected_server", PROTECTED_SERVER),
         ("subnets", SUBNETS),
@@ -91,6 +105,10 @@ pub mod tag {
         ("unfenced_at", UNFENCED_AT),
         ("quarantine", QUARANTINE),
         ("backup_helper", BACKUP_HELPER),
+        ("on_partition", ON_PARTITION),
+        ("probe", PROBE),
+        ("witness_for", WITNESS_FOR),
+        ("witness_control", WITNESS_CONTROL),
     ];
 }
 
@@ -254,6 +272,23 @@ pub struct Workload {
     /// Target groups (names) its replacement serves behind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_groups: Vec<String>,
+    /// Its `outposts-ha:on-partition` tag as written; [`Workload::partition_policy`] reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_partition: Option<String>,
+    /// Where a witness probes its original on the store network (`address[:port]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
+}
+
+impl Workload {
+    pub fn is_stateful(&self) -> bool {
+        self.backup_parameter.is_some()
+    }
+
+    /// What it does while its server is partitioned, and the tag's error if it failed closed.
+    pub fn partition_policy(&self) -> (OnPartition, Option<PolicyError>) {
+        OnPartition::or_hold(OnPartition::from_tag(self.on_partition.as_deref(), self.is_stateful()))
+    }
 }
 
 /// A launch template tagged for a server whose tags do not describe a usable workload.
@@ -282,6 +317,8 @@ pub enum WorkloadTagError {
     BadBackupParameter(String),
     #[error("'{0}' is not a target group name (1-32 letters, digits and hyphens)")]
     BadTargetGroup(String),
+    #[error("probe '{0}' is not an IPv4 address, or address:port (port 1-65535)")]
+    BadProbe(String),
 }
 
 /// Builds a workload from its launch template's tags (pure: the adapter fetches them).
@@ -351,6 +388,11 @@ pub fn workload_from_tags(
         return Err(WorkloadTagError::BadTargetGroup(bad.clone()));
     }
 
+    let probe = match tags.get(tag::PROBE).map(|p| p.trim()) {
+        None | Some("") => None,
+        Some(p) => Some(parse_probe_target(p).ok_or_else(|| WorkloadTagError::BadProbe(p.to_string()))?),
+    };
+
     Ok(Workload {
         name,
         launch_template_id: launch_template_id.to_string(),
@@ -361,6 +403,8 @@ pub fn workload_from_tags(
         priority,
         backup_parameter,
         target_groups,
+        on_partition: tags.get(tag::ON_PARTITION).cloned(),
+        probe,
     })
 }
 

@@ -13,15 +13,11 @@
 //! workload is never relaunched while its original answers the witness, unless its policy
 //! is `relaunch` or an operator released it.
 
-use crate::model::ServerId;
+use crate::model::{tag, ServerId};
 use crate::timefmt::format_timestamp;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
-
-/// Launch-template tag: what a workload does while its server is partitioned
-/// (`relaunch` or `hold`; by default `hold` for stateful workloads, `relaunch` otherwise).
-pub const ON_PARTITION_TAG: &str = "outposts-ha:on-partition";
 
 /// What a workload does while its server is partitioned (disconnected but running).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +31,7 @@ pub enum OnPartition {
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PolicyError {
-    #[error("{ON_PARTITION_TAG} is '{0}': it must be relaunch or hold (held until it is fixed)")]
+    #[error("{key} is '{0}': it must be relaunch or hold (held until it is fixed)", key = tag::ON_PARTITION)]
     BadOnPartition(String),
     #[error("the witness-unavailable policy is '{0}': it must be relaunch or hold")]
     BadWhenUnconfirmed(String),
@@ -125,7 +121,6 @@ impl ProbeResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeAnswer {
     pub workload: String,
-    pub instance_id: String,
     /// What was probed on the store network: `10.1.2.3:5432`, or an address for a ping.
     pub target: String,
     pub result: ProbeResult,
@@ -271,6 +266,110 @@ pub fn wave_of(
     })
 }
 
+/// A probe target as the witness takes it: an IPv4 address, with a port for a TCP connect.
+pub fn parse_probe_target(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (host, port) = match text.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (text, None),
+    };
+    host.parse::<std::net::Ipv4Addr>().ok()?;
+    if let Some(port) = port {
+        port.parse::<u16>().ok().filter(|p| *p > 0)?;
+    }
+    Some(text.to_string())
+}
+
+/// What the witness found for a server: its report, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum WitnessFinding {
+    Answered { report: WitnessReport },
+    Unavailable { cause: UnconfirmedCause },
+}
+
+impl WitnessFinding {
+    pub fn as_result(&self) -> Result<&WitnessReport, &UnconfirmedCause> {
+        match self {
+            WitnessFinding::Answered { report } => Ok(report),
+            WitnessFinding::Unavailable { cause } => Err(cause),
+        }
+    }
+}
+
+/// The probe document's `Targets` parameter: `workload=target` pairs, space-separated
+/// (names and targets hold neither spaces nor `=`).
+pub fn probe_targets<'a>(targets: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    targets.into_iter().map(|(workload, target)| format!("{workload}={target}")).collect::<Vec<_>>().join(" ")
+}
+
+/// The probe document's output as a report: one `control <target> <result>` line and one
+/// `target <workload> <target> <result>` line per original; other lines are ignored.
+pub fn parse_probe_output(witness: &str, output: &str) -> Result<WitnessReport, String> {
+    let result = |word: &str| match word {
+        "connected" => Ok(ProbeResult::Connected),
+        "refused" => Ok(ProbeResult::Refused),
+        "no_reply" => Ok(ProbeResult::NoReply),
+        other => Err(format!("the probe's output has an unknown result '{other}'")),
+    };
+    let mut control = None;
+    let mut answers = Vec::new();
+    for line in output.lines() {
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["control", target, r] => control = Some((target.to_string(), result(r)?)),
+            // No control address (no default gateway): the witness reaches nothing.
+            ["control", r] => control = Some((String::new(), result(r)?)),
+            ["target", workload, target, r] => answers.push(ProbeAnswer {
+                workload: workload.to_string(),
+                target: target.to_string(),
+                result: result(r)?,
+            }),
+            _ => {}
+        }
+    }
+    let (control, control_result) = control.ok_or("the probe's output has no control line")?;
+    Ok(WitnessReport { witness: witness.to_string(), control, control_result, answers })
+}
+
+/// What a drill finds of a workload's witness: a note for the operator, and whether the
+/// workload would not relaunch because of it (the stack holds when the witness cannot say,
+/// or its policy tag fails closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessCheck {
+    pub note: String,
+    pub blocks: bool,
+}
+
+/// The drill's witness check of one workload: `None` when the witness does not concern it
+/// (stateless, relaunching on a partition).
+pub fn witness_check(
+    stateful: bool,
+    policy: (OnPartition, Option<PolicyError>),
+    probe: Option<&str>,
+    witness: Option<&str>,
+    when_unconfirmed: WhenUnconfirmed,
+) -> Option<WitnessCheck> {
+    let (policy, misdeclared) = policy;
+    if let Some(e) = misdeclared {
+        return Some(WitnessCheck { note: format!("held on any outage: {e}"), blocks: true });
+    }
+    if !needs_witness([(stateful, policy)]) {
+        return None;
+    }
+    let unconfirmed = |why: String| {
+        let then = match when_unconfirmed {
+            WhenUnconfirmed::Relaunch => "relaunched unconfirmed, its original kept on return",
+            WhenUnconfirmed::Hold => "held until released",
+        };
+        WitnessCheck { note: format!("{why}: it would be {then}"), blocks: when_unconfirmed == WhenUnconfirmed::Hold }
+    };
+    Some(match (witness, probe) {
+        (None, _) => unconfirmed(format!("no running witness ({} on an instance)", tag::WITNESS_FOR)),
+        (Some(_), None) => unconfirmed(format!("no probe address ({})", tag::PROBE)),
+        (Some(witness), Some(probe)) => WitnessCheck { note: format!("{witness} probes {probe}"), blocks: false },
+    })
+}
+
 /// Why a workload is held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "held_because", rename_all = "snake_case")]
@@ -283,6 +382,12 @@ pub enum HoldReason {
     Wave { started_at: String, servers: Vec<ServerId> },
     /// Its partition tag says neither relaunch nor hold.
     Misdeclared { error: String },
+}
+
+impl HoldReason {
+    pub fn is_wave(&self) -> bool {
+        matches!(self, HoldReason::Wave { .. })
+    }
 }
 
 /// On what grounds a workload was relaunched: what its server's return may do with the
@@ -376,11 +481,15 @@ pub enum OnReturn {
 /// A stateless workload's original is fenced as always. A stateful one is fenced only when
 /// the witness heard nothing from it (a release after such a verdict included): relaunched
 /// while it answered or while the witness could not say, it may hold the newest writes.
-pub fn on_return(stateful: bool, grounds: RelaunchGrounds) -> OnReturn {
+/// No grounds: relaunched without asking the witness (a stateless workload that relaunches
+/// whatever it says, or a launch recorded before witnesses existed).
+pub fn on_return(stateful: bool, grounds: Option<RelaunchGrounds>) -> OnReturn {
     use RelaunchGrounds::*;
     match (stateful, grounds) {
-        (false, _) | (true, Dead) | (true, Released { verdict: VerdictKind::Dead }) => OnReturn::Fence,
-        (true, WhilePartitioned | Unconfirmed | Released { .. }) => OnReturn::ReportBothCopies,
+        (false, _) | (true, None | Some(Dead)) | (true, Some(Released { verdict: VerdictKind::Dead })) => {
+            OnReturn::Fence
+        }
+        (true, Some(WhilePartitioned | Unconfirmed | Released { .. })) => OnReturn::ReportBothCopies,
     }
 }
 
@@ -393,12 +502,7 @@ mod tests {
     }
 
     fn answer(workload: &str, result: ProbeResult) -> ProbeAnswer {
-        ProbeAnswer {
-            workload: workload.into(),
-            instance_id: format!("i-{workload}"),
-            target: "10.1.0.5:5432".into(),
-            result,
-        }
+        ProbeAnswer { workload: workload.into(), target: "10.1.0.5:5432".into(), result }
     }
 
     fn report(control: ProbeResult, answers: Vec<ProbeAnswer>) -> WitnessReport {
@@ -607,18 +711,67 @@ mod tests {
             Released { verdict: VerdictKind::Unconfirmed },
         ];
         for grounds in all {
-            assert_eq!(on_return(false, grounds), OnReturn::Fence, "stateless, {grounds:?}");
+            assert_eq!(on_return(false, Some(grounds)), OnReturn::Fence, "stateless, {grounds:?}");
         }
-        assert_eq!(on_return(true, Dead), OnReturn::Fence);
-        assert_eq!(on_return(true, Released { verdict: VerdictKind::Dead }), OnReturn::Fence);
+        assert_eq!(on_return(false, None), OnReturn::Fence);
+        assert_eq!(on_return(true, None), OnReturn::Fence, "launched before witnesses: as before");
+        assert_eq!(on_return(true, Some(Dead)), OnReturn::Fence);
+        assert_eq!(on_return(true, Some(Released { verdict: VerdictKind::Dead })), OnReturn::Fence);
         for grounds in [
             WhilePartitioned,
             Unconfirmed,
             Released { verdict: VerdictKind::Partitioned },
             Released { verdict: VerdictKind::Unconfirmed },
         ] {
-            assert_eq!(on_return(true, grounds), OnReturn::ReportBothCopies, "stateful, {grounds:?}");
+            assert_eq!(on_return(true, Some(grounds)), OnReturn::ReportBothCopies, "stateful, {grounds:?}");
         }
+    }
+
+    #[test]
+    fn probe_targets_are_ipv4_addresses_with_an_optional_port() {
+        assert_eq!(parse_probe_target(" 10.1.0.5:5432 "), Some("10.1.0.5:5432".into()));
+        assert_eq!(parse_probe_target("10.1.0.5"), Some("10.1.0.5".into()));
+        for bad in
+            ["", "db.store.local:5432", "10.1.0.5:0", "10.1.0.5:70000", "10.1.0.5:", "10.1.0.5 8080", "10.1.0.5;reboot"]
+        {
+            assert_eq!(parse_probe_target(bad), None, "{bad}");
+        }
+        assert_eq!(probe_targets([("db", "10.1.0.5:5432"), ("pos", "10.1.0.6")]), "db=10.1.0.5:5432 pos=10.1.0.6");
+    }
+
+    #[test]
+    fn the_probe_output_becomes_a_report_and_a_malformed_one_is_named() {
+        let output = "probing 2 targets\ncontrol 10.1.0.1 connected\ntarget db 10.1.0.5:5432 refused\ntarget pos 10.1.0.6 no_reply\n";
+        let report = parse_probe_output("i-witness", output).unwrap();
+        assert_eq!(report.control, "10.1.0.1");
+        assert_eq!(report.control_result, ProbeResult::Connected);
+        assert_eq!(report.answers.len(), 2);
+        assert_eq!(verdict_for("db", Ok(&report)).kind(), VerdictKind::Partitioned);
+        assert_eq!(verdict_for("pos", Ok(&report)).kind(), VerdictKind::Dead);
+        let no_gateway = parse_probe_output("i-witness", "control no_reply\ntarget db 10.1.0.5 no_reply").unwrap();
+        assert_eq!(verdict_for("db", Ok(&no_gateway)).kind(), VerdictKind::Unconfirmed);
+        assert!(parse_probe_output("i-w", "target db 10.1.0.5 connected").unwrap_err().contains("no control line"));
+        assert!(parse_probe_output("i-w", "control 10.1.0.1 maybe").unwrap_err().contains("'maybe'"));
+        let finding = WitnessFinding::Answered { report };
+        let json = serde_json::to_value(&finding).unwrap();
+        assert_eq!(json["finding"], "answered");
+        assert_eq!(serde_json::from_value::<WitnessFinding>(json).unwrap(), finding);
+    }
+
+    #[test]
+    fn the_drill_checks_the_witness_of_every_workload_it_concerns() {
+        use OnPartition::*;
+        let relaunch = WhenUnconfirmed::Relaunch;
+        let probe = Some("10.1.0.5:5432");
+        assert_eq!(witness_check(false, (Relaunch, None), None, None, relaunch), None, "not its concern");
+        let ok = witness_check(true, (Hold, None), probe, Some("i-w"), WhenUnconfirmed::Hold).unwrap();
+        assert_eq!(ok, WitnessCheck { note: "i-w probes 10.1.0.5:5432".into(), blocks: false });
+        let none = witness_check(true, (Hold, None), probe, None, relaunch).unwrap();
+        assert!(!none.blocks && none.note.contains("no running witness"), "{none:?}");
+        let held = witness_check(true, (Hold, None), None, Some("i-w"), WhenUnconfirmed::Hold).unwrap();
+        assert!(held.blocks && held.note.contains("no probe address") && held.note.contains("held"), "{held:?}");
+        let bad = OnPartition::or_hold(OnPartition::from_tag(Some("maybe"), false));
+        assert!(witness_check(false, bad, probe, Some("i-w"), relaunch).unwrap().blocks);
     }
 
     #[test]

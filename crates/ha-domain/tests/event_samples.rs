@@ -114,6 +114,9 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "UnfenceRequested",
         "IncidentStatusRequested",
         "OriginalUnfenced",
+        "WitnessVerdict",
+        "MassOutage",
+        "ReleaseRequested",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

@@ -3,17 +3,21 @@
 //! same conditions run against DynamoDB and against the simulator's table.
 
 use crate::bus::Bus;
+use crate::fleet::Fleet;
 use crate::table::{Change, Condition, Item, Table, Value, SK};
-use ha_domain::contract::ProjectEvent;
+use ha_domain::contract::{ProjectEvent, RelaunchRequested};
 use ha_domain::error::AwsFailure;
 use ha_domain::incident::{IncidentId, MaintenanceWindow, ServerLedgerState};
 use ha_domain::launch::ClaimRecord;
 use ha_domain::ledger::{
-    backup_key, expires_at, incident_key, parameter_key, server_key, workload_key, BackupMark, IncidentMark,
+    backup_key, expires_at, incident_key, parameter_key, server_key, wave_key, workload_key, BackupMark, IncidentMark,
     IncidentStatus, IncidentStory, WorkloadStatus, WorkloadStory, ALARM_STATE, MAINTENANCE, MAINTENANCE_KEPT_SECONDS,
-    META, OPEN_INCIDENT, PARAMETER_HOLD, PARAMETER_VALUE, WORKLOAD_PREFIX,
+    META, OPEN_INCIDENT, PARAMETER_HOLD, PARAMETER_VALUE, RELEASED, WAVE, WITNESS, WORKLOAD_PREFIX,
 };
-use ha_domain::model::ServerId;
+use ha_domain::model::{ServerId, Workload};
+use ha_domain::partition::{RelaunchGrounds, Wave, WitnessFinding};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -31,11 +35,24 @@ pub struct IncidentRecord<'a> {
     pub detected_at: &'a str,
 }
 
+/// What a claim launches: the workload as declared when it was claimed, and on what grounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedLaunch {
+    pub workload: Workload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounds: Option<RelaunchGrounds>,
+}
+
 /// Result of trying to claim one (incident, workload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimAttempt {
     Won,
-    Existing { record: ClaimRecord, outcome_event: Option<String> },
+    /// `launch`: what the claim was taken to launch (claims of earlier versions: none).
+    Existing {
+        record: ClaimRecord,
+        outcome_event: Option<String>,
+        launch: Option<Box<ClaimedLaunch>>,
+    },
 }
 
 /// How a claimed workload ended.
@@ -81,6 +98,29 @@ pub struct Adopted {
 
 /// A backup execution's adoption (sort key under `BACKUP#<execution id>`).
 const ADOPTED: &str = "ADOPTED";
+
+/// The witness of an incident: the probe sent, and what it found once recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WitnessRecord {
+    pub witness: Option<String>,
+    pub command_id: Option<String>,
+    pub asked_epoch: Option<i64>,
+    pub finding: Option<WitnessFinding>,
+}
+
+/// What an operator released in an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Releases {
+    /// Every held workload of the incident.
+    pub all: bool,
+    pub workloads: BTreeSet<String>,
+}
+
+impl Releases {
+    pub fn covers(&self, workload: &str) -> bool {
+        self.all || self.workloads.contains(workload)
+    }
+}
 
 /// How telling a fact went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,17 +315,21 @@ impl Ledger {
     }
 
     /// Claims (incident, workload) for `owner` with a lease; the loser learns what is there.
+    /// The claim keeps what it launches, so a delivery that takes it over can finish it
+    /// even when its template is gone or the workload is held since.
     pub async fn claim_workload(
         &self,
         incident: &IncidentId,
-        workload: &str,
+        launch: &ClaimedLaunch,
         owner: &str,
         now_epoch: i64,
         lease_seconds: i64,
     ) -> Result<ClaimAttempt, AwsFailure> {
-        let (pk, sk) = (incident_key(incident), workload_key(workload));
+        let (pk, sk) = (incident_key(incident), workload_key(&launch.workload.name));
+        let launch_json = serde_json::to_string(launch).unwrap_or_default();
         for _ in 0..3 {
             let record = item(vec![
+                ("launch", s(launch_json.as_str())),
                 ("status", launching()),
                 ("owner", s(owner)),
                 ("claimed_epoch", Value::N(now_epoch)),
@@ -300,6 +344,7 @@ impl Ledger {
                 return Ok(ClaimAttempt::Existing {
                     record: claim_record(&item),
                     outcome_event: get_s(&item, "outcome_event").map(str::to_string),
+                    launch: get_s(&item, "launch").and_then(|l| serde_json::from_str(l).ok()).map(Box::new),
                 });
             }
             // Released (transient failure) between write and read: claim again.
@@ -545,6 +590,146 @@ impl Ledger {
         events: &[ProjectEvent],
     ) -> Result<Told, AwsFailure> {
         self.tell(bus, &server_key(server), RECOVERED, marker, owner, now_epoch, events).await
+    }
+
+    /// [`Ledger::tell_incident`] for a wave of outages (by its first outage's time).
+    pub async fn tell_wave(
+        &self,
+        bus: &dyn Bus,
+        started_at: &str,
+        owner: &str,
+        now_epoch: i64,
+        events: &[ProjectEvent],
+    ) -> Result<Told, AwsFailure> {
+        self.tell(bus, &wave_key(started_at), META, started_at, owner, now_epoch, events).await
+    }
+
+    pub async fn witness_of(&self, incident: &IncidentId) -> Result<WitnessRecord, AwsFailure> {
+        let Some(item) = self.table.get(&incident_key(incident), WITNESS).await? else {
+            return Ok(WitnessRecord::default());
+        };
+        Ok(WitnessRecord {
+            witness: get_s(&item, "witness").map(str::to_string),
+            command_id: get_s(&item, "command_id").map(str::to_string),
+            asked_epoch: get_n(&item, "asked_epoch"),
+            finding: get_s(&item, "finding").and_then(|f| serde_json::from_str(f).ok()),
+        })
+    }
+
+    /// Records the probe sent; false when another delivery's probe was recorded first (a
+    /// duplicate probe is harmless: only the first finding counts).
+    pub async fn record_witness_asked(
+        &self,
+        incident: &IncidentId,
+        witness: &str,
+        command_id: &str,
+        now_epoch: i64,
+    ) -> Result<bool, AwsFailure> {
+        let record = item(vec![
+            ("witness", s(witness)),
+            ("command_id", s(command_id)),
+            ("asked_epoch", Value::N(now_epoch)),
+            ("expires_at", self.expires(now_epoch)),
+        ]);
+        self.table.put(&incident_key(incident), WITNESS, record, Some(Condition::ItemAbsent)).await
+    }
+
+    /// Records the finding once per incident and returns the one recorded: a later probe
+    /// never replaces it (a re-probe must not turn a hold into a launch).
+    pub async fn record_witness_finding(
+        &self,
+        incident: &IncidentId,
+        finding: &WitnessFinding,
+        now_epoch: i64,
+    ) -> Result<WitnessFinding, AwsFailure> {
+        let text = serde_json::to_string(finding).unwrap_or_default();
+        let changes = vec![set("finding", s(text)), set("expires_at", self.expires(now_epoch))];
+        let (pk, first) = (incident_key(incident), Condition::field_absent("finding"));
+        if self.table.update(&pk, WITNESS, changes, Some(first)).await? {
+            return Ok(finding.clone());
+        }
+        Ok(self.witness_of(incident).await?.finding.unwrap_or_else(|| finding.clone()))
+    }
+
+    /// The incident's launch request as alarm-handler sends it: its server's workloads as
+    /// declared now, detected when the incident was. `None` for an unknown incident.
+    pub async fn relaunch_request(
+        &self,
+        fleet: &dyn Fleet,
+        incident: &IncidentId,
+    ) -> Result<Option<RelaunchRequested>, AwsFailure> {
+        let Some(meta) = self.table.get(&incident_key(incident), META).await? else { return Ok(None) };
+        let Some(server) = get_s(&meta, "server_id").and_then(|s| ServerId::parse(s).ok()) else { return Ok(None) };
+        let (workloads, _) = fleet.workloads_of(&server).await?;
+        Ok(Some(RelaunchRequested {
+            incident_id: incident.to_string(),
+            server_id: server.to_string(),
+            detected_at: get_s(&meta, "detected_at").unwrap_or_default().to_string(),
+            workloads,
+        }))
+    }
+
+    /// The wave recorded for the incident.
+    pub async fn wave_of(&self, incident: &IncidentId) -> Result<Option<Wave>, AwsFailure> {
+        let item = self.table.get(&incident_key(incident), WAVE).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "wave")).and_then(|w| serde_json::from_str(w).ok()))
+    }
+
+    /// Records the incident's wave once and returns the one recorded.
+    pub async fn record_wave(&self, incident: &IncidentId, wave: &Wave, now_epoch: i64) -> Result<Wave, AwsFailure> {
+        let text = serde_json::to_string(wave).unwrap_or_default();
+        let record = item(vec![("wave", s(text)), ("expires_at", self.expires(now_epoch))]);
+        if self.table.put(&incident_key(incident), WAVE, record, Some(Condition::ItemAbsent)).await? {
+            return Ok(wave.clone());
+        }
+        Ok(self.wave_of(incident).await?.unwrap_or_else(|| wave.clone()))
+    }
+
+    /// What each unfinished claim of the incident (still launching, or settled and not
+    /// told) was to launch. Claims written before claims kept it are left to the deliveries
+    /// that carry their workload.
+    pub async fn unfinished_claims(&self, incident: &IncidentId) -> Result<Vec<ClaimedLaunch>, AwsFailure> {
+        let items = self.table.query(&incident_key(incident), WORKLOAD_PREFIX).await?;
+        Ok(items
+            .iter()
+            .filter(|i| {
+                WorkloadStatus::parse(get_s(i, "status")) == WorkloadStatus::Launching || !get_bool(i, "reported")
+            })
+            .filter_map(|i| serde_json::from_str(get_s(i, "launch")?).ok())
+            .collect())
+    }
+
+    /// Records an operator's release of one workload, or of every held one.
+    pub async fn record_release(
+        &self,
+        incident: &IncidentId,
+        workload: Option<&str>,
+        requested_at: &str,
+        now_epoch: i64,
+    ) -> Result<(), AwsFailure> {
+        let sk = match workload {
+            Some(w) => format!("{RELEASED}#{w}"),
+            None => RELEASED.to_string(),
+        };
+        let record = item(vec![("requested_at", s(requested_at)), ("expires_at", self.expires(now_epoch))]);
+        self.table.put(&incident_key(incident), &sk, record, None).await.map(drop)
+    }
+
+    pub async fn releases_of(&self, incident: &IncidentId) -> Result<Releases, AwsFailure> {
+        let items = self.table.query(&incident_key(incident), RELEASED).await?;
+        let mut releases = Releases::default();
+        for sk in items.iter().filter_map(|i| get_s(i, SK)) {
+            match sk.strip_prefix(RELEASED) {
+                Some("") => releases.all = true,
+                Some(rest) => {
+                    if let Some(w) = rest.strip_prefix('#') {
+                        releases.workloads.insert(w.to_string());
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(releases)
     }
 
     /// [`Ledger::tell_incident`] for a backup subject (an execution id or an instance id).

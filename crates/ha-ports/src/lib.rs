@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod ledger;
 pub mod serving;
 pub mod table;
+pub mod witness;
 
 pub use alarms::AlarmStates;
 pub use backups::{BackupCatalog, Backups, ImageFacts, InFlight, Runbook};
@@ -21,3 +22,4 @@ pub use fleet::{ExistingReplacement, FencedSelector, Fleet, InterfaceSpec, Launc
 pub use ledger::Ledger;
 pub use serving::{LoadBalancing, TargetGroup};
 pub use table::Table;
+pub use witness::{Asked, ProbeStatus, Witness, WitnessInstance};

@@ -98,6 +98,8 @@ fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::WorkloadServing(e) => Some(&e.incident_id),
         ProjectEvent::UnfenceRequested(e) => e.incident_id.as_deref(),
         ProjectEvent::IncidentStatusRequested(e) => e.incident_id.as_deref(),
+        ProjectEvent::WitnessVerdict(e) => Some(&e.incident_id),
+        ProjectEvent::MassOutage(_) | ProjectEvent::ReleaseRequested(_) => None,
         ProjectEvent::DrillRequested(_) | ProjectEvent::DrillCompleted(_) | ProjectEvent::MaintenanceRequested(_) => {
             None
         }

@@ -2,26 +2,31 @@
 //! message attribute subscribers filter on and the `[TAG]` that starts every subject.
 //!
 //! - **critical**: act now, or a workload stays down or runs twice. A server went down
-//!   (`IncidentOpened`); a workload will not be relaunched automatically, because every
+//!   (`IncidentOpened`); a workload is held while its server is partitioned or its witness
+//!   cannot say (`WitnessVerdict` with a hold), or many servers went down at once
+//!   (`MassOutage`); a workload will not be relaunched automatically, because every
 //!   destination refused or a stateful workload has no usable backup
 //!   (`WorkloadRelaunchFailed`); an original was left running beside its replacement
 //!   (`OriginalFenced`), or put back by force beside it (`OriginalUnfenced`).
-//! - **warning**: service goes on, but a person should look soon. The alarm flapped
+//! - **warning**: service goes on, but a person should look soon. The witness could not
+//!   say, or holds only for a wave (`WitnessVerdict`). The alarm flapped
 //!   (`IncidentContinued`); a relaunch failed and will be retried
 //!   (`WorkloadRelaunchFailed`); a server came back and its originals may run beside their
 //!   replacements (`ServerRecovered`); an original was isolated or terminated
 //!   (`OriginalFenced`); a server went down during maintenance and nothing was relaunched
 //!   (`RelaunchSuppressed`); a backup failed or is older than its RPO (`BackupFailed`,
 //!   `BackupStale`); a drill found a workload that would not relaunch (`DrillCompleted`).
-//! - **info**: nothing to do. `WorkloadRelaunched`, `WorkloadServing`, `IncidentClosed`,
+//! - **info**: nothing to do. A witness verdict that held nothing, `WorkloadRelaunched`, `WorkloadServing`, `IncidentClosed`,
 //!   `BackupCompleted`, an original an operator put back (`OriginalUnfenced`), and a drill
 //!   where every workload would relaunch.
 //!
 //! Commands between functions (`RelaunchRequested`, `DrillRequested`,
-//! `MaintenanceRequested`, `UnfenceRequested`, `IncidentStatusRequested`) have no
+//! `MaintenanceRequested`, `UnfenceRequested`, `IncidentStatusRequested`,
+//! `ReleaseRequested`) have no
 //! severity: they are not news for people and are not sent.
 
 use ha_domain::contract::ProjectEvent;
+use ha_domain::partition::WitnessFinding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -48,8 +53,18 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
         | ProjectEvent::DrillRequested(_)
         | ProjectEvent::MaintenanceRequested(_)
         | ProjectEvent::UnfenceRequested(_)
-        | ProjectEvent::IncidentStatusRequested(_) => return None,
-        ProjectEvent::IncidentOpened(_) => Severity::Critical,
+        | ProjectEvent::IncidentStatusRequested(_)
+        | ProjectEvent::ReleaseRequested(_) => return None,
+        ProjectEvent::IncidentOpened(_) | ProjectEvent::MassOutage(_) => Severity::Critical,
+        ProjectEvent::WitnessVerdict(e) => {
+            if e.held.iter().any(|h| !h.why.is_wave()) {
+                Severity::Critical
+            } else if e.held.is_empty() && matches!(e.finding, WitnessFinding::Answered { .. }) {
+                Severity::Info
+            } else {
+                Severity::Warning
+            }
+        }
         ProjectEvent::WorkloadRelaunchFailed(e) => {
             if e.error_code.is_missing_backup() || e.manual_action_required {
                 Severity::Critical

@@ -3,6 +3,7 @@
 
 mod backup;
 mod incident;
+mod partition;
 mod recovery;
 mod relaunch;
 
@@ -31,7 +32,10 @@ pub fn describe(event: &ProjectEvent, severity: Severity) -> Option<Text> {
         | ProjectEvent::FenceRequested(_)
         | ProjectEvent::MaintenanceRequested(_)
         | ProjectEvent::UnfenceRequested(_)
-        | ProjectEvent::IncidentStatusRequested(_) => return None,
+        | ProjectEvent::IncidentStatusRequested(_)
+        | ProjectEvent::ReleaseRequested(_) => return None,
+        ProjectEvent::WitnessVerdict(e) => partition::witness_verdict(e),
+        ProjectEvent::MassOutage(e) => partition::mass_outage(e),
         ProjectEvent::IncidentOpened(e) => incident::opened(e),
         ProjectEvent::IncidentContinued(e) => incident::continued(e),
         ProjectEvent::RelaunchSuppressed(e) => incident::suppressed(e),

@@ -1,19 +1,23 @@
 //! operator: carries out an operator's commands, so the state they touch is changed by the
 //! code that owns it and the tooling holds no table layout. One module per command, chosen
 //! once at the edge ([`Command`]): `maintenance` (a server's maintenance window),
-//! `unfence` (fenced originals back in service) and `status` (an incident's story from the
+//! `unfence` (fenced originals back in service), `release` (held workloads relaunched) and `status` (an incident's story from the
 //! ledger). Nothing routes events here: only principals allowed to invoke it can.
 
 mod maintenance;
+mod release;
 mod status;
 mod unfence;
 
+pub use release::Released;
 pub use status::StatusReport;
 pub use unfence::{LeftIsolated, UnfenceReport, Unfenced};
 
 use ha_aws::invocation::HandlerError;
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
-use ha_domain::contract::{IncidentStatusRequested, MaintenanceRequested, ProjectEvent, UnfenceRequested};
+use ha_domain::contract::{
+    IncidentStatusRequested, MaintenanceRequested, ProjectEvent, ReleaseRequested, UnfenceRequested,
+};
 use ha_ports::{Bus, Clock, Fleet, Ledger};
 use serde::Serialize;
 use serde_json::Value;
@@ -37,6 +41,7 @@ pub enum Command {
     Maintenance(MaintenanceRequested),
     Unfence(UnfenceRequested),
     Status(IncidentStatusRequested),
+    Release(ReleaseRequested),
     /// Not a command this function carries out; why.
     Unknown(String),
 }
@@ -47,6 +52,7 @@ impl Command {
             Ok(ProjectEvent::MaintenanceRequested(r)) => Command::Maintenance(r),
             Ok(ProjectEvent::UnfenceRequested(r)) => Command::Unfence(r),
             Ok(ProjectEvent::IncidentStatusRequested(r)) => Command::Status(r),
+            Ok(ProjectEvent::ReleaseRequested(r)) => Command::Release(r),
             Ok(other) => Command::Unknown(format!("{} is not an operator command", other.detail_type())),
             Err(e) => Command::Unknown(format!("malformed: {e}")),
         }
@@ -66,6 +72,12 @@ pub enum Response {
     },
     Unfence(UnfenceReport),
     Status(StatusReport),
+    /// Held workloads released: their incidents' launches requested again.
+    Release {
+        released: Vec<Released>,
+        /// Named servers with no open incident (back already): nothing of theirs is held.
+        skipped: Vec<String>,
+    },
     /// Nothing was done: the request is wrong, and this says how.
     Refused {
         reason: String,
@@ -136,6 +148,10 @@ impl Operator {
             Command::Status(r) => {
                 let span = tracing::info_span!("status", server_id = %r.server_id, incident_id = ?r.incident_id);
                 self.status(r).instrument(span).await
+            }
+            Command::Release(r) => {
+                let span = tracing::info_span!("release", servers = ?r.server_ids, workload = ?r.workload);
+                self.release(r).instrument(span).await
             }
             Command::Unknown(reason) => {
                 warn!(%reason, "not an operator command; nothing done");

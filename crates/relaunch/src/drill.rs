@@ -1,6 +1,6 @@
 //! The drill job: every workload of a server through a dry-run relaunch — permissions,
-//! parameters, backup resolution and destinations as a real relaunch would meet them.
-//! Launches nothing.
+//! parameters, backup resolution and destinations as a real relaunch would meet them, and
+//! the witness of each workload whose fate it decides. Launches nothing.
 
 use crate::{Relaunch, Response};
 use futures::stream::{self, StreamExt};
@@ -10,6 +10,7 @@ use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::incident::IncidentId;
 use ha_domain::launch::{interfaces_at, launch_order};
 use ha_domain::model::{ServerId, Workload};
+use ha_domain::partition::witness_check;
 use ha_ports::LaunchRequest;
 use serde::Serialize;
 use tracing::{error, info, Instrument};
@@ -29,11 +30,29 @@ impl Relaunch {
         let Ok(server) = ServerId::parse(&r.server_id) else {
             return Ok(Response::Ignored { reason: format!("'{}' is not an Outposts server id", r.server_id) });
         };
-        let (workloads, rejected) = self.ports.fleet.workloads_of(&server).await?;
+        let (declared, witness) =
+            tokio::join!(self.ports.fleet.workloads_of(&server), self.ports.witness.witness_of(&server));
+        let ((workloads, rejected), witness) = (declared?, witness?);
+        let witness = witness.as_ref().map(|w| w.instance_id.as_str());
         let mut verdicts: Vec<DrillVerdict> = stream::iter(launch_order(workloads))
             .map(|w| async move {
                 let span = tracing::info_span!("workload", workload = %w.name);
-                self.drill_one(&w).instrument(span).await
+                let mut verdict = self.drill_one(&w).instrument(span).await?;
+                let check = witness_check(
+                    w.is_stateful(),
+                    w.partition_policy(),
+                    w.probe.as_deref(),
+                    witness,
+                    self.config.when_unconfirmed,
+                );
+                if let Some(check) = check {
+                    if check.blocks {
+                        verdict.ready = false;
+                        verdict.problems.push(format!("witness: {}", check.note));
+                    }
+                    verdict.witness = Some(check.note);
+                }
+                Ok(verdict)
             })
             .buffer_unordered(self.config.launch_concurrency)
             .collect::<Vec<_>>()
@@ -47,6 +66,7 @@ impl Relaunch {
             destination: None,
             restored_from: None,
             problems: vec![format!("tags unusable: {}", r.reason)],
+            witness: None,
         }));
         verdicts.sort_by(|a, b| a.workload.cmp(&b.workload));
         let ready = verdicts.iter().filter(|v| v.ready).count();
@@ -70,6 +90,7 @@ impl Relaunch {
             destination: None,
             restored_from: None,
             problems: Vec::new(),
+            witness: None,
         };
         if let Some(parameter) = &w.backup_parameter {
             match self.newest_backup(parameter).await? {

@@ -13,6 +13,7 @@ use ha_domain::fencing::{
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::{IncidentMark, IncidentStatus, WorkloadStatus};
 use ha_domain::model::{tag, Instance, InstanceState, ServerId};
+use ha_domain::partition::{on_return, OnReturn};
 use ha_ports::ledger::Told;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,6 +117,20 @@ impl Relaunch {
                 ),
             })
             .collect();
+        // A stateful workload relaunched while its original answered the witness (or the
+        // witness could not say): both copies may hold writes, so neither is touched.
+        let both_copies: BTreeSet<&str> = replaced
+            .iter()
+            .filter(|w| {
+                // As launched (the template may have changed since); outcomes recorded
+                // before the launch kept it go by the backup or the template.
+                let stateful = w.stateful
+                    || w.restored_from.is_some()
+                    || template_tags.get(&w.launch_template_id).is_some_and(|t| t.contains_key(tag::BACKUP_PARAMETER));
+                on_return(stateful, w.grounds) == OnReturn::ReportBothCopies
+            })
+            .map(|w| w.workload.as_str())
+            .collect();
         let names: Vec<String> = replaced_workloads.iter().map(|w| w.workload.clone()).collect();
         let candidates = if names.is_empty() { Vec::new() } else { fleet.instances_of(&names).await? };
         let actions = choose_originals(incident.as_str(), server.as_str(), &replaced_workloads, &candidates);
@@ -127,7 +142,13 @@ impl Relaunch {
         for action in &actions {
             let span = tracing::info_span!("original", workload = %action.workload, instance_id = %action.instance_id);
             let candidate = candidates.iter().find(|c| c.instance_id == action.instance_id);
-            let fenced = match self.fence_one(&incident, action, candidate).instrument(span).await {
+            let attempt = if both_copies.contains(action.workload.as_str()) {
+                error!(workload = %action.workload, instance_id = %action.instance_id, "relaunched while its original may have taken writes: both copies kept for a person");
+                Attempt::Done(Fenced::untouched(FenceOutcome::KeptBothCopies))
+            } else {
+                self.fence_one(&incident, action, candidate).instrument(span).await
+            };
+            let fenced = match attempt {
                 Attempt::Done(f) => f,
                 Attempt::ReplacementPending => {
                     waiting = true;

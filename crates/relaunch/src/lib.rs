@@ -11,6 +11,7 @@ mod lost;
 mod request;
 mod restore;
 mod serve;
+mod witness;
 
 pub use drill::DrillReport;
 pub use fence::FenceReport;
@@ -18,11 +19,13 @@ pub use launch::LaunchReport;
 pub use lost::LostReport;
 pub use request::Request;
 pub use serve::ServeReport;
+pub use witness::{ProbeFinished, COMMAND_STATUS_CHANGE};
 
 use ha_aws::invocation::HandlerError;
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::fencing::FencingPolicy;
-use ha_ports::{BackupCatalog, Bus, CapacityProbe, Clock, Fleet, Ledger, LoadBalancing};
+use ha_domain::partition::{WaveBreaker, WhenUnconfirmed};
+use ha_ports::{AlarmStates, BackupCatalog, Bus, CapacityProbe, Clock, Fleet, Ledger, LoadBalancing, Witness};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -43,6 +46,16 @@ pub struct Config {
     /// What happens to originals of replaced workloads when their server comes back,
     /// unless a launch template's `outposts-ha:fencing` tag says otherwise.
     pub fencing_policy: FencingPolicy,
+    /// The stack's probe document (SSM Run Command) a witness runs.
+    pub witness_document: String,
+    /// What happens to a workload that would be held when the witness cannot say.
+    pub when_unconfirmed: WhenUnconfirmed,
+    /// How long a probe may run before the witness counts as unavailable.
+    pub witness_timeout_seconds: i64,
+    /// More servers than this down within its window are a wave (WAN or regional event).
+    pub wave_breaker: WaveBreaker,
+    /// The stack's server alarms (for the wave), by name prefix.
+    pub alarm_name_prefix: String,
 }
 
 impl Config {
@@ -65,6 +78,33 @@ impl Config {
                     expected: "expected isolate, terminate or notify",
                 })?
             },
+            witness_document: env.optional("WITNESS_DOCUMENT", "outposts-ha-witness-probe"),
+            when_unconfirmed: {
+                let text = env.optional("WHEN_WITNESS_UNAVAILABLE", "relaunch");
+                WhenUnconfirmed::parse(&text).map_err(|_| ConfigError::Malformed {
+                    name: "WHEN_WITNESS_UNAVAILABLE",
+                    value: text,
+                    expected: "expected relaunch or hold",
+                })?
+            },
+            witness_timeout_seconds: env.number(
+                "WITNESS_TIMEOUT_SECONDS",
+                240,
+                30..=3600,
+                "expected seconds from 30 to 3600",
+            )?,
+            wave_breaker: {
+                let servers =
+                    env.number::<usize>("MASS_OUTAGE_SERVERS", 5, 1..=10_000, "expected 1 to 10000 servers")?;
+                let minutes =
+                    env.number::<i64>("MASS_OUTAGE_WINDOW_MINUTES", 15, 1..=1440, "expected 1 to 1440 minutes")?;
+                WaveBreaker::new(servers, minutes).map_err(|e| ConfigError::Malformed {
+                    name: "MASS_OUTAGE_SERVERS",
+                    value: e.to_string(),
+                    expected: "a threshold of at least 1 and a window of 1 to 1440 minutes",
+                })?
+            },
+            alarm_name_prefix: env.optional("ALARM_NAME_PREFIX", "outposts-ha-"),
         })
     }
 }
@@ -122,6 +162,8 @@ pub struct Ports {
     pub load_balancing: Arc<dyn LoadBalancing>,
     pub bus: Arc<dyn Bus>,
     pub clock: Arc<dyn Clock>,
+    pub witness: Arc<dyn Witness>,
+    pub alarms: Arc<dyn AlarmStates>,
 }
 
 /// The SDK clients relaunch's AWS ports are built on.
@@ -151,7 +193,9 @@ impl Ports {
     pub fn aws(config: &Config, c: Clients) -> Ports {
         Ports {
             ledger: ha_aws::ledger::ledger_of_store(c.dynamodb, &config.store),
-            backups: Arc::new(ha_aws::backups::BackupStore::new(c.ec2.clone(), c.ssm, &config.stack_name)),
+            backups: Arc::new(ha_aws::backups::BackupStore::new(c.ec2.clone(), c.ssm.clone(), &config.stack_name)),
+            witness: Arc::new(ha_aws::witness::SsmWitness::new(c.ec2.clone(), c.ssm, &config.witness_document)),
+            alarms: Arc::new(ha_aws::alarms::CloudWatchAlarms::new(c.cloudwatch.clone())),
             capacity: Arc::new(ha_aws::capacity::Ec2CapacityProbe::new(c.ec2.clone(), c.cloudwatch)),
             load_balancing: Arc::new(ha_aws::serving::ElbLoadBalancing::new(c.elb)),
             fleet: Arc::new(ha_aws::fleet::Ec2Fleet::new(c.ec2)),
@@ -182,6 +226,15 @@ impl Relaunch {
 
     /// `invocation_id` identifies this attempt as a claim owner (the Lambda request id).
     pub async fn handle(&self, event: Value, invocation_id: &str) -> Result<Response, HandlerError> {
+        if event.get("detail-type").and_then(Value::as_str) == Some(COMMAND_STATUS_CHANGE) {
+            let Some(probe) = ProbeFinished::parse(&event, &self.config.witness_document) else {
+                info!("not a finished probe of this stack; ignored");
+                return Ok(Response::Ignored { reason: "not a finished probe of this stack".into() });
+            };
+            let span =
+                tracing::info_span!("probe_finished", incident_id = %probe.incident_id, command_id = %probe.command_id);
+            return self.probe_finished(probe, invocation_id).instrument(span).await;
+        }
         match Request::parse(event) {
             Request::Launch(r) => {
                 let span = tracing::info_span!("relaunch", incident_id = %r.incident_id, server_id = %r.server_id);

@@ -31,9 +31,17 @@ fn request(subnets: &[&str]) -> serde_json::Value {
             priority: 1,
             backup_parameter: None,
             target_groups: Vec::new(),
+            on_partition: None,
+            probe: None,
         }],
     }))
     .unwrap()
+}
+
+/// The ledger holds no claim of the incident (the pass's own are read back after it).
+fn no_claims() -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_dynamodb::Client::query)
+        .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build())
 }
 
 /// The ledger has no such item (no server state, no incident): nothing holds a launch back.
@@ -53,17 +61,14 @@ fn capacity_unknown() -> (aws_smithy_mocks::Rule, aws_smithy_mocks::Rule) {
 }
 
 fn config() -> Config {
-    Config {
-        store: ha_domain::config::IncidentStore {
-            ledger_table: "ledger".into(),
-            event_bus_name: "bus".into(),
-            retention_days: 90,
-        },
-        launch_concurrency: 4,
-        claim_lease_seconds: 300,
-        fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
-        stack_name: "test".into(),
-    }
+    let env = ha_domain::config::EnvReader::from_pairs(&[
+        ("LEDGER_TABLE", "ledger"),
+        ("EVENT_BUS_NAME", "bus"),
+        ("LAUNCH_CONCURRENCY", "4"),
+        ("CLAIM_LEASE_SECONDS", "300"),
+        ("STACK_NAME", "test"),
+    ]);
+    Config::from_env(&env).expect("a valid configuration")
 }
 
 #[tokio::test]
@@ -86,7 +91,11 @@ async fn throttled_launch_releases_the_claim_and_asks_lambda_to_retry() {
     let handler = Relaunch::from_clients(
         config(),
         Clients {
-            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &release, &settle, &no_item]),
+            dynamodb: mock_client!(
+                aws_sdk_dynamodb,
+                RuleMode::MatchAny,
+                [&claim, &release, &settle, &no_item, &no_claims()]
+            ),
             ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &throttled, &no_type, &no_outpost]),
             ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
             cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
@@ -138,7 +147,7 @@ async fn an_unmodeled_ec2_error_moves_to_the_fallback_destination() {
     let handler = Relaunch::from_clients(
         config(),
         Clients {
-            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item]),
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item, &no_claims()]),
             ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &refused, &accepted, &no_type, &no_outpost]),
             ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
             cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
@@ -180,7 +189,7 @@ async fn a_rejected_report_is_an_error_so_the_outcome_is_emitted_again() {
     let handler = Relaunch::from_clients(
         config(),
         Clients {
-            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item]),
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item, &no_claims()]),
             ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &accepted, &no_type, &no_outpost]),
             ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
             cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
@@ -215,7 +224,7 @@ async fn a_request_without_destinations_fails_the_workload_instead_of_panicking(
     let handler = Relaunch::from_clients(
         config(),
         Clients {
-            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item]),
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item, &no_claims()]),
             ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&launch, &none_yet, &no_type, &no_outpost]),
             ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
             cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
@@ -307,7 +316,7 @@ async fn a_known_capacity_shortage_goes_to_the_next_destination_without_trying_i
     let handler = Relaunch::from_clients(
         config(),
         Clients {
-            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item]),
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&claim, &update, &no_item, &no_claims()]),
             ec2: mock_client!(
                 aws_sdk_ec2,
                 RuleMode::MatchAny,

@@ -8,13 +8,20 @@
 //! - I5 every incident of a server that is back is closed, and the server is free;
 //! - I6 (checked by the world at each parameter write) a backup parameter only moves
 //!   forward, never to a backup of a fenced or replaced original, and never loses its AMI;
-//! - I7 nothing lands in the failed-events queue unless an alarm watches it.
+//! - I7 nothing lands in the failed-events queue unless an alarm watches it;
+//! - I8 a stateful workload is never launched while its original answers the witness
+//!   (its server only partitioned), unless an operator released it; a held workload counts
+//!   for I1 once a person was told it is held;
+//! - I9 the original of a stateful workload launched while its server only lost its link
+//!   is never isolated or terminated.
 
 use crate::run::{Ctx, Outcome};
-use ha_domain::contract::{ProjectEvent, RelaunchFailure};
+use crate::world::ServerCondition;
+use ha_domain::contract::{FenceOutcome, ProjectEvent, RelaunchFailure};
 use ha_domain::incident::IncidentId;
-use ha_domain::ledger::{server_key, IncidentStatus, META, OPEN_INCIDENT, WORKLOAD_PREFIX};
-use ha_domain::model::{tag, InstanceState};
+use ha_domain::ledger::{server_key, IncidentStatus, META, OPEN_INCIDENT, RELEASED, WITNESS, WORKLOAD_PREFIX};
+use ha_domain::model::{tag, InstanceState, ServerId};
+use ha_domain::partition::WitnessFinding;
 use ha_domain::timefmt::parse_timestamp;
 use ha_ports::table::Value;
 use std::collections::BTreeMap;
@@ -44,10 +51,22 @@ fn fact_of(e: &ProjectEvent) -> Option<String> {
         ProjectEvent::WorkloadServing(e) => {
             format!("serving {} {} {}", e.incident_id, e.workload, e.replacement_instance_id)
         }
+        ProjectEvent::WitnessVerdict(e) => format!("witness {}", e.incident_id),
+        ProjectEvent::MassOutage(e) => format!("wave {}", e.started_at),
         ProjectEvent::BackupCompleted(e) => format!("backup {}", e.execution_id),
         ProjectEvent::BackupFailed(e) if !e.execution_id.is_empty() => format!("backup {}", e.execution_id),
         _ => return None,
     })
+}
+
+/// Whether `server` was partitioned at `at_ms` and never dead since its outage began (the
+/// alarm fires three minutes after the box or its link goes).
+fn only_partitioned(history: &[(i64, ServerId, ServerCondition)], server: &str, detected_ms: i64, at_ms: i64) -> bool {
+    let from = detected_ms - 3 * 60_000 - 1;
+    let mine: Vec<_> = history.iter().filter(|(_, s, _)| s.as_str() == server).collect();
+    let at_launch = mine.iter().rev().find(|(at, _, _)| *at <= at_ms).map(|(_, _, c)| *c);
+    let died = mine.iter().any(|(at, _, c)| *at > from && *at <= at_ms && *c == ServerCondition::Dead);
+    at_launch == Some(ServerCondition::Partitioned) && !died
 }
 
 pub(crate) fn check(ctx: &Ctx) -> Outcome {
@@ -70,6 +89,12 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
         if matches!(&e, ProjectEvent::OriginalFenced(f) if f.action == ha_domain::contract::FenceOutcome::PartlyIsolatedFenceFailed)
         {
             outcome.partly_isolated += 1;
+        }
+        match &e {
+            ProjectEvent::WitnessVerdict(v) => outcome.held_told += v.held.len(),
+            ProjectEvent::MassOutage(_) => outcome.waves_told += 1,
+            ProjectEvent::OriginalFenced(f) if f.action == FenceOutcome::KeptBothCopies => outcome.kept_both += 1,
+            _ => {}
         }
         if let Some(fact) = fact_of(&e) {
             told.entry(fact).or_default().push(p.ambiguous);
@@ -202,9 +227,13 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
             let two_told = originals.iter().any(|o| {
                 events.iter().any(|e| matches!(e, ProjectEvent::OriginalFenced(f) if f.instance_id == o.id && f.action.leaves_original_running()))
             });
+            // Held (its server partitioned, or the witness could not say): a person was told.
+            let held_told = |incident: &str| {
+                events.iter().any(|e| matches!(e, ProjectEvent::WitnessVerdict(v) if v.incident_id == incident && v.held.iter().any(|h| h.workload == wl.name)))
+            };
             if down {
                 let incident = open.clone().unwrap_or_default();
-                let ok = replacements == 1 || (replacements == 0 && failed_told(&incident));
+                let ok = replacements == 1 || (replacements == 0 && (failed_told(&incident) || held_told(&incident)));
                 if !ok {
                     violations
                         .push(format!("I1: {} of down server {id} has {replacements} live replacements", wl.name));
@@ -220,6 +249,70 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
                     ));
                 }
             }
+        }
+    }
+
+    // I8: a stateful workload is never launched while its original answers the witness (its
+    // server only partitioned since the outage began), unless an operator released it first.
+    // Checked on what EC2 accepted, told or not.
+    let launched_at = |incident: &str, workload: &str| {
+        w.launches.iter().find(|(i, wl, _)| i == incident && wl == workload).map(|(_, _, at)| *at)
+    };
+    let outage_of = |incident: &str| {
+        let meta = w.table.get(&(format!("INCIDENT#{incident}"), META.to_string()))?;
+        let detected = text(meta.get("detected_at")).and_then(|d| parse_timestamp(&d))?;
+        Some((text(meta.get("server_id"))?, (detected.unix_timestamp_nanos() / 1_000_000) as i64))
+    };
+    let stateful = |server: &str, workload: &str| {
+        ctx.scenario
+            .servers
+            .iter()
+            .any(|s| s.id.as_str() == server && s.workloads.iter().any(|wl| wl.name == workload && wl.stateful))
+    };
+    for (incident, workload, at_ms) in &w.launches {
+        let Some((server, detected_ms)) = outage_of(incident) else { continue };
+        let pk = format!("INCIDENT#{incident}");
+        let released_before = [RELEASED.to_string(), format!("{RELEASED}#{workload}")].iter().any(|sk| {
+            text(w.table.get(&(pk.clone(), sk.clone())).and_then(|i| i.get("requested_at")))
+                .and_then(|at| parse_timestamp(&at))
+                .is_some_and(|at| (at.unix_timestamp_nanos() / 1_000_000) as i64 <= *at_ms)
+        });
+        // The witness could not say and the stack relaunches then (odd seeds choose so).
+        let unconfirmed = text(w.table.get(&(pk, WITNESS.to_string())).and_then(|i| i.get("finding")))
+            .and_then(|f| serde_json::from_str::<WitnessFinding>(&f).ok())
+            .is_some_and(|f| matches!(f, WitnessFinding::Unavailable { .. }));
+        let relaunches_unconfirmed = ctx.scenario.seed % 2 == 1;
+        if !stateful(&server, workload) || released_before || (unconfirmed && relaunches_unconfirmed) {
+            continue;
+        }
+        if only_partitioned(&w.server_history, &server, detected_ms, *at_ms) {
+            violations
+                .push(format!("I8: {workload} of partitioned server {server} launched while its original answered"));
+        }
+    }
+    // I9: the original of a stateful workload launched while its server was only partitioned
+    // (it may have taken writes since) is never isolated or terminated, whatever the
+    // replacement was told to be launched on.
+    for e in &events {
+        let ProjectEvent::OriginalFenced(f) = e else { continue };
+        if !matches!(
+            f.action,
+            FenceOutcome::Isolated | FenceOutcome::Terminated | FenceOutcome::PartlyIsolatedFenceFailed
+        ) {
+            continue;
+        }
+        let (Some((server, detected_ms)), Some(at_ms)) =
+            (outage_of(&f.incident_id), launched_at(&f.incident_id, &f.workload))
+        else {
+            continue;
+        };
+        if stateful(&server, &f.workload) && only_partitioned(&w.server_history, &server, detected_ms, at_ms) {
+            violations.push(format!(
+                "I9: original {} of {} fenced ({}) though launched while its server only lost its link",
+                f.instance_id,
+                f.workload,
+                f.action.as_str()
+            ));
         }
     }
 

@@ -9,12 +9,14 @@ use crate::invariants;
 use crate::scenario::{Action, Scenario, MINUTE};
 use crate::template::{Function, TemplateFacts};
 use crate::world::{
-    time_of, Outgoing, Sim, SimAlarms, SimBackups, SimBus, SimCapacity, SimClock, SimFleet, SimInstance,
-    SimLoadBalancing, SimRunbook, SimTable, Template, World, BASE_EPOCH_MS, DOCUMENT, IMAGE_OUTPUT, STACK,
+    time_of, Outgoing, ServerCondition, Sim, SimAlarms, SimBackups, SimBus, SimCapacity, SimClock, SimFleet,
+    SimInstance, SimLoadBalancing, SimRunbook, SimTable, SimWitness, Template, World, BASE_EPOCH_MS, DOCUMENT,
+    IMAGE_OUTPUT, PROBE_DOCUMENT, STACK,
 };
 use ha_domain::config::IncidentStore;
 use ha_domain::fencing::FencingPolicy;
 use ha_domain::model::{tag, InstanceState};
+use ha_domain::partition::{WaveBreaker, WhenUnconfirmed};
 use ha_domain::timefmt::format_timestamp;
 use ha_ports::backups::ImageFacts;
 use ha_ports::{Clock, Ledger};
@@ -51,6 +53,12 @@ pub struct Outcome {
     pub not_started_told: usize,
     /// Parameter writes.
     pub parameter_moves: u64,
+    /// Workloads told held (by their incident's witness verdict).
+    pub held_told: usize,
+    /// Waves of outages told.
+    pub waves_told: usize,
+    /// Originals kept beside their replacement on return (both may hold writes).
+    pub kept_both: usize,
 }
 
 impl Outcome {
@@ -143,6 +151,16 @@ impl Ctx {
                     claim_lease_seconds: self.facts.claim_lease_seconds,
                     stack_name: STACK.into(),
                     fencing_policy: FencingPolicy::Isolate,
+                    witness_document: PROBE_DOCUMENT.into(),
+                    // Both of the stack's choices, by schedule (invariant I8 reads the same).
+                    when_unconfirmed: if self.scenario.seed % 2 == 0 {
+                        WhenUnconfirmed::Hold
+                    } else {
+                        WhenUnconfirmed::Relaunch
+                    },
+                    witness_timeout_seconds: 240,
+                    wave_breaker: WaveBreaker::new(5, 15).expect("valid"),
+                    alarm_name_prefix: "outposts-ha-".into(),
                 };
                 let ports = relaunch::Ports {
                     ledger: self.ledger(),
@@ -152,6 +170,8 @@ impl Ctx {
                     load_balancing: Arc::new(SimLoadBalancing(self.sim.clone())),
                     bus,
                     clock: self.clock(),
+                    witness: Arc::new(SimWitness(self.sim.clone())),
+                    alarms: Arc::new(SimAlarms(self.sim.clone())),
                 };
                 let handler = relaunch::Relaunch::with_ports(config, ports);
                 handler.handle(event, id).await.map(|r| format!("{r:?}")).map_err(|e| e.to_string())
@@ -286,15 +306,23 @@ impl Ctx {
 
     /// CloudWatch moves the server's alarm after its evaluation periods; EventBridge tells
     /// alarm-handler.
-    fn server_changes(self: &Rc<Self>, server: usize, down: bool) {
+    fn server_changes(self: &Rc<Self>, server: usize, down: bool, condition: ServerCondition) {
         {
             let mut w = self.sim.world();
             let id = self.scenario.servers[server].id.clone();
-            if down {
-                w.interrupt_backups(id.as_str());
-                w.servers_down.insert(id);
-            } else {
-                w.servers_down.remove(&id);
+            let now = w.now_ms();
+            w.server_history.push((now, id.clone(), condition));
+            w.partitioned.remove(&id);
+            w.servers_down.remove(&id);
+            match condition {
+                ServerCondition::Dead => {
+                    w.interrupt_backups(id.as_str());
+                    w.servers_down.insert(id);
+                }
+                ServerCondition::Partitioned => {
+                    w.partitioned.insert(id);
+                }
+                ServerCondition::Up => {}
             }
         }
         let evaluation = if down { 3 * MINUTE } else { MINUTE } as u64;
@@ -316,8 +344,9 @@ impl Ctx {
 
     async fn act(self: &Rc<Self>, action: Action) {
         match action {
-            Action::Down(i) => self.server_changes(i, true),
-            Action::Up(i) => self.server_changes(i, false),
+            Action::Down(i) => self.server_changes(i, true, ServerCondition::Dead),
+            Action::Partition(i) => self.server_changes(i, true, ServerCondition::Partitioned),
+            Action::Up(i) => self.server_changes(i, false, ServerCondition::Up),
             Action::Maintenance(i, until_ms) => {
                 let until = format_timestamp(
                     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(BASE_EPOCH_MS + until_ms) * 1_000_000)
@@ -328,6 +357,13 @@ impl Ctx {
                     "reason": "simulated maintenance", "requested_at": format_timestamp(self.clock().now())}});
                 let answer = self.operator().handle(event).await;
                 self.note(format!("operator: maintenance of server {i}: {answer:?}"));
+            }
+            Action::Release(i) => {
+                let event = json!({"detail-type": "ReleaseRequested", "detail": {
+                    "server_ids": [self.scenario.servers[i].id.as_str()],
+                    "requested_at": format_timestamp(self.clock().now())}});
+                let answer = self.operator().handle(event).await;
+                self.note(format!("operator: release of server {i}: {answer:?}"));
             }
             Action::FailBack(i) => {
                 let server = self.scenario.servers[i].id.to_string();
@@ -486,6 +522,10 @@ fn build(s: &Scenario) -> World {
             }
             let mut instance_tags: BTreeMap<String, String> = [(tag::WORKLOAD.to_string(), wl.name.clone())].into();
             if wl.stateful {
+                // Its original's LNI address, where the server's witness probes it.
+                let host = format!("10.{}.{}.5", w.probe_hosts.len() / 250, w.probe_hosts.len() % 250);
+                tags.insert(tag::PROBE.into(), format!("{host}:5432"));
+                w.probe_hosts.insert(host, server.id.clone());
                 let parameter = format!("/outposts-ha/{STACK}/{}/{}", server.id, wl.name);
                 instance_tags.insert(tag::BACKUP_PARAMETER.into(), parameter.clone());
                 instance_tags.insert(tag::PROTECTED_SERVER.into(), server.id.to_string());
@@ -624,6 +664,15 @@ async fn drain(ctx: &Rc<Ctx>, sim: &Arc<Sim>) {
                 Outgoing::Transition { instance_id, to, after_ms } => {
                     let world = sim.clone();
                     ctx.spawn(after_ms, async move { world.world().transition(&instance_id, to) });
+                }
+                Outgoing::ProbeEnds { command_id, after_ms } => {
+                    let c = ctx.clone();
+                    ctx.spawn(after_ms, async move {
+                        let ended = c.sim.world().end_probe(&command_id);
+                        if let Some(event) = ended {
+                            c.deliver(event);
+                        }
+                    });
                 }
                 Outgoing::ExecutionEnds { execution_id, after_ms } => {
                     let c = ctx.clone();

@@ -51,6 +51,10 @@ pub struct ServerPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Down(usize),
+    /// The server's service link drops while the box runs on (a store's broadband outage).
+    Partition(usize),
+    /// An operator releases the server's held workloads (`make release SERVER=…`).
+    Release(usize),
     Up(usize),
     /// An operator sets a maintenance window of the server until this virtual time.
     Maintenance(usize, i64),
@@ -168,7 +172,14 @@ impl Scenario {
             if rng.gen_bool(0.1) {
                 s.actions.push((down - MINUTE / 2, Action::Maintenance(i, down + 60 * MINUTE)));
             }
-            s.actions.push((down, Action::Down(i)));
+            // A quarter of outages are the store's uplink, not the box.
+            let partition = rng.gen_bool(0.25);
+            s.actions.push((down, if partition { Action::Partition(i) } else { Action::Down(i) }));
+            // Sometimes an operator releases the server's held workloads (or one who believes
+            // it is dead does, whatever it is).
+            if rng.gen_bool(if partition { 0.3 } else { 0.05 }) {
+                s.actions.push((down + rng.gen_range(5..15) * MINUTE, Action::Release(i)));
+            }
             if rng.gen_bool(0.1) {
                 s.actions.push((down + 4 * MINUTE, Action::Maintenance(i, down + 60 * MINUTE)));
             }

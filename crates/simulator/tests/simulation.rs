@@ -270,3 +270,45 @@ fn a_refused_backup_start_is_told_once_until_a_start_succeeds() {
     assert!(starts >= 2, "{}", report(&outcome));
     assert_eq!(outcome.not_started_told, 2, "{}", report(&outcome));
 }
+
+/// One store whose second workload is stateful loses its uplink at 0 (the box runs on).
+fn partition(name: &str, workloads: usize) -> Scenario {
+    let mut s = Scenario::fleet(3, name, 1, workloads).at(0, Action::Partition(0));
+    s.servers[0].workloads[1].stateful = true;
+    s
+}
+
+#[test]
+fn p01_a_partitioned_stores_database_is_held_and_its_point_of_sale_relaunched() {
+    let outcome = run(&partition("p01", 2).at(30 * MINUTE, Action::Up(0)));
+    assert!(outcome.passed(), "{}", report(&outcome));
+    assert_eq!(outcome.held_told, 1, "the database, told once: {}", report(&outcome));
+    assert_eq!(outcome.alarm_to_launch_ms.len(), 1, "only the point of sale is launched");
+    assert_eq!(outcome.kept_both, 0, "nothing relaunched while it answered, nothing to keep");
+}
+
+#[test]
+fn p02_a_release_relaunches_the_held_database_and_its_return_keeps_both_copies() {
+    let s = partition("p02", 2).at(10 * MINUTE, Action::Release(0)).at(30 * MINUTE, Action::Up(0));
+    let outcome = run(&s);
+    assert!(outcome.passed(), "{}", report(&outcome));
+    assert_eq!(outcome.alarm_to_launch_ms.len(), 2, "released: the database is launched too");
+    assert_eq!(outcome.kept_both, 1, "its original answered: never fenced, both told: {}", report(&outcome));
+}
+
+#[test]
+fn p03_a_wave_holds_every_stateful_workload_until_released() {
+    // Seven stores lose their boxes within a minute: more than the breaker's five.
+    let mut s = Scenario::mass_outage(5, 7, 1);
+    for server in &mut s.servers {
+        server.workloads[0].stateful = true;
+    }
+    let outcome = run(&s);
+    assert!(outcome.passed(), "{}", report(&outcome));
+    assert!(outcome.alarm_to_launch_ms.len() <= 5, "at most the first five launch before the wave is seen");
+    assert_eq!(outcome.waves_told, 1, "one notification for the wave: {}", report(&outcome));
+    let released = (0..7).fold(s, |s, i| s.at(20 * MINUTE, Action::Release(i)));
+    let outcome = run(&released);
+    assert!(outcome.passed(), "{}", report(&outcome));
+    assert_eq!(outcome.alarm_to_launch_ms.len(), 7, "released: every store's workload runs");
+}

@@ -81,6 +81,16 @@ pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
             ),
             format!("To put the original back in service: make unfence INSTANCE={} FORCE=1", e.instance_id),
         ],
+        FenceOutcome::KeptBothCopies => vec![
+            format!(
+                "MANUAL ACTION NEEDED: {} was relaunched while its original {} still answered on the store network (or nobody could tell): both copies may have taken writes since. Nothing was isolated or terminated.",
+                e.workload, e.instance_id
+            ),
+            format!(
+                "Reconcile the data, keep one copy and stop the other: the original {} or the replacement {}.",
+                e.instance_id, e.replacement_instance_id
+            ),
+        ],
         FenceOutcome::KeptReplacementNotRunning => vec![format!(
             "MANUAL ACTION NEEDED: replacement {} is not running, so the original {} stays the only copy of {}; check why the replacement stopped.",
             e.replacement_instance_id, e.instance_id, e.workload

@@ -25,7 +25,10 @@ pub(super) fn drill_completed(e: &DrillCompleted) -> EventText {
             })
             .unwrap_or_default();
         match &v.destination {
-            Some(subnet) if v.ready => format!("  READY    {} -> {subnet}{backup}", v.workload),
+            Some(subnet) if v.ready => {
+                let witness = v.witness.as_ref().map(|w| format!(" (witness: {w})")).unwrap_or_default();
+                format!("  READY    {} -> {subnet}{backup}{witness}", v.workload)
+            }
             _ => format!("  NOT READY {}: {}", v.workload, v.problems.join("; ")),
         }
     }));

@@ -3,6 +3,7 @@
 
 mod outcome;
 
+use crate::witness::Gate;
 use crate::Relaunch;
 use futures::stream::{self, StreamExt};
 use ha_aws::invocation::{HandlerError, NotYet};
@@ -16,8 +17,9 @@ use ha_domain::launch::{
 use ha_domain::ledger::IncidentStatus;
 use ha_domain::metrics;
 use ha_domain::model::{InstanceState, ServerId, Workload};
+use ha_domain::partition::RelaunchGrounds;
 use ha_domain::timefmt::format_timestamp;
-use ha_ports::ledger::{ClaimAttempt, Settlement};
+use ha_ports::ledger::{ClaimAttempt, ClaimedLaunch, Settlement};
 use ha_ports::LaunchRequest;
 use outcome::{attempt_failed, cannot_launch, outcome_metric, relaunched, workload_of, Refusal};
 use serde::Serialize;
@@ -35,6 +37,11 @@ pub struct LaunchReport {
     pub in_progress: Vec<String>,
     /// Not launched: the server came back (or the incident closed) first.
     pub not_needed: Vec<String>,
+    /// Not launched: held on the witness's verdict, a wave or a misdeclared policy, until
+    /// an operator releases them.
+    pub held: Vec<String>,
+    /// Not launched yet: the witness's probe is still out.
+    pub awaiting_witness: Vec<String>,
 }
 
 enum WorkloadResult {
@@ -57,22 +64,41 @@ impl Relaunch {
     /// Launches every workload of the incident, each exactly once, and reports each outcome.
     pub(crate) async fn launch(&self, request: RelaunchRequested, owner: &str) -> Result<LaunchReport, HandlerError> {
         let incident = IncidentId::from_stored(request.incident_id.clone());
-        let ordered = launch_order(request.workloads.clone());
-        let results: Vec<(String, WorkloadResult)> = stream::iter(ordered)
-            .map(|w| {
-                let span = tracing::info_span!("workload", workload = %w.name);
-                let (request, incident) = (&request, &incident);
-                async move {
-                    let result = self.relaunch_one(request, incident, &w, owner).await;
-                    (w.name.clone(), result)
-                }
-                .instrument(span)
-            })
-            .buffer_unordered(self.config.launch_concurrency)
-            .collect()
-            .await;
-
         let mut report = LaunchReport { incident_id: request.incident_id.clone(), ..Default::default() };
+        let (gates, gate_failure) = self.gates(&request, &incident, owner).await;
+        let mut ordered = Vec::new();
+        for w in launch_order(request.workloads.clone()) {
+            match gates.get(&w.name).cloned().unwrap_or(Gate::AwaitingWitness) {
+                Gate::Relaunch(grounds) => ordered.push((w, grounds)),
+                Gate::Held => report.held.push(w.name),
+                Gate::AwaitingWitness => report.awaiting_witness.push(w.name),
+                Gate::StandDown => report.not_needed.push(w.name),
+            }
+        }
+        let mut results = self.relaunch_each(&request, &incident, ordered.clone(), false, owner).await;
+        // Off the launches' path: a claim this request does not carry (its workload held
+        // since, or its template deleted) is finished as it was claimed (taken over, or its
+        // outcome told), never stranded.
+        let mut gate_failure = gate_failure;
+        match self.ports.ledger.unfinished_claims(&incident).await {
+            Ok(claims) => {
+                let stranded: Vec<(Workload, Option<RelaunchGrounds>)> = claims
+                    .into_iter()
+                    .filter(|c| !ordered.iter().any(|(w, _)| w.name == c.workload.name))
+                    .map(|c| (c.workload, c.grounds))
+                    .collect();
+                for (w, _) in &stranded {
+                    for list in [&mut report.held, &mut report.awaiting_witness, &mut report.not_needed] {
+                        list.retain(|n| *n != w.name);
+                    }
+                }
+                results.extend(self.relaunch_each(&request, &incident, stranded, true, owner).await);
+            }
+            Err(f) => {
+                gate_failure.get_or_insert(f.into());
+            }
+        }
+
         let mut events = Vec::new();
         let mut fresh_metrics = Vec::new();
         for (name, result) in results {
@@ -121,9 +147,13 @@ impl Relaunch {
             retry_later = report.retry_later.len(),
             in_progress = report.in_progress.len(),
             not_needed = report.not_needed.len(),
+            held = report.held.len(),
+            awaiting_witness = report.awaiting_witness.len(),
             "relaunch pass finished"
         );
-        if !report.retry_later.is_empty() {
+        if let Some(e) = gate_failure {
+            Err(e)
+        } else if !report.retry_later.is_empty() {
             Err(HandlerError::PartlyTransient(report.retry_later.len()))
         } else if !report.in_progress.is_empty() {
             Err(HandlerError::NotYet {
@@ -135,15 +165,41 @@ impl Relaunch {
         }
     }
 
+    /// Relaunches each workload, bounded and in the order given; `finish_only`: only
+    /// claims already taken are finished (taken over, adopted or re-told), none is made.
+    async fn relaunch_each(
+        &self,
+        request: &RelaunchRequested,
+        incident: &IncidentId,
+        workloads: Vec<(Workload, Option<RelaunchGrounds>)>,
+        finish_only: bool,
+        owner: &str,
+    ) -> Vec<(String, WorkloadResult)> {
+        stream::iter(workloads)
+            .map(|(w, grounds)| {
+                let span = tracing::info_span!("workload", workload = %w.name);
+                async move {
+                    let result = self.relaunch_one(request, incident, &w, grounds, finish_only, owner).await;
+                    (w.name.clone(), result)
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(self.config.launch_concurrency)
+            .collect()
+            .await
+    }
+
     async fn relaunch_one(
         &self,
         req: &RelaunchRequested,
         incident: &IncidentId,
         w: &Workload,
+        grounds: Option<RelaunchGrounds>,
+        finish_only: bool,
         owner: &str,
     ) -> WorkloadResult {
         let launched = std::sync::atomic::AtomicBool::new(false);
-        match self.try_relaunch_one(req, incident, w, owner, &launched).await {
+        match self.try_relaunch_one(req, incident, w, grounds, finish_only, owner, &launched).await {
             Ok(r) => r,
             Err(f) if launched.load(std::sync::atomic::Ordering::Relaxed) && !refused_unacted(&f.code) => {
                 // RunInstances may have taken effect though it failed: the claim stays until
@@ -161,11 +217,14 @@ impl Relaunch {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn try_relaunch_one(
         &self,
         req: &RelaunchRequested,
         incident: &IncidentId,
         w: &Workload,
+        grounds: Option<RelaunchGrounds>,
+        finish_only: bool,
         owner: &str,
         launched: &std::sync::atomic::AtomicBool,
     ) -> Result<WorkloadResult, AwsFailure> {
@@ -185,43 +244,57 @@ impl Relaunch {
                 Some(parameter) => self.newest_backup(parameter).await.map(Some),
             }
         };
+        let claimed = ClaimedLaunch { workload: w.clone(), grounds };
         let (claim, existing, backup, capacity, interfaces) = tokio::join!(
-            ledger.claim_workload(incident, &w.name, owner, now_epoch, lease),
+            ledger.claim_workload(incident, &claimed, owner, now_epoch, lease),
             fleet.replacements_of(&w.name),
             backup,
             self.ports.capacity.of(w),
             fleet.template_interfaces(&w.launch_template_id, &w.launch_template_version)
         );
         let fresh = matches!(claim, Ok(ClaimAttempt::Won));
+        let mut grounds = grounds;
         match claim? {
+            ClaimAttempt::Won if finish_only => {
+                // Finished or given back since it was listed: nothing of it is left to finish.
+                ledger.release(incident, &w.name, owner).await?;
+                return Ok(WorkloadResult::NotNeeded);
+            }
             ClaimAttempt::Won => {}
-            ClaimAttempt::Existing { record, outcome_event } => match decide_on_existing_claim(&record, now_epoch) {
-                ClaimDecision::Launch => {}
-                ClaimDecision::TakeOver => {
-                    let ClaimRecord::Launching { lease_until } = record else {
-                        return Ok(WorkloadResult::AlreadyHandled);
-                    };
-                    if !ledger.take_over(incident, &w.name, lease_until, owner, now_epoch, lease).await? {
-                        return Ok(WorkloadResult::InProgress);
+            ClaimAttempt::Existing { record, outcome_event, launch } => {
+                match decide_on_existing_claim(&record, now_epoch) {
+                    ClaimDecision::Launch => {}
+                    ClaimDecision::TakeOver => {
+                        let ClaimRecord::Launching { lease_until } = record else {
+                            return Ok(WorkloadResult::AlreadyHandled);
+                        };
+                        if !ledger.take_over(incident, &w.name, lease_until, owner, now_epoch, lease).await? {
+                            return Ok(WorkloadResult::InProgress);
+                        }
+                        // Finished on the grounds it was claimed on, whatever this pass decided.
+                        if let Some(launch) = launch {
+                            grounds = launch.grounds;
+                        }
+                        warn!(previous_lease_until = lease_until, "took over a claim whose owner stopped mid-launch");
                     }
-                    warn!(previous_lease_until = lease_until, "took over a claim whose owner stopped mid-launch");
-                }
-                ClaimDecision::LeaveToOther => return Ok(WorkloadResult::InProgress),
-                ClaimDecision::Done => return Ok(WorkloadResult::AlreadyHandled),
-                ClaimDecision::ReEmit => {
-                    if !ledger.take_report(incident, &w.name, now_epoch).await? {
-                        // Its settler (or another delivery) is reporting it; if that one
-                        // died, the retry of this event reports it.
-                        return Ok(WorkloadResult::InProgress);
+                    ClaimDecision::LeaveToOther => return Ok(WorkloadResult::InProgress),
+                    ClaimDecision::Done => return Ok(WorkloadResult::AlreadyHandled),
+                    ClaimDecision::ReEmit => {
+                        if !ledger.take_report(incident, &w.name, now_epoch).await? {
+                            // Its settler (or another delivery) is reporting it; if that one
+                            // died, the retry of this event reports it.
+                            return Ok(WorkloadResult::InProgress);
+                        }
+                        let Some(event) =
+                            outcome_event.and_then(|json| serde_json::from_str::<ProjectEvent>(&json).ok())
+                        else {
+                            error!("settled claim has no readable outcome to re-emit");
+                            return Ok(WorkloadResult::AlreadyHandled);
+                        };
+                        return Ok(WorkloadResult::Report { event: Box::new(event), fresh: false });
                     }
-                    let Some(event) = outcome_event.and_then(|json| serde_json::from_str::<ProjectEvent>(&json).ok())
-                    else {
-                        error!("settled claim has no readable outcome to re-emit");
-                        return Ok(WorkloadResult::AlreadyHandled);
-                    };
-                    return Ok(WorkloadResult::Report { event: Box::new(event), fresh: false });
                 }
-            },
+            }
         }
 
         // Read after the claim is written: recovery marks the server up before it looks for
@@ -244,7 +317,7 @@ impl Relaunch {
                 RelaunchFailure::NoDestination,
                 "the relaunch request lists no subnet for this workload",
             );
-            return self.settle(incident, w, owner, event, None).await;
+            return self.settle(incident, w, grounds, owner, event, None).await;
         }
 
         // Already replaced: a claimant that died after RunInstances left its replacement in
@@ -274,7 +347,14 @@ impl Relaunch {
                 r.already_replaced_in = earlier;
             }
             return self
-                .settle(incident, w, owner, event, Some((&existing.instance_id, &existing.subnet_id, &at, &at)))
+                .settle(
+                    incident,
+                    w,
+                    grounds,
+                    owner,
+                    event,
+                    Some((&existing.instance_id, &existing.subnet_id, &at, &at)),
+                )
                 .await;
         }
 
@@ -286,7 +366,7 @@ impl Relaunch {
             Some(Err(none)) => {
                 error!(parameter = ?w.backup_parameter, code = %none.failure, message = %none.message, "no usable backup: manual action required");
                 let event = cannot_launch(req, w, none.failure, &none.message);
-                return self.settle(incident, w, owner, event, None).await;
+                return self.settle(incident, w, grounds, owner, event, None).await;
             }
         };
 
@@ -298,7 +378,7 @@ impl Relaunch {
             Err(f) => {
                 error!(code = %f.code, message = %f.message, "the launch template cannot be read: manual action required");
                 let event = cannot_launch(req, w, RelaunchFailure::Aws(f.code.clone()), &f.message);
-                return self.settle(incident, w, owner, event, None).await;
+                return self.settle(incident, w, grounds, owner, event, None).await;
             }
         };
         let mut tried: Vec<DestinationAttempt> = Vec::new();
@@ -349,7 +429,14 @@ impl Relaunch {
                     let event = relaunched(req, w, &instance_id, subnet, tried, &requested_at, &accepted_at, false)
                         .with_restored_from(restored_from.clone());
                     return self
-                        .settle(incident, w, owner, event, Some((&instance_id, subnet, &requested_at, &accepted_at)))
+                        .settle(
+                            incident,
+                            w,
+                            grounds,
+                            owner,
+                            event,
+                            Some((&instance_id, subnet, &requested_at, &accepted_at)),
+                        )
                         .await;
                 }
                 Err(refusal) => {
@@ -380,7 +467,7 @@ impl Relaunch {
                                 manual_action_required: true,
                                 detected_at: req.detected_at.clone(),
                             });
-                            return self.settle(incident, w, owner, event, None).await;
+                            return self.settle(incident, w, grounds, owner, event, None).await;
                         }
                     }
                 }
@@ -392,10 +479,15 @@ impl Relaunch {
         &self,
         incident: &IncidentId,
         w: &Workload,
+        grounds: Option<RelaunchGrounds>,
         owner: &str,
-        event: ProjectEvent,
+        mut event: ProjectEvent,
         launched: Option<(&str, &str, &str, &str)>,
     ) -> Result<WorkloadResult, AwsFailure> {
+        if let ProjectEvent::WorkloadRelaunched(r) = &mut event {
+            r.grounds = grounds;
+            r.stateful = w.is_stateful();
+        }
         let outcome_event = serde_json::to_string(&event).unwrap_or_default();
         let settlement = Settlement {
             launched: launched.is_some(),

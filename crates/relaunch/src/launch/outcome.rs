@@ -100,6 +100,8 @@ pub(super) fn relaunched(
         adopted,
         restored_from: None,
         already_replaced_in: None,
+        grounds: None,
+        stateful: false,
     })
 }
 

@@ -128,6 +128,10 @@ impl World {
     /// is fenced, whose replacement (from its server) lives, or that was put back in
     /// service after the backup began (it began as a superseded copy's).
     fn check_parameter_move(&mut self, name: &str, image_id: &str) {
+        // Writing the value it names moves nothing (a retried completion rewrites it).
+        if self.parameters.get(name).map(String::as_str) == Some(image_id) {
+            return;
+        }
         let Some(source) = self.image_sources.get(image_id).cloned() else { return };
         let current_taken =
             self.parameters.get(name).and_then(|c| self.image_sources.get(c)).map_or(i64::MIN, |s| s.taken_ms);

@@ -10,6 +10,7 @@ mod bus;
 mod ec2;
 mod elb;
 mod table;
+mod witness;
 
 pub use alarms::SimAlarms;
 pub use backups::{time_of, Execution, ImageSource, SimBackups, SimRunbook, DOCUMENT, IMAGE_OUTPUT};
@@ -17,6 +18,7 @@ pub use bus::SimBus;
 pub use ec2::{SimCapacity, SimFleet};
 pub use elb::SimLoadBalancing;
 pub use table::SimTable;
+pub use witness::{witness_of_server, ProbeCommand, SimWitness, PROBE_DOCUMENT};
 
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::model::{AttachedInterface, InstanceState, ServerId};
@@ -54,6 +56,16 @@ pub struct Faults {
     pub visibility_lag_ms: u64,
     /// Calls scripted to fail: (API, its n-th call, counting from 1) with this code.
     pub scripted: Vec<(&'static str, u64, &'static str, Retry)>,
+}
+
+/// What a protected server is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerCondition {
+    Up,
+    /// The box died: its originals are gone with it.
+    Dead,
+    /// Only the service link is down: the box and its originals run on.
+    Partitioned,
 }
 
 /// One EC2 instance.
@@ -168,6 +180,11 @@ pub enum Outgoing {
         execution_id: String,
         after_ms: u64,
     },
+    /// A witness probe ends after `after_ms`.
+    ProbeEnds {
+        command_id: String,
+        after_ms: u64,
+    },
 }
 
 /// One event put on the bus, as the invariants read it.
@@ -193,6 +210,15 @@ pub struct World {
     /// Subnets whose interfaces at device index 1 are local network interfaces.
     pub lni_subnets: BTreeSet<String>,
     pub servers_down: BTreeSet<ServerId>,
+    /// Servers whose service link is down while the box runs (its originals still answer
+    /// on the store network).
+    pub partitioned: BTreeSet<ServerId>,
+    /// Each server's box and link over time: (virtual ms, server, state).
+    pub server_history: Vec<(i64, ServerId, ServerCondition)>,
+    /// Witness probes by command id.
+    pub probes: BTreeMap<String, ProbeCommand>,
+    /// A probe address (an original's LNI address) → the server the original runs on.
+    pub probe_hosts: BTreeMap<String, ServerId>,
     /// Subnets tagged `outposts-ha:backup-helper`: a Region subnet of each VPC (and one
     /// Outpost subnet tagged by mistake).
     pub helper_subnets: Vec<ha_domain::backup::HelperSubnet>,
@@ -239,6 +265,10 @@ impl World {
             subnets: BTreeMap::new(),
             lni_subnets: BTreeSet::new(),
             servers_down: BTreeSet::new(),
+            partitioned: BTreeSet::new(),
+            server_history: Vec::new(),
+            probes: BTreeMap::new(),
+            probe_hosts: BTreeMap::new(),
             helper_subnets: [
                 ("subnet-region-store", "vpc-store", false),
                 ("subnet-region-standby", "vpc-standby", false),
