@@ -37,15 +37,7 @@ async fn a_drill_gives_every_workload_a_verdict_and_launches_nothing() {
     site.declare_with(SERVER_A, "ledger", &[&standby], 40, Some(&no_backup), &[]).await;
     let with_backup = format!("/outposts-ha/{STACK_NAME}/backup/db");
     site.declare_with(SERVER_A, "db", &[&standby], 50, Some(&with_backup), &[]).await;
-    aws_sdk_ssm::Client::new(&sdk)
-        .put_parameter()
-        .name(&with_backup)
-        .value(&site.image_id)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .data_type("aws:ec2:image")
-        .send()
-        .await
-        .unwrap();
+    site.name_backup(&with_backup).await;
     let before = instance_count(&site).await;
 
     let request = drill_request();
@@ -102,6 +94,7 @@ async fn drill_results_too_large_for_one_put_are_split_and_the_emulator_refuses_
     // A drill of 1,000 workloads with long problems (about 700 KB) still reaches the bus.
     let verdicts = (0..1_000)
         .map(|i| DrillVerdict {
+            witness: None,
             workload: format!("app-{i:04}"),
             launch_template_id: format!("lt-{i:017x}"),
             ready: false,

@@ -179,29 +179,7 @@ async fn reconcile(withheld: Option<&str>) -> (Result<Vec<alarm_handler::Outcome
     let site = Site::create(&sdk).await;
     let standby = site.subnet("10.0.2.0/24").await;
     site.declare(SERVER_A, "pos", &[&standby], 10).await;
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
-    cloudwatch
-        .put_metric_alarm()
-        .alarm_name("outposts-ha-store-a")
-        .namespace("AWS/Outposts")
-        .metric_name("ConnectedStatus")
-        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("OutpostId").value(SERVER_A).build())
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
-        .period(60)
-        .evaluation_periods(3)
-        .threshold(1.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
-        .send()
-        .await
-        .unwrap();
-    cloudwatch
-        .set_alarm_state()
-        .alarm_name("outposts-ha-store-a")
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("the server stopped reporting")
-        .send()
-        .await
-        .unwrap();
+    outposts_ha_tests::stack::server_alarm_fires(&sdk, "outposts-ha-store-a", SERVER_A).await;
     let tick = outposts_ha_tests::stack::scheduled_event("2026-12-01T00:00:00Z");
     let outcome = stack.alarm_handler.handle(tick, "req-reconcile").await.map_err(|e| e.to_string());
     (outcome, moto.denials())
