@@ -36,7 +36,7 @@ export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
 TEMPLATES := infra/template.yaml infra/protected-server.yaml
 
-.PHONY: help test lint lint-infra test-infra functions-debug simulate demo bench build deploy protect unprotect drill maintenance unfence release servers outputs delete clean
+.PHONY: help test lint lint-infra test-infra functions-debug simulate demo bench build deploy protect unprotect drill maintenance unfence release redrive servers outputs delete clean
 
 help:
 	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
@@ -44,12 +44,13 @@ help:
 	@echo "make simulate [SEEDS=N] [FIRST=K] | SEED=S   random schedules of the incident protocol | replay one"
 	@echo "make bench                    measure dispatch, calls, cold start, memory and a mass outage into BENCHMARKS.md"
 	@echo "make deploy STACK= EMAIL= ARCH=   build the functions and deploy the stack (arm64 default)"
-	@echo "make protect SERVER=op-…      protect an Outposts server (PERIOD= EVALUATION_PERIODS= DATAPOINTS=)"
+	@echo "make protect SERVER=op-…      protect an Outposts server (NAME= PERIOD= EVALUATION_PERIODS= DATAPOINTS=)"
 	@echo "make unprotect SERVER=op-…    stop protecting it"
 	@echo "make drill SERVER=op-… [GAMEDAY=1]   dry-run every workload (game day: a real, confirmed failover)"
 	@echo "make maintenance SERVER=op-… UNTIL=+4h|ISO|now [REASON=]   suppress relaunch until then"
 	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-… [FORCE=1]   put fenced originals back (groups restored)"
 	@echo "make release SERVER=op-…[,op-…] | WORKLOAD=<name>   relaunch held workloads (partition, wave) on your word"
+	@echo "make redrive [DRY_RUN=1]      replay the failed-events queue once the cause is fixed"
 	@echo "make servers | outputs        list protected servers | print the stack's outputs"
 	@echo "make delete [PURGE_BACKUPS=1] delete the stack, its servers and what it created"
 
@@ -150,8 +151,8 @@ deploy: build $(TEST_STAMP)
 	$(STACKCTL) deploy --stack $(STACK) --artifacts $(LAMBDA_DIR) --param Architecture=$(ARCH) $(if $(EMAIL),--email $(EMAIL))
 
 protect: $(TEST_STAMP)
-	@test -n "$(SERVER)" || { echo "usage: make protect SERVER=op-… [PERIOD=60 EVALUATION_PERIODS=5 DATAPOINTS=3]"; exit 2; }
-	$(STACKCTL) protect --stack $(STACK) --server $(SERVER) --period $(or $(PERIOD),60) --evaluation-periods $(or $(EVALUATION_PERIODS),5) --datapoints $(or $(DATAPOINTS),3)
+	@test -n "$(SERVER)" || { echo "usage: make protect SERVER=op-… [NAME=\"Store 17, Main St\"] [PERIOD=60 EVALUATION_PERIODS=5 DATAPOINTS=3]"; exit 2; }
+	$(STACKCTL) protect --stack $(STACK) --server $(SERVER) --period $(or $(PERIOD),60) --evaluation-periods $(or $(EVALUATION_PERIODS),5) --datapoints $(or $(DATAPOINTS),3) --name "$(NAME)"
 
 unprotect: $(TEST_STAMP)
 	@test -n "$(SERVER)" || { echo "usage: make unprotect SERVER=op-…"; exit 2; }
@@ -172,6 +173,9 @@ unfence: $(TEST_STAMP)
 release: $(TEST_STAMP)
 	@test -n "$(SERVER)$(WORKLOAD)" || { echo "usage: make release SERVER=op-…[,op-…] | WORKLOAD=<name> [SERVER=op-…]"; exit 2; }
 	$(STACKCTL) release --stack $(STACK) $(if $(SERVER),--server '$(SERVER)') $(if $(WORKLOAD),--workload '$(WORKLOAD)')
+
+redrive: $(TEST_STAMP)
+	$(STACKCTL) redrive --stack $(STACK) $(if $(DRY_RUN),--dry-run)
 
 servers outputs: $(TEST_STAMP)
 	$(STACKCTL) $@ --stack $(STACK)

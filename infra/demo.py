@@ -508,6 +508,15 @@ class Fleet:
         return sorted(f"{d['Target']['Id']} {d['TargetHealth']['State']}" for d in found)
 
 
+def email_filter_policy(minimum: str) -> dict:
+    """The stack's email subscription filter policy for EmailMinimumSeverity=`minimum`, as
+    template.yaml builds it (its SeverityFilter mapping; infra/tests checks they agree)."""
+    severities = {"info": ["info", "warning", "critical"], "warning": ["warning", "critical"], "critical": ["critical"]}
+    return {"$or": [{"severity": severities[minimum]},
+                    {"event_type": ["IncidentOpened", "FailoverCompleted", "IncidentClosed"]},
+                    {"severity": [{"exists": False}]}]}
+
+
 def tags_of(instance: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
 
@@ -583,8 +592,8 @@ class Demo:
         resources = self.session.client("cloudformation").describe_stack_resources(StackName=STACK)["StackResources"]
         self.story.step(f"deployed stack {STACK} from infra/template.yaml: {len(resources)} resources, "
                         f"functions from {self.artifacts}")
-        for server in (SERVER_A, SERVER_B):
-            self.stackctl("protect", "--stack", STACK, "--server", server)
+        for server, name in ((SERVER_A, "Store 17, Main St"), (SERVER_B, "")):
+            self.stackctl("protect", "--stack", STACK, "--server", server, "--name", name)
         self.alarms = {s: self.outputs["AlarmNamePrefix"] + s for s in (SERVER_A, SERVER_B)}
         cw = self.session.client("cloudwatch")
         found = {a["AlarmName"]: a["StateValue"] for a in cw.describe_alarms(AlarmNamePrefix=self.outputs["AlarmNamePrefix"])["MetricAlarms"]}
@@ -615,7 +624,10 @@ class Demo:
         sns, sqs = self.session.client("sns"), self.session.client("sqs")
         self.inbox = sqs.create_queue(QueueName=f"{STACK}-operator-inbox")["QueueUrl"]
         inbox_arn = sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=self.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=inbox_arn)
+        # Subscribed as the stack's email subscription is: its filter policy at the default.
+        sns.subscribe(TopicArn=self.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=inbox_arn,
+                      Attributes={"FilterPolicyScope": "MessageAttributes",
+                                  "FilterPolicy": json.dumps(email_filter_policy("warning"))})
 
     def create_fleet(self) -> None:
         self.fleet = fleet = Fleet(self.session, self.account)
@@ -836,6 +848,7 @@ class Demo:
         self.print_notifications()
 
     def print_notifications(self) -> None:
+        """The operator's inbox: what an email subscriber of the stack receives."""
         sqs = self.session.client("sqs")
         got = []
         while True:

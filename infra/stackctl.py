@@ -9,6 +9,7 @@
     stackctl.py drill     --stack NAME --server op-… [--game-day [--confirm op-…]]
     stackctl.py maintenance --stack NAME --server op-… --until (now | +4h | ISO time) [--reason TEXT]
     stackctl.py unfence   --stack NAME (--instance i-… | --incident inc-…)
+    stackctl.py redrive   --stack NAME [--dry-run]
     stackctl.py delete    --stack NAME [--purge-backups]
 
 Credentials come from the usual AWS environment; the region from AWS_REGION, else
@@ -34,6 +35,7 @@ import pathlib
 import re
 import sys
 import time
+import zoneinfo
 import uuid
 
 import boto3
@@ -95,6 +97,14 @@ def check_stack_name(stack: str) -> str:
     return stack
 
 
+def check_site_name(name: str) -> str:
+    """The site name kept in the server alarm's tag: what messages show beside the server id."""
+    name = name.strip()
+    if len(name) > 100 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise StackError(f"NAME {name[:40]!r} must be at most 100 characters without control characters")
+    return name
+
+
 def check_server_id(server: str) -> str:
     if not SERVER_ID.match(server):
         raise StackError(f"'{server}' is not an Outposts server id (op- followed by 17 lowercase hex digits)")
@@ -114,6 +124,7 @@ class Aws:
         self.lam = session.client("lambda", region_name=self.region,
                                   config=Config(read_timeout=900, retries={"total_max_attempts": 1}))
         self.cloudwatch = session.client("cloudwatch", region_name=self.region)
+        self.sqs = session.client("sqs", region_name=self.region)
         self.account = session.client("sts", region_name=self.region).get_caller_identity()["Account"]
 
 
@@ -331,6 +342,12 @@ UNRESERVED_MINIMUM = 100
 
 def check_deploy_parameters(aws: Aws, stack: str, parameters: dict[str, str]) -> None:
     """Refuses, before CloudFormation starts, what would fail halfway through or after."""
+    zone = parameters.get("TimeZone")
+    if zone and zone != "UTC":
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise StackError(f"TimeZone {zone!r} is not an IANA time zone (for example Europe/Berlin, or UTC)") from None
     exists = stack_status(aws, stack) is not None
     if exists:
         current = outputs(aws, stack).get("AlarmNamePrefix")
@@ -367,12 +384,14 @@ def cmd_protect(aws: Aws, a: argparse.Namespace) -> None:
         "PeriodSeconds": str(a.period),
         "EvaluationPeriods": str(a.evaluation_periods),
         "DatapointsToAlarm": str(a.datapoints),
+        "SiteName": check_site_name(a.name or ""),
     }
     if a.datapoints > a.evaluation_periods:
         raise StackError(f"--datapoints {a.datapoints} cannot exceed --evaluation-periods {a.evaluation_periods}")
     tags = {STACK_TAG: stack, SERVER_TAG: server}
     deploy_stack(aws, server_stack_name(stack, server), SERVER_TEMPLATE, parameters, tags, a.poll_seconds)
-    say(f"==> {server} is protected by alarm {outputs(aws, stack).get('AlarmNamePrefix', '')}{server}")
+    site = f" ({a.name})" if a.name else ""
+    say(f"==> {server}{site} is protected by alarm {outputs(aws, stack).get('AlarmNamePrefix', '')}{server}")
 
 
 def cmd_unprotect(aws: Aws, a: argparse.Namespace) -> None:
@@ -573,6 +592,82 @@ def cmd_release(aws: Aws, a: argparse.Namespace) -> None:
         say(f"==> {server}: no open incident, nothing held (back already?)")
 
 
+def redrive_target(stack: str, message: dict) -> tuple[str, dict] | str:
+    """Where a failed-events message goes again: (function name, payload) for a Lambda
+    on-failure record or a rule's dead letter to one of the stack's functions; else why not.
+    Pages (the paging rule's dead letters) are never replayed: an old trigger would reopen
+    an alert resolved since."""
+    try:
+        body = json.loads(message["Body"])
+    except json.JSONDecodeError:
+        return "not JSON"
+    attributes = {k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()}
+    if isinstance(body, dict) and "requestContext" in body and "requestPayload" in body:
+        # Lambda's on-failure destination: the invocation record, the event in requestPayload.
+        target, payload = body["requestContext"].get("functionArn", ""), body["requestPayload"]
+    else:
+        # A rule's dead-letter queue: the event itself; the target in the message attributes.
+        target, payload = attributes.get("TARGET_ARN", ""), body
+    error = attributes.get("ERROR_CODE")
+    failed = f" (it failed with {error})" if error else ""
+    if ":function:" in target:
+        name = target.split(":function:")[1].split(":")[0]
+        if not name.startswith(f"{stack}-"):
+            return f"its target {name} is not one of {stack}'s functions"
+        return (name, payload)
+    if ":api-destination/" in target:
+        return f"a page{failed}: replaying it could reopen an alert resolved since; check PagerDuty, then purge it"
+    return f"no target this command replays ({target or 'none named'}){failed}"
+
+
+def cmd_redrive(aws: Aws, a: argparse.Namespace) -> None:
+    """Replays the failed-events queue once the cause is fixed: each event goes once more to
+    the function that failed it (asynchronously, as its rule would), or a page back onto the
+    project bus; a message is deleted only once replayed. What cannot be replayed stays."""
+    stack = check_stack_name(a.stack)
+    try:
+        url = aws.sqs.get_queue_url(QueueName=f"{stack}-failed-events")["QueueUrl"]
+    except aws.sqs.exceptions.QueueDoesNotExist:
+        raise StackError(f"stack {stack} has no failed-events queue: deploy it first (make deploy)") from None
+    # Held out of sight while this runs; what is left is made visible again at the end.
+    hold = 0 if a.dry_run else 300
+    seen: set[str] = set()
+    replayed, left = 0, []
+    quiet = 0
+    # SQS answers a receive from a sample of its servers: an empty or already-seen answer
+    # is not the end until a few in a row say so.
+    while quiet < 3:
+        batch = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                        VisibilityTimeout=hold, MessageAttributeNames=["All"]).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        quiet = 0 if fresh else quiet + 1
+        for m in fresh:
+            seen.add(m["MessageId"])
+            target = redrive_target(stack, m)
+            if isinstance(target, str):
+                left.append((m, target))
+                continue
+            name, payload = target
+            what = payload.get("detail-type", "an event") if isinstance(payload, dict) else "an event"
+            if a.dry_run:
+                say(f"==> would replay {what} to {name}")
+                replayed += 1
+                continue
+            # Asynchronously, as its rule delivers it: the function's retries and on-failure
+            # destination apply again.
+            aws.lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps(payload).encode())
+            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            say(f"==> replayed {what} to {name}")
+            replayed += 1
+    for m, why in left:
+        say(f"==> left {m['MessageId']} in the queue: {why}")
+        if hold:
+            with contextlib.suppress(aws.sqs.exceptions.ReceiptHandleIsInvalid):
+                aws.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    verb = "would replay" if a.dry_run else "replayed"
+    say(f"==> {verb} {replayed} event(s); {len(left)} left in {stack}-failed-events")
+
+
 def print_outputs(values: dict[str, str]) -> None:
     say("Outputs:")
     for k in sorted(values):
@@ -601,6 +696,7 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--period", type=int, default=60, choices=[60, 300])
             s.add_argument("--evaluation-periods", type=int, default=5)
             s.add_argument("--datapoints", type=int, default=3)
+            s.add_argument("--name", default="", help="the site's name, e.g. 'Store 17, Main St'")
         s.set_defaults(run=run)
 
     for name, run, help_text in (("servers", cmd_servers, "list protected servers"), ("outputs", cmd_outputs, "print the stack's outputs")):
@@ -635,6 +731,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--server", help="op-…, or several comma-separated (a wave)")
     r.add_argument("--workload", help="one held workload, by name")
     r.set_defaults(run=cmd_release)
+
+    r = sub.add_parser("redrive", help="replay the failed-events queue once the cause is fixed")
+    r.add_argument("--stack", required=True)
+    r.add_argument("--dry-run", action="store_true", help="list what would be replayed, touch nothing")
+    r.set_defaults(run=cmd_redrive)
 
     x = sub.add_parser("delete", help="delete the stack, its server stacks and what the system created")
     x.add_argument("--stack", required=True)

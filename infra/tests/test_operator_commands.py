@@ -179,6 +179,48 @@ class OperatorCommands(unittest.TestCase):
         told = [e for e in self.told_events() if e["detail-type"] == "DrillCompleted"]
         self.assertEqual([e["detail"]["verdicts"] for e in told], [[]])
 
+    def test_redrive_replays_what_failed_to_its_function_once_and_leaves_the_rest(self) -> None:
+        sqs = self.boto.client("sqs")
+        url = sqs.get_queue_url(QueueName=f"{STACK}-failed-events")["QueueUrl"]
+        drill = {"version": "0", "id": "d-1", "detail-type": "DrillRequested", "source": "outposts-ha",
+                 "account": "123456789012", "time": "2026-12-01T10:00:00Z", "region": "eu-west-1", "resources": [],
+                 "detail": {"server_id": SERVER, "requested_at": "2026-12-01T10:00:00Z"}}
+        # Lambda's on-failure destination record: the event in requestPayload.
+        record = {"version": "1.0", "timestamp": "2026-12-01T10:05:00Z",
+                  "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted", "approximateInvokeCount": 3,
+                                     "functionArn": f"arn:aws:lambda:eu-west-1:123456789012:function:{STACK}-relaunch:$LATEST"},
+                  "requestPayload": drill, "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+                  "responsePayload": {"errorType": "Transient.Throttling", "errorMessage": "slow down"}}
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+        # A rule's dead letter for a function of another stack, and one that is not JSON: left.
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(drill), MessageAttributes={
+            "TARGET_ARN": {"DataType": "String", "StringValue": "arn:aws:lambda:eu-west-1:123456789012:function:other-relaunch"}})
+        sqs.send_message(QueueUrl=url, MessageBody="{not json")
+        # A page the API destination refused: never replayed (it could reopen a resolved alert).
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(drill), MessageAttributes={
+            "TARGET_ARN": {"DataType": "String",
+                           "StringValue": "arn:aws:events:eu-west-1:123456789012:api-destination/x-pagerduty/1"},
+            "ERROR_CODE": {"DataType": "String", "StringValue": "SDK_CLIENT_ERROR"}})
+        self.told_events()
+
+        code, out = self.stackctl_quietly("redrive", "--stack", STACK, "--dry-run")
+        self.assertEqual(code, 0, out)
+        self.assertIn(f"would replay DrillRequested to {STACK}-relaunch", out)
+        self.assertIn("would replay 1 event(s); 3 left", out)
+        self.assertEqual([e for e in self.told_events() if e["detail-type"] == "DrillCompleted"], [], "a dry run")
+
+        code, out = self.stackctl_quietly("redrive", "--stack", STACK)
+        self.assertEqual(code, 0, out)
+        self.assertIn("replayed 1 event(s); 3 left", out)
+        self.assertIn("other-relaunch is not one of", out)
+        self.assertIn("not JSON", out)
+        self.assertIn("a page (it failed with SDK_CLIENT_ERROR): replaying it could reopen", out)
+        told = [e for e in self.told_events() if e["detail-type"] == "DrillCompleted"]
+        self.assertEqual(len(told), 1, "the drill ran again, once")
+        code, out = self.stackctl_quietly("redrive", "--stack", STACK)
+        self.assertIn("replayed 0 event(s); 3 left", out)
+        sqs.purge_queue(QueueUrl=url)
+
     def test_the_incident_story_is_read_through_the_operator_function(self) -> None:
         self.assertIsNone(stackctl.incident_story(stackctl.Aws(), STACK, SERVER))
         self.assertIsNone(stackctl.incident_story(stackctl.Aws(), STACK, SERVER, OTHER_INCIDENT))

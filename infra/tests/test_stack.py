@@ -337,7 +337,9 @@ class TemplateText(unittest.TestCase):
     def test_every_rule_target_has_a_dead_letter_queue_the_queue_policy_admits(self) -> None:
         rules = self.resources(self.main, "AWS::Events::Rule")
         admitted = self.main["Resources"]["FailedEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
-        sources = [s["Fn::GetAtt"][0] for s in admitted["Condition"]["ArnEquals"]["aws:SourceArn"]]
+        # A conditional rule's ARN is admitted under its condition (Fn::If).
+        sources = [(s["Fn::If"][1] if "Fn::If" in s else s)["Fn::GetAtt"][0]
+                   for s in admitted["Condition"]["ArnEquals"]["aws:SourceArn"]]
         self.assertEqual(sorted(sources), sorted(rules))
         for rule in rules.values():
             for target in rule["Properties"]["Targets"]:
@@ -380,6 +382,72 @@ class TemplateText(unittest.TestCase):
 
 
 
+class Paging(unittest.TestCase):
+    """The paging rule turns an OnCallAlert into the request PagerDuty's Events API v2
+    documents (developer.pagerduty.com, "Send an Alert Event"): routing_key, event_action
+    (trigger, acknowledge or resolve), dedup_key (at most 255 characters), and a payload
+    with summary (at most 1,024), source and severity (critical, error, warning or info),
+    an optional ISO 8601 timestamp; links each with an href."""
+
+    main = cfn_yaml.load(str(INFRA / "template.yaml"))
+
+    def rendered(self, detail: dict) -> dict:
+        """EventBridge's input transformer on an event, with the connection's body
+        parameters added to the JSON body, as the API destination sends it."""
+        target = self.main["Resources"]["PagingRule"]["Properties"]["Targets"][0]
+        transformer = target["InputTransformer"]
+        body = transformer["InputTemplate"]
+        for name, path in transformer["InputPathsMap"].items():
+            self.assertTrue(path.startswith("$.detail."), path)
+            body = body.replace(f"<{name}>", json.dumps(detail[path.removeprefix("$.detail.")]))
+        request = json.loads(body)
+        connection = self.main["Resources"]["PagerDutyConnection"]["Properties"]
+        for p in connection["AuthParameters"]["InvocationHttpParameters"]["BodyParameters"]:
+            self.assertTrue(p["IsValueSecret"], "the routing key is the connection's secret")
+            request[p["Key"]] = "R0UT1NGKEY0123456789"
+        return request
+
+    def assert_pagerduty_v2(self, request: dict) -> None:
+        self.assertEqual(request["routing_key"], "R0UT1NGKEY0123456789")
+        self.assertIn(request["event_action"], ("trigger", "acknowledge", "resolve"))
+        self.assertTrue(0 < len(request["dedup_key"]) <= 255)
+        payload = request["payload"]
+        self.assertTrue(0 < len(payload["summary"]) <= 1024)
+        self.assertTrue(payload["source"])
+        self.assertIn(payload["severity"], ("critical", "error", "warning", "info"))
+        datetime_ok = re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)", payload["timestamp"])
+        self.assertTrue(datetime_ok, payload["timestamp"])
+        for link in request["links"]:
+            self.assertTrue(link["href"].startswith("https://"), link)
+
+    def test_an_alert_becomes_a_pagerduty_events_v2_request(self) -> None:
+        sample = json.loads((INFRA.parent / "events/contract/OnCallAlert.json").read_text())
+        request = self.rendered(sample["detail"])
+        self.assert_pagerduty_v2(request)
+        self.assertEqual(request["dedup_key"], sample["detail"]["incident_id"], "one PagerDuty alert per incident")
+        resolve = dict(sample["detail"], action="resolve", severity="info")
+        self.assertEqual(self.rendered(resolve)["event_action"], "resolve")
+        rule = self.main["Resources"]["PagingRule"]["Properties"]
+        self.assertEqual(rule["EventPattern"]["detail-type"], ["OnCallAlert"])
+        self.assertEqual(self.main["Resources"]["PagerDutyDestination"]["Properties"]["InvocationEndpoint"],
+                         "https://events.pagerduty.com/v2/enqueue")
+
+    def test_a_bad_alert_breaks_the_shape_check(self) -> None:
+        sample = json.loads((INFRA.parent / "events/contract/OnCallAlert.json").read_text())
+        with self.assertRaises(AssertionError):
+            self.assert_pagerduty_v2(self.rendered(dict(sample["detail"], severity="urgent")))
+
+    def test_the_email_filter_is_the_one_the_demo_and_the_tests_subscribe_with(self) -> None:
+        import demo  # noqa: PLC0415
+        mapping = {k: v["Severities"] for k, v in self.main["Mappings"]["SeverityFilter"].items()}
+        policy = self.main["Resources"]["NotificationEmailSubscription"]["Properties"]["FilterPolicy"]["$or"]
+        self.assertEqual(policy[1], {"event_type": ["IncidentOpened", "FailoverCompleted", "IncidentClosed"]})
+        self.assertEqual(policy[2], {"severity": [{"exists": False}]})
+        for minimum, severities in mapping.items():
+            self.assertEqual(demo.email_filter_policy(minimum),
+                             {"$or": [{"severity": severities}, policy[1], policy[2]]})
+
+
 class DeployerPolicy(unittest.TestCase):
     """infra/deployer-policy.json grants what stackctl calls and what CloudFormation needs
     for every resource type the templates declare (read from the code and the templates;
@@ -390,7 +458,8 @@ class DeployerPolicy(unittest.TestCase):
 
     # boto3 client attribute in stackctl → IAM service prefix; calls whose action is not the
     # operation's own name.
-    services = {"cfn": "cloudformation", "s3": "s3", "ssm": "ssm", "ec2": "ec2", "lam": "lambda", "cloudwatch": "cloudwatch"}
+    services = {"cfn": "cloudformation", "s3": "s3", "ssm": "ssm", "ec2": "ec2", "lam": "lambda", "cloudwatch": "cloudwatch",
+                "sqs": "sqs"}
     renamed = {
         "s3.head_bucket": ["s3:ListBucket"], "s3.head_object": ["s3:GetObject"],
         "s3.put_bucket_encryption": ["s3:PutEncryptionConfiguration"],
@@ -406,6 +475,11 @@ class DeployerPolicy(unittest.TestCase):
                                  "dynamodb:UpdateTimeToLive", "dynamodb:UpdateContinuousBackups", "dynamodb:TagResource"],
         "AWS::Events::EventBus": ["events:CreateEventBus", "events:DeleteEventBus", "events:DescribeEventBus",
                                   "events:TagResource"],
+        "AWS::Events::Connection": ["events:CreateConnection", "events:DeleteConnection", "events:DescribeConnection",
+                                    "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret",
+                                    "secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue"],
+        "AWS::Events::ApiDestination": ["events:CreateApiDestination", "events:DeleteApiDestination",
+                                        "events:DescribeApiDestination"],
         "AWS::Events::Rule": ["events:PutRule", "events:DeleteRule", "events:DescribeRule", "events:PutTargets",
                               "events:RemoveTargets"],
         "AWS::IAM::Role": ["iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:PutRolePolicy",

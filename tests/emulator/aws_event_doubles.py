@@ -10,6 +10,10 @@
   bus shortly after. Opt-in, because the integration tests deliver those events themselves.
 - PutEvents refuses a request whose entries total 256 KB or more, as EventBridge does
   (moto checks only the count of entries).
+- A list item that resolves to `AWS::NoValue` (`!If [cond, item, !Ref AWS::NoValue]`) is
+  dropped from its list, as CloudFormation does ("AWS::NoValue: Removes the corresponding
+  resource property when specified as a return value in the Fn::If intrinsic function");
+  moto keeps it as a null, which no policy statement, tag or resource list may hold.
 - Lambda GetAccountSettings (moto has no route for it): the account's concurrency quota
   (`MOTO_LAMBDA_CONCURRENCY_QUOTA`, default 1,000) and what the functions leave unreserved.
 """
@@ -23,6 +27,7 @@ import re
 import threading
 from typing import Any
 
+from moto.cloudformation import parsing
 from moto.cloudformation.parsing import get_model_list, get_model_map
 from moto.cloudwatch.models import CloudWatchBackend, cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
@@ -216,11 +221,39 @@ def get_account_settings(request: Any, full_url: str, headers: Any) -> tuple[int
     return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
 
+_original_clean_json = parsing.clean_json
+
+
+def clean_json(resource_json: Any, resources_map: Any) -> Any:
+    if isinstance(resource_json, list):
+        resolved = [clean_json(item, resources_map) for item in resource_json]
+        return [v for v, item in zip(resolved, resource_json) if not (v is None and _may_be_no_value(item))]
+    return _original_clean_json(resource_json, resources_map)
+
+
+def _may_be_no_value(item: Any) -> bool:
+    """An item written as `!Ref AWS::NoValue` or an `Fn::If` (whose branch may be one)."""
+    return isinstance(item, dict) and (item.get("Ref") == "AWS::NoValue" or "Fn::If" in item)
+
+
+class _NoConditions:
+    """The least of a ResourceMap the self-check below needs: every condition false."""
+
+    lazy_condition_map: dict[str, bool] = {"c": False}
+
+    def __getitem__(self, key: str) -> None:
+        assert key == "AWS::NoValue", key
+
+
 def install() -> None:
     # moto caches its model list on first use; this runs before the server takes requests.
     get_model_list.cache_clear()
     get_model_map.cache_clear()
     assert "AWS::CloudWatch::Alarm" in get_model_map()
+    # The parser recurses through the module's name: every nested list is cleaned this way.
+    parsing.clean_json = clean_json
+    assert parsing.clean_json([{"Fn::If": ["c", 1, {"Ref": "AWS::NoValue"}]}, {"Ref": "AWS::NoValue"}, 2],
+                              _NoConditions()) == [2]
     CloudWatchBackend.set_alarm_state = set_alarm_state
     lambda_urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = get_account_settings
     EventsBackend.put_events = put_events

@@ -442,6 +442,9 @@ _AUTHORIZATIONS = {
     ("elasticloadbalancing", "DescribeTargetHealth"): _anything,
     ("cloudwatch", "DescribeAlarms"): _describe_alarms,
     ("cloudwatch", "GetMetricData"): _anything,
+    # "ResourceARN: The ARN of the CloudWatch resource that you want to view tags for."
+    ("cloudwatch", "ListTagsForResource"): lambda r: [Authorization("cloudwatch:ListTagsForResource",
+                                                                    r.params["ResourceARN"])],
     # The deployer's own calls (stackctl); what CloudFormation then creates is not a request.
     **{("cloudformation", a): _stack for a in ("CreateStack", "UpdateStack", "DeleteStack", "DescribeStackEvents",
                                                "DescribeStacks", "DescribeStackResources", "GetTemplate")},

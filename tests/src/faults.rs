@@ -153,11 +153,14 @@ impl Fault for StallAfterLaunch {
     }
 }
 
-/// The API operation a request calls: `X-Amz-Target`'s last part for JSON protocols,
-/// `Action=` for EC2's query protocol.
+/// The API operation a request calls: `X-Amz-Target`'s last part for JSON protocols, the
+/// path's `/operation/<name>` for RPC v2 CBOR (CloudWatch), `Action=` for query protocols.
 pub fn operation_of(request: &HttpRequest) -> String {
     if let Some(target) = request.headers().get("x-amz-target") {
         return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    if let Some((_, operation)) = request.uri().split_once("/operation/") {
+        return operation.to_string();
     }
     let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
     body.split('&')

@@ -49,6 +49,9 @@ struct Resolver<'a> {
 /// handler's own request.
 const NOT_IN_THE_HARNESS: [&str; 3] = ["AWS::Logs::LogGroup", "AWS::SQS::Queue", "AWS::KMS::Key"];
 
+/// What `!Ref AWS::NoValue` resolves to until its list drops it.
+const NO_VALUE: &str = "\u{0}AWS::NoValue";
+
 impl Resolver<'_> {
     fn reference(&self, name: &str) -> String {
         match name {
@@ -57,6 +60,7 @@ impl Resolver<'_> {
             "AWS::AccountId" => return ACCOUNT.into(),
             "AWS::Partition" => return "aws".into(),
             "AWS::URLSuffix" => return "amazonaws.com".into(),
+            "AWS::NoValue" => return NO_VALUE.into(),
             _ => {}
         }
         if let Some(v) = self.values.parameters.get(name).or_else(|| self.values.refs.get(name)) {
@@ -146,7 +150,10 @@ impl Resolver<'_> {
             };
         }
         match v {
-            Yaml::Sequence(items) => Value::Array(items.iter().map(|i| self.resolve(i)).collect()),
+            // CloudFormation drops a list item that resolves to AWS::NoValue.
+            Yaml::Sequence(items) => {
+                Value::Array(items.iter().map(|i| self.resolve(i)).filter(|v| v.as_str() != Some(NO_VALUE)).collect())
+            }
             Yaml::Mapping(m) => Value::Object(
                 m.iter()
                     .map(|(k, v)| (k.as_str().expect("string keys").to_string(), self.resolve(v)))

@@ -99,6 +99,10 @@ pub fn relaunch_config(store: &ha_domain::config::IncidentStore, launch_concurre
         witness_timeout_seconds: 240,
         wave_breaker: ha_domain::partition::WaveBreaker::new(MASS_OUTAGE_SERVERS, 15).expect("valid"),
         alarm_name_prefix: "outposts-ha-".into(),
+        // The tests replay alarms from 2026-11-22, long past any deadline: a report is due
+        // here only once every workload settled (ha-domain's tests and the simulator cover
+        // the deadline).
+        failover_report_seconds: 10 * 365 * 86_400,
     }
 }
 
@@ -173,7 +177,14 @@ pub fn bus_rules_from_template() -> Vec<BusRule> {
             continue;
         }
         for target in props["Targets"].as_sequence().into_iter().flatten() {
-            let function = get_att_target(&target["Arn"]).and_then(|id| Function::from_logical_id(&id));
+            let target_id = get_att_target(&target["Arn"]);
+            let target_type =
+                target_id.as_ref().and_then(|id| resources.get(id.as_str())).and_then(|r| r["Type"].as_str());
+            if target_type == Some("AWS::Events::ApiDestination") {
+                // Pages go to PagerDuty, not to a function: infra/tests checks their requests.
+                continue;
+            }
+            let function = target_id.and_then(|id| Function::from_logical_id(&id));
             rules.push(BusRule {
                 name: name.as_str().unwrap().to_string(),
                 on_project_bus: props.get("EventBusName").is_some(),
@@ -207,6 +218,8 @@ pub struct Stack {
     sqs: aws_sdk_sqs::Client,
     routes: Vec<Route>,
     mailbox_url: String,
+    inbox_url: String,
+    facts_url: String,
     invocations: AtomicUsize,
     role_sdks: HashMap<&'static str, roles::RoleSession>,
 }
@@ -302,6 +315,25 @@ impl Stack {
             routes.push(Route { queue_url, target: rule.target });
         }
 
+        // Every fact on the project bus, for tests of what was told (most never become mail).
+        let (facts_url, facts_arn) = queue(&sqs, "facts").await;
+        events
+            .put_rule()
+            .name("facts-tap")
+            .event_bus_name(&bus_name)
+            .event_pattern(serde_json::json!({"source": [ha_domain::contract::EVENT_SOURCE]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        events
+            .put_targets()
+            .rule("facts-tap")
+            .event_bus_name(&bus_name)
+            .targets(aws_sdk_eventbridge::types::Target::builder().id("tap").arn(facts_arn).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+
         let sns = aws_sdk_sns::Client::new(sdk);
         let topic_arn = sns
             .create_topic()
@@ -314,6 +346,17 @@ impl Stack {
             .to_string();
         let (mailbox_url, mailbox_arn) = queue(&sqs, "mailbox").await;
         sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(mailbox_arn).send().await.unwrap();
+        // What the stack's email subscription receives: its filter policy at the default.
+        let (inbox_url, inbox_arn) = queue(&sqs, "inbox").await;
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(inbox_arn)
+            .attributes("FilterPolicyScope", "MessageAttributes")
+            .attributes("FilterPolicy", email_filter_policy("warning").to_string())
+            .send()
+            .await
+            .unwrap();
 
         let witness_document = create_witness_document(sdk).await;
         let store = ha_domain::config::IncidentStore {
@@ -324,10 +367,11 @@ impl Stack {
         // Each handler runs with its own template role's credentials.
         let values = roles::TemplateValues {
             stack_name: STACK_NAME.into(),
-            parameters: [(
-                "BackupAutomationRoleArn".to_string(),
-                backup_config(&store).automation_role_arn.unwrap_or_default(),
-            )]
+            parameters: [
+                ("BackupAutomationRoleArn".to_string(), backup_config(&store).automation_role_arn.unwrap_or_default()),
+                // Paging on: the notifier puts its pages on the bus.
+                ("PagerDutyRoutingKey".to_string(), "R0UT1NGKEY0123456789".to_string()),
+            ]
             .into(),
             refs: [
                 ("NotificationTopic".to_string(), topic_arn.clone()),
@@ -362,7 +406,12 @@ impl Stack {
         );
         let relaunch = Relaunch::new(relaunch_config(&store, launch_concurrency), &handler_sdk_of(roles::RELAUNCH));
         let notifier = notifier::Notifier::new(
-            notifier::Config { topic_arn: topic_arn.clone() },
+            notifier::Config {
+                topic_arn: topic_arn.clone(),
+                chat_topic_arn: None,
+                event_bus_name: Some(bus_name.clone()),
+                presentation: notifier::presentation::Presentation::new("UTC", RUNBOOK_URL, "").expect("UTC is a zone"),
+            },
             &handler_sdk_of(roles::NOTIFIER),
         );
         let backup_scheduler = BackupScheduler::new(backup_config(&store), &handler_sdk_of(roles::BACKUP_SCHEDULER));
@@ -382,6 +431,8 @@ impl Stack {
             sqs,
             routes,
             mailbox_url,
+            inbox_url,
+            facts_url,
             invocations: AtomicUsize::new(0),
             role_sdks,
         }
@@ -526,10 +577,38 @@ impl Stack {
         }
     }
 
+    /// Facts put on the project bus since the last call, as [`Notification`]s without a
+    /// subject (the body is the event's detail JSON): what was told, mailed or not.
+    pub async fn told(&self) -> Vec<Notification> {
+        let mut all = Vec::new();
+        for body in self.receive_all(&self.facts_url).await {
+            let event: Value = serde_json::from_str(&body).unwrap();
+            let detail = &event["detail"];
+            all.push(Notification {
+                subject: String::new(),
+                body: detail.to_string(),
+                event_type: event["detail-type"].as_str().unwrap_or_default().to_string(),
+                severity: String::new(),
+                server_id: detail["server_id"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+        all
+    }
+
     /// Notifications that reached the topic's SQS subscriber, oldest first.
     pub async fn notifications(&self) -> Vec<Notification> {
+        self.messages(&self.mailbox_url).await
+    }
+
+    /// What an email subscriber of the stack receives (the template's filter policy at its
+    /// default, warning and above), oldest first.
+    pub async fn inbox(&self) -> Vec<Notification> {
+        self.messages(&self.inbox_url).await
+    }
+
+    async fn messages(&self, queue_url: &str) -> Vec<Notification> {
         let mut all = Vec::new();
-        for body in self.receive_all(&self.mailbox_url).await {
+        for body in self.receive_all(queue_url).await {
             let envelope: Value = serde_json::from_str(&body).unwrap();
             let attribute =
                 |k: &str| envelope["MessageAttributes"][k]["Value"].as_str().unwrap_or_default().to_string();
@@ -576,6 +655,24 @@ async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
         .unwrap();
     (url, arn)
 }
+
+/// The email subscription's filter policy as the template builds it for `minimum`
+/// (EmailMinimumSeverity): the severities its mapping lists, an incident's thread, or no
+/// severity at all (a test in infra/tests holds the template to this shape).
+pub fn email_filter_policy(minimum: &str) -> Value {
+    let template: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(template_path()).unwrap()).unwrap();
+    let severities = &template["Mappings"]["SeverityFilter"][minimum]["Severities"];
+    let severities: Vec<String> = serde_norway::from_value(severities.clone()).expect("a list of severities");
+    serde_json::json!({"$or": [
+        {"severity": severities},
+        {"event_type": ["IncidentOpened", "FailoverCompleted", "IncidentClosed"]},
+        {"severity": [{"exists": false}]},
+    ]})
+}
+
+/// The runbook link every message ends with in the tests.
+pub const RUNBOOK_URL: &str = "https://github.com/outposts-ha/outposts-ha/blob/main/docs/runbook.md";
 
 /// The stack name the harness deploys as (and the backup parameters' path segment).
 pub const STACK_NAME: &str = "outposts-ha-test";

@@ -18,6 +18,7 @@ fn request(workload: &Workload) -> serde_json::Value {
     let event = ProjectEvent::RelaunchRequested(RelaunchRequested {
         incident_id: INCIDENT.into(),
         server_id: SERVER.into(),
+        site_name: None,
         detected_at: "2026-11-22T10:00:00.000Z".into(),
         workloads: vec![workload.clone()],
     });
@@ -117,8 +118,8 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
 
     let notes = stack.deliver().await;
     assert!(notes.handler_errors.is_empty());
-    let adopted = stack.notifications().await.into_iter().find(|n| n.event_type == "WorkloadRelaunched").unwrap();
-    assert!(adopted.body.contains("adopted"), "{}", adopted.body);
+    let adopted = stack.told().await.into_iter().find(|n| n.event_type == "WorkloadRelaunched").unwrap();
+    assert!(adopted.body.contains("\"adopted\":true"), "{}", adopted.body);
 }
 
 #[tokio::test]

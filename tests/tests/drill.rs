@@ -64,7 +64,7 @@ async fn a_drill_gives_every_workload_a_verdict_and_launches_nothing() {
     let notes = stack.notifications().await;
     assert_eq!(notes.len(), 1, "{notes:#?}");
     assert_eq!(notes[0].event_type, "DrillCompleted");
-    assert_eq!(notes[0].subject, format!("[WARNING] Drill of {SERVER_A}: 3/5 workloads ready"));
+    assert_eq!(notes[0].subject, format!("[WARNING] {SERVER_A}: drill, 3 of 5 workloads ready"));
     assert!(notes[0].body.contains("NOT READY lost: subnet-0123456789abcdef0: does not exist"), "{}", notes[0].body);
     assert!(notes[0].body.contains(&format!("READY    pos -> {standby}")), "{}", notes[0].body);
 }

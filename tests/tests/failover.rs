@@ -6,7 +6,7 @@ use ha_aws::invocation::{HandlerError, NotYet};
 use ha_domain::model::tag;
 use outposts_ha_tests::emulator::Emulator;
 use outposts_ha_tests::site::{tag_of, DeclaredWorkload, Site};
-use outposts_ha_tests::stack::{alarm_event, Stack};
+use outposts_ha_tests::stack::{alarm_event, instance_running_event, Stack};
 use std::collections::{BTreeMap, BTreeSet};
 
 const SERVER_A: &str = "op-0000000000000000a";
@@ -86,22 +86,21 @@ async fn alarm_on_server_a_relaunches_exactly_its_workloads_with_tags_and_notifi
     assert_eq!(incidents.len(), 1, "one incident for one transition");
     assert_eq!(replaced_workloads(&w.site).await, names(&w.a).into_iter().collect::<Vec<_>>());
 
+    // One message, the opening, with its incident; per-workload facts stay on the bus.
     let notes = w.stack.notifications().await;
-    let subjects: Vec<&str> = notes.iter().map(|n| n.subject.as_str()).collect();
-    assert_eq!(notes.len(), 4, "{subjects:#?}");
-    assert!(
-        subjects.contains(&"[CRITICAL] Outposts server op-0000000000000000a down: relaunching 3 workload(s)"),
-        "{subjects:#?}"
-    );
+    let incident = incidents.iter().next().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert_eq!(notes[0].subject, format!("[CRITICAL] {incident} {SERVER_A}: server down, relaunching 3 workload(s)"));
+    assert_eq!(notes[0].server_id, SERVER_A);
+    assert!(notes[0].body.contains("Done by Outposts HA:") && notes[0].body.contains("Left to you:"));
+    let facts = w.stack.told().await;
     for d in &w.a {
         let instance = replacements.iter().find(|r| tag_of(r, tag::WORKLOAD) == Some(d.name.as_str())).unwrap();
-        let want = format!("[INFO] Relaunched {} from {SERVER_A} as {}", d.name, instance.instance_id().unwrap());
-        assert!(subjects.contains(&want.as_str()), "missing {want}: {subjects:#?}");
-    }
-    for n in &notes {
-        assert_eq!(n.server_id, SERVER_A);
-        assert!(n.body.contains("What to do next:"), "{}", n.body);
-        assert!(["IncidentOpened", "WorkloadRelaunched"].contains(&n.event_type.as_str()), "{}", n.event_type);
+        let told = facts
+            .iter()
+            .filter(|f| f.event_type == "WorkloadRelaunched" && f.body.contains(instance.instance_id().unwrap()))
+            .count();
+        assert_eq!(told, 1, "{} told relaunched once: {facts:#?}", d.name);
     }
 }
 
@@ -145,10 +144,9 @@ async fn five_concurrent_deliveries_of_one_event_launch_each_workload_once() {
     assert_eq!(again.relaunch_reports[0].as_launch().expect("a launch").already_handled.len(), 20);
     assert_eq!(w.site.replacements().await.len(), 20);
 
-    let notes = w.stack.notifications().await;
-    let opened = notes.iter().filter(|n| n.event_type == "IncidentOpened").count();
-    let relaunched = notes.iter().filter(|n| n.event_type == "WorkloadRelaunched").count();
-    assert_eq!((opened, relaunched), (1, 20), "one notification per fact, no duplicates");
+    let opened = w.stack.notifications().await.iter().filter(|n| n.event_type == "IncidentOpened").count();
+    let relaunched = w.stack.told().await.iter().filter(|n| n.event_type == "WorkloadRelaunched").count();
+    assert_eq!((opened, relaunched), (1, 20), "each fact told once, no duplicates");
 }
 
 #[tokio::test]
@@ -177,13 +175,15 @@ async fn a_flapping_alarm_does_not_launch_a_second_wave() {
 
     let notes = w.stack.notifications().await;
     let count = |t: &str| notes.iter().filter(|n| n.event_type == t).count();
-    assert_eq!(
-        (count("IncidentOpened"), count("ServerRecovered"), count("IncidentClosed"), count("WorkloadRelaunched")),
-        (2, 1, 1, 6),
-        "{notes:#?}"
-    );
-    let already =
-        notes.iter().filter(|n| n.body.contains("Nothing was launched: the workload already runs as")).count();
+    // The second incident's failover is complete at once: its workloads already serve.
+    assert_eq!((count("IncidentOpened"), count("IncidentClosed"), count("FailoverCompleted")), (2, 1, 1), "{notes:#?}");
+    let summary = notes.iter().find(|n| n.event_type == "FailoverCompleted").unwrap();
+    assert!(summary.subject.ends_with("failover complete: 3/3 up"), "{}", summary.subject);
+    assert_eq!(notes.len(), 4, "{notes:#?}");
+    let facts = w.stack.told().await;
+    let told = |t: &str| facts.iter().filter(|n| n.event_type == t).count();
+    assert_eq!((told("ServerRecovered"), told("WorkloadRelaunched")), (1, 6), "{facts:#?}");
+    let already = facts.iter().filter(|n| n.body.contains("\"already_replaced_in\"")).count();
     assert_eq!(already, 3, "the second incident says each workload already runs on its standby");
 }
 
@@ -217,8 +217,12 @@ async fn a_refused_destination_falls_back_and_an_exhausted_workload_escalates() 
     assert_eq!(fallback.subnet_id(), Some(good.as_str()));
 
     let notes = stack.notifications().await;
-    let relaunched =
-        notes.iter().find(|n| n.subject.starts_with("[INFO] Relaunched fallback")).expect("fallback notified");
+    let relaunched = stack
+        .told()
+        .await
+        .into_iter()
+        .find(|n| n.event_type == "WorkloadRelaunched" && n.body.contains("\"workload\":\"fallback\""))
+        .expect("fallback told");
     assert!(
         relaunched.body.contains(gone_1) && relaunched.body.contains("InvalidSubnetID.NotFound"),
         "{}",
@@ -228,7 +232,8 @@ async fn a_refused_destination_falls_back_and_an_exhausted_workload_escalates() 
         .iter()
         .find(|n| n.event_type == "WorkloadRelaunchFailed")
         .expect("an escalation for the stranded workload");
-    assert_eq!(escalation.subject, format!("[CRITICAL] MANUAL ACTION NEEDED: stranded from {SERVER_A} not relaunched"));
+    assert!(escalation.subject.starts_with("[CRITICAL] inc-"), "{}", escalation.subject);
+    assert!(escalation.subject.ends_with(&format!("{SERVER_A}: stranded not relaunched")), "{}", escalation.subject);
     assert_eq!(escalation.severity, "critical");
     assert!(escalation.body.contains(gone_1) && escalation.body.contains(gone_2), "{}", escalation.body);
 
@@ -294,4 +299,69 @@ async fn ignored_and_malformed_input_launches_nothing() {
     assert!(w.site.replacements().await.is_empty());
     // B's workloads are untouched by all of the above.
     assert!(!w.b.is_empty());
+}
+
+#[tokio::test]
+async fn a_hundred_workload_outage_and_its_return_mail_a_handful_of_messages() {
+    let moto = Emulator::start().await;
+    let sdk = moto.sdk_config().await;
+    let stack = Stack::deploy(&sdk, 10).await;
+    let site = Site::create(&sdk).await;
+    let standby = site.subnet("10.0.1.0/24").await;
+    for i in 0..100 {
+        site.declare(SERVER_A, &format!("app-{i:03}"), &[&standby], 100).await;
+    }
+    // Two whose only destination is gone: each needs a person.
+    for name in ["broken-1", "broken-2"] {
+        site.declare(SERVER_A, name, &["subnet-0deadbeef00000000"], 1).await;
+    }
+    stack.alarm(&alarm_event(ALARM_A, SERVER_A, "OK", "ALARM", T1)).await.unwrap();
+    assert!(stack.deliver().await.handler_errors.is_empty());
+    let replacements = site.replacements().await;
+    assert_eq!(replacements.len(), 100);
+    // Each replacement reaches running (no target groups: running is serving).
+    let ids: Vec<(String, String)> = replacements
+        .iter()
+        .enumerate()
+        .map(|(n, r)| (r.instance_id().unwrap().to_string(), format!("run-{n}")))
+        .collect();
+    let served =
+        join_all(ids.iter().map(|(id, request)| stack.relaunch.handle(instance_running_event(id), request))).await;
+    assert!(served.iter().all(Result::is_ok), "{:?}", served.iter().find(|r| r.is_err()));
+    stack.deliver().await;
+    stack.alarm(&alarm_event(ALARM_A, SERVER_A, "ALARM", "OK", T3)).await.unwrap();
+    assert!(stack.deliver().await.handler_errors.is_empty());
+
+    // The inbox: the opening, one message per workload that needs a person, the failover
+    // summary, the closing. Per-workload facts stay on the bus.
+    let inbox = stack.inbox().await;
+    let kinds: Vec<&str> = inbox.iter().map(|n| n.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["IncidentOpened", "WorkloadRelaunchFailed", "WorkloadRelaunchFailed", "FailoverCompleted", "IncidentClosed"],
+        "{:#?}",
+        inbox.iter().map(|n| &n.subject).collect::<Vec<_>>()
+    );
+    let incident = tag_of(&replacements[0], tag::INCIDENT).unwrap();
+    assert!(inbox.iter().all(|n| n.subject.contains(incident)), "the incident in every subject");
+    let summary = &inbox[3];
+    assert!(summary.subject.ends_with("failover: 100/102 up, 2 need you"), "{}", summary.subject);
+    assert!(summary.body.contains("broken-1: InvalidSubnetID.NotFound"), "{}", summary.body);
+    let closing = &inbox[4];
+    assert!(closing.body.contains("100 workload(s) had been replaced"), "{}", closing.body);
+    assert!(closing.body.contains("Timeline:"), "{}", closing.body);
+    assert_eq!(closing.severity, "info", "no original needed a person; it arrives as the thread: {}", closing.body);
+
+    // On the bus, every fact once; the pages: one trigger per critical message.
+    let facts = stack.told().await;
+    let count = |t: &str| facts.iter().filter(|f| f.event_type == t).count();
+    assert_eq!((count("WorkloadRelaunched"), count("WorkloadServing"), count("FailoverCompleted")), (100, 100, 1));
+    let pages: Vec<serde_json::Value> = facts
+        .iter()
+        .filter(|f| f.event_type == "OnCallAlert")
+        .map(|f| serde_json::from_str(&f.body).unwrap())
+        .collect();
+    let actions: Vec<&str> = pages.iter().map(|p| p["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "trigger").count(), 4, "{actions:?}");
+    assert!(pages.iter().all(|p| p["dedup_key"] == incident), "one on-call incident: {pages:#?}");
 }

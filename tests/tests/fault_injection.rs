@@ -49,9 +49,9 @@ async fn thirty_percent_of_aws_calls_throttled_delays_but_never_loses_or_duplica
     assert_eq!(replacements.len(), 10, "exactly one replacement per workload");
     assert_eq!(workloads.len(), 10);
 
-    let notes = stack.notifications().await;
+    let notes = stack.told().await;
     let count = |t: &str| notes.iter().filter(|n| n.event_type == t).count();
-    assert_eq!((count("IncidentOpened"), count("WorkloadRelaunched")), (1, 10), "every fact reported once");
+    assert_eq!((count("IncidentOpened"), count("WorkloadRelaunched")), (1, 10), "every fact told once");
 
     let (requests, throttled) = (counts.requests.load(Ordering::SeqCst), counts.throttled.load(Ordering::SeqCst));
     eprintln!("throttled {throttled} of {requests} AWS calls");

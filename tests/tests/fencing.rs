@@ -110,15 +110,19 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
         assert_eq!(tag_of(&r, tag::FENCED), None);
     }
 
+    let facts = stack.told().await;
+    assert_eq!(facts.iter().filter(|n| n.event_type == "OriginalFenced").count(), 3, "{facts:#?}");
+    // Mailed: only the original a person must deal with, and the closing.
     let notes = stack.notifications().await;
     let fenced: Vec<_> = notes.iter().filter(|n| n.event_type == "OriginalFenced").collect();
-    assert_eq!(fenced.len(), 3, "{notes:#?}");
-    let kiosk_note = fenced.iter().find(|n| n.body.contains("kiosk")).unwrap();
-    assert_eq!(kiosk_note.severity, "critical", "two copies running needs a person");
-    assert!(kiosk_note.body.contains("MANUAL ACTION NEEDED"));
+    assert_eq!(fenced.len(), 1, "{notes:#?}");
+    assert!(fenced[0].body.contains("kiosk"), "{}", fenced[0].body);
+    assert_eq!(fenced[0].severity, "critical", "two copies running needs a person");
+    assert!(fenced[0].body.contains("Two copies of kiosk are running"), "{}", fenced[0].body);
     let closed: Vec<_> = notes.iter().filter(|n| n.event_type == "IncidentClosed").collect();
     assert_eq!(closed.len(), 1);
-    assert!(closed[0].body.contains("3 workload(s) replaced; 3 original(s) handled"), "{}", closed[0].body);
+    assert!(closed[0].body.contains("Originals of the 3 replaced workload(s):"), "{}", closed[0].body);
+    assert!(closed[0].body.contains("Timeline:"), "{}", closed[0].body);
 
     // Redelivered: nothing is fenced twice, nothing is announced twice.
     stack.alarm(&recovered).await.unwrap();
@@ -128,7 +132,8 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
         "{:?}",
         again.relaunch_reports
     );
-    assert!(stack.notifications().await.iter().all(|n| n.event_type == "ServerRecovered"));
+    assert!(stack.notifications().await.is_empty(), "nothing mailed twice");
+    assert!(stack.told().await.iter().all(|n| n.event_type == "ServerRecovered"));
     assert_eq!(groups(&instance(&site, &before("pos")).await), quarantine);
 
     // On an operator's word (`make unfence INCIDENT=…`) the live fenced originals go back,
@@ -163,7 +168,7 @@ async fn a_recovered_server_has_exactly_its_replaced_originals_fenced_once_and_i
     stack.deliver().await;
     let told: Vec<_> = stack.notifications().await.into_iter().filter(|n| n.event_type == "OriginalUnfenced").collect();
     assert_eq!(told.len(), 2, "each original put back is told once: {told:#?}");
-    assert!(told.iter().all(|n| n.severity == "critical" && n.body.contains("two copies")), "{told:#?}");
+    assert!(told.iter().all(|n| n.severity == "critical" && n.body.contains("Two copies")), "{told:#?}");
     let again = stack.operator.handle(unfence(false)).await.unwrap();
     assert!(again.refused().is_some_and(|r| r.starts_with("no fenced instance found")), "{again:?}");
 

@@ -175,10 +175,13 @@ async fn an_original_with_an_lni_is_isolated_on_both_interfaces_and_put_back_on_
     assert_eq!(quarantine.len(), 1);
     assert!(![&app, &web, &store].contains(&&quarantine[0]));
     assert_eq!(isolated, vec![(0, quarantine.clone()), (1, quarantine.clone())]);
-    let notes = stack.notifications().await;
-    let fenced = notes.iter().find(|n| n.event_type == "OriginalFenced").expect("the fencing told");
-    assert!(fenced.body.contains("its 2 network interfaces"), "{}", fenced.body);
-    assert!(fenced.body.contains(&format!("{app}, {web}")) && fenced.body.contains(&store), "{}", fenced.body);
+    let facts = stack.told().await;
+    let fenced = facts.iter().find(|n| n.event_type == "OriginalFenced").expect("the fencing told");
+    let fenced: serde_json::Value = serde_json::from_str(&fenced.body).unwrap();
+    let kept = &fenced["previous_interface_groups"];
+    assert_eq!(kept.as_array().map(Vec::len), Some(2), "both interfaces' groups told: {fenced}");
+    let told = kept.to_string();
+    assert!(told.contains(&app) && told.contains(&web) && told.contains(&store), "{told}");
 
     // `make unfence FORCE=1` (its replacement still runs): each interface gets its own back.
     let unfence = serde_json::json!({

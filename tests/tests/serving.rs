@@ -82,11 +82,12 @@ async fn a_healthy_replacement_is_registered_before_the_original_is_deregistered
     let ignored = stack.relaunch.handle(running(&original), "serve-4").await.unwrap();
     assert_eq!(ignored.ignored(), Some("not a replacement"));
     stack.deliver().await;
-    let notes = stack.notifications().await;
-    let serving: Vec<_> = notes.iter().filter(|n| n.event_type == "WorkloadServing").collect();
-    assert_eq!(serving.len(), 1, "{notes:#?}");
-    assert!(serving[0].body.contains(&format!("Originals deregistered: {original}.")), "{}", serving[0].body);
-    assert!(serving[0].body.contains("s after detection)"), "{}", serving[0].body);
+    let facts = stack.told().await;
+    let serving: Vec<_> = facts.iter().filter(|n| n.event_type == "WorkloadServing").collect();
+    assert_eq!(serving.len(), 1, "{facts:#?}");
+    let serving: serde_json::Value = serde_json::from_str(&serving[0].body).unwrap();
+    assert_eq!(serving["deregistered"], serde_json::json!([original]), "{serving}");
+    assert!(serving["detection_to_serving_seconds"].is_f64(), "{serving}");
 
     let item = aws_sdk_dynamodb::Client::new(&sdk)
         .query()

@@ -272,6 +272,7 @@ impl AlarmHandler {
                 let finish = ProjectEvent::FenceRequested(FenceRequested {
                     incident_id: open.to_string(),
                     server_id: server.to_string(),
+                    site_name: None,
                     recovered_at,
                 });
                 self.ports.bus.publish(&[finish]).await?;
@@ -305,6 +306,7 @@ impl AlarmHandler {
 
         let mut new_incident = false;
         let mut announced = false;
+        let site_name = self.site_name(t).await;
         if continued_from_flap {
             warn!(open_incident = %incident, "server went down again while its incident is open: continuing it, no second wave");
             ledger.extend_incident(&incident, now_epoch).await?;
@@ -327,17 +329,24 @@ impl AlarmHandler {
                 .await?;
             told(outcome, "the re-alarm")?;
         } else {
+            let unusable: Vec<String> = rejected
+                .iter()
+                .map(|r| format!("{} ({}): {}", r.launch_template_name, r.launch_template_id, r.reason))
+                .collect();
             let record = IncidentRecord {
                 incident: &incident,
                 server: &server,
                 alarm_arn: &t.alarm_arn,
                 alarm_name: &t.alarm_name,
                 detected_at: &detected_at,
+                site_name: site_name.as_deref(),
+                unusable: &unusable,
             };
             new_incident = ledger.record_incident(&record, now_epoch).await?;
             let event = ProjectEvent::IncidentOpened(IncidentOpened {
                 incident_id: incident.to_string(),
                 server_id: server.to_string(),
+                site_name: site_name.clone(),
                 alarm_name: t.alarm_name.clone(),
                 alarm_arn: t.alarm_arn.clone(),
                 detected_at: detected_at.clone(),
@@ -374,6 +383,7 @@ impl AlarmHandler {
                 .publish(&[ProjectEvent::RelaunchRequested(RelaunchRequested {
                     incident_id: incident.to_string(),
                     server_id: server.to_string(),
+                    site_name,
                     detected_at: incident_detected_at,
                     workloads: workloads.clone(),
                 })])
@@ -401,6 +411,18 @@ impl AlarmHandler {
         })
     }
 
+    /// The site's name from the alarm's tag. Best effort: a name is not worth delaying or
+    /// failing a failover for.
+    async fn site_name(&self, t: &AlarmTransition) -> Option<String> {
+        match self.ports.alarms.site_name(&t.alarm_arn).await {
+            Ok(name) => name,
+            Err(f) => {
+                warn!(failure = %f, "could not read the alarm's site name; the server id stands alone");
+                None
+            }
+        }
+    }
+
     /// Records and announces (once) an outage inside the server's maintenance window.
     #[allow(clippy::too_many_arguments)]
     async fn suppressed(
@@ -417,6 +439,7 @@ impl AlarmHandler {
         let event = ProjectEvent::RelaunchSuppressed(RelaunchSuppressed {
             incident_id: derived.to_string(),
             server_id: server.to_string(),
+            site_name: self.site_name(t).await,
             alarm_name: t.alarm_name.clone(),
             detected_at: detected_at.to_string(),
             maintenance_until: window.until.clone(),
@@ -473,6 +496,7 @@ impl AlarmHandler {
                 let fence = ProjectEvent::FenceRequested(FenceRequested {
                     incident_id: incident.to_string(),
                     server_id: server.to_string(),
+                    site_name: self.site_name(t).await,
                     recovered_at: recovered_at.clone(),
                 });
                 self.ports.bus.publish(&[fence]).await?;

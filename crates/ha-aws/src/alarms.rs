@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{AlarmType, Dimension, MetricAlarm};
 use ha_domain::alarm::{AlarmState, AlarmTransition, PayloadShape, WatchedMetric};
 use ha_domain::error::AwsFailure;
+use ha_domain::model::tag;
 use ha_ports::AlarmStates;
 
 #[derive(Clone)]
@@ -71,5 +72,23 @@ impl AlarmStates for CloudWatchAlarms {
             found.extend(page.metric_alarms().iter().filter_map(transition));
         }
         Ok(found)
+    }
+
+    async fn site_name(&self, alarm_arn: &str) -> Result<Option<String>, AwsFailure> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(alarm_arn)
+            .send()
+            .await
+            .map_err(|e| failure("ListTagsForResource", &e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(tag::SITE_NAME))
+            .and_then(|t| t.value())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string))
     }
 }

@@ -21,7 +21,22 @@ impl Topic {
         body: &str,
         attributes: &[(&str, String)],
     ) -> Result<String, AwsFailure> {
-        let mut request = self.client.publish().topic_arn(&self.topic_arn).subject(subject).message(body);
+        self.send(Some(subject), body, attributes).await
+    }
+
+    /// A message without a subject (a chat card: its body is the whole message).
+    pub async fn publish_raw(&self, body: &str, attributes: &[(&str, String)]) -> Result<String, AwsFailure> {
+        self.send(None, body, attributes).await
+    }
+
+    async fn send(
+        &self,
+        subject: Option<&str>,
+        body: &str,
+        attributes: &[(&str, String)],
+    ) -> Result<String, AwsFailure> {
+        let mut request =
+            self.client.publish().topic_arn(&self.topic_arn).set_subject(subject.map(str::to_string)).message(body);
         for (name, value) in attributes {
             let value = MessageAttributeValue::builder()
                 .data_type("String")

@@ -78,6 +78,8 @@ pub enum ProjectEvent {
     WitnessVerdict(WitnessVerdict),
     MassOutage(MassOutage),
     ReleaseRequested(ReleaseRequested),
+    FailoverCompleted(FailoverCompleted),
+    OnCallAlert(OnCallAlert),
 }
 
 impl ProjectEvent {
@@ -106,6 +108,8 @@ impl ProjectEvent {
             ProjectEvent::WitnessVerdict(_) => "WitnessVerdict",
             ProjectEvent::MassOutage(_) => "MassOutage",
             ProjectEvent::ReleaseRequested(_) => "ReleaseRequested",
+            ProjectEvent::FailoverCompleted(_) => "FailoverCompleted",
+            ProjectEvent::OnCallAlert(_) => "OnCallAlert",
         }
     }
 
@@ -179,6 +183,8 @@ impl ProjectEvent {
             ProjectEvent::WitnessVerdict(e) => Some(&e.server_id),
             ProjectEvent::MassOutage(_) => None,
             ProjectEvent::ReleaseRequested(_) => None,
+            ProjectEvent::FailoverCompleted(e) => Some(&e.server_id),
+            ProjectEvent::OnCallAlert(e) => e.server_id.as_deref(),
         }
     }
 }
@@ -188,6 +194,9 @@ impl ProjectEvent {
 pub struct IncidentOpened {
     pub incident_id: String,
     pub server_id: String,
+    /// The site's name, from the server alarm's `outposts-ha:site-name` tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
     pub alarm_name: String,
     pub alarm_arn: String,
     /// When the alarm changed state (the incident's detection time).
@@ -215,6 +224,9 @@ pub struct IncidentContinued {
 pub struct RelaunchRequested {
     pub incident_id: String,
     pub server_id: String,
+    /// The site's name (the server alarm's `outposts-ha:site-name` tag), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
     pub detected_at: String,
     pub workloads: Vec<Workload>,
 }
@@ -277,6 +289,9 @@ pub struct RestoredFrom {
 pub struct WorkloadRelaunchFailed {
     pub incident_id: String,
     pub server_id: String,
+    /// The site's name (the server alarm's `outposts-ha:site-name` tag), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
     pub workload: String,
     pub launch_template_id: String,
     /// Why: our own reason, or the last destination's AWS error code.
@@ -305,6 +320,9 @@ pub struct ServerRecovered {
 pub struct FenceRequested {
     pub incident_id: String,
     pub server_id: String,
+    /// The site's name (the server alarm's `outposts-ha:site-name` tag), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
     pub recovered_at: String,
 }
 
@@ -376,6 +394,9 @@ pub struct BackupStale {
 pub struct OriginalFenced {
     pub incident_id: String,
     pub server_id: String,
+    /// The site's name (the server alarm's `outposts-ha:site-name` tag), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
     pub workload: String,
     pub instance_id: String,
     pub replacement_instance_id: String,
@@ -537,10 +558,38 @@ impl FenceOutcome {
 pub struct IncidentClosed {
     pub incident_id: String,
     pub server_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
     pub recovered_at: String,
     pub replaced: Vec<String>,
     pub fenced: Vec<String>,
+    /// What happened to each original of a replaced workload.
+    #[serde(default)]
+    pub originals: Vec<HandledOriginal>,
+    /// Workloads the incident did not replace (failed, held, lost): their originals run
+    /// again now, beside any copy a person launched by hand.
+    #[serde(default)]
+    pub not_replaced: Vec<String>,
+    /// The incident's milestones, oldest first.
+    #[serde(default)]
+    pub timeline: Vec<Milestone>,
     pub summary: String,
+}
+
+/// One original of a replaced workload as the incident left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandledOriginal {
+    pub workload: String,
+    pub instance_id: String,
+    pub action: FenceOutcome,
+}
+
+/// A moment in an incident's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Milestone {
+    /// RFC 3339.
+    pub at: String,
+    pub what: String,
 }
 
 /// A protected server's alarm went into ALARM during its maintenance window: recorded,
@@ -550,6 +599,8 @@ pub struct RelaunchSuppressed {
     /// The incident this transition would have opened.
     pub incident_id: String,
     pub server_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
     pub alarm_name: String,
     pub detected_at: String,
     pub maintenance_until: String,
@@ -669,6 +720,9 @@ pub struct IncidentStatusRequested {
 pub struct WitnessVerdict {
     pub incident_id: String,
     pub server_id: String,
+    /// The site's name (the server alarm's `outposts-ha:site-name` tag), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
     pub finding: WitnessFinding,
     /// Held until an operator releases them (`release_command`) or the server comes back.
     pub held: Vec<HeldWorkload>,
@@ -712,6 +766,113 @@ pub struct ReleaseRequested {
     #[serde(default)]
     pub workload: Option<String>,
     pub requested_at: String,
+}
+
+/// The failover of one incident as it stands once every workload settled, or when the
+/// deadline passed first (told once per incident).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailoverCompleted {
+    pub incident_id: String,
+    pub server_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
+    pub detected_at: String,
+    pub reported_at: String,
+    /// Every workload settled; false: the deadline passed first.
+    pub complete: bool,
+    /// Workloads the incident covers.
+    pub workloads: usize,
+    /// Replacements running and healthy behind their target groups.
+    pub serving: Vec<String>,
+    /// Replacements launched that do not serve yet.
+    pub not_serving: Vec<NotServing>,
+    pub failed: Vec<FailedRelaunch>,
+    /// Held until an operator releases them (partition, wave).
+    pub held: Vec<String>,
+    /// Not launched yet (a launch in flight, or a witness still out).
+    pub pending: Vec<String>,
+    /// Launch templates tagged for the server that are not usable workloads (never
+    /// relaunched): `name (lt-…): reason`.
+    #[serde(default)]
+    pub unusable: Vec<String>,
+    /// The workload slowest from detection to serving.
+    pub slowest: Option<SlowestToServe>,
+    /// Backups the stateful replacements started from.
+    pub backups: Vec<BackupUsed>,
+}
+
+impl FailoverCompleted {
+    /// Something is left for a person: a failure, a hold, or a workload not serving yet.
+    pub fn needs_person(&self) -> bool {
+        !(self.failed.is_empty()
+            && self.held.is_empty()
+            && self.not_serving.is_empty()
+            && self.pending.is_empty()
+            && self.unusable.is_empty())
+    }
+
+    /// Replacements EC2 accepted (serving or not).
+    pub fn launched(&self) -> usize {
+        self.serving.len() + self.not_serving.len()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotServing {
+    pub workload: String,
+    pub replacement_instance_id: Option<String>,
+    /// What its last health check was waiting for (`tg-name: unhealthy`).
+    pub waiting_for: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRelaunch {
+    pub workload: String,
+    pub error_code: RelaunchFailure,
+    pub error_message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlowestToServe {
+    pub workload: String,
+    pub detection_to_serving_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupUsed {
+    pub workload: String,
+    pub image_id: String,
+    pub age_seconds: Option<i64>,
+}
+
+/// What on-call tooling does with an alert: open (or add to) the incident, or resolve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertAction {
+    Trigger,
+    Resolve,
+}
+
+/// The notifier's page for on-call tooling, shaped for PagerDuty Events v2 (its rule
+/// forwards it through an API destination): one alert per incident by `dedup_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnCallAlert {
+    /// The incident id (a wave's alerts: `wave-<started_at>`).
+    pub dedup_key: String,
+    pub action: AlertAction,
+    /// PagerDuty's severities: critical, error, warning or info.
+    pub severity: String,
+    /// At most 1,024 characters.
+    pub summary: String,
+    /// The site and server the alert is about.
+    pub source: String,
+    /// The fact it reports (`detail-type`).
+    pub event_type: String,
+    pub incident_id: Option<String>,
+    pub server_id: Option<String>,
+    pub occurred_at: String,
+    pub runbook_url: String,
+    pub dashboard_url: String,
 }
 
 #[cfg(test)]

@@ -8,12 +8,12 @@
 //! | `SERVER#op-…`      | `MAINTENANCE`    | relaunch suppressed until `until_epoch`     |
 //! | `SERVER#op-…`      | `ALARM_STATE`    | the newest transition seen: `up`, `changed_ms` |
 //! | `SERVER#op-…`      | `RECOVERED`      | a recovery with no incident open was told   |
-//! | `INCIDENT#inc-…`   | `META`           | the incident: server, alarm, times, status  |
+//! | `INCIDENT#inc-…`   | `META`           | the incident: server, site, alarm, times, status, plan |
 //! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
 //! | `INCIDENT#inc-…`   | `FENCED#i-…`     | an original's fencing was reported          |
 //! | `INCIDENT#inc-…`   | `SERVING#name`   | a replacement's serving was reported        |
 //! | `INCIDENT#inc-…`   | `SUPPRESSED`     | a suppressed relaunch was reported          |
-//! | `INCIDENT#inc-…`   | `OPENED`, `REALARMED`, `RECOVERED`, `CLOSED`, `LOST#name` | the incident's other facts told |
+//! | `INCIDENT#inc-…`   | `OPENED`, `REALARMED`, `RECOVERED`, `CLOSED`, `LOST#name`, `FAILOVER` | the incident's other facts told |
 //! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
 //! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
 //! | `BACKUP#<exec id>` | `ADOPTED`        | what its backup did to the parameter        |
@@ -104,6 +104,8 @@ pub enum IncidentMark<'a> {
     Closed,
     /// The witness's verdict and what each workload does on it.
     Witnessed,
+    /// The failover's report (every workload settled, or the deadline passed).
+    FailoverReported,
 }
 
 impl IncidentMark<'_> {
@@ -118,6 +120,7 @@ impl IncidentMark<'_> {
             IncidentMark::ReplacementLost { workload } => format!("LOST#{workload}"),
             IncidentMark::Closed => "CLOSED".to_string(),
             IncidentMark::Witnessed => "WITNESSED".to_string(),
+            IncidentMark::FailoverReported => "FAILOVER".to_string(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod failover;
 pub mod fencing;
 pub mod incident;
 pub mod launch;

@@ -80,6 +80,8 @@ pub mod tag {
     /// On a witness instance (optional): the store-network address it must reach for its
     /// silence to count (default: the gateway on its way to the first original).
     pub const WITNESS_CONTROL: &str = "outposts-ha:witness-control";
+    /// On a server's alarm: the site's name people know it by (`make protect NAME=…`).
+    pub const SITE_NAME: &str = "outposts-ha:site-name";
 
     pub const ALL: &[(&str, &str)] = &[
         ("protected_server", PROTECTED_SERVER),
@@ -109,6 +111,7 @@ pub mod tag {
         ("probe", PROBE),
         ("witness_for", WITNESS_FOR),
         ("witness_control", WITNESS_CONTROL),
+        ("site_name", SITE_NAME),
     ];
 }
 

@@ -117,6 +117,8 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "WitnessVerdict",
         "MassOutage",
         "ReleaseRequested",
+        "FailoverCompleted",
+        "OnCallAlert",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

@@ -9,4 +9,7 @@ pub trait AlarmStates: Send + Sync {
     /// Every alarm whose name starts with `name_prefix`, each as a transition into its
     /// current state at the time it entered it (no previous state).
     async fn current(&self, name_prefix: &str) -> Result<Vec<AlarmTransition>, AwsFailure>;
+
+    /// The site name a server's alarm carries (its `outposts-ha:site-name` tag), if any.
+    async fn site_name(&self, alarm_arn: &str) -> Result<Option<String>, AwsFailure>;
 }

@@ -7,6 +7,7 @@ use crate::fleet::Fleet;
 use crate::table::{Change, Condition, Item, Table, Value, SK};
 use ha_domain::contract::{ProjectEvent, RelaunchRequested};
 use ha_domain::error::AwsFailure;
+use ha_domain::failover::{IncidentFacts, Plan, WorkloadProgress};
 use ha_domain::incident::{IncidentId, MaintenanceWindow, ServerLedgerState};
 use ha_domain::launch::ClaimRecord;
 use ha_domain::ledger::{
@@ -33,6 +34,9 @@ pub struct IncidentRecord<'a> {
     pub alarm_arn: &'a str,
     pub alarm_name: &'a str,
     pub detected_at: &'a str,
+    pub site_name: Option<&'a str>,
+    /// Templates tagged for the server that are not usable: `name (lt-…): reason`.
+    pub unusable: &'a [String],
 }
 
 /// What a claim launches: the workload as declared when it was claimed, and on what grounds.
@@ -143,6 +147,10 @@ const TELLING: &str = "telling";
 /// A server's recovery told while no incident was open (sort key under the server).
 const RECOVERED: &str = "RECOVERED";
 const TOLD: &str = "told";
+/// Sort-key prefix of a lost replacement's mark (`IncidentMark::ReplacementLost`).
+const LOST_PREFIX: &str = "LOST#";
+/// Sort-key prefix of a serving replacement's mark (`IncidentMark::Serving`).
+const SERVING_PREFIX: &str = "SERVING#";
 
 fn s(v: impl Into<String>) -> Value {
     Value::S(v.into())
@@ -261,6 +269,8 @@ impl Ledger {
             ("alarm_arn", s(r.alarm_arn)),
             ("alarm_name", s(r.alarm_name)),
             ("detected_at", s(r.detected_at)),
+            ("site_name", s(r.site_name.unwrap_or_default())),
+            ("unusable", s(serde_json::to_string(r.unusable).unwrap_or_default())),
             ("status", s(IncidentStatus::Open.as_str())),
             ("announced", Value::Bool(false)),
             ("created_epoch", Value::N(now_epoch)),
@@ -554,6 +564,78 @@ impl Ledger {
         self.table.put(&server_key(server), MAINTENANCE, record, None).await.map(drop)
     }
 
+    /// Records the workloads a launch pass was asked for and which it held: what the
+    /// failover report counts (the newest pass's word).
+    pub async fn record_plan(&self, incident: &IncidentId, plan: &Plan) -> Result<(), AwsFailure> {
+        let list = |names: &BTreeSet<String>| s(serde_json::to_string(names).unwrap_or_default());
+        let changes = vec![set("plan_workloads", list(&plan.workloads)), set("plan_held", list(&plan.held))];
+        self.table.update(&incident_key(incident), META, changes, Some(Condition::ItemExists)).await.map(drop)
+    }
+
+    /// Records what a replacement's last health check waited for (until it serves).
+    pub async fn record_waiting(&self, incident: &IncidentId, workload: &str, waiting: &str) -> Result<(), AwsFailure> {
+        let not_serving = Condition::And(vec![Condition::ItemExists, Condition::field_absent("serving_at")]);
+        let changes = vec![set("waiting_for", s(waiting))];
+        self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(not_serving)).await.map(drop)
+    }
+
+    /// The incident and every workload's progress, in one read of its items; `None` when
+    /// the incident is unknown.
+    pub async fn progress_of(
+        &self,
+        incident: &IncidentId,
+    ) -> Result<Option<(IncidentFacts, Vec<WorkloadProgress>)>, AwsFailure> {
+        let items = self.table.query(&incident_key(incident), "").await?;
+        let mut facts = None;
+        let mut progress = Vec::new();
+        let (mut lost, mut serving) = (BTreeSet::new(), BTreeSet::new());
+        for item in &items {
+            let sk = get_s(item, SK).unwrap_or_default();
+            let text = |k: &str| get_s(item, k).filter(|v| !v.is_empty()).map(str::to_string);
+            if sk == META {
+                let names = |k: &str| text(k).and_then(|j| serde_json::from_str::<BTreeSet<String>>(&j).ok());
+                facts = Some(IncidentFacts {
+                    incident_id: incident.to_string(),
+                    server_id: text("server_id").unwrap_or_default(),
+                    site_name: text("site_name"),
+                    detected_at: text("detected_at").unwrap_or_default(),
+                    recovered_at: text("recovered_at"),
+                    closed: IncidentStatus::parse(get_s(item, "status")) == Some(IncidentStatus::Closed),
+                    plan: names("plan_workloads")
+                        .map(|workloads| Plan { workloads, held: names("plan_held").unwrap_or_default() }),
+                    unusable: text("unusable").and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+                });
+            } else if let Some(workload) = sk.strip_prefix(WORKLOAD_PREFIX) {
+                progress.push(WorkloadProgress {
+                    workload: workload.to_string(),
+                    status: WorkloadStatus::parse(get_s(item, "status")),
+                    outcome: get_s(item, "outcome_event").and_then(|o| serde_json::from_str(o).ok()),
+                    reported: get_bool(item, "reported"),
+                    launch_accepted_at: text("launch_accepted_at"),
+                    serving_at: text("serving_at"),
+                    lost: false,
+                    waiting_for: text("waiting_for"),
+                });
+            } else if let Some(workload) = sk.strip_prefix(LOST_PREFIX) {
+                if get_s(item, "state") == Some(TOLD) {
+                    lost.insert(workload.to_string());
+                }
+            } else if let Some(workload) = sk.strip_prefix(SERVING_PREFIX) {
+                if get_s(item, "state") == Some(TOLD) {
+                    serving.insert(workload.to_string());
+                }
+            }
+        }
+        for p in &mut progress {
+            p.lost = lost.contains(&p.workload);
+            // Serving counts once it was told (the time is recorded just before).
+            if !serving.contains(&p.workload) {
+                p.serving_at = None;
+            }
+        }
+        Ok(facts.map(|f| (f, progress)))
+    }
+
     /// Records when the workload's replacement started serving (the first time only).
     pub async fn record_serving(&self, incident: &IncidentId, workload: &str, at: &str) -> Result<(), AwsFailure> {
         let first = Condition::And(vec![Condition::ItemExists, Condition::field_absent("serving_at")]);
@@ -665,6 +747,7 @@ impl Ledger {
             incident_id: incident.to_string(),
             server_id: server.to_string(),
             detected_at: get_s(&meta, "detected_at").unwrap_or_default().to_string(),
+            site_name: get_s(&meta, "site_name").filter(|n| !n.is_empty()).map(str::to_string),
             workloads,
         }))
     }
@@ -880,8 +963,21 @@ impl Ledger {
 
     /// Whether `mark` was told (its telling finished).
     pub async fn was_told(&self, incident: &IncidentId, mark: IncidentMark<'_>) -> Result<bool, AwsFailure> {
+        Ok(self.told_marker(incident, mark).await?.is_some())
+    }
+
+    /// The marker `mark` was last told with, if it was told.
+    pub async fn told_marker(
+        &self,
+        incident: &IncidentId,
+        mark: IncidentMark<'_>,
+    ) -> Result<Option<String>, AwsFailure> {
         let item = self.table.get(&incident_key(incident), &mark.key()).await?;
-        Ok(item.as_ref().and_then(|i| get_s(i, "state")) == Some(TOLD))
+        Ok(item
+            .as_ref()
+            .filter(|i| get_s(i, "state") == Some(TOLD))
+            .and_then(|i| get_s(i, "marker"))
+            .map(str::to_string))
     }
 
     /// Forgets that `mark` was told, so it is told again if it happens again.

@@ -2,7 +2,7 @@
 //! to the body, and the message attributes subscription filter policies match on.
 
 use crate::severity::Severity;
-use crate::text::Text;
+use crate::text::{incident_of, Text};
 use ha_domain::contract::ProjectEvent;
 
 /// SNS limits subjects to 100 printable ASCII characters without line breaks.
@@ -80,31 +80,6 @@ fn attributes(event: &ProjectEvent, severity: Severity) -> Vec<(&'static str, St
         attributes.push(("incident_id", incident.to_string()));
     }
     attributes
-}
-
-fn incident_of(event: &ProjectEvent) -> Option<&str> {
-    match event {
-        ProjectEvent::IncidentOpened(e) => Some(&e.incident_id),
-        ProjectEvent::IncidentContinued(e) => Some(&e.incident_id),
-        ProjectEvent::RelaunchRequested(e) => Some(&e.incident_id),
-        ProjectEvent::WorkloadRelaunched(e) => Some(&e.incident_id),
-        ProjectEvent::WorkloadRelaunchFailed(e) => Some(&e.incident_id),
-        ProjectEvent::ServerRecovered(e) => e.incident_id.as_deref(),
-        ProjectEvent::FenceRequested(e) => Some(&e.incident_id),
-        ProjectEvent::OriginalFenced(e) => Some(&e.incident_id),
-        ProjectEvent::OriginalUnfenced(e) => Some(&e.incident_id),
-        ProjectEvent::IncidentClosed(e) => Some(&e.incident_id),
-        ProjectEvent::RelaunchSuppressed(e) => Some(&e.incident_id),
-        ProjectEvent::WorkloadServing(e) => Some(&e.incident_id),
-        ProjectEvent::UnfenceRequested(e) => e.incident_id.as_deref(),
-        ProjectEvent::IncidentStatusRequested(e) => e.incident_id.as_deref(),
-        ProjectEvent::WitnessVerdict(e) => Some(&e.incident_id),
-        ProjectEvent::MassOutage(_) | ProjectEvent::ReleaseRequested(_) => None,
-        ProjectEvent::DrillRequested(_) | ProjectEvent::DrillCompleted(_) | ProjectEvent::MaintenanceRequested(_) => {
-            None
-        }
-        ProjectEvent::BackupCompleted(_) | ProjectEvent::BackupFailed(_) | ProjectEvent::BackupStale(_) => None,
-    }
 }
 
 fn instance_of(event: &ProjectEvent) -> Option<&str> {

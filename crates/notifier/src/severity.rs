@@ -1,29 +1,32 @@
-//! The severity model: how soon a person must act on an event. It is the `severity`
-//! message attribute subscribers filter on and the `[TAG]` that starts every subject.
+//! The severity model: how soon a person must act. It is the `severity` message attribute
+//! subscription filter policies match on (the stack's email subscription takes warning
+//! and above by default), the `[TAG]` that starts every subject, and what pages.
+//!
+//! An incident reaches people as a few messages: its opening, one failover summary, one
+//! message per item that needs a person, and its closing. Per-workload facts
+//! (`WorkloadRelaunched`, `WorkloadServing`, an original isolated or terminated,
+//! `ServerRecovered`) and successful backups stay on the bus and in the ledger: no message.
 //!
 //! - **critical**: act now, or a workload stays down or runs twice. A server went down
 //!   (`IncidentOpened`); a workload is held while its server is partitioned or its witness
 //!   cannot say (`WitnessVerdict` with a hold), or many servers went down at once
-//!   (`MassOutage`); a workload will not be relaunched automatically, because every
-//!   destination refused or a stateful workload has no usable backup
-//!   (`WorkloadRelaunchFailed`); an original was left running beside its replacement
-//!   (`OriginalFenced`), or put back by force beside it (`OriginalUnfenced`).
+//!   (`MassOutage`); a workload was not relaunched (`WorkloadRelaunchFailed`: every
+//!   destination refused, no usable backup, its replacement lost); an original was left
+//!   running beside its replacement, or is the only copy (`OriginalFenced`), or was put
+//!   back by force beside it (`OriginalUnfenced`); a failover summary with items left for
+//!   a person (`FailoverCompleted`).
 //! - **warning**: service goes on, but a person should look soon. The witness could not
-//!   say, or holds only for a wave (`WitnessVerdict`). The alarm flapped
-//!   (`IncidentContinued`); a relaunch failed and will be retried
-//!   (`WorkloadRelaunchFailed`); a server came back and its originals may run beside their
-//!   replacements (`ServerRecovered`); an original was isolated or terminated
-//!   (`OriginalFenced`); a server went down during maintenance and nothing was relaunched
-//!   (`RelaunchSuppressed`); a backup failed or is older than its RPO (`BackupFailed`,
-//!   `BackupStale`); a drill found a workload that would not relaunch (`DrillCompleted`).
-//! - **info**: nothing to do. A witness verdict that held nothing, `WorkloadRelaunched`, `WorkloadServing`, `IncidentClosed`,
-//!   `BackupCompleted`, an original an operator put back (`OriginalUnfenced`), and a drill
-//!   where every workload would relaunch.
+//!   say, or holds only for a wave (`WitnessVerdict`); the alarm flapped
+//!   (`IncidentContinued`); a server went down during maintenance and nothing was
+//!   relaunched (`RelaunchSuppressed`); a backup failed or is older than its RPO
+//!   (`BackupFailed`, `BackupStale`); a drill found a workload that would not relaunch
+//!   (`DrillCompleted`).
+//! - **info**: nothing left to do. A failover where every workload serves, an incident
+//!   closed with every original handled (`IncidentClosed`; warning when an original needs
+//!   a person), a witness verdict that held nothing, an original an operator put back, a
+//!   drill where every workload would relaunch.
 //!
-//! Commands between functions (`RelaunchRequested`, `DrillRequested`,
-//! `MaintenanceRequested`, `UnfenceRequested`, `IncidentStatusRequested`,
-//! `ReleaseRequested`) have no
-//! severity: they are not news for people and are not sent.
+//! Commands between functions and `OnCallAlert` (the notifier's own page) have no severity.
 
 use ha_domain::contract::ProjectEvent;
 use ha_domain::partition::WitnessFinding;
@@ -45,7 +48,8 @@ impl Severity {
     }
 }
 
-/// `None` for events that are commands between functions, not news for people.
+/// `None` for events that are not a message for people: commands, and facts a summary or
+/// the closing carries.
 pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
     let severity = match event {
         ProjectEvent::RelaunchRequested(_)
@@ -54,8 +58,15 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
         | ProjectEvent::MaintenanceRequested(_)
         | ProjectEvent::UnfenceRequested(_)
         | ProjectEvent::IncidentStatusRequested(_)
-        | ProjectEvent::ReleaseRequested(_) => return None,
-        ProjectEvent::IncidentOpened(_) | ProjectEvent::MassOutage(_) => Severity::Critical,
+        | ProjectEvent::ReleaseRequested(_)
+        | ProjectEvent::OnCallAlert(_)
+        | ProjectEvent::WorkloadRelaunched(_)
+        | ProjectEvent::WorkloadServing(_)
+        | ProjectEvent::ServerRecovered(_)
+        | ProjectEvent::BackupCompleted(_) => return None,
+        ProjectEvent::IncidentOpened(_) | ProjectEvent::MassOutage(_) | ProjectEvent::WorkloadRelaunchFailed(_) => {
+            Severity::Critical
+        }
         ProjectEvent::WitnessVerdict(e) => {
             if e.held.iter().any(|h| !h.why.is_wave()) {
                 Severity::Critical
@@ -65,18 +76,25 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
                 Severity::Warning
             }
         }
-        ProjectEvent::WorkloadRelaunchFailed(e) => {
-            if e.error_code.is_missing_backup() || e.manual_action_required {
+        ProjectEvent::FailoverCompleted(e) => {
+            if e.needs_person() {
                 Severity::Critical
             } else {
-                Severity::Warning
+                Severity::Info
             }
         }
         ProjectEvent::OriginalFenced(e) => {
             if e.action.leaves_original_running() || e.action.replacement_not_running() {
                 Severity::Critical
             } else {
+                return None;
+            }
+        }
+        ProjectEvent::IncidentClosed(e) => {
+            if e.originals.iter().any(|o| o.action.leaves_original_running() || o.action.replacement_not_running()) {
                 Severity::Warning
+            } else {
+                Severity::Info
             }
         }
         ProjectEvent::OriginalUnfenced(e) => {
@@ -94,14 +112,9 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
             }
         }
         ProjectEvent::IncidentContinued(_)
-        | ProjectEvent::ServerRecovered(_)
         | ProjectEvent::RelaunchSuppressed(_)
         | ProjectEvent::BackupFailed(_)
         | ProjectEvent::BackupStale(_) => Severity::Warning,
-        ProjectEvent::WorkloadRelaunched(_)
-        | ProjectEvent::WorkloadServing(_)
-        | ProjectEvent::IncidentClosed(_)
-        | ProjectEvent::BackupCompleted(_) => Severity::Info,
     };
     Some(severity)
 }
@@ -145,10 +158,22 @@ mod tests {
         ProjectEvent::DrillCompleted(e)
     }
 
-    fn recovered_without_incident() -> ProjectEvent {
-        let ProjectEvent::ServerRecovered(mut e) = sample("ServerRecovered") else { unreachable!() };
-        e.incident_id = None;
-        ProjectEvent::ServerRecovered(e)
+    fn closed_leaving_one_running() -> ProjectEvent {
+        let ProjectEvent::IncidentClosed(mut e) = sample("IncidentClosed") else { unreachable!() };
+        e.originals[0].action = FenceOutcome::LeftRunning;
+        ProjectEvent::IncidentClosed(e)
+    }
+
+    fn failover(with_failure: bool) -> ProjectEvent {
+        let ProjectEvent::FailoverCompleted(mut e) = sample("FailoverCompleted") else { unreachable!() };
+        if !with_failure {
+            e.failed.clear();
+            e.held.clear();
+            e.not_serving.clear();
+            e.pending.clear();
+            e.unusable.clear();
+        }
+        ProjectEvent::FailoverCompleted(e)
     }
 
     #[test]
@@ -157,22 +182,17 @@ mod tests {
         let rows: Vec<(&str, ProjectEvent, Option<Severity>)> = vec![
             ("IncidentOpened", sample("IncidentOpened"), Some(Critical)),
             ("IncidentContinued", sample("IncidentContinued"), Some(Warning)),
-            ("WorkloadRelaunched", sample("WorkloadRelaunched"), Some(Info)),
-            ("failed, will retry", relaunch_failed(CAPACITY, false), Some(Warning)),
-            ("failed, no destination", relaunch_failed("NoDestination", false), Some(Warning)),
-            ("failed, known shortage", relaunch_failed("KnownCapacityShortage", false), Some(Warning)),
+            ("WorkloadRelaunched: in the summary", sample("WorkloadRelaunched"), None),
             ("failed, every destination refused", relaunch_failed(CAPACITY, true), Some(Critical)),
-            ("failed, no backup", relaunch_failed("NoBackup", false), Some(Critical)),
-            ("failed, backup image missing", relaunch_failed("BackupImageMissing", false), Some(Critical)),
-            ("failed, backup image unavailable", relaunch_failed("BackupImageUnavailable", false), Some(Critical)),
-            ("failed, no backup, every destination refused", relaunch_failed("NoBackup", true), Some(Critical)),
-            ("ServerRecovered", sample("ServerRecovered"), Some(Warning)),
-            ("ServerRecovered, no incident open", recovered_without_incident(), Some(Warning)),
-            ("BackupCompleted", sample("BackupCompleted"), Some(Info)),
+            ("failed, no backup", relaunch_failed("NoBackup", true), Some(Critical)),
+            ("failed, backup image missing", relaunch_failed("BackupImageMissing", true), Some(Critical)),
+            ("failed, replacement lost", relaunch_failed("ReplacementLost", true), Some(Critical)),
+            ("ServerRecovered: in the closing", sample("ServerRecovered"), None),
+            ("BackupCompleted: no news", sample("BackupCompleted"), None),
             ("BackupFailed", sample("BackupFailed"), Some(Warning)),
             ("BackupStale", sample("BackupStale"), Some(Warning)),
-            ("original isolated", fenced(FenceOutcome::Isolated), Some(Warning)),
-            ("original terminated", fenced(FenceOutcome::Terminated), Some(Warning)),
+            ("original isolated: in the closing", fenced(FenceOutcome::Isolated), None),
+            ("original terminated: in the closing", fenced(FenceOutcome::Terminated), None),
             ("original left running", fenced(FenceOutcome::LeftRunning), Some(Critical)),
             ("original left running, no VPC", fenced(FenceOutcome::LeftRunningNoVpc), Some(Critical)),
             ("original left running, fencing failed", fenced(FenceOutcome::LeftRunningFenceFailed), Some(Critical)),
@@ -187,19 +207,24 @@ mod tests {
                 fenced(FenceOutcome::StillIsolatedReplacementNotRunning),
                 Some(Critical),
             ),
-            ("IncidentClosed", sample("IncidentClosed"), Some(Info)),
+            ("original kept beside its replacement", fenced(FenceOutcome::KeptBothCopies), Some(Critical)),
+            ("IncidentClosed, every original fenced", sample("IncidentClosed"), Some(Info)),
+            ("IncidentClosed, an original left running", closed_leaving_one_running(), Some(Warning)),
+            ("FailoverCompleted, every workload serving", failover(false), Some(Info)),
+            ("FailoverCompleted, a failure left", failover(true), Some(Critical)),
             ("original put back", unfenced(false), Some(Info)),
             ("original put back by force", unfenced(true), Some(Critical)),
             ("RelaunchSuppressed", sample("RelaunchSuppressed"), Some(Warning)),
             ("drill, every workload ready", drill(&[true, true]), Some(Info)),
             ("drill, one workload not ready", drill(&[true, false]), Some(Warning)),
             ("drill, no workloads", drill(&[]), Some(Info)),
-            ("WorkloadServing", sample("WorkloadServing"), Some(Info)),
+            ("WorkloadServing: in the summary", sample("WorkloadServing"), None),
             ("RelaunchRequested", sample("RelaunchRequested"), None),
             ("DrillRequested", sample("DrillRequested"), None),
             ("MaintenanceRequested", sample("MaintenanceRequested"), None),
             ("UnfenceRequested", sample("UnfenceRequested"), None),
             ("IncidentStatusRequested", sample("IncidentStatusRequested"), None),
+            ("OnCallAlert", sample("OnCallAlert"), None),
         ];
         for (case, event, expected) in rows {
             assert_eq!(severity_of(&event), expected, "{case}");

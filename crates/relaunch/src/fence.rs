@@ -4,8 +4,11 @@
 
 use crate::{Relaunch, Response};
 use ha_aws::invocation::{told, HandlerError, NotYet};
-use ha_domain::contract::{FenceOutcome, FenceRequested, IncidentClosed, OriginalFenced, ProjectEvent};
+use ha_domain::contract::{
+    FenceOutcome, FenceRequested, HandledOriginal, IncidentClosed, OriginalFenced, ProjectEvent,
+};
 use ha_domain::error::{AwsFailure, Retry};
+use ha_domain::failover::timeline;
 use ha_domain::fencing::{
     choose_originals, is_partly_isolated, isolation_of, policy_for, FenceAction, FencingPolicy, InterfaceGroups,
     ReplacedWorkload,
@@ -14,6 +17,7 @@ use ha_domain::incident::IncidentId;
 use ha_domain::ledger::{IncidentMark, IncidentStatus, WorkloadStatus};
 use ha_domain::model::{tag, Instance, InstanceState, ServerId};
 use ha_domain::partition::{on_return, OnReturn};
+use ha_domain::timefmt::format_timestamp;
 use ha_ports::ledger::Told;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,6 +141,7 @@ impl Relaunch {
 
         // One original's trouble never stops the others: each is tried, each told.
         let mut fenced_ids = Vec::new();
+        let mut originals = Vec::new();
         let mut transient = None;
         let mut waiting = false;
         for action in &actions {
@@ -163,6 +168,7 @@ impl Relaunch {
             let event = ProjectEvent::OriginalFenced(OriginalFenced {
                 incident_id: incident.to_string(),
                 server_id: server.to_string(),
+                site_name: r.site_name.clone(),
                 workload: action.workload.clone(),
                 instance_id: action.instance_id.clone(),
                 replacement_instance_id: action.replacement_instance_id.clone(),
@@ -192,6 +198,11 @@ impl Relaunch {
             if told == Told::ByAnother {
                 waiting = true;
             }
+            originals.push(HandledOriginal {
+                workload: action.workload.clone(),
+                instance_id: action.instance_id.clone(),
+                action: fenced.outcome,
+            });
             fenced_ids.push(action.instance_id.clone());
         }
         if let Some(f) = transient {
@@ -212,15 +223,28 @@ impl Relaunch {
             actions.iter().map(|a| format!("{} {}", a.instance_id, a.policy.as_str())).collect::<Vec<_>>().join(", ")
         );
         let now_epoch = self.ports.clock.epoch();
+        // Read before closing: the timeline is the open incident's.
+        let (facts, progress) = ledger.progress_of(&incident).await?.unwrap_or_default();
         if ledger.close_incident(&incident, &summary, now_epoch).await? {
             info!(%summary, "incident closed");
         }
+        let closed_at = format_timestamp(self.ports.clock.now());
+        let replaced_names: BTreeSet<&str> = replaced.iter().map(|w| w.workload.as_str()).collect();
+        let mut not_replaced: BTreeSet<String> = facts.plan.iter().flat_map(|p| p.workloads.iter().cloned()).collect();
+        not_replaced.extend(progress.iter().map(|p| p.workload.clone()));
+        not_replaced.retain(|w| !replaced_names.contains(w.as_str()));
+        let mut facts = facts;
+        facts.recovered_at.get_or_insert_with(|| r.recovered_at.clone());
         let closed = ProjectEvent::IncidentClosed(IncidentClosed {
             incident_id: incident.to_string(),
             server_id: server.to_string(),
+            site_name: facts.site_name.clone(),
             recovered_at: r.recovered_at.clone(),
             replaced: replaced.iter().map(|w| w.workload.clone()).collect(),
             fenced: fenced_ids.clone(),
+            originals,
+            not_replaced: not_replaced.into_iter().collect(),
+            timeline: timeline(&facts, &progress, &closed_at),
             summary,
         });
         let closing = ledger

@@ -8,6 +8,7 @@ mod drill;
 mod fence;
 mod launch;
 mod lost;
+mod report;
 mod request;
 mod restore;
 mod serve;
@@ -56,6 +57,8 @@ pub struct Config {
     pub wave_breaker: WaveBreaker,
     /// The stack's server alarms (for the wave), by name prefix.
     pub alarm_name_prefix: String,
+    /// How long after detection the failover is reported even if workloads are unsettled.
+    pub failover_report_seconds: i64,
 }
 
 impl Config {
@@ -105,6 +108,8 @@ impl Config {
                 })?
             },
             alarm_name_prefix: env.optional("ALARM_NAME_PREFIX", "outposts-ha-"),
+            failover_report_seconds: 60
+                * env.number::<i64>("FAILOVER_REPORT_MINUTES", 15, 1..=1440, "expected 1 to 1440 minutes")?,
         })
     }
 }

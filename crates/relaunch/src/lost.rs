@@ -74,9 +74,10 @@ impl Relaunch {
         if home {
             return ignored("the workload runs on its original again");
         }
-        // The incident that launched it, or a later one of the same server that adopted it.
-        let mut incidents: Vec<IncidentId> = tags.get(tag::INCIDENT).map(IncidentId::from_stored).into_iter().collect();
-        incidents.extend(ledger.open_incident_of(&server).await?);
+        // The server's open incident first (it may have adopted the replacement from an
+        // earlier one: its summary and page are the live ones), else the one that launched it.
+        let mut incidents: Vec<IncidentId> = ledger.open_incident_of(&server).await?.into_iter().collect();
+        incidents.extend(tags.get(tag::INCIDENT).map(IncidentId::from_stored));
         // Open or closed: after fail-over the replacement is the workload's copy, and its
         // original is fenced; losing it leaves no copy that serves.
         for incident in incidents {
@@ -97,6 +98,7 @@ impl Relaunch {
             let event = ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
                 incident_id: incident.to_string(),
                 server_id: server.to_string(),
+                site_name: None,
                 workload: workload.clone(),
                 launch_template_id: relaunched.launch_template_id.clone(),
                 error_code: RelaunchFailure::ReplacementLost,
@@ -120,6 +122,7 @@ impl Relaunch {
                 )
                 .await?;
             told(outcome, "the replacement was lost")?;
+            self.report_failover(&incident, owner).await?;
             return Ok(Response::Lost(LostReport {
                 incident_id: incident.to_string(),
                 workload: workload.clone(),

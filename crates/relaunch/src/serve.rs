@@ -79,6 +79,8 @@ impl Relaunch {
         }
         if !unhealthy.is_empty() {
             info!(waiting_for = ?unhealthy, "registered; originals stay until the replacement is healthy");
+            // What the failover report says it waits for, should the deadline come first.
+            ledger.record_waiting(&incident, workload, &unhealthy.join("; ")).await?;
             return Err(HandlerError::NotYet { reason: NotYet::TargetNotHealthy, detail: unhealthy.join("; ") });
         }
 
@@ -140,6 +142,8 @@ impl Relaunch {
                 );
             }
         }
+        // After the metric: a retry of a failed check finds the serving told (no metric twice).
+        self.report_failover(&incident, owner).await?;
         Ok(Response::Serve(ServeReport {
             incident_id: incident.to_string(),
             workload: workload.clone(),

@@ -173,6 +173,7 @@ impl Relaunch {
         let verdict = ProjectEvent::WitnessVerdict(WitnessVerdict {
             incident_id: incident.to_string(),
             server_id: server.to_string(),
+            site_name: request.site_name.clone(),
             finding,
             release_command: format!("make release SERVER={server}"),
             held,

@@ -20,6 +20,7 @@ fn request(subnets: &[&str]) -> serde_json::Value {
     serde_json::to_value(ProjectEvent::RelaunchRequested(RelaunchRequested {
         incident_id: "inc-1".into(),
         server_id: "op-0123456789abcdef0".into(),
+        site_name: None,
         detected_at: "2026-11-22T10:00:00.000Z".into(),
         workloads: vec![Workload {
             name: "pos-db".into(),
@@ -75,7 +76,15 @@ fn config() -> Config {
 async fn throttled_launch_releases_the_claim_and_asks_lambda_to_retry() {
     let claim = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let release = mock!(aws_sdk_dynamodb::Client::delete_item).then_output(|| DeleteItemOutput::builder().build());
-    let settle = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
+    let on_workload = |r: &aws_sdk_dynamodb::operation::update_item::UpdateItemInput| {
+        r.key().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("WORKLOAD#"))
+    };
+    let settle = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(on_workload)
+        .then_output(|| UpdateItemOutput::builder().build());
+    let plan = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(move |r| !on_workload(r))
+        .then_output(|| UpdateItemOutput::builder().build());
     let none_yet =
         mock!(aws_sdk_ec2::Client::describe_instances).then_output(|| DescribeInstancesOutput::builder().build());
     let throttled = mock!(aws_sdk_ec2::Client::run_instances)
@@ -94,7 +103,7 @@ async fn throttled_launch_releases_the_claim_and_asks_lambda_to_retry() {
             dynamodb: mock_client!(
                 aws_sdk_dynamodb,
                 RuleMode::MatchAny,
-                [&claim, &release, &settle, &no_item, &no_claims()]
+                [&claim, &release, &settle, &plan, &no_item, &no_claims()]
             ),
             ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&none_yet, &throttled, &no_type, &no_outpost]),
             ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
@@ -108,6 +117,7 @@ async fn throttled_launch_releases_the_claim_and_asks_lambda_to_retry() {
     assert!(matches!(err, HandlerError::PartlyTransient(1)), "{err}");
     assert_eq!(release.num_calls(), 1, "the claim is given back for the retry");
     assert_eq!(settle.num_calls(), 0, "nothing settled");
+    assert_eq!(plan.num_calls(), 1, "the pass's plan recorded");
     assert_eq!(put_events.num_calls(), 0, "nothing reported");
     let diagnostic: lambda_runtime::Diagnostic = err.into();
     assert_eq!(diagnostic.error_type, "Transient.PartialFailure");
@@ -199,9 +209,9 @@ async fn a_rejected_report_is_an_error_so_the_outcome_is_emitted_again() {
     );
     let err = handler.handle(request(&["subnet-0a1b2c3d4e5f60718"]), "req-1").await.unwrap_err();
     assert!(matches!(&err, HandlerError::Transient(f) if f.code == "InternalFailure"), "{err}");
-    // settle ran (outcome stored), mark_reported did not, and the report was given back
-    // (report_until reset): a retry re-emits it at once.
-    assert_eq!(update.num_calls(), 2);
+    // The plan recorded, settle ran (outcome stored), mark_reported did not, and the report
+    // was given back (report_until reset): a retry re-emits it at once.
+    assert_eq!(update.num_calls(), 3);
 }
 
 #[tokio::test]
@@ -393,10 +403,11 @@ async fn a_replacement_still_in_its_initial_health_checks_keeps_the_originals_an
         aws_sdk_elasticloadbalancingv2::operation::deregister_targets::DeregisterTargetsOutput::builder().build()
     });
     let no_item = no_item();
+    let waiting = mock!(aws_sdk_dynamodb::Client::update_item).then_output(|| UpdateItemOutput::builder().build());
     let handler = Relaunch::from_clients(
         config(),
         Clients {
-            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&no_item]),
+            dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&no_item, &waiting]),
             ec2: mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&replacement]),
             ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, []),
             cloudwatch: mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, []),
@@ -415,4 +426,5 @@ async fn a_replacement_still_in_its_initial_health_checks_keeps_the_originals_an
     let err = handler.handle(event, "req-1").await.unwrap_err();
     assert!(matches!(&err, HandlerError::NotYet { reason: NotYet::TargetNotHealthy, .. }), "{err}");
     assert_eq!((register.num_calls(), deregister.num_calls()), (1, 0), "registered; the originals stay");
+    assert_eq!(waiting.num_calls(), 1, "what it waits for is recorded for the failover report");
 }

@@ -14,6 +14,8 @@
 //!   for I1 once a person was told it is held;
 //! - I9 the original of a stateful workload launched while its server only lost its link
 //!   is never isolated or terminated.
+//! - I10 a failover report counts as serving, failed, launched or held only what the facts
+//!   told before it say (each distinct report once: I4);
 
 use crate::run::{Ctx, Outcome};
 use crate::world::ServerCondition;
@@ -53,6 +55,7 @@ fn fact_of(e: &ProjectEvent) -> Option<String> {
         }
         ProjectEvent::WitnessVerdict(e) => format!("witness {}", e.incident_id),
         ProjectEvent::MassOutage(e) => format!("wave {}", e.started_at),
+        ProjectEvent::FailoverCompleted(e) => format!("failover {} {} {:?}", e.incident_id, e.complete, e.held),
         ProjectEvent::BackupCompleted(e) => format!("backup {}", e.execution_id),
         ProjectEvent::BackupFailed(e) if !e.execution_id.is_empty() => format!("backup {}", e.execution_id),
         _ => return None,
@@ -94,6 +97,10 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
             ProjectEvent::WitnessVerdict(v) => outcome.held_told += v.held.len(),
             ProjectEvent::MassOutage(_) => outcome.waves_told += 1,
             ProjectEvent::OriginalFenced(f) if f.action == FenceOutcome::KeptBothCopies => outcome.kept_both += 1,
+            ProjectEvent::FailoverCompleted(f) => {
+                outcome.failovers_told += 1;
+                outcome.failovers_complete += usize::from(f.complete);
+            }
             _ => {}
         }
         if let Some(fact) = fact_of(&e) {
@@ -111,6 +118,52 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
         }
     }
     let was_told = |fact: &str| told.contains_key(fact);
+
+    // I10: a failover report tells only what was told before it: a workload it counts
+    // serving was told serving (or adopted from an earlier incident), one it counts failed
+    // was told failed or lost, one launched and not serving was told launched, one held was
+    // never launched.
+    for (k, e) in events.iter().enumerate() {
+        let ProjectEvent::FailoverCompleted(f) = e else { continue };
+        let id = f.incident_id.as_str();
+        let before = &events[..k];
+        let relaunched = |w: &str| {
+            before.iter().find_map(|e| match e {
+                ProjectEvent::WorkloadRelaunched(r) if r.incident_id == id && r.workload == w => Some(r),
+                _ => None,
+            })
+        };
+        let served = |w: &str| {
+            before
+                .iter()
+                .any(|e| matches!(e, ProjectEvent::WorkloadServing(s) if s.incident_id == id && s.workload == w))
+        };
+        let failed = |w: &str| {
+            before
+                .iter()
+                .any(|e| matches!(e, ProjectEvent::WorkloadRelaunchFailed(x) if x.incident_id == id && x.workload == w))
+        };
+        for w in &f.serving {
+            if !served(w) && relaunched(w).is_none_or(|r| r.already_replaced_in.is_none()) {
+                violations.push(format!("I10: the failover of {id} counts {w} serving before it was told serving"));
+            }
+        }
+        for x in &f.failed {
+            if !failed(&x.workload) {
+                violations.push(format!("I10: the failover of {id} counts {} failed before it was told", x.workload));
+            }
+        }
+        for n in &f.not_serving {
+            if relaunched(&n.workload).is_none() {
+                violations.push(format!("I10: the failover of {id} counts {} launched before it was told", n.workload));
+            }
+        }
+        for w in &f.held {
+            if relaunched(w).is_some() || failed(w) {
+                violations.push(format!("I10: the failover of {id} counts {w} held though it was launched"));
+            }
+        }
+    }
 
     // The ledger's incidents, by server.
     let mut incidents: BTreeMap<String, Vec<(IncidentId, IncidentStatus)>> = BTreeMap::new();

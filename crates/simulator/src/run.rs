@@ -59,6 +59,9 @@ pub struct Outcome {
     pub waves_told: usize,
     /// Originals kept beside their replacement on return (both may hold writes).
     pub kept_both: usize,
+    /// Failover reports told, and of those, told with every workload settled.
+    pub failovers_told: usize,
+    pub failovers_complete: usize,
 }
 
 impl Outcome {
@@ -161,6 +164,7 @@ impl Ctx {
                     witness_timeout_seconds: 240,
                     wave_breaker: WaveBreaker::new(5, 15).expect("valid"),
                     alarm_name_prefix: "outposts-ha-".into(),
+                    failover_report_seconds: 900,
                 };
                 let ports = relaunch::Ports {
                     ledger: self.ledger(),

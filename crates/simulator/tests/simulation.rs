@@ -24,6 +24,10 @@ fn random_schedules_keep_the_promise() {
     assert!(passed.iter().map(|o| o.incidents).sum::<usize>() > SEEDS as usize / 2);
     assert!(passed.iter().any(|o| o.dead_letters > 0), "some schedule exhausts Lambda's retries");
     assert!(passed.iter().any(|o| !o.alarm_to_launch_ms.is_empty()));
+    // Failovers are reported, settled ones and ones the deadline overtook.
+    let told: usize = passed.iter().map(|o| o.failovers_told).sum();
+    let complete: usize = passed.iter().map(|o| o.failovers_complete).sum();
+    assert!(complete > 0 && told > complete, "{told} failover reports, {complete} complete");
 }
 
 fn assert_kept(s: Scenario) {

@@ -1,49 +1,9 @@
-//! Backups of stateful workloads: taken, failed, or older than the RPO.
+//! Backups of stateful workloads that need a person: failed, or older than the RPO.
 
 use super::EventText;
-use ha_domain::contract::{BackupCompleted, BackupFailed, BackupStale};
+use crate::presentation::Presentation;
+use ha_domain::contract::{BackupFailed, BackupStale};
 use ha_domain::timefmt::human_duration;
-
-pub(super) fn completed(e: &BackupCompleted) -> EventText {
-    let who = instance_label(&e.instance_id, e.workload.as_deref());
-    let mut what = vec![
-        format!(
-            "Backup of {who} finished: {} (taken {}, {} ago).",
-            e.image_id,
-            e.taken_at,
-            human_duration(e.backup_age_seconds)
-        ),
-        format!("The runbook took {} (execution {}).", human_duration(e.duration_seconds), e.execution_id),
-        format!("Snapshots: {}.", e.snapshot_ids.join(", ")),
-    ];
-    what.push(match (e.parameter_moved, &e.previous_image_id) {
-        (true, Some(previous)) => format!("{} now names {} (was {previous}).", e.parameter, e.image_id),
-        (true, None) => format!("{} created, naming {}.", e.parameter, e.image_id),
-        (false, Some(current)) if current == &e.image_id => {
-            format!("{} already named {}.", e.parameter, e.image_id)
-        }
-        (false, current) => format!(
-            "{} was left on {}, a newer backup.",
-            e.parameter,
-            current.as_deref().unwrap_or("its current value")
-        ),
-    });
-    if e.pruned.is_empty() {
-        what.push("No old backups were pruned.".into());
-    } else {
-        what.push(format!("Pruned {} old backup(s):", e.pruned.len()));
-        what.extend(
-            e.pruned
-                .iter()
-                .map(|p| format!("  - {} from {} with {} snapshot(s)", p.image_id, p.taken_at, p.snapshot_ids.len())),
-        );
-    }
-    EventText {
-        headline: format!("Backup of {who} done: {}", e.image_id),
-        what_happened: what,
-        what_to_do_next: vec!["Nothing. A relaunch of this workload now starts from this backup.".into()],
-    }
-}
 
 pub(super) fn failed(e: &BackupFailed) -> EventText {
     let who = instance_label(&e.instance_id, e.workload.as_deref());
@@ -63,31 +23,32 @@ pub(super) fn failed(e: &BackupFailed) -> EventText {
         what.push(format!("The execution made {image}, which was NOT adopted; inspect or deregister it."));
     }
     EventText {
-        headline: format!("Backup of {who} failed: {}", e.status),
+        headline: format!("backup of {who} failed: {}", e.status),
         what_happened: what,
-        what_to_do_next: vec![
-            "Open the execution in Systems Manager > Automation to see the failing step's output.".into(),
-            "The next schedule tick tries again; watch for BackupStale if it keeps failing.".into(),
+        done: vec![
+            "Left the backup parameter on the previous good backup.".into(),
+            "The next schedule tick tries again; a BackupStale message follows if backups keep failing past the RPO."
+                .into(),
         ],
+        left_to_you: vec!["Open the execution in Systems Manager > Automation to see the failing step's output.".into()],
     }
 }
 
-pub(super) fn stale(e: &BackupStale) -> EventText {
+pub(super) fn stale(e: &BackupStale, p: &Presentation) -> EventText {
     let who = instance_label(&e.instance_id, e.workload.as_deref());
     let mut what = vec![
         format!("Backups of {who} are STALE: {}.", e.reason),
         format!("Recovery point objective: {}.", human_duration(e.rpo_seconds)),
     ];
     if let (Some(image), Some(at)) = (&e.newest_image_id, &e.newest_taken_at) {
-        what.push(format!("Newest good backup: {image}, taken {at}."));
+        what.push(format!("Newest good backup: {image}, taken {}.", p.when(at)));
     }
+    what.push("If this server failed now, its workload would lose more data than the RPO allows.".into());
     EventText {
-        headline: format!("Backups of {who} are stale"),
+        headline: format!("backups of {who} are stale"),
         what_happened: what,
-        what_to_do_next: vec![
-            "If this server failed now, its workload would lose more data than the RPO allows.".into(),
-            "Look for BackupFailed messages and check the instance's backup tags.".into(),
-        ],
+        done: vec!["Kept starting backups on schedule; told this once until a backup succeeds.".into()],
+        left_to_you: vec!["Look for BackupFailed messages and check the instance's backup tags.".into()],
     }
 }
 

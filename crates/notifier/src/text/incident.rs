@@ -1,19 +1,29 @@
-//! A server went down: a new incident, a flap, or an outage during maintenance.
+//! A server went down: an incident opened, the alarm flapped, or a maintenance window
+//! suppressed the relaunch.
 
-use super::EventText;
+use super::{place, EventText};
+use crate::presentation::Presentation;
 use ha_domain::contract::{IncidentContinued, IncidentOpened, RelaunchSuppressed};
 
-pub(super) fn opened(e: &IncidentOpened) -> EventText {
+pub(super) fn opened(e: &IncidentOpened, p: &Presentation) -> EventText {
     let mut what = vec![
-        format!("Outposts server {} lost its connection to AWS (alarm {}).", e.server_id, e.alarm_name),
-        format!("Detected at {}. Incident {}.", e.detected_at, e.incident_id),
+        format!("{} lost its connection to AWS (alarm {}).", place(e.site_name.as_deref(), &e.server_id), e.alarm_name),
+        format!("Detected {}. Incident {}.", p.when(&e.detected_at), e.incident_id),
         String::new(),
     ];
+    let mut done = Vec::new();
+    let mut left = vec!["Check the site: power, network uplink and the server's service link.".to_string()];
     if e.workloads.is_empty() {
         what.push("No workloads are declared for this server, so nothing is being relaunched.".into());
+        done.push("Opened the incident; nothing to relaunch.".into());
     } else {
         what.push(format!("Relaunching {} workload(s) on their standby servers:", e.workloads.len()));
         what.extend(e.workloads.iter().map(|w| format!("  - {w}")));
+        done.push(format!("Started relaunching {} workload(s) on their standby servers.", e.workloads.len()));
+        done.push(
+            "One summary follows once every workload serves, fails or is held (or after the deadline), and one message per item that needs you."
+                .into(),
+        );
     }
     if !e.rejected_workloads.is_empty() {
         what.push(String::new());
@@ -26,48 +36,56 @@ pub(super) fn opened(e: &IncidentOpened) -> EventText {
                 .iter()
                 .map(|r| format!("  - {} ({}): {}", r.launch_template_name, r.launch_template_id, r.reason)),
         );
+        left.push(
+            "Fix the tags of the unusable launch templates (README, tag table), or launch those workloads by hand."
+                .into(),
+        );
     }
-    let mut next = vec![
-        "Check the site: power, network uplink and the server's service link.".to_string(),
-        "Watch for one WorkloadRelaunched or WorkloadRelaunchFailed message per workload.".to_string(),
-    ];
-    if !e.rejected_workloads.is_empty() {
-        next.push("Fix the tags of the unusable launch templates (see the README's tag table).".into());
-    }
+    let headline = if e.workloads.is_empty() {
+        "server down, no workloads to relaunch".to_string()
+    } else {
+        format!("server down, relaunching {} workload(s)", e.workloads.len())
+    };
+    EventText { headline, what_happened: what, done, left_to_you: left }
+}
+
+pub(super) fn continued(e: &IncidentContinued, p: &Presentation) -> EventText {
     EventText {
-        headline: format!("Outposts server {} down: relaunching {} workload(s)", e.server_id, e.workloads.len()),
-        what_happened: what,
-        what_to_do_next: next,
+        headline: "server down again (flapping)".into(),
+        what_happened: vec![
+            format!(
+                "The alarm {} went into ALARM again {} while incident {} is still open.",
+                e.alarm_name,
+                p.when(&e.realarmed_at),
+                e.incident_id
+            ),
+            "The server is flapping.".into(),
+        ],
+        done: vec!["Continued the open incident: workloads already replaced are not launched a second time.".into()],
+        left_to_you: vec!["Check the server's service link; a flapping link often precedes a longer outage.".into()],
     }
 }
 
-pub(super) fn continued(e: &IncidentContinued) -> EventText {
+pub(super) fn suppressed(e: &RelaunchSuppressed, p: &Presentation) -> EventText {
     EventText {
-        headline: format!("Outposts server {} down again (incident {})", e.server_id, e.incident_id),
+        headline: "down in maintenance window".into(),
         what_happened: vec![
             format!(
-                "The alarm {} went into ALARM again at {} while incident {} is still open.",
-                e.alarm_name, e.realarmed_at, e.incident_id
+                "{} went into ALARM {} (alarm {}), inside its maintenance window until {} ({}).",
+                place(e.site_name.as_deref(), &e.server_id),
+                p.when(&e.detected_at),
+                e.alarm_name,
+                p.when(&e.maintenance_until),
+                e.maintenance_reason
             ),
-            "The server is flapping. Workloads already replaced are not launched a second time.".into(),
+            format!("Workloads that would have been relaunched ({}): {}.", e.workloads.len(), e.workloads.join(", ")),
         ],
-        what_to_do_next: vec!["Check the server's service link; a flapping link often precedes a longer outage.".into()],
-    }
-}
-
-pub(super) fn suppressed(e: &RelaunchSuppressed) -> EventText {
-    EventText {
-        headline: format!("Outposts server {} down during maintenance: nothing relaunched", e.server_id),
-        what_happened: vec![
+        done: vec!["Recorded the outage and relaunched nothing, as the maintenance window asks.".into()],
+        left_to_you: vec![
             format!(
-                "Outposts server {} went into ALARM at {} (alarm {}), inside its maintenance window until {} ({}).",
-                e.server_id, e.detected_at, e.alarm_name, e.maintenance_until, e.maintenance_reason
+                "If the outage is not the planned work, end the window (make maintenance SERVER={} UNTIL=now); the next alarm relaunches.",
+                e.server_id
             ),
-            format!("Relaunch was suppressed for {} workload(s): {}.", e.workloads.len(), e.workloads.join(", ")),
-        ],
-        what_to_do_next: vec![
-            "If the outage is not the planned work, end the window and the next alarm relaunches:".into(),
-            format!("make maintenance SERVER={} UNTIL=now", e.server_id),
             "A server still down when the window ends is not relaunched by itself (its alarm does not change state again): check it then.".into(),
         ],
     }

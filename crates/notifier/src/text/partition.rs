@@ -2,6 +2,7 @@
 //! of outages.
 
 use super::EventText;
+use crate::presentation::Presentation;
 use ha_domain::contract::{MassOutage, WitnessVerdict};
 use ha_domain::partition::{HoldReason, ProbeResult, RelaunchGrounds, UnconfirmedCause, VerdictKind, WitnessFinding};
 
@@ -47,7 +48,7 @@ fn grounds_text(g: RelaunchGrounds) -> &'static str {
     }
 }
 
-pub(super) fn witness_verdict(e: &WitnessVerdict) -> EventText {
+pub(super) fn witness_verdict(e: &WitnessVerdict, _p: &Presentation) -> EventText {
     let mut what = Vec::new();
     match &e.finding {
         WitnessFinding::Answered { report } => {
@@ -77,9 +78,9 @@ pub(super) fn witness_verdict(e: &WitnessVerdict) -> EventText {
         what.extend(e.relaunching.iter().map(|r| format!("  - {}: {}", r.workload, grounds_text(r.grounds))));
     }
     let mut next = Vec::new();
-    if e.held.is_empty() {
-        next.push("Nothing: every workload is being relaunched.".to_string());
-    } else {
+    let mut done = vec![format!("Relaunching {} workload(s) on this finding.", e.relaunching.len())];
+    if !e.held.is_empty() {
+        done.push(format!("Held {} workload(s): not relaunched until released or the server is back.", e.held.len()));
         what.push(String::new());
         what.push("HELD (not relaunched automatically):".into());
         what.extend(e.held.iter().map(|h| {
@@ -91,7 +92,7 @@ pub(super) fn witness_verdict(e: &WitnessVerdict) -> EventText {
             format!("  - {}: {}{seen}", h.workload, hold_text(&h.why))
         }));
         next.push(
-            "If the server is only disconnected, its held workloads still serve locally: restore the site's uplink and they carry on, nothing to relaunch.".into(),
+            "If the server is only disconnected, its held workloads still serve locally: restore the site's uplink and they carry on.".into(),
         );
         next.push(format!(
             "If the server is really down, relaunch them on your word: {} (or make release WORKLOAD=<name>).",
@@ -99,34 +100,31 @@ pub(super) fn witness_verdict(e: &WitnessVerdict) -> EventText {
         ));
     }
     let headline = match (e.held.len(), &e.finding) {
-        (0, _) => format!("Witness verdict for {}: relaunching {} workload(s)", e.server_id, e.relaunching.len()),
-        (n, WitnessFinding::Unavailable { .. }) => {
-            format!("{n} workload(s) of {} HELD: the witness could not say (incident {})", e.server_id, e.incident_id)
-        }
-        (n, _) => format!(
-            "{n} workload(s) of {} HELD: the server may be only disconnected (incident {})",
-            e.server_id, e.incident_id
-        ),
+        (0, _) => format!("witness verdict, relaunching {} workload(s)", e.relaunching.len()),
+        (n, WitnessFinding::Unavailable { .. }) => format!("{n} workload(s) HELD, no verdict"),
+        (n, _) => format!("{n} workload(s) HELD, link down?"),
     };
-    EventText { headline, what_happened: what, what_to_do_next: next }
+    EventText { headline, what_happened: what, done, left_to_you: next }
 }
 
-pub(super) fn mass_outage(e: &MassOutage) -> EventText {
+pub(super) fn mass_outage(e: &MassOutage, p: &Presentation) -> EventText {
     let mut what = vec![
         format!(
             "{} Outposts servers went down within {} minutes from {} (more than {}): a WAN or regional event, not box failures.",
             e.servers.len(),
             e.window_minutes,
-            e.started_at,
+            p.when(&e.started_at),
             e.threshold
         ),
-        "Stateful workloads on these servers are held; stateless ones follow their own policy.".into(),
     ];
     what.extend(e.servers.iter().map(|s| format!("  - {s}")));
     EventText {
-        headline: format!("Mass outage: {} servers down since {}", e.servers.len(), e.started_at),
+        headline: format!("mass outage, {} servers down since {}", e.servers.len(), p.when(&e.started_at)),
         what_happened: what,
-        what_to_do_next: vec![
+        done: vec![
+            "Held the stateful workloads of every server in the wave; stateless ones follow their own policy.".into()
+        ],
+        left_to_you: vec![
             "Check the WAN and the AWS Health Dashboard: the servers likely still run their workloads locally.".into(),
             format!("To relaunch their stateful workloads anyway: {}", e.release_command),
         ],

@@ -1,26 +1,9 @@
-//! The server came back: its originals are fenced and the incident closes; an operator
-//! may put an original back.
+//! The server came back: an original that needs a person, the incident's closing; an
+//! operator put an original back.
 
-use super::EventText;
-use ha_domain::contract::{FenceOutcome, IncidentClosed, OriginalFenced, OriginalUnfenced, ServerRecovered};
-
-pub(super) fn server_recovered(e: &ServerRecovered) -> EventText {
-    let incident = e.incident_id.as_deref().unwrap_or("none open");
-    EventText {
-        headline: format!("Outposts server {} is back (incident {})", e.server_id, incident),
-        what_happened: vec![
-            format!(
-                "The alarm {} returned to OK at {}: server {} is connected again.",
-                e.alarm_name, e.recovered_at, e.server_id
-            ),
-            format!("Open incident: {incident}."),
-        ],
-        what_to_do_next: vec![
-            "The original instances may be running again beside their replacements.".into(),
-            "Make sure only one copy of each replaced workload serves before returning traffic.".into(),
-        ],
-    }
-}
+use super::{place, EventText};
+use crate::presentation::Presentation;
+use ha_domain::contract::{FenceOutcome, IncidentClosed, OriginalFenced, OriginalUnfenced};
 
 pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
     let mut what = vec![
@@ -55,76 +38,123 @@ pub(super) fn original_fenced(e: &OriginalFenced) -> EventText {
             )
         });
     }
-    let next = match e.action {
-        FenceOutcome::Isolated => vec![
-            "Copy any data you need from the isolated original, then terminate it.".to_string(),
-            format!("To put it back in service instead: make unfence INSTANCE={}", e.instance_id),
-        ],
-        FenceOutcome::Terminated => vec!["Nothing: only the replacement runs now.".to_string()],
-        FenceOutcome::PartlyIsolatedFenceFailed => vec![
-            format!(
-                "MANUAL ACTION NEEDED: the original {} may still serve beside replacement {}; isolate its remaining interfaces or stop it.",
-                e.instance_id, e.replacement_instance_id
-            ),
-            format!("To put it back in service instead: make unfence INSTANCE={} FORCE=1", e.instance_id),
-        ],
-        FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc | FenceOutcome::LeftRunningFenceFailed => {
+    let unfence =
+        |force: &str| format!("To put it back in service instead: make unfence INSTANCE={}{force}", e.instance_id);
+    let (done, left): (Vec<String>, Vec<String>) = match e.action {
+        FenceOutcome::Isolated => (
+            vec!["Isolated the original (quarantine security group); its replacement serves.".into()],
+            vec!["Copy any data you need from the isolated original, then terminate it.".into(), unfence("")],
+        ),
+        FenceOutcome::Terminated => (vec!["Terminated the original; only the replacement runs.".into()], Vec::new()),
+        FenceOutcome::PartlyIsolatedFenceFailed => (
+            vec!["Quarantined some of the original's network interfaces; isolating the rest failed for good.".into()],
+            vec![
+                format!(
+                    "The original {} may still serve beside replacement {}: isolate its remaining interfaces or stop it.",
+                    e.instance_id, e.replacement_instance_id
+                ),
+                unfence(" FORCE=1"),
+            ],
+        ),
+        FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc | FenceOutcome::LeftRunningFenceFailed => (
+            vec![format!("Left the original running ({}).", e.action.as_str())],
+            vec![format!("Two copies of {} are running: stop one before they diverge.", e.workload)],
+        ),
+        FenceOutcome::StillIsolatedReplacementNotRunning => (
+            vec!["Touched nothing: the replacement is not running and the original is still isolated from an earlier incident.".into()],
+            vec![
+                format!(
+                    "No copy of {} serves: replacement {} is not running and the original {} is isolated.",
+                    e.workload, e.replacement_instance_id, e.instance_id
+                ),
+                format!("To put the original back in service: make unfence INSTANCE={} FORCE=1", e.instance_id),
+            ],
+        ),
+        FenceOutcome::KeptBothCopies => (
             vec![format!(
-                "MANUAL ACTION NEEDED: two copies of {} are running; stop one before they diverge.",
-                e.workload
-            )]
-        }
-        FenceOutcome::StillIsolatedReplacementNotRunning => vec![
-            format!(
-                "MANUAL ACTION NEEDED: no copy of {} serves: replacement {} is not running and the original {} is still isolated from an earlier incident.",
-                e.workload, e.replacement_instance_id, e.instance_id
-            ),
-            format!("To put the original back in service: make unfence INSTANCE={} FORCE=1", e.instance_id),
-        ],
-        FenceOutcome::KeptBothCopies => vec![
-            format!(
-                "MANUAL ACTION NEEDED: {} was relaunched while its original {} still answered on the store network (or nobody could tell): both copies may have taken writes since. Nothing was isolated or terminated.",
+                "Touched neither copy: {} was relaunched while its original {} still answered on the store network (or nobody could tell), so both may have taken writes.",
                 e.workload, e.instance_id
-            ),
-            format!(
+            )],
+            vec![format!(
                 "Reconcile the data, keep one copy and stop the other: the original {} or the replacement {}.",
                 e.instance_id, e.replacement_instance_id
-            ),
-        ],
-        FenceOutcome::KeptReplacementNotRunning => vec![format!(
-            "MANUAL ACTION NEEDED: replacement {} is not running, so the original {} stays the only copy of {}; check why the replacement stopped.",
-            e.replacement_instance_id, e.instance_id, e.workload
-        )],
+            )],
+        ),
+        FenceOutcome::KeptReplacementNotRunning => (
+            vec![format!("Kept the original {}: its replacement is not running, so it is the only copy.", e.instance_id)],
+            vec![format!(
+                "Check why replacement {} of {} stopped; the original keeps serving meanwhile.",
+                e.replacement_instance_id, e.workload
+            )],
+        ),
     };
     EventText {
-        headline: format!("Original {} of {} {}", e.instance_id, e.workload, e.action.as_str()),
+        headline: format!("{}: {}", e.workload, short_outcome(e.action)),
         what_happened: what,
-        what_to_do_next: next,
+        done,
+        left_to_you: left,
     }
 }
 
-pub(super) fn incident_closed(e: &IncidentClosed) -> EventText {
+pub(super) fn incident_closed(e: &IncidentClosed, p: &Presentation) -> EventText {
+    let mut what = vec![format!(
+        "{} is back ({}); incident {} is closed.",
+        place(e.site_name.as_deref(), &e.server_id),
+        p.when(&e.recovered_at),
+        e.incident_id
+    )];
+    let mut left = Vec::new();
+    if e.originals.is_empty() {
+        what.push(format!("{} workload(s) had been replaced; no original needed fencing.", e.replaced.len()));
+    } else {
+        what.push(String::new());
+        what.push(format!("Originals of the {} replaced workload(s):", e.replaced.len()));
+        what.extend(e.originals.iter().map(|o| format!("  - {} {}: {}", o.workload, o.instance_id, o.action.as_str())));
+        let needs: Vec<&str> = e
+            .originals
+            .iter()
+            .filter(|o| o.action.leaves_original_running() || o.action.replacement_not_running())
+            .map(|o| o.workload.as_str())
+            .collect();
+        if !needs.is_empty() {
+            left.push(format!(
+                "Resolve the originals sent to you on their own ({}): two copies may run, or one is the only copy.",
+                needs.join(", ")
+            ));
+        }
+    }
+    if !e.not_replaced.is_empty() {
+        what.push(String::new());
+        what.push(format!(
+            "Not replaced by this incident ({}): {}. Their originals run again now.",
+            e.not_replaced.len(),
+            e.not_replaced.join(", ")
+        ));
+        left.push("If you launched any of those by hand during the outage, stop one of the two copies now.".into());
+    }
+    if !e.timeline.is_empty() {
+        what.push(String::new());
+        what.push("Timeline:".into());
+        what.extend(e.timeline.iter().map(|m| format!("  {}  {}", p.when(&m.at), m.what)));
+    }
+    left.push("Plan the fail-back: the replacements keep serving until you move the workloads home.".into());
     EventText {
-        headline: format!("Incident {} on {} closed", e.incident_id, e.server_id),
-        what_happened: vec![
-            format!(
-                "Outposts server {} is back (at {}); incident {} is closed.",
-                e.server_id, e.recovered_at, e.incident_id
-            ),
-            e.summary.clone(),
-        ],
-        what_to_do_next: vec![
-            "Plan the fail-back: the replacements keep serving until you move the workloads home.".into()
-        ],
+        headline: "server back, incident closed".into(),
+        what_happened: what,
+        done: vec!["Handled each original of a replaced workload as listed (its fencing policy, or kept where fencing it could leave no copy or lose writes) and closed the incident.".into()],
+        left_to_you: left,
     }
 }
 
-pub(super) fn original_unfenced(e: &OriginalUnfenced) -> EventText {
+pub(super) fn original_unfenced(e: &OriginalUnfenced, p: &Presentation) -> EventText {
     let workload = e.workload.as_deref().unwrap_or("(no workload tag)");
     let server = e.server_id.as_deref().unwrap_or("an unknown server");
     let mut what = vec![format!(
-        "Original {} of workload {} on {} is back in service on an operator's word (make unfence), at {}.",
-        e.instance_id, workload, server, e.unfenced_at
+        "Original {} of workload {} on {} is back in service on an operator's word (make unfence), {}.",
+        e.instance_id,
+        workload,
+        server,
+        p.when(&e.unfenced_at)
     )];
     what.push(if e.interface_groups.len() > 1 || (e.security_groups.is_empty() && !e.interface_groups.is_empty()) {
         format!(
@@ -138,17 +168,33 @@ pub(super) fn original_unfenced(e: &OriginalUnfenced) -> EventText {
         format!("Security groups {} were restored.", e.security_groups.join(", "))
     });
     what.push(format!("It had been fenced for incident {}.", e.incident_id));
-    let next = if e.forced {
+    let left = if e.forced {
         let replacement = e.replacement_instance_id.as_deref().unwrap_or("its replacement");
         what.push(format!("It was put back by force while {replacement} may still run."));
-        vec![format!("MANUAL ACTION NEEDED: two copies of {workload} may be running; stop one before they diverge.")]
+        vec![format!("Two copies of {workload} may be running: stop one before they diverge.")]
     } else {
-        vec!["Nothing: no replacement of the workload runs.".to_string()]
+        Vec::new()
     };
     EventText {
-        headline: format!("Original {} of {} back in service", e.instance_id, workload),
+        headline: format!("{workload} original back in service"),
         what_happened: what,
-        what_to_do_next: next,
+        done: vec!["Restored the original's security groups and removed its fencing marks.".into()],
+        left_to_you: left,
+    }
+}
+
+/// What an original's fate means, short enough for a subject (the body says it whole).
+fn short_outcome(outcome: FenceOutcome) -> &'static str {
+    match outcome {
+        FenceOutcome::Isolated => "original isolated",
+        FenceOutcome::Terminated => "original terminated",
+        FenceOutcome::LeftRunning | FenceOutcome::LeftRunningNoVpc | FenceOutcome::LeftRunningFenceFailed => {
+            "two copies running"
+        }
+        FenceOutcome::PartlyIsolatedFenceFailed => "original partly isolated",
+        FenceOutcome::KeptReplacementNotRunning => "only the original runs",
+        FenceOutcome::StillIsolatedReplacementNotRunning => "no copy serves",
+        FenceOutcome::KeptBothCopies => "both copies kept",
     }
 }
 

@@ -9,6 +9,7 @@ use futures::stream::{self, StreamExt};
 use ha_aws::invocation::{HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, RelaunchFailure, RelaunchRequested, RestoredFrom, WorkloadRelaunchFailed};
 use ha_domain::error::{refused_unacted, AwsFailure, Retry};
+use ha_domain::failover::Plan;
 use ha_domain::incident::{client_token, IncidentId};
 use ha_domain::launch::{
     adoptable, after_launch_failure, decide_on_existing_claim, interfaces_at, launch_order, AfterFailure,
@@ -75,11 +76,19 @@ impl Relaunch {
                 Gate::StandDown => report.not_needed.push(w.name),
             }
         }
+        let mut gate_failure = gate_failure;
         let mut results = self.relaunch_each(&request, &incident, ordered.clone(), false, owner).await;
+        // What the failover report counts; written after the launches, off their path.
+        let plan = Plan {
+            workloads: request.workloads.iter().map(|w| w.name.clone()).collect(),
+            held: report.held.iter().cloned().collect(),
+        };
+        if let Err(f) = self.ports.ledger.record_plan(&incident, &plan).await {
+            gate_failure.get_or_insert(f.into());
+        }
         // Off the launches' path: a claim this request does not carry (its workload held
         // since, or its template deleted) is finished as it was claimed (taken over, or its
         // outcome told), never stranded.
-        let mut gate_failure = gate_failure;
         match self.ports.ledger.unfinished_claims(&incident).await {
             Ok(claims) => {
                 let stranded: Vec<(Workload, Option<RelaunchGrounds>)> = claims
@@ -151,6 +160,11 @@ impl Relaunch {
             awaiting_witness = report.awaiting_witness.len(),
             "relaunch pass finished"
         );
+        // Every outcome of this pass is told by now: the failover may be complete.
+        if let Err(e) = self.report_failover(&incident, owner).await {
+            warn!(error = %e, "could not check the failover report; the next pass does");
+            gate_failure.get_or_insert(e);
+        }
         if let Some(e) = gate_failure {
             Err(e)
         } else if !report.retry_later.is_empty() {
@@ -459,6 +473,7 @@ impl Relaunch {
                             let event = ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
                                 incident_id: req.incident_id.clone(),
                                 server_id: req.server_id.clone(),
+                                site_name: req.site_name.clone(),
                                 workload: w.name.clone(),
                                 launch_template_id: w.launch_template_id.clone(),
                                 error_code: code,

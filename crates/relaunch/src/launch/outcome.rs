@@ -57,6 +57,7 @@ pub(super) fn cannot_launch(
     ProjectEvent::WorkloadRelaunchFailed(WorkloadRelaunchFailed {
         incident_id: req.incident_id.clone(),
         server_id: req.server_id.clone(),
+        site_name: req.site_name.clone(),
         workload: w.name.clone(),
         launch_template_id: w.launch_template_id.clone(),
         error_code: code,

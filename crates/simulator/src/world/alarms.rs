@@ -43,4 +43,9 @@ impl AlarmStates for SimAlarms {
             })
             .collect())
     }
+
+    async fn site_name(&self, alarm_arn: &str) -> Result<Option<String>, AwsFailure> {
+        self.0.enter("ListTagsForResource").await?;
+        Ok(alarm_arn.rsplit(':').next().map(|name| format!("Site of {name}")))
+    }
 }
