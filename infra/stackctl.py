@@ -163,7 +163,10 @@ def stream_events(aws: Aws, name: str, since: float, poll: float) -> str:
         time.sleep(poll)
 
 
-def deploy_stack(aws: Aws, name: str, template: pathlib.Path, parameters: dict[str, str], tags: dict[str, str], poll: float) -> dict[str, str]:
+def deploy_stack(aws: Aws, name: str, template: pathlib.Path, parameters: dict[str, str], tags: dict[str, str], poll: float,
+                 keep: tuple[str, ...] = ()) -> dict[str, str]:
+    """Creates or updates the stack; on an update, the parameters named in `keep` keep the
+    values the stack has (UsePreviousValue)."""
     status = stack_status(aws, name)
     if status == "ROLLBACK_COMPLETE":
         say(f"==> {name} failed to create earlier; deleting it before creating it again")
@@ -174,7 +177,8 @@ def deploy_stack(aws: Aws, name: str, template: pathlib.Path, parameters: dict[s
     request = dict(
         StackName=name,
         TemplateBody=template.read_text(),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())]
+        + ([{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(keep)] if status else []),
         Capabilities=["CAPABILITY_IAM"],
         Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
     )
@@ -326,8 +330,45 @@ def cmd_deploy(aws: Aws, a: argparse.Namespace) -> None:
             raise StackError(f"--param takes KEY=VALUE, got '{pair}'")
         parameters[key] = value
     check_deploy_parameters(aws, stack, parameters)
-    result = deploy_stack(aws, stack, MAIN_TEMPLATE, parameters, {STACK_TAG: stack}, a.poll_seconds)
+    # An upgrade keeps every setting it does not name: a parameter left out keeps the value
+    # the stack has, not the template's default.
+    current = stack_parameters(aws, stack)
+    keep = tuple(sorted(k for k in current if k not in parameters and k in template_parameters(MAIN_TEMPLATE)
+                        and current[k] != template_default(MAIN_TEMPLATE, k)))
+    for key in sorted(k for k in parameters if k in current and k not in CODE_PARAMETERS):
+        if current[key] != parameters[key]:
+            say(f"==> {key}: {current[key] or '(empty)'} → {parameters[key] or '(empty)'}")
+    if keep:
+        say(f"==> kept as deployed: {', '.join(keep)}")
+    result = deploy_stack(aws, stack, MAIN_TEMPLATE, parameters, {STACK_TAG: stack}, a.poll_seconds, keep)
     print_outputs(result)
+
+
+# Parameters every deploy sets anew: where the code is.
+CODE_PARAMETERS = ("ArtifactsBucket", "AlarmHandlerCodeKey", "RelaunchCodeKey", "NotifierCodeKey",
+                   "BackupSchedulerCodeKey", "OperatorCodeKey")
+
+
+def stack_parameters(aws: Aws, name: str) -> dict[str, str]:
+    """The deployed stack's parameters (NoEcho ones as CloudFormation masks them); none
+    when it does not exist."""
+    if stack_status(aws, name) is None:
+        return {}
+    stack = aws.cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+
+
+def template_parameters(template: pathlib.Path) -> set[str]:
+    """The parameters the template declares (a removed one cannot be kept)."""
+    names, inside = set(), False
+    for line in template.read_text().splitlines():
+        if line.rstrip() == "Parameters:":
+            inside = True
+        elif inside and line and not line[0].isspace():
+            break
+        elif inside and re.match(r"^  [A-Za-z0-9]+:\s*$", line):
+            names.add(line.strip().rstrip(":"))
+    return names
 
 
 def template_default(template: pathlib.Path, parameter: str) -> str | None:

@@ -68,15 +68,24 @@ class DeployedStack(unittest.TestCase):
         return {r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]}
 
     def test_deploy_protect_and_delete_leave_nothing_behind(self) -> None:
-        out = self.run_stackctl("deploy", "--stack", STACK, "--artifacts", self.artifacts, "--email", "ops@example.com")
+        out = self.run_stackctl("deploy", "--stack", STACK, "--artifacts", self.artifacts, "--email", "ops@example.com",
+                                "--param", "FencingPolicy=terminate", "--param", "FailoverReportMinutes=20")
         self.assertIn("CREATE_COMPLETE", out)
         self.assertIn("LedgerTableName", out)
         outputs = stackctl.outputs(stackctl.Aws(), STACK)
         self.check_resources(outputs)
 
-        # A redeploy of the same code succeeds (AWS answers "no changes", moto updates in place).
-        self.run_stackctl("deploy", "--stack", STACK, "--artifacts", self.artifacts, "--email", "ops@example.com")
+        # An upgrade that names nothing keeps every setting (not the template's defaults).
+        out = self.run_stackctl("deploy", "--stack", STACK, "--artifacts", self.artifacts)
         self.assertEqual(stackctl.outputs(stackctl.Aws(), STACK), outputs)
+        self.assertIn("kept as deployed:", out)
+        deployed = stackctl.stack_parameters(stackctl.Aws(), STACK)
+        self.assertEqual((deployed["NotificationEmail"], deployed["FencingPolicy"], deployed["FailoverReportMinutes"]),
+                         ("ops@example.com", "terminate", "20"))
+        # One it names changes, and the change is shown.
+        out = self.run_stackctl("deploy", "--stack", STACK, "--artifacts", self.artifacts, "--param", "FencingPolicy=isolate")
+        self.assertIn("FencingPolicy: terminate → isolate", out)
+        self.assertEqual(stackctl.stack_parameters(stackctl.Aws(), STACK)["NotificationEmail"], "ops@example.com")
 
         out = self.run_stackctl("protect", "--stack", STACK, "--server", SERVER)
         self.assertIn(f"{SERVER} is protected", out)
