@@ -48,11 +48,11 @@ help:
 	@echo "make unprotect SERVER=op-…    stop protecting it"
 	@echo "make drill SERVER=op-… [GAMEDAY=1]   dry-run every workload (game day: a real, confirmed failover)"
 	@echo "make maintenance SERVER=op-… UNTIL=+4h|ISO|now [REASON=]   suppress relaunch until then"
-	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-… [FORCE=1]   put fenced originals back (groups restored)"
+	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-… [FORCE=1]   give fenced originals their security groups back (not their target groups)"
 	@echo "make release SERVER=op-…[,op-…] | WORKLOAD=<name>   relaunch held workloads (partition, wave) on your word"
 	@echo "make redrive [DRY_RUN=1]      replay the failed-events queue once the cause is fixed"
 	@echo "make servers | outputs        list protected servers | print the stack's outputs"
-	@echo "make delete [PURGE_BACKUPS=1] delete the stack, its servers and what it created"
+	@echo "make delete [PURGE_BACKUPS=1] [YES=1]  delete the stack, its servers and what it created (asks for its name)"
 
 # --- tools -------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ servers outputs: $(TEST_STAMP)
 	$(STACKCTL) $@ --stack $(STACK)
 
 delete: $(TEST_STAMP)
-	$(STACKCTL) delete --stack $(STACK) $(if $(PURGE_BACKUPS),--purge-backups)
+	$(STACKCTL) delete --stack $(STACK) $(if $(PURGE_BACKUPS),--purge-backups) $(if $(YES),--yes)
 
 clean:
 	rm -rf $(CARGO_TARGET_DIR) $(TEST_VENV) $(CHECKOV_VENV) $(BUILD_VENV) $(CACHE)/lambda-* $(CACHE)/tools $(CACHE)/tools-target

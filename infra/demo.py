@@ -919,7 +919,7 @@ class Demo:
             if self.routing:
                 self.routing.stop()
             if self.deployed:
-                self.stackctl("delete", "--stack", STACK, "--purge-backups")
+                self.stackctl("delete", "--stack", STACK, "--purge-backups", "--yes")
                 self.story.step(f"stack {STACK}, its server stacks, backups and artifacts deleted")
         finally:
             self.processes.stop()

@@ -453,8 +453,24 @@ def cmd_outputs(aws: Aws, a: argparse.Namespace) -> None:
     print_outputs(outputs(aws, check_stack_name(a.stack)))
 
 
+def confirm_delete(stack: str, yes: bool, answer=input) -> None:
+    """Deleting a stack ends its failover for every server it protects: the name is typed,
+    or --yes given (make delete YES=1); without a terminal to type into, nothing is deleted."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise StackError(f"not deleted: confirm with --yes (make delete YES=1) to delete {stack} and stop "
+                         "protecting its servers")
+    typed = answer(f"Deleting {stack} stops failover for every server it protects. Type its name to go on: ")
+    if typed.strip() != stack:
+        raise StackError(f"not deleted: {typed.strip()!r} is not {stack}")
+
+
 def cmd_delete(aws: Aws, a: argparse.Namespace) -> None:
     stack = check_stack_name(a.stack)
+    if stack_status(aws, stack) is None:
+        raise StackError(f"stack {stack} does not exist")
+    confirm_delete(stack, a.yes)
     for name in server_stacks(aws, stack):
         delete_stack(aws, name, a.poll_seconds)
     delete_stack(aws, stack, a.poll_seconds)
@@ -760,7 +776,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--reason", default="planned maintenance")
     m.set_defaults(run=cmd_maintenance)
 
-    u = sub.add_parser("unfence", help="put fenced originals back in service")
+    u = sub.add_parser("unfence", help="give fenced originals their security groups back and remove the fencing marks (not their target groups)")
     u.add_argument("--stack", required=True)
     u.add_argument("--instance", help="one fenced instance, i-…")
     u.add_argument("--incident", help="every instance fenced for this incident, inc-…")
@@ -781,6 +797,7 @@ def parser() -> argparse.ArgumentParser:
     x = sub.add_parser("delete", help="delete the stack, its server stacks and what the system created")
     x.add_argument("--stack", required=True)
     x.add_argument("--purge-backups", action="store_true", help="also deregister backup AMIs and delete their snapshots")
+    x.add_argument("--yes", action="store_true", help="do not ask for the stack's name to be typed")
     x.set_defaults(run=cmd_delete)
     return p
 

@@ -103,7 +103,7 @@ class DeployerPolicyEnforced(unittest.TestCase):
         ec2.create_tags(Resources=[backup, *snapshots], Tags=[{"Key": stackctl.STACK_TAG, "Value": stack},
                                                              {"Key": stackctl.BACKUP_TAG, "Value": instance}])
         ssm.put_parameter(Name=f"/outposts-ha/{stack}/backups/{instance}", Value=backup, Type="String")
-        code, out = self.stackctl_as(deployer, "delete", "--stack", stack, "--purge-backups")
+        code, out = self.stackctl_as(deployer, "delete", "--stack", stack, "--purge-backups", "--yes")
         self.assertEqual(code, 0, out)
         self.assertEqual(ec2.describe_images(ImageIds=[backup])["Images"], [], out)
         self.assertIn(f"purged backup {backup} and {len(snapshots)} snapshot(s)", out)

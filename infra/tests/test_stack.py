@@ -109,7 +109,14 @@ class DeployedStack(unittest.TestCase):
         for service in (":dynamodb:", ":logs:", ":sqs:", ":s3:", f":stack/{STACK}-server-"):
             self.assertTrue(any(service in arn for arn in before), f"{service} not among {before}")
 
-        self.run_stackctl("delete", "--stack", STACK)
+        # Not without a confirmation: nothing is deleted.
+        out = io.StringIO()
+        with redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = stackctl.main(["--poll-seconds", "0.1", "delete", "--stack", STACK])
+        self.assertEqual(code, 1, out.getvalue())
+        self.assertIn("not deleted: confirm with --yes", out.getvalue())
+        self.assertEqual(stackctl.outputs(stackctl.Aws(), STACK), outputs, "still there")
+        self.run_stackctl("delete", "--stack", STACK, "--yes")
         self.assertEqual(self.tagged(), set(), "resources tagged by the project survived the delete")
         cfn = self.client("cloudformation")
         live = [s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"]
@@ -535,6 +542,14 @@ class DeployerPolicy(unittest.TestCase):
 
 
 class StackctlInput(unittest.TestCase):
+    def test_delete_goes_on_only_when_the_stack_name_is_typed(self) -> None:
+        from unittest import mock
+        with mock.patch.object(sys, "stdin", mock.Mock(isatty=lambda: True)):
+            with self.assertRaisesRegex(stackctl.StackError, "not deleted: 'prod' is not ohasmoke"):
+                stackctl.confirm_delete("ohasmoke", False, answer=lambda _: "prod")
+            stackctl.confirm_delete("ohasmoke", False, answer=lambda _: " ohasmoke\n")
+        stackctl.confirm_delete("ohasmoke", True, answer=lambda _: self.fail("--yes asks nothing"))
+
     def test_bad_names_are_refused_with_a_reason(self) -> None:
         for bad in ["op-123", "OP-0123456789ABCDEF0", "i-0123456789abcdef0"]:
             with self.assertRaisesRegex(stackctl.StackError, "not an Outposts server id"):
