@@ -244,11 +244,12 @@ impl AlarmHandler {
         let now_epoch = clock.epoch();
         let detected_at = format_timestamp(t.state_change_time);
         // Independent reads and writes go out together: every round trip here delays every launch.
-        let (held, declared, window, status) = tokio::join!(
+        let (held, declared, window, status, site_name) = tokio::join!(
             ledger.claim_server(&server, &derived, now_epoch),
             self.ports.fleet.workloads_of(&server),
             ledger.maintenance_of(&server),
-            ledger.incident_status(&derived)
+            ledger.incident_status(&derived),
+            self.site_name(t)
         );
         let (mut held, (workloads, rejected), window, status) = (held?, declared?, window?, status?);
         // Read after the claim: a recovery that raced this delivery (it found no incident to
@@ -297,7 +298,7 @@ impl AlarmHandler {
             ledger.release_server(&server, &derived).await?;
             let window =
                 window.unwrap_or(MaintenanceWindow { until_epoch: 0, until: String::new(), reason: String::new() });
-            return self.suppressed(t, &server, &derived, &detected_at, &window, &workloads, owner).await;
+            return self.suppressed(t, &server, &derived, &detected_at, &window, &workloads, site_name, owner).await;
         }
         let IncidentDecision::Relaunch { incident, continued_from_flap } = decide_incident(&derived, &held);
         for r in &rejected {
@@ -306,7 +307,6 @@ impl AlarmHandler {
 
         let mut new_incident = false;
         let mut announced = false;
-        let site_name = self.site_name(t).await;
         if continued_from_flap {
             warn!(open_incident = %incident, "server went down again while its incident is open: continuing it, no second wave");
             ledger.extend_incident(&incident, now_epoch).await?;
@@ -433,13 +433,14 @@ impl AlarmHandler {
         detected_at: &str,
         window: &MaintenanceWindow,
         workloads: &[ha_domain::model::Workload],
+        site_name: Option<String>,
         owner: &str,
     ) -> Result<Outcome, HandlerError> {
         warn!(maintenance_until = %window.until, reason = %window.reason, "server down during its maintenance window: relaunch suppressed");
         let event = ProjectEvent::RelaunchSuppressed(RelaunchSuppressed {
             incident_id: derived.to_string(),
             server_id: server.to_string(),
-            site_name: self.site_name(t).await,
+            site_name,
             alarm_name: t.alarm_name.clone(),
             detected_at: detected_at.to_string(),
             maintenance_until: window.until.clone(),

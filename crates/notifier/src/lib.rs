@@ -94,7 +94,7 @@ impl Notifier {
         };
         let incident_id = text::incident_of(&event).unwrap_or("-").to_string();
         let alert = page::alert_for(&event, severity, &text, &self.presentation, &format_timestamp(now()));
-        let card = chat::card(&event, severity, &text);
+        let card = self.chat.as_ref().map(|_| chat::card(&event, severity, &text));
         let n = channel::notification(&event, severity, text);
         // The page first: its dedup key makes a repeat harmless, and a failure of a later
         // channel must not keep it from on-call. A retried delivery may mail twice.
@@ -104,7 +104,7 @@ impl Notifier {
             paged = true;
         }
         let message_id = self.topic.publish(&n.subject, &n.body, &n.attributes).await?;
-        if let Some(chat) = &self.chat {
+        if let (Some(chat), Some(card)) = (&self.chat, card) {
             chat.publish_raw(&card.to_string(), &n.attributes).await?;
         }
         info!(event_type = event.detail_type(), server_id = event.server_id().unwrap_or("-"), %incident_id, severity = n.severity.as_str(), %message_id, paged, "notification published");
