@@ -10,9 +10,14 @@ CACHE ?= $(HOME)/.cache/outposts-ha
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-# Deployment settings: make deploy STACK=… EMAIL=… ARCH=arm64|x86_64
-STACK ?= outposts-ha
+# Deployment settings: CONFIG=deploy.toml (docs/deploy.example.toml) names the stack, region,
+# architecture, email and parameters; STACK=, EMAIL=, ARCH= on the command line still work.
+CONFIG ?=
+STACK ?=
 EMAIL ?=
+ifneq ($(CONFIG),)
+ARCH ?= $(or $(shell python3 infra/deploy_settings.py '$(CONFIG)' architecture),arm64)
+endif
 ARCH ?= arm64
 LAMBDA_DIR := $(CACHE)/lambda-$(ARCH)
 
@@ -34,25 +39,31 @@ CARGO_MACHETE_STAMP := $(CACHE)/tools/.cargo-machete-$(CARGO_MACHETE_VERSION)
 export MOTO_SERVER := $(TEST_VENV)/bin/moto_server
 
 STACKCTL := $(TEST_VENV)/bin/python infra/stackctl.py
+# Which deployment a command acts on.
+TARGET = $(if $(STACK),--stack $(STACK)) $(if $(CONFIG),--config '$(CONFIG)')
 TEMPLATES := infra/template.yaml infra/protected-server.yaml
 
-.PHONY: help test lint lint-infra test-infra functions-debug simulate demo bench build deploy protect unprotect drill maintenance unfence release redrive servers outputs delete clean
+.PHONY: help test lint lint-infra test-infra functions-debug simulate demo bench build check-config deploy protect unprotect status incident drill maintenance unfence failback release redrive servers outputs delete clean
 
 help:
 	@echo "make test                     every check and test, offline (installs its tools under $(CACHE))"
 	@echo "make demo                     the failover story on a local AWS emulator, no AWS account"
 	@echo "make simulate [SEEDS=N] [FIRST=K] | SEED=S   random schedules of the incident protocol | replay one"
 	@echo "make bench                    measure dispatch, calls, cold start, memory and a mass outage into BENCHMARKS.md"
-	@echo "make deploy STACK= EMAIL= ARCH=   build the functions and deploy the stack (arm64 default)"
-	@echo "make protect SERVER=op-…      protect an Outposts server (NAME= PERIOD= EVALUATION_PERIODS= DATAPOINTS=)"
+	@echo "make deploy CONFIG=deploy.toml   build the functions and deploy the stack (or STACK= EMAIL= ARCH=; the rest kept)"
+	@echo "make protect SERVER=op-… [NAME=\"Store 17\"] | SERVERS=stores.csv [PARALLEL=8]   protect servers (alarm per server)"
 	@echo "make unprotect SERVER=op-…    stop protecting it"
-	@echo "make drill SERVER=op-… [GAMEDAY=1]   dry-run every workload (game day: a real, confirmed failover)"
+	@echo "make status                   one row per protected server; exit 1 when one needs attention"
+	@echo "make incident ID=inc-… | SERVER=op-…   an incident's timeline from the ledger"
+	@echo "make drill [SERVER=op-…] [GAMEDAY=1 [YES=1]]   dry-run every workload of a server, or of every server"
 	@echo "make maintenance SERVER=op-… UNTIL=+4h|ISO|now [REASON=]   suppress relaunch until then"
 	@echo "make unfence INSTANCE=i-… | INCIDENT=inc-… [FORCE=1]   give fenced originals their security groups back (not their target groups)"
+	@echo "make failback SERVER=op-… [YES=1]   move its stateless workloads home: originals healthy in their target groups, replacements terminated"
 	@echo "make release SERVER=op-…[,op-…] | WORKLOAD=<name>   relaunch held workloads (partition, wave) on your word"
 	@echo "make redrive [DRY_RUN=1]      replay the failed-events queue once the cause is fixed"
 	@echo "make servers | outputs        list protected servers | print the stack's outputs"
 	@echo "make delete [PURGE_BACKUPS=1] [YES=1]  delete the stack, its servers and what it created (asks for its name)"
+	@echo "Every command takes CONFIG=deploy.toml (stack and region) or STACK=."
 
 # --- tools -------------------------------------------------------------------------
 
@@ -147,41 +158,55 @@ build: $(BUILD_STAMP)
 	    -p alarm-handler -p relaunch -p notifier -p backup-scheduler -p operator
 	@ls -l $(LAMBDA_DIR)/*/bootstrap.zip
 
-deploy: build $(TEST_STAMP)
-	$(STACKCTL) deploy --stack $(STACK) --artifacts $(LAMBDA_DIR) --param Architecture=$(ARCH) $(if $(EMAIL),--email $(EMAIL))
+# A bad settings file stops the deploy before the (long) build.
+check-config:
+	@$(if $(CONFIG),python3 infra/deploy_settings.py '$(CONFIG)' stack > /dev/null,true)
+
+deploy: check-config build $(TEST_STAMP)
+	$(STACKCTL) deploy $(TARGET) --artifacts $(LAMBDA_DIR) --param Architecture=$(ARCH) $(if $(EMAIL),--email $(EMAIL))
 
 protect: $(TEST_STAMP)
-	@test -n "$(SERVER)" || { echo "usage: make protect SERVER=op-… [NAME=\"Store 17, Main St\"] [PERIOD=60 EVALUATION_PERIODS=5 DATAPOINTS=3]"; exit 2; }
-	$(STACKCTL) protect --stack $(STACK) --server $(SERVER) --period $(or $(PERIOD),60) --evaluation-periods $(or $(EVALUATION_PERIODS),5) --datapoints $(or $(DATAPOINTS),3) --name "$(NAME)"
+	@test -n "$(SERVER)$(SERVERS)" || { echo "usage: make protect SERVER=op-… [NAME=\"Store 17, Main St\"] [PERIOD=60 EVALUATION_PERIODS=5 DATAPOINTS=3] | SERVERS=stores.csv [PARALLEL=8]"; exit 2; }
+	$(STACKCTL) protect $(TARGET) $(if $(SERVERS),--servers '$(SERVERS)' --parallel $(or $(PARALLEL),8),--server $(SERVER) --period $(or $(PERIOD),60) --evaluation-periods $(or $(EVALUATION_PERIODS),5) --datapoints $(or $(DATAPOINTS),3) --name "$(NAME)")
 
 unprotect: $(TEST_STAMP)
 	@test -n "$(SERVER)" || { echo "usage: make unprotect SERVER=op-…"; exit 2; }
-	$(STACKCTL) unprotect --stack $(STACK) --server $(SERVER)
+	$(STACKCTL) unprotect $(TARGET) --server $(SERVER)
+
+status: $(TEST_STAMP)
+	$(STACKCTL) status $(TARGET)
+
+incident: $(TEST_STAMP)
+	@test -n "$(ID)$(SERVER)" || { echo "usage: make incident ID=inc-… | SERVER=op-…"; exit 2; }
+	$(STACKCTL) incident $(TARGET) $(if $(ID),--id $(ID),--server $(SERVER))
 
 drill: $(TEST_STAMP)
-	@test -n "$(SERVER)" || { echo "usage: make drill SERVER=op-… [GAMEDAY=1]"; exit 2; }
-	$(STACKCTL) drill --stack $(STACK) --server $(SERVER) $(if $(GAMEDAY),--game-day)
+	$(STACKCTL) drill $(TARGET) $(if $(SERVER),--server $(SERVER)) $(if $(GAMEDAY),--game-day) $(if $(YES),--yes)
 
 maintenance: $(TEST_STAMP)
 	@test -n "$(SERVER)" -a -n "$(UNTIL)" || { echo "usage: make maintenance SERVER=op-… UNTIL=+4h|2026-11-23T06:00Z|now [REASON=…]"; exit 2; }
-	$(STACKCTL) maintenance --stack $(STACK) --server $(SERVER) --until '$(UNTIL)' $(if $(REASON),--reason '$(REASON)')
+	$(STACKCTL) maintenance $(TARGET) --server $(SERVER) --until '$(UNTIL)' $(if $(REASON),--reason '$(REASON)')
 
 unfence: $(TEST_STAMP)
 	@test -n "$(INSTANCE)$(INCIDENT)" || { echo "usage: make unfence INSTANCE=i-… | INCIDENT=inc-…"; exit 2; }
-	$(STACKCTL) unfence --stack $(STACK) $(if $(INSTANCE),--instance $(INSTANCE)) $(if $(INCIDENT),--incident $(INCIDENT)) $(if $(FORCE),--force)
+	$(STACKCTL) unfence $(TARGET) $(if $(INSTANCE),--instance $(INSTANCE)) $(if $(INCIDENT),--incident $(INCIDENT)) $(if $(FORCE),--force)
+
+failback: $(TEST_STAMP)
+	@test -n "$(SERVER)" || { echo "usage: make failback SERVER=op-…"; exit 2; }
+	$(STACKCTL) failback $(TARGET) --server $(SERVER) $(if $(YES),--yes)
 
 release: $(TEST_STAMP)
 	@test -n "$(SERVER)$(WORKLOAD)" || { echo "usage: make release SERVER=op-…[,op-…] | WORKLOAD=<name> [SERVER=op-…]"; exit 2; }
-	$(STACKCTL) release --stack $(STACK) $(if $(SERVER),--server '$(SERVER)') $(if $(WORKLOAD),--workload '$(WORKLOAD)')
+	$(STACKCTL) release $(TARGET) $(if $(SERVER),--server '$(SERVER)') $(if $(WORKLOAD),--workload '$(WORKLOAD)')
 
 redrive: $(TEST_STAMP)
-	$(STACKCTL) redrive --stack $(STACK) $(if $(DRY_RUN),--dry-run)
+	$(STACKCTL) redrive $(TARGET) $(if $(DRY_RUN),--dry-run)
 
 servers outputs: $(TEST_STAMP)
-	$(STACKCTL) $@ --stack $(STACK)
+	$(STACKCTL) $@ $(TARGET)
 
 delete: $(TEST_STAMP)
-	$(STACKCTL) delete --stack $(STACK) $(if $(PURGE_BACKUPS),--purge-backups) $(if $(YES),--yes)
+	$(STACKCTL) delete $(TARGET) $(if $(PURGE_BACKUPS),--purge-backups) $(if $(YES),--yes)
 
 clean:
 	rm -rf $(CARGO_TARGET_DIR) $(TEST_VENV) $(CHECKOV_VENV) $(BUILD_VENV) $(CACHE)/lambda-* $(CACHE)/tools $(CACHE)/tools-target

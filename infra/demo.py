@@ -592,15 +592,6 @@ class Demo:
         resources = self.session.client("cloudformation").describe_stack_resources(StackName=STACK)["StackResources"]
         self.story.step(f"deployed stack {STACK} from infra/template.yaml: {len(resources)} resources, "
                         f"functions from {self.artifacts}")
-        for server, name in ((SERVER_A, "Store 17, Main St"), (SERVER_B, "")):
-            self.stackctl("protect", "--stack", STACK, "--server", server, "--name", name)
-        self.alarms = {s: self.outputs["AlarmNamePrefix"] + s for s in (SERVER_A, SERVER_B)}
-        cw = self.session.client("cloudwatch")
-        found = {a["AlarmName"]: a["StateValue"] for a in cw.describe_alarms(AlarmNamePrefix=self.outputs["AlarmNamePrefix"])["MetricAlarms"]}
-        if sorted(found) != sorted(self.alarms.values()):
-            raise DemoFailed(f"protecting the servers should create their alarms {sorted(self.alarms.values())}; found {found}")
-        self.story.step("protected servers A and B (infra/protected-server.yaml): alarms "
-                        + ", ".join(f"{n} ({found[n]})" for n in sorted(found)))
 
     def start_functions(self) -> None:
         lam = self.session.client("lambda")
@@ -649,6 +640,17 @@ class Demo:
             kind = f"stateful, backup {w['parameter']}" if w["parameter"] else f"target group {w['target_group']}"
             server = "A" if w["server"] == SERVER_A else "B"
             self.story.say(f"           {server:<7} {w['name']:<9} {w['original']:<21} {kind:<44} {', '.join(w['standby'])}")
+        # Protected once they are the account's Outposts (make protect checks with ListOutposts).
+        stores = self.work / "stores.csv"
+        stores.write_text(f"server_id,site_name\n{SERVER_A},\"Store 17, Main St\"\n{SERVER_B},\n")
+        self.stackctl("protect", "--stack", STACK, "--servers", str(stores))
+        self.alarms = {s: self.outputs["AlarmNamePrefix"] + s for s in (SERVER_A, SERVER_B)}
+        cw = self.session.client("cloudwatch")
+        found = {a["AlarmName"]: a["StateValue"] for a in cw.describe_alarms(AlarmNamePrefix=self.outputs["AlarmNamePrefix"])["MetricAlarms"]}
+        if sorted(found) != sorted(self.alarms.values()):
+            raise DemoFailed(f"protecting the servers should create their alarms {sorted(self.alarms.values())}; found {found}")
+        self.story.step("make protect SERVERS=stores.csv: servers A and B (infra/protected-server.yaml): alarms "
+                        + ", ".join(f"{n} ({found[n]})" for n in sorted(found)))
         self.story.step(f"backup helper subnet (in the Region, tagged {TAGS['backup_helper']}): {helper}")
         for server, name, subnet in ((SERVER_A, "A", standby_a), (SERVER_B, "B", standby_b)):
             witness = fleet.witness(server, subnet)
@@ -792,8 +794,44 @@ class Demo:
         self.routing.wait_settled()
         self.print_notifications()
 
+    def stackctl_answer(self, *args: str) -> tuple[int, str]:
+        """Runs a stackctl command whose non-zero exit is an answer (status, fail-back)."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = stackctl.main(["--poll-seconds", "0.2", *args])
+        (self.logs / "stackctl.log").open("a").write(out.getvalue())
+        return code, out.getvalue()
+
+    def home_and_fleet(self) -> None:
+        self.story.phase("5. Back home, and the fleet at a glance: failback, drill, status, incident")
+        code, out = self.stackctl_answer("failback", "--stack", STACK, "--server", SERVER_A, "--yes")
+        self.story.step(f"make failback SERVER={SERVER_A} (exit {code}):")
+        for line in out.splitlines():
+            if line.startswith("    "):
+                self.story.say(f"       {line}")
+        self.routing.wait_settled()
+        for w in self.fleet.workloads:
+            if w["server"] == SERVER_A and w["target_group"]:
+                self.story.step(f"target group {w['target_group']}: {', '.join(self.fleet.targets(w['target_group_arn']))}")
+        out = self.stackctl("drill", "--stack", STACK)
+        self.story.step("make drill (every protected server, one request, one digest):")
+        for line in out.splitlines():
+            if not line.startswith("==> account"):
+                self.story.say(f"           {line}")
+        code, out = self.stackctl_answer("status", "--stack", STACK)
+        self.story.step(f"make status (exit {code}):")
+        for line in out.splitlines():
+            if not line.startswith("==> account"):
+                self.story.say(f"           {line}")
+        out = self.stackctl("incident", "--stack", STACK, "--server", SERVER_A)
+        self.story.step(f"make incident SERVER={SERVER_A}:")
+        for line in out.splitlines():
+            if not line.startswith("==> account"):
+                self.story.say(f"           {line}")
+        self.print_notifications()
+
     def partition(self) -> None:
-        self.story.phase("5. Server B's uplink drops, the box runs on: its database is held, not copied")
+        self.story.phase("6. Server B's uplink drops, the box runs on: its database is held, not copied")
         cw = self.session.client("cloudwatch")
         cw.set_alarm_state(AlarmName=self.alarms[SERVER_B], StateValue="ALARM",
                            StateReason="Threshold Crossed: 3 out of the last 5 datapoints were less than the threshold (1.0).")
@@ -906,6 +944,7 @@ class Demo:
         self.failover()
         self.recovery()
         self.unfence()
+        self.home_and_fleet()
         self.partition()
         denials = self.logs / "iam-denials.log"
         if denials.exists():

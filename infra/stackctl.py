@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Deploy an Outposts HA stack, protect servers with it, and delete all of it.
 
-    stackctl.py deploy    --stack NAME --artifacts DIR [--email ADDR] [--param KEY=VALUE ...]
-    stackctl.py protect   --stack NAME --server op-... [--period 60 --evaluation-periods 5 --datapoints 3]
-    stackctl.py unprotect --stack NAME --server op-...
-    stackctl.py servers   --stack NAME
-    stackctl.py outputs   --stack NAME
-    stackctl.py drill     --stack NAME --server op-… [--game-day [--confirm op-…]]
-    stackctl.py maintenance --stack NAME --server op-… --until (now | +4h | ISO time) [--reason TEXT]
-    stackctl.py unfence   --stack NAME (--instance i-… | --incident inc-…)
-    stackctl.py redrive   --stack NAME [--dry-run]
-    stackctl.py delete    --stack NAME [--purge-backups]
+    stackctl.py deploy    [--config FILE] --artifacts DIR [--email ADDR] [--param KEY=VALUE ...]
+    stackctl.py protect   (--server op-… [--name SITE] [--period 60 ...] | --servers stores.csv [--parallel 8])
+    stackctl.py unprotect --server op-...
+    stackctl.py servers | outputs
+    stackctl.py status
+    stackctl.py incident  (--id inc-… | --server op-…)
+    stackctl.py drill     [--server op-… [--game-day [--yes]]]
+    stackctl.py maintenance --server op-… --until (now | +4h | ISO time) [--reason TEXT]
+    stackctl.py unfence   (--instance i-… | --incident inc-…)
+    stackctl.py failback  --server op-…
+    stackctl.py redrive   [--dry-run]
+    stackctl.py delete    [--purge-backups] [--yes]
+
+Every command takes --stack NAME (default outposts-ha) and --config FILE, a deployment's
+settings (deploy_settings.py), which names the stack and the region.
 
 Credentials come from the usual AWS environment; the region from AWS_REGION, else
 AWS_DEFAULT_REGION or the profile, never a default. Every command prints the account,
@@ -26,7 +31,9 @@ come from contract-names.json, which the Rust contract exports.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
+import csv
 import datetime
 import hashlib
 import json
@@ -39,8 +46,10 @@ import zoneinfo
 import uuid
 
 import boto3
+import deploy_settings
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from tqdm import tqdm
 
 INFRA = pathlib.Path(__file__).resolve().parent
 MAIN_TEMPLATE = INFRA / "template.yaml"
@@ -50,6 +59,7 @@ TAGS: dict[str, str] = json.loads((INFRA / "contract-names.json").read_text())["
 STACK_TAG = TAGS["stack"]
 SERVER_TAG = TAGS["protected_server"]
 BACKUP_TAG = TAGS["backup_of"]
+QUARANTINE_TAG = TAGS["quarantine"]
 # Function name -> the template parameter naming its zip in the artifacts bucket.
 FUNCTIONS = {
     "alarm-handler": "AlarmHandlerCodeKey",
@@ -112,10 +122,13 @@ def check_server_id(server: str) -> str:
 
 
 class Aws:
-    def __init__(self) -> None:
+    def __init__(self, region: str | None = None) -> None:
         session = boto3.session.Session()
-        self.region = region_of(dict(os.environ), session.region_name)
-        self.cfn = session.client("cloudformation", region_name=self.region)
+        self.region = region or region_of(dict(os.environ), session.region_name)
+        # Hundreds of server stacks at once meet CloudFormation's request rate: back off and retry.
+        self.cfn = session.client("cloudformation", region_name=self.region,
+                                  config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
+        self.outposts = session.client("outposts", region_name=self.region)
         self.s3 = session.client("s3", region_name=self.region)
         self.ssm = session.client("ssm", region_name=self.region)
         self.ec2 = session.client("ec2", region_name=self.region)
@@ -131,46 +144,81 @@ class Aws:
 # --- CloudFormation -------------------------------------------------------------------
 
 
-def stack_status(aws: Aws, name: str) -> str | None:
+def described_stack(aws: Aws, name: str) -> dict | None:
     try:
         stacks = aws.cfn.describe_stacks(StackName=name)["Stacks"]
     except ClientError as e:
         if "does not exist" in str(e):
             return None
         raise
-    return stacks[0]["StackStatus"] if stacks else None
+    return stacks[0] if stacks else None
 
 
-def stream_events(aws: Aws, name: str, since: float, poll: float) -> str:
-    """Prints the stack's events from `since` on until it settles; returns the final status."""
+def stack_status(aws: Aws, name: str) -> str | None:
+    stack = described_stack(aws, name)
+    return stack["StackStatus"] if stack else None
+
+
+def unchanged(aws: Aws, stack: dict, template: pathlib.Path, parameters: dict[str, str], tags: dict[str, str]) -> bool:
+    """The stack already has these parameters, tags and template: an update would change
+    nothing (and, for hundreds of servers, only spend CloudFormation's request rate)."""
+    deployed = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    if deployed != parameters or {t["Key"]: t["Value"] for t in stack.get("Tags", [])} != tags:
+        return False
+    body = aws.cfn.get_template(StackName=stack["StackName"])["TemplateBody"]
+    return (body if isinstance(body, str) else json.dumps(body)) == template.read_text()
+
+
+def stream_events(aws: Aws, name: str, since: float, poll: float, echo: bool = True) -> str:
+    """Prints the stack's events from `since` on (unless not `echo`) until it settles;
+    returns the final status."""
     seen: set[str] = set()
     while True:
-        try:
-            events = aws.cfn.describe_stack_events(StackName=name)["StackEvents"]
-        except ClientError as e:
-            if "does not exist" in str(e):
-                return "DELETE_COMPLETE"
-            raise
-        for e in sorted(events, key=lambda e: e["Timestamp"]):
-            if e["EventId"] in seen or e["Timestamp"].timestamp() < since - 1:
-                continue
-            seen.add(e["EventId"])
-            reason = f"  {e['ResourceStatusReason']}" if e.get("ResourceStatusReason") else ""
-            say(f"  {e['Timestamp']:%H:%M:%S}  {e['ResourceStatus']:<22} {e['ResourceType']:<34} {e['LogicalResourceId']}{reason}")
+        if echo:
+            try:
+                events = aws.cfn.describe_stack_events(StackName=name)["StackEvents"]
+            except ClientError as e:
+                if "does not exist" in str(e):
+                    return "DELETE_COMPLETE"
+                raise
+            for e in sorted(events, key=lambda e: e["Timestamp"]):
+                if e["EventId"] in seen or e["Timestamp"].timestamp() < since - 1:
+                    continue
+                seen.add(e["EventId"])
+                reason = f"  {e['ResourceStatusReason']}" if e.get("ResourceStatusReason") else ""
+                say(f"  {e['Timestamp']:%H:%M:%S}  {e['ResourceStatus']:<22} {e['ResourceType']:<34} {e['LogicalResourceId']}{reason}")
         status = stack_status(aws, name) or "DELETE_COMPLETE"
         if DONE.search(status) and not status.endswith("_IN_PROGRESS"):
             return status
         time.sleep(poll)
 
 
-def deploy_stack(aws: Aws, name: str, template: pathlib.Path, parameters: dict[str, str], tags: dict[str, str], poll: float,
-                 keep: tuple[str, ...] = ()) -> dict[str, str]:
+def failure_reason(aws: Aws, name: str, since: float) -> str:
+    """The first failed resource's reason since `since`, as the stack's events give it."""
+    with contextlib.suppress(ClientError):
+        events = aws.cfn.describe_stack_events(StackName=name)["StackEvents"]
+        for e in sorted(events, key=lambda e: e["Timestamp"]):
+            if e["Timestamp"].timestamp() < since - 1:
+                continue
+            if e["ResourceStatus"].endswith("_FAILED") and e.get("ResourceStatusReason"):
+                return f"{e['LogicalResourceId']}: {e['ResourceStatusReason']}"
+    return "see the stack's events"
+
+
+def apply_stack(aws: Aws, name: str, template: pathlib.Path, parameters: dict[str, str], tags: dict[str, str], poll: float,
+                keep: tuple[str, ...] = (), echo: bool = True) -> str:
     """Creates or updates the stack; on an update, the parameters named in `keep` keep the
-    values the stack has (UsePreviousValue)."""
-    status = stack_status(aws, name)
+    values the stack has (UsePreviousValue). Returns created, updated or unchanged."""
+    described = described_stack(aws, name)
+    status = described["StackStatus"] if described else None
+    if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE") and not keep and unchanged(aws, described, template, parameters, tags):
+        if echo:
+            say(f"==> {name}: no changes")
+        return "unchanged"
     if status == "ROLLBACK_COMPLETE":
-        say(f"==> {name} failed to create earlier; deleting it before creating it again")
-        delete_stack(aws, name, poll)
+        if echo:
+            say(f"==> {name} failed to create earlier; deleting it before creating it again")
+        delete_stack(aws, name, poll, echo)
         status = None
     if status and status.endswith("_IN_PROGRESS"):
         raise StackError(f"{name} is busy ({status}); try again when it settles")
@@ -184,30 +232,43 @@ def deploy_stack(aws: Aws, name: str, template: pathlib.Path, parameters: dict[s
     )
     started = time.time()
     if status is None:
-        say(f"==> create {name}")
+        if echo:
+            say(f"==> create {name}")
         aws.cfn.create_stack(**request)
+        done = "created"
     else:
         try:
             aws.cfn.update_stack(**request)
         except ClientError as e:
             if "No updates are to be performed" in str(e):
-                say(f"==> {name}: no changes")
-                return outputs(aws, name)
+                if echo:
+                    say(f"==> {name}: no changes")
+                return "unchanged"
             raise
-        say(f"==> update {name}")
-    final = stream_events(aws, name, started, poll)
+        if echo:
+            say(f"==> update {name}")
+        done = "updated"
+    final = stream_events(aws, name, started, poll, echo)
     if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-        raise StackError(f"{name} ended in {final}; the events above say why")
+        why = "the events above say why" if echo else failure_reason(aws, name, started)
+        raise StackError(f"{name} ended in {final}: {why}")
+    return done
+
+
+def deploy_stack(aws: Aws, name: str, template: pathlib.Path, parameters: dict[str, str], tags: dict[str, str], poll: float,
+                 keep: tuple[str, ...] = ()) -> dict[str, str]:
+    apply_stack(aws, name, template, parameters, tags, poll, keep)
     return outputs(aws, name)
 
 
-def delete_stack(aws: Aws, name: str, poll: float) -> None:
+def delete_stack(aws: Aws, name: str, poll: float, echo: bool = True) -> None:
     if stack_status(aws, name) is None:
         return
-    say(f"==> delete {name}")
+    if echo:
+        say(f"==> delete {name}")
     started = time.time()
     aws.cfn.delete_stack(StackName=name)
-    final = stream_events(aws, name, started, poll)
+    final = stream_events(aws, name, started, poll, echo)
     if final != "DELETE_COMPLETE":
         raise StackError(f"{name} ended in {final}; the events above say why")
 
@@ -217,15 +278,20 @@ def outputs(aws: Aws, name: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def server_stacks(aws: Aws, stack: str) -> list[str]:
+def described_server_stacks(aws: Aws, stack: str) -> list[dict]:
+    """The stack's server stacks as DescribeStacks gives them (one listing for the fleet)."""
     prefix = f"{stack}-server-"
-    names = []
+    found = []
     for page in aws.cfn.get_paginator("describe_stacks").paginate():
         for s in page["Stacks"]:
             tags = {t["Key"]: t["Value"] for t in s.get("Tags", [])}
             if s["StackName"].startswith(prefix) and tags.get(STACK_TAG) == stack and s["StackStatus"] != "DELETE_COMPLETE":
-                names.append(s["StackName"])
-    return sorted(names)
+                found.append(s)
+    return sorted(found, key=lambda s: s["StackName"])
+
+
+def server_stacks(aws: Aws, stack: str) -> list[str]:
+    return [s["StackName"] for s in described_server_stacks(aws, stack)]
 
 
 # --- Artifacts -----------------------------------------------------------------------
@@ -415,24 +481,163 @@ def check_deploy_parameters(aws: Aws, stack: str, parameters: dict[str, str]) ->
                              "lower it, or 0 to reserve none, or raise the account's concurrency quota")
 
 
+class ServerRow:
+    """One server to protect: from the command line or a line of the servers file."""
+
+    def __init__(self, server: str, name: str = "", period: int = 60, evaluation_periods: int = 5, datapoints: int = 3,
+                 line: int | None = None) -> None:
+        self.server, self.name, self.line = server, name, line
+        self.period, self.evaluation_periods, self.datapoints = period, evaluation_periods, datapoints
+
+    def check(self) -> None:
+        check_server_id(self.server)
+        check_site_name(self.name)
+        if self.period not in (60, 300):
+            # ConnectedStatus is published once a minute: a shorter period sees missing data,
+            # which counts as breaching, and fails over healthy servers.
+            raise StackError(f"period {self.period} must be 60 or 300 seconds")
+        if not 1 <= self.evaluation_periods <= 60 or not 1 <= self.datapoints <= 60:
+            raise StackError("evaluation_periods and datapoints must be 1 to 60")
+        if self.datapoints > self.evaluation_periods:
+            raise StackError(f"datapoints {self.datapoints} cannot exceed evaluation_periods {self.evaluation_periods}")
+
+    def parameters(self, stack: str) -> dict[str, str]:
+        return {"MainStackName": stack, "OutpostId": self.server, "PeriodSeconds": str(self.period),
+                "EvaluationPeriods": str(self.evaluation_periods), "DatapointsToAlarm": str(self.datapoints),
+                "SiteName": self.name.strip()}
+
+
+SERVER_COLUMNS = ("server_id", "site_name", "period", "evaluation_periods", "datapoints")
+
+
+def read_servers_file(path: str) -> tuple[list[ServerRow], list[tuple[str, str]]]:
+    """The file's rows, and (line, why) for each row that cannot be protected as written.
+    A header names the columns: server_id first, the others optional (docs/stores.example.csv)."""
+    try:
+        text = pathlib.Path(path).read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise StackError(f"cannot read {path}: {e.strerror}") from None
+    # Blank lines are skipped by the reader; comment lines below: line numbers stay the file's.
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in reader.fieldnames or []]
+    if not header or header[0] != "server_id" or any(h not in SERVER_COLUMNS for h in header):
+        raise StackError(f"{path}: the first line must name the columns, server_id first, from {', '.join(SERVER_COLUMNS)} "
+                         f"(found {', '.join(header) or 'nothing'})")
+    rows, bad, seen = [], [], {}
+    for record in reader:
+        line = f"{path}:{reader.line_num}"
+        values = {k.strip(): (v or "").strip() for k, v in record.items() if k is not None}
+        if values.get("server_id", "").startswith("#"):
+            continue
+        if None in record:
+            bad.append((line, f"more columns than the header names: {record[None]}"))
+            continue
+        try:
+            numbers = {k: int(values[k]) for k in ("period", "evaluation_periods", "datapoints") if values.get(k)}
+        except ValueError:
+            bad.append((line, "period, evaluation_periods and datapoints must be whole numbers"))
+            continue
+        row = ServerRow(values.get("server_id", ""), values.get("site_name", ""), line=reader.line_num, **numbers)
+        try:
+            row.check()
+        except StackError as e:
+            bad.append((line, str(e)))
+            continue
+        if row.server in seen:
+            bad.append((line, f"{row.server} is already on line {seen[row.server]}"))
+            continue
+        seen[row.server] = reader.line_num
+        rows.append(row)
+    return rows, bad
+
+
+def account_outposts(aws: Aws) -> dict[str, str]:
+    """The account's Outposts in the region, id → lifecycle status (ListOutposts)."""
+    found = {}
+    for page in aws.outposts.get_paginator("list_outposts").paginate():
+        found.update({o["OutpostId"]: o.get("LifeCycleStatus", "") for o in page.get("Outposts", [])})
+    return found
+
+
+def unknown_outpost(server: str, outposts: dict[str, str], aws: Aws) -> str | None:
+    """Why the server cannot be protected, or None: an alarm on an id with no data is
+    breaching from its first evaluation, a critical failover of nothing."""
+    if server not in outposts:
+        return f"{server} is not an Outpost of account {aws.account} in {aws.region} (ListOutposts)"
+    if outposts[server] not in ("ACTIVE", ""):
+        return f"{server} is {outposts[server]}, not ACTIVE"
+    return None
+
+
 def cmd_protect(aws: Aws, a: argparse.Namespace) -> None:
-    stack, server = check_stack_name(a.stack), check_server_id(a.server)
+    stack = check_stack_name(a.stack)
+    if bool(a.server) == bool(a.servers):
+        raise StackError("name one server (--server op-…) or a file of them (--servers stores.csv)")
     if stack_status(aws, stack) is None:
         raise StackError(f"stack {stack} does not exist: deploy it first (make deploy)")
-    parameters = {
-        "MainStackName": stack,
-        "OutpostId": server,
-        "PeriodSeconds": str(a.period),
-        "EvaluationPeriods": str(a.evaluation_periods),
-        "DatapointsToAlarm": str(a.datapoints),
-        "SiteName": check_site_name(a.name or ""),
-    }
-    if a.datapoints > a.evaluation_periods:
-        raise StackError(f"--datapoints {a.datapoints} cannot exceed --evaluation-periods {a.evaluation_periods}")
-    tags = {STACK_TAG: stack, SERVER_TAG: server}
-    deploy_stack(aws, server_stack_name(stack, server), SERVER_TEMPLATE, parameters, tags, a.poll_seconds)
-    site = f" ({a.name})" if a.name else ""
-    say(f"==> {server}{site} is protected by alarm {outputs(aws, stack).get('AlarmNamePrefix', '')}{server}")
+    if a.servers:
+        return protect_many(aws, stack, a)
+    row = ServerRow(a.server, a.name or "", a.period, a.evaluation_periods, a.datapoints)
+    row.check()
+    why = unknown_outpost(row.server, account_outposts(aws), aws)
+    if why:
+        raise StackError(f"not protected: {why}")
+    tags = {STACK_TAG: stack, SERVER_TAG: row.server}
+    deploy_stack(aws, server_stack_name(stack, row.server), SERVER_TEMPLATE, row.parameters(stack), tags, a.poll_seconds)
+    site = f" ({row.name})" if row.name else ""
+    say(f"==> {row.server}{site} is protected by alarm {outputs(aws, stack).get('AlarmNamePrefix', '')}{row.server}")
+
+
+def protect_many(aws: Aws, stack: str, a: argparse.Namespace) -> None:
+    """Every server of the file, `--parallel` stacks at once; a row that cannot be protected
+    is reported and the rest go on. Rerunning it changes only what changed."""
+    started = time.time()
+    calls = {"n": 0}
+
+    def count(**_: object) -> None:
+        calls["n"] += 1
+
+    aws.cfn.meta.events.register("before-call.cloudformation", count)
+    rows, refused_rows = read_servers_file(a.servers)
+    outposts = account_outposts(aws)
+    for row in list(rows):
+        why = unknown_outpost(row.server, outposts, aws)
+        if why:
+            refused_rows.append((f"{a.servers}:{row.line}", why))
+            rows.remove(row)
+    done: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
+    failed: list[tuple[str, str]] = []
+
+    def protect(row: ServerRow) -> str:
+        tags = {STACK_TAG: stack, SERVER_TAG: row.server}
+        return apply_stack(aws, server_stack_name(stack, row.server), SERVER_TEMPLATE, row.parameters(stack), tags,
+                           a.poll_seconds, echo=False)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=a.parallel)
+    try:
+        with tqdm(total=len(rows), unit="server", desc="protecting", file=sys.stderr, disable=None) as progress:
+            futures = {pool.submit(protect, row): row for row in rows}
+            for future in concurrent.futures.as_completed(futures):
+                row = futures[future]
+                try:
+                    done[future.result()].append(row.server)
+                except Exception as e:  # noqa: BLE001 - one server's failure (any kind) is reported, not fatal
+                    failed.append((row.server, f"{type(e).__name__}: {e}" if not isinstance(e, StackError) else str(e)))
+                progress.update()
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise StackError("interrupted: the servers not started yet were left; run the same file again") from None
+    pool.shutdown(wait=True)
+    for line, why in sorted(refused_rows):
+        say(f"==> not protected ({line}): {why}")
+    for server, why in sorted(failed):
+        say(f"==> {server} failed: {why}")
+    protected = sum(len(v) for v in done.values())
+    say(f"==> {protected} server(s) protected ({len(done['created'])} new, {len(done['updated'])} changed, "
+        f"{len(done['unchanged'])} unchanged); {len(refused_rows)} refused, {len(failed)} failed; "
+        f"{calls['n']} CloudFormation calls in {time.time() - started:.1f} s")
+    if refused_rows or failed:
+        raise StackError(f"{len(refused_rows) + len(failed)} server(s) of {a.servers} are not protected; see above")
 
 
 def cmd_unprotect(aws: Aws, a: argparse.Namespace) -> None:
@@ -453,17 +658,38 @@ def cmd_outputs(aws: Aws, a: argparse.Namespace) -> None:
     print_outputs(outputs(aws, check_stack_name(a.stack)))
 
 
-def confirm_delete(stack: str, yes: bool, answer=input) -> None:
-    """Deleting a stack ends its failover for every server it protects: the name is typed,
-    or --yes given (make delete YES=1); without a terminal to type into, nothing is deleted."""
+def confirm(stack: str, yes: bool, what: str, answer=input, refused: str = "not done") -> None:
+    """A destructive command goes on when the stack's name is typed, or --yes is given
+    (YES=1); without a terminal to type into, it does nothing."""
     if yes:
         return
     if not sys.stdin.isatty():
-        raise StackError(f"not deleted: confirm with --yes (make delete YES=1) to delete {stack} and stop "
-                         "protecting its servers")
-    typed = answer(f"Deleting {stack} stops failover for every server it protects. Type its name to go on: ")
+        raise StackError(f"{refused}: confirm with --yes (YES=1) to {what}")
+    typed = answer(f"This will {what}. Type the stack's name ({stack}) to go on: ")
     if typed.strip() != stack:
-        raise StackError(f"not deleted: {typed.strip()!r} is not {stack}")
+        raise StackError(f"{refused}: {typed.strip()!r} is not {stack}")
+
+
+def confirm_delete(stack: str, yes: bool, answer=input) -> None:
+    """Deleting a stack ends its failover for every server it protects."""
+    confirm(stack, yes, f"delete {stack} and stop protecting its servers", answer, refused="not deleted")
+
+
+def delete_quarantine_groups(aws: Aws, stack: str) -> None:
+    """The quarantine groups fencing made (one per VPC); one an instance still uses stays, named."""
+    filters = [{"Name": f"tag:{QUARANTINE_TAG}", "Values": [stack]}]
+    for group in aws.ec2.describe_security_groups(Filters=filters)["SecurityGroups"]:
+        try:
+            aws.ec2.delete_security_group(GroupId=group["GroupId"])
+            say(f"==> deleted quarantine group {group['GroupId']} ({group.get('VpcId', '-')})")
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "DependencyViolation":
+                raise
+            users = aws.ec2.describe_network_interfaces(
+                Filters=[{"Name": "group-id", "Values": [group["GroupId"]]}])["NetworkInterfaces"]
+            holders = sorted({i.get("Attachment", {}).get("InstanceId") or i["NetworkInterfaceId"] for i in users})
+            say(f"==> kept quarantine group {group['GroupId']}: still used by {', '.join(holders) or 'something'} "
+                "(unfence or terminate it, then delete the group)")
 
 
 def cmd_delete(aws: Aws, a: argparse.Namespace) -> None:
@@ -475,6 +701,7 @@ def cmd_delete(aws: Aws, a: argparse.Namespace) -> None:
         delete_stack(aws, name, a.poll_seconds)
     delete_stack(aws, stack, a.poll_seconds)
     delete_runtime_parameters(aws, stack)
+    delete_quarantine_groups(aws, stack)
     empty_and_delete_bucket(aws, artifacts_bucket_name(stack, aws.account, aws.region))
     kept = backups(aws, stack)
     if a.purge_backups:
@@ -547,7 +774,12 @@ def drill_table(verdicts: list[dict]) -> str:
 
 
 def cmd_drill(aws: Aws, a: argparse.Namespace) -> None:
-    stack, server = check_stack_name(a.stack), check_server_id(a.server)
+    stack = check_stack_name(a.stack)
+    if not a.server:
+        if a.game_day:
+            raise StackError("a game day fails over one server: name it (--server op-…)")
+        return fleet_drill(aws, stack)
+    server = check_server_id(a.server)
     if a.game_day:
         return game_day(aws, stack, server, a)
     say(f"==> drill of {server}: every workload through a dry-run relaunch, as {stack}-relaunch (nothing launches)")
@@ -561,14 +793,47 @@ def cmd_drill(aws: Aws, a: argparse.Namespace) -> None:
         raise StackError(f"{len(not_ready)} workload(s) would not relaunch: {', '.join(not_ready)}")
 
 
+def server_needs(s: dict) -> str | None:
+    """Why a server of the fleet drill needs a person (as the digest says it), or None."""
+    if s.get("problem"):
+        return s["problem"]
+    if s["not_ready"]:
+        return f"{len(s['not_ready'])} workload(s) would not relaunch"
+    return None if s["ready"] else "no workloads declared"
+
+
+def fleet_drill(aws: Aws, stack: str) -> None:
+    """Every protected server through a dry-run relaunch, as the weekly schedule runs it:
+    one request to relaunch, one digest told."""
+    say(f"==> fleet drill: every workload of every protected server through a dry-run relaunch, as {stack}-relaunch")
+    body = invoke(aws, stack, "relaunch", "FleetDrillRequested", {"requested_at": now_text()})
+    if body.get("job") != "fleet_drill":
+        raise StackError(f"{stack}-relaunch did not drill the fleet: {body.get('reason', body)}")
+    servers = body["servers"]
+    rows = [("server", "site", "ready", "verdict")]
+    for s in servers:
+        needs = server_needs(s)
+        rows.append((s["server_id"], s.get("site_name") or "-", str(s["ready"]), f"NEEDS YOU: {needs}" if needs else "READY"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    say("\n".join("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows))
+    for s in servers:
+        for v in s["not_ready"]:
+            say(f"    {s['server_id']} {v['workload']}: {'; '.join(v['problems'])}")
+    attention = [s["server_id"] for s in servers if server_needs(s)]
+    say(f"==> {len(servers) - len(attention)} of {len(servers)} server(s) ready; nothing launched")
+    if not servers:
+        raise StackError(f"{stack} protects no servers (make protect)")
+    if attention:
+        raise StackError(f"{len(attention)} server(s) need you: {', '.join(attention[:10])}{', …' if len(attention) > 10 else ''}")
+
+
 def game_day(aws: Aws, stack: str, server: str, a: argparse.Namespace) -> None:
     """A real failover: the server's alarm is set to ALARM; replacements launch, and the
     originals are fenced per policy when the alarm returns to OK."""
     alarm = outputs(aws, stack).get("AlarmNamePrefix", "outposts-ha-") + server
     say(f"GAME DAY: alarm {alarm} goes to ALARM now. Replacements WILL launch, and when the alarm")
     say("returns to OK the originals WILL be fenced per the stack's policy.")
-    if (a.confirm or input(f"Type the server id ({server}) to go ahead: ").strip()) != server:
-        raise StackError("not confirmed; nothing was done")
+    confirm(stack, a.yes, f"fail over {server} for real (game day)")
     started = time.time()
     aws.cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="Outposts HA game day")
     say(f"==> {alarm} set to ALARM; waiting for the relaunch (at most {a.timeout} s)")
@@ -586,10 +851,10 @@ def game_day(aws: Aws, stack: str, server: str, a: argparse.Namespace) -> None:
     say(incident_table(settled))
 
 
-def incident_story(aws: Aws, stack: str, server: str, incident: str | None = None) -> dict | None:
-    """The ledger's story of the server's open incident (or the named one), as the operator
-    function tells it."""
-    detail = {"server_id": server, "incident_id": incident, "requested_at": now_text()}
+def incident_story(aws: Aws, stack: str, server: str, incident: str | None = None, latest: bool = False) -> dict | None:
+    """The ledger's story of the server's open incident (or the named one; or with `latest`
+    its newest), as the operator function tells it."""
+    detail = {"server_id": server, "incident_id": incident, "latest": latest, "requested_at": now_text()}
     body = invoke(aws, stack, "operator", "IncidentStatusRequested", detail)
     if body.get("command") != "status":
         raise StackError(f"{stack}-operator did not answer the status query: {body.get('reason', body)}")
@@ -609,6 +874,190 @@ def incident_table(story: dict) -> str:
         lines.append(f"    {w['workload']:<32} {w['status']:<9} {since_detection(w.get('launch_accepted_at')):>17} "
                      f"{since_detection(w.get('serving_at')):>18}")
     return "\n".join(lines)
+
+
+# Each fact the ledger says was told, as an operator reads it.
+TOLD = {"opened": "opening told", "failover_reported": "failover summary told", "recovered": "server back (told)",
+        "closed": "closing told", "witnessed": "witness verdict told", "suppressed": "suppressed relaunch told",
+        "realarmed": "down again (told)", "fenced": "original {} fenced (told)", "serving": "{} serving (told)",
+        "replacement_lost": "{}'s replacement lost (told)"}
+
+
+def told_text(fact: dict) -> str:
+    return TOLD.get(fact["kind"], fact["kind"].replace("_", " ") + " told").format(fact.get("subject") or "")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def incident_timeline(story: dict) -> str:
+    """An incident's story from the ledger as a timeline: detection, each workload's launch
+    and serving, each fact told (the originals fenced among them), with times since detection."""
+    detected = parse_time(story["detected_at"])
+    site = f"{story['site_name']} ({story['server_id']})" if story.get("site_name") else story["server_id"]
+    events = [(detected, "detected: the server's alarm went to ALARM")]
+    for w in story["workloads"]:
+        where = f" in {w['subnet_id']}" if w.get("subnet_id") else ""
+        if w.get("launch_accepted_at"):
+            events.append((parse_time(w["launch_accepted_at"]), f"{w['workload']}: {w.get('replacement_instance_id')} launched{where}"))
+        elif w["status"] == "failed":
+            events.append((detected, f"{w['workload']}: not relaunched (failed)"))
+        if w.get("serving_at"):
+            events.append((parse_time(w["serving_at"]), f"{w['workload']}: serving"))
+    if story.get("recovered_at"):
+        events.append((parse_time(story["recovered_at"]), "server back: its alarm went to OK"))
+    # The ledger keeps when a fact was told to the second: within its second, after the rest.
+    told = [(parse_time(f["at"]) + datetime.timedelta(seconds=0.999), told_text(f)) for f in story.get("told", [])]
+    lines = [f"==> incident {story['incident_id']} ({story['status']}): {site}"]
+    for at, what in sorted(events + told, key=lambda e: e[0]):
+        lines.append(f"    {at:%Y-%m-%d %H:%M:%S}Z  +{max(0.0, (at - detected).total_seconds()):>7.1f} s  {what}")
+    still = [w["workload"] for w in story["workloads"] if w["status"] == "launching"]
+    if still:
+        lines.append(f"    launching still: {', '.join(still)}")
+    if story.get("summary"):
+        lines.append(f"    summary: {story['summary']}")
+    return "\n".join(lines)
+
+
+def cmd_incident(aws: Aws, a: argparse.Namespace) -> None:
+    """An incident's timeline from the ledger: the named one, or the server's open (else newest)."""
+    stack = check_stack_name(a.stack)
+    if bool(a.id) == bool(a.server):
+        raise StackError("name an incident (--id inc-…) or a server (--server op-…)")
+    server = check_server_id(a.server) if a.server else ""
+    story = incident_story(aws, stack, server, a.id, latest=True)
+    if story is None:
+        raise StackError(f"the ledger holds no incident {a.id or f'of {server}'} (incidents expire after IncidentRetentionDays)")
+    say(incident_timeline(story))
+
+
+def human_age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+# A fleet drill runs weekly: a drill older than this (or none) needs a person.
+DRILL_MAX_AGE_SECONDS = 8 * 86400
+STATUS_BATCH = 50
+
+
+def status_rows(servers: list[dict], alarms: dict[str, str], statuses: dict[str, dict], rpo_seconds: int,
+                now: datetime.datetime, drills_scheduled: bool = False) -> list[dict]:
+    """One row per protected server, with what needs a person. An old drill needs one only
+    when the stack schedules fleet drills (FleetDrillSchedule)."""
+    rows = []
+    for s in servers:
+        server = s["server"]
+        st = statuses.get(server) or {"problem": "the operator function did not answer for it"}
+        needs = []
+        alarm = alarms.get(server, "MISSING")
+        if alarm != "OK":
+            needs.append(f"alarm {alarm}")
+        if st.get("problem"):
+            needs.append(st["problem"])
+        workloads = st.get("workloads", 0)
+        unusable = st.get("unusable", [])
+        if unusable:
+            needs.append(f"{len(unusable)} unusable: {'; '.join(unusable)}")
+        if not workloads and not unusable and not st.get("problem"):
+            needs.append("no workloads declared")
+        age = st.get("oldest_backup_age_seconds")
+        if st.get("missing_backups"):
+            needs.append("; ".join(st["missing_backups"]))
+        if age is not None and age > rpo_seconds:
+            needs.append(f"backup {human_age(age)} old (RPO {human_age(rpo_seconds)})")
+        drill = st.get("last_drill")
+        if drill is None:
+            drill_text = "never"
+            needs.append("never drilled")
+        else:
+            drill_age = (now - parse_time(drill["drilled_at"])).total_seconds()
+            verdict = (f"{len(drill['not_ready'])} NOT READY" if drill["not_ready"]
+                       else "READY" if drill["ready"] else "NOTHING")
+            drill_text = f"{verdict} {human_age(drill_age)} ago"
+            if drill["not_ready"]:
+                needs.append(f"drill: {'; '.join(drill['not_ready'])}")
+            if drills_scheduled and drill_age > DRILL_MAX_AGE_SECONDS:
+                needs.append(f"last drill {human_age(drill_age)} ago")
+        if st.get("open_incident"):
+            needs.append(f"incident {st['open_incident']} open (make incident SERVER={server})")
+        elif st.get("away"):
+            needs.append(f"{len(st['away'])} on a replacement ({'; '.join(st['away'])}): make failback SERVER={server}, "
+                         "stateful ones by the runbook")
+        rows.append({
+            "server": server, "site": s.get("site") or "-", "alarm": alarm,
+            "workloads": f"{workloads} ok" + (f", {len(unusable)} unusable" if unusable else ""),
+            "backup": "-" if not st.get("stateful") else ("missing" if age is None else human_age(age)),
+            "drill": drill_text, "incident": st.get("open_incident") or "-", "attention": "; ".join(needs),
+        })
+    return rows
+
+
+def cmd_status(aws: Aws, a: argparse.Namespace) -> None:
+    """One row per protected server; exits non-zero when any needs attention."""
+    stack = check_stack_name(a.stack)
+    if stack_status(aws, stack) is None:
+        raise StackError(f"stack {stack} does not exist: deploy it first (make deploy)")
+    servers = []
+    for s in described_server_stacks(aws, stack):
+        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in s.get("Parameters", [])}
+        servers.append({"server": parameters.get("OutpostId") or s["StackName"].rsplit("-server-", 1)[-1],
+                        "site": parameters.get("SiteName", "")})
+    prefix = outputs(aws, stack).get("AlarmNamePrefix", "outposts-ha-")
+    alarms = {}
+    for page in aws.cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"]):
+        alarms.update({m["AlarmName"][len(prefix):]: m["StateValue"] for m in page["MetricAlarms"]})
+    statuses = {}
+    ids = [s["server"] for s in servers]
+    for i in range(0, len(ids), STATUS_BATCH):
+        body = invoke(aws, stack, "operator", "FleetStatusRequested",
+                      {"server_ids": ids[i : i + STATUS_BATCH], "requested_at": now_text()})
+        if body.get("command") != "fleet_status":
+            raise StackError(f"{stack}-operator did not answer the status query: {body.get('reason', body)}")
+        statuses.update({st["server_id"]: st for st in body["servers"]})
+    deployed = stack_parameters(aws, stack)
+    rpo = int(deployed.get("BackupRpoSeconds") or 86400)
+    rows = status_rows(servers, alarms, statuses, rpo, datetime.datetime.now(datetime.timezone.utc),
+                       drills_scheduled=bool(deployed.get("FleetDrillSchedule")))
+    columns = ("server", "site", "alarm", "workloads", "backup", "drill", "incident", "attention")
+    table = [{c: c.upper() for c in columns}] + rows
+    widths = {c: max(len(r[c]) for r in table) for c in columns[:-1]}
+    for r in table:
+        say("  ".join(r[c].ljust(widths[c]) for c in columns[:-1]) + "  " + (r["attention"] or ("-" if r is not table[0] else "ATTENTION")))
+    attention = [r["server"] for r in rows if r["attention"]]
+    print(f"==> {len(rows)} protected server(s); {len(attention)} need attention", file=sys.stderr)
+    if attention:
+        raise StackError(f"{len(attention)} server(s) need attention: {', '.join(attention[:10])}{', …' if len(attention) > 10 else ''}")
+
+
+def cmd_failback(aws: Aws, a: argparse.Namespace) -> None:
+    """Moves the server's stateless workloads home: each pass of the operator function puts
+    originals back and, once they are healthy behind their target groups, takes the
+    replacements out and terminates them. Passes repeat until nothing waits."""
+    stack, server = check_stack_name(a.stack), check_server_id(a.server)
+    confirm(stack, a.yes, f"move {server}'s stateless workloads home and terminate their replacements")
+    started = time.time()
+    while True:
+        body = invoke(aws, stack, "operator", "FailbackRequested", {"server_id": server, "requested_at": now_text()})
+        if body.get("command") != "failback":
+            raise StackError(f"fail-back of {server} refused: {body.get('reason', body)}")
+        for h in body["waiting"]:
+            say(f"==> {h['workload']}: waiting for {h['waiting_for']}")
+        if not body["waiting"] or time.time() - started > a.timeout:
+            break
+        time.sleep(a.poll_seconds)
+    say(f"==> {server}: replacements of incident(s) {', '.join(body['incidents']) or '(none running)'}:")
+    for h in body["moved_home"]:
+        say(f"    {h['workload']}: home on {h['original_instance_id']}; replacement {h['replacement_instance_id']} terminated")
+    for left in body["left"]:
+        say(f"    {left['workload']}: left on its replacement: {left['reason']}")
+    if body["waiting"]:
+        raise StackError(f"{len(body['waiting'])} workload(s) still waiting after {a.timeout} s: run make failback again")
+    if body["left"]:
+        raise StackError(f"{len(body['left'])} workload(s) left on their replacements; see above and docs/runbook.md")
 
 
 def cmd_unfence(aws: Aws, a: argparse.Namespace) -> None:
@@ -736,78 +1185,109 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-seconds", type=float, default=3.0, help="how often to read stack events")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("deploy", help="create or update the stack")
-    d.add_argument("--stack", required=True)
+    def command(name: str, run, help_text: str) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("--stack", help="the stack's name (default: the settings file's, else outposts-ha)")
+        s.add_argument("--config", help="a deployment's settings file (docs/deploy.example.toml)")
+        s.set_defaults(run=run)
+        return s
+
+    d = command("deploy", cmd_deploy, "create or update the stack")
     d.add_argument("--artifacts", required=True, help="folder with <function>/bootstrap.zip (cargo lambda build output)")
     d.add_argument("--email", help="address subscribed to notifications")
     d.add_argument("--param", action="append", help="another template parameter, KEY=VALUE")
-    d.set_defaults(run=cmd_deploy)
 
-    for name, run, help_text in (("protect", cmd_protect, "protect an Outposts server"), ("unprotect", cmd_unprotect, "stop protecting it")):
-        s = sub.add_parser(name, help=help_text)
-        s.add_argument("--stack", required=True)
-        s.add_argument("--server", required=True)
-        if name == "protect":
-            # ConnectedStatus is published once a minute: a shorter period sees missing data,
-            # which counts as breaching, and fails over healthy servers.
-            s.add_argument("--period", type=int, default=60, choices=[60, 300])
-            s.add_argument("--evaluation-periods", type=int, default=5)
-            s.add_argument("--datapoints", type=int, default=3)
-            s.add_argument("--name", default="", help="the site's name, e.g. 'Store 17, Main St'")
-        s.set_defaults(run=run)
+    s = command("protect", cmd_protect, "protect an Outposts server, or every server of a file")
+    s.add_argument("--server", help="one server, op-…")
+    s.add_argument("--servers", help="a CSV file: server_id,site_name[,period,evaluation_periods,datapoints]")
+    s.add_argument("--parallel", type=int, default=8, help="server stacks created at once (--servers)")
+    s.add_argument("--period", type=int, default=60, choices=[60, 300])
+    s.add_argument("--evaluation-periods", type=int, default=5)
+    s.add_argument("--datapoints", type=int, default=3)
+    s.add_argument("--name", default="", help="the site's name, e.g. 'Store 17, Main St'")
+    s = command("unprotect", cmd_unprotect, "stop protecting a server")
+    s.add_argument("--server", required=True)
 
-    for name, run, help_text in (("servers", cmd_servers, "list protected servers"), ("outputs", cmd_outputs, "print the stack's outputs")):
-        s = sub.add_parser(name, help=help_text)
-        s.add_argument("--stack", required=True)
-        s.set_defaults(run=run)
+    command("servers", cmd_servers, "list protected servers")
+    command("outputs", cmd_outputs, "print the stack's outputs")
+    command("status", cmd_status, "one row per protected server; exit 1 when one needs attention")
+    i = command("incident", cmd_incident, "an incident's timeline from the ledger")
+    i.add_argument("--id", help="the incident, inc-…")
+    i.add_argument("--server", help="the server's open incident, else its newest")
 
-    g = sub.add_parser("drill", help="dry-run every workload of a server (or --game-day: a real failover)")
-    g.add_argument("--stack", required=True)
-    g.add_argument("--server", required=True)
+    g = command("drill", cmd_drill, "dry-run every workload of a server, or of every server (or --game-day: a real failover)")
+    g.add_argument("--server", help="one server; without it, every protected server")
     g.add_argument("--game-day", action="store_true", help="set the real alarm to ALARM after confirmation")
-    g.add_argument("--confirm", help="the server id, instead of typing it (game day)")
+    g.add_argument("--yes", action="store_true", help="game day: do not ask for the stack's name to be typed")
     g.add_argument("--timeout", type=int, default=900, help="seconds to wait for the relaunch (game day)")
-    g.set_defaults(run=cmd_drill)
 
-    m = sub.add_parser("maintenance", help="suppress relaunch for a server until a time (it lapses by itself)")
-    m.add_argument("--stack", required=True)
+    m = command("maintenance", cmd_maintenance, "suppress relaunch for a server until a time (it lapses by itself)")
     m.add_argument("--server", required=True)
     m.add_argument("--until", required=True, help="now (ends it), +4h, or 2026-11-23T06:00Z")
     m.add_argument("--reason", default="planned maintenance")
-    m.set_defaults(run=cmd_maintenance)
 
-    u = sub.add_parser("unfence", help="give fenced originals their security groups back and remove the fencing marks (not their target groups)")
-    u.add_argument("--stack", required=True)
+    u = command("unfence", cmd_unfence, "give fenced originals their security groups back and remove the fencing marks "
+                "(not their target groups: that is failback)")
     u.add_argument("--instance", help="one fenced instance, i-…")
     u.add_argument("--incident", help="every instance fenced for this incident, inc-…")
     u.add_argument("--force", action="store_true", help="also while the incident is open or the replacement runs")
-    u.set_defaults(run=cmd_unfence)
 
-    r = sub.add_parser("release", help="relaunch held workloads (partition, wave) on your word")
-    r.add_argument("--stack", required=True)
+    f = command("failback", cmd_failback, "move a server's stateless workloads home once it is back")
+    f.add_argument("--server", required=True)
+    f.add_argument("--yes", action="store_true", help="do not ask for the stack's name to be typed")
+    f.add_argument("--timeout", type=int, default=900, help="seconds to wait for the originals to be healthy")
+
+    r = command("release", cmd_release, "relaunch held workloads (partition, wave) on your word")
     r.add_argument("--server", help="op-…, or several comma-separated (a wave)")
     r.add_argument("--workload", help="one held workload, by name")
-    r.set_defaults(run=cmd_release)
 
-    r = sub.add_parser("redrive", help="replay the failed-events queue once the cause is fixed")
-    r.add_argument("--stack", required=True)
+    r = command("redrive", cmd_redrive, "replay the failed-events queue once the cause is fixed")
     r.add_argument("--dry-run", action="store_true", help="list what would be replayed, touch nothing")
-    r.set_defaults(run=cmd_redrive)
 
-    x = sub.add_parser("delete", help="delete the stack, its server stacks and what the system created")
-    x.add_argument("--stack", required=True)
+    x = command("delete", cmd_delete, "delete the stack, its server stacks and what the system created")
     x.add_argument("--purge-backups", action="store_true", help="also deregister backup AMIs and delete their snapshots")
     x.add_argument("--yes", action="store_true", help="do not ask for the stack's name to be typed")
-    x.set_defaults(run=cmd_delete)
     return p
+
+
+def settle(args: argparse.Namespace, environment: dict[str, str]) -> str | None:
+    """Fills the stack (and a deploy's email and parameters) from the settings file; returns
+    the region it names. What the command line says wins; a stack or region named twice,
+    differently, is refused."""
+    settings = {"stack": None, "region": None, "architecture": None, "email": None, "parameters": {}}
+    if args.config:
+        try:
+            settings = deploy_settings.load(args.config)
+        except deploy_settings.SettingsError as e:
+            raise StackError(str(e)) from None
+    if args.stack and settings["stack"] and args.stack != settings["stack"]:
+        raise StackError(f"STACK={args.stack} but {args.config} names stack {settings['stack']}: say it once")
+    args.stack = args.stack or settings["stack"] or "outposts-ha"
+    region = settings["region"]
+    if region and environment.get("AWS_REGION") and environment["AWS_REGION"] != region:
+        raise StackError(f"AWS_REGION is {environment['AWS_REGION']} but {args.config} names region {region}: say it once")
+    if args.command == "deploy":
+        unknown = sorted(set(settings["parameters"]) - template_parameters(MAIN_TEMPLATE))
+        if unknown:
+            raise StackError(f"{args.config}: {', '.join(unknown)} is not a parameter of infra/template.yaml "
+                             "(docs/reference.md lists them)")
+        given = dict(pair.partition("=")[::2] for pair in args.param or [])
+        if settings["architecture"] and given.get("Architecture", settings["architecture"]) != settings["architecture"]:
+            raise StackError(f"ARCH={given['Architecture']} but {args.config} names architecture {settings['architecture']}")
+        # The file first, the command line after it: the later --param wins.
+        args.param = [f"{k}={v}" for k, v in settings["parameters"].items()] + (args.param or [])
+        if args.email is None:
+            args.email = settings["email"]
+    return region
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        aws = Aws()
+        region = settle(args, dict(os.environ))
+        aws = Aws(region)
         # On stderr: what `servers` and `status` print stays readable by scripts.
-        print(f"==> account {aws.account}, region {aws.region}, stack {getattr(args, 'stack', '-')}", file=sys.stderr)
+        print(f"==> account {aws.account}, region {aws.region}, stack {args.stack}", file=sys.stderr)
         args.run(aws, args)
     except StackError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -68,3 +68,16 @@ def start(test_class: type[unittest.TestCase]) -> dict[str, str]:
     for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_LAMBDA"):
         os.environ.pop(k, None)
     return env
+
+
+def seed_outposts(ids: list[str], retired: list[str] = ()) -> None:
+    """Makes `ids` Outposts of the account in REGION (the emulator's Outposts double), as
+    the Outposts a fleet already has."""
+    import json
+
+    body = {"region": REGION, "outposts": [{"OutpostId": i, "LifeCycleStatus": "RETIRED" if i in retired else "ACTIVE"}
+                                           for i in ids]}
+    request = urllib.request.Request(f"{os.environ['AWS_ENDPOINT_URL']}/_outposts_double/outposts", method="POST",
+                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).read()
+

@@ -114,6 +114,25 @@ class Demo(unittest.TestCase):
         self.assertRegex(story, r"incident inc-\w+ closed; server B's originals untouched")
         self.assertRegex(story, r"Subject: \[INFO\] inc-\w+ Store 17, Main St: server back, incident closed")
         self.assertIn("Timeline:", story)
+        # Back home: stateless workloads on their originals again, their replacements gone;
+        # the stateful one left for the runbook. Then the fleet at a glance.
+        self.assertRegex(story, r"make protect SERVERS=stores.csv: servers A and B")
+        self.assertRegex(story, r"kiosk: home on i-\w+; replacement i-\w+ terminated")
+        self.assertRegex(story, r"pos-app: home on i-\w+; replacement i-\w+ terminated")
+        self.assertRegex(story, r"pos-db: left on its replacement: stateful")
+        self.assertIn("2 of 2 server(s) ready; nothing launched", story)
+        # Status: server B clean; server A's stateful workload still runs on its replacement.
+        self.assertIn("make status (exit 1):", story)
+        self.assertRegex(story, r"op-0a1b2c3d4e5f60718  Store 17, Main St  OK +3 ok +\S+ +READY \d+s ago +- +"
+                                r"1 on a replacement \(pos-db: i-\w+\): make failback SERVER=op-0a1b2c3d4e5f60718, "
+                                r"stateful ones by the runbook\n")
+        self.assertRegex(story, r"op-0f9e8d7c6b5a40312  - +OK +2 ok +\S+ +READY \d+s ago +- +-\n")
+        self.assertIn("2 protected server(s); 1 need attention", story)
+        timeline = story[story.index("make incident SERVER=op-0a1b2c3d4e5f60718"):]
+        self.assertRegex(timeline, r"==> incident inc-\w+ \(closed\): Store 17, Main St \(op-0a1b2c3d4e5f60718\)")
+        for fact in ("detected: the server's alarm went to ALARM", "opening told", "pos-app: serving",
+                     "failover summary told", "server back: its alarm went to OK", "closing told"):
+            self.assertIn(fact, timeline[:timeline.index("summary:")])
         # A partition: server B's database answers the witness, so it is held (one critical
         # notification) while imaging is relaunched; released on the operator's word; on
         # return both copies of the database are kept, imaging's original fenced.

@@ -84,6 +84,18 @@ class DeployerPolicyEnforced(unittest.TestCase):
         code, out = self.stackctl_as(deployer, "deploy", "--stack", stack, "--artifacts", str(self.artifacts),
                                      "--email", "ops@example.com")
         self.assertEqual(code, 0, out)
+        moto_server.seed_outposts([SERVER])
+        # Without outposts:ListOutposts nothing is protected: an id is never taken unchecked.
+        without = copy.deepcopy(POLICY)
+        for s in without["Statement"]:
+            if s.get("Sid") == "FindOutpostsAndQuarantineGroups":
+                s["Action"] = [a for a in s["Action"] if a != "outposts:ListOutposts"]
+        code, out = self.stackctl_as(self.user_with("deployer-without-outposts", without), "protect", "--stack", stack,
+                                     "--server", SERVER)
+        self.assertEqual(code, 1, out)
+        self.assertIn("is not authorized to perform: outposts:ListOutposts", out)
+        self.assertEqual(self.refusals()[len(before):], [r for r in self.refusals()[len(before):] if "outposts:ListOutposts" in r])
+        before = self.refusals()
         code, out = self.stackctl_as(deployer, "protect", "--stack", stack, "--server", SERVER)
         self.assertEqual(code, 0, out)
         # An update that reserves concurrency: the account's settings and each function's
@@ -103,8 +115,18 @@ class DeployerPolicyEnforced(unittest.TestCase):
         ec2.create_tags(Resources=[backup, *snapshots], Tags=[{"Key": stackctl.STACK_TAG, "Value": stack},
                                                              {"Key": stackctl.BACKUP_TAG, "Value": instance}])
         ssm.put_parameter(Name=f"/outposts-ha/{stack}/backups/{instance}", Value=backup, Type="String")
+        # The quarantine groups fencing made: one unused (deleted), one still isolating an instance (kept, named).
+        vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/24")["Subnet"]["SubnetId"]
+        quarantine = {"ResourceType": "security-group", "Tags": [{"Key": stackctl.QUARANTINE_TAG, "Value": stack}]}
+        unused = ec2.create_security_group(GroupName="q1", Description="q", VpcId=vpc, TagSpecifications=[quarantine])["GroupId"]
+        used = ec2.create_security_group(GroupName="q2", Description="q", VpcId=vpc, TagSpecifications=[quarantine])["GroupId"]
+        isolated = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet,
+                                     SecurityGroupIds=[used])["Instances"][0]["InstanceId"]
         code, out = self.stackctl_as(deployer, "delete", "--stack", stack, "--purge-backups", "--yes")
         self.assertEqual(code, 0, out)
+        self.assertIn(f"deleted quarantine group {unused}", out)
+        self.assertIn(f"kept quarantine group {used}: still used by {isolated}", out)
         self.assertEqual(ec2.describe_images(ImageIds=[backup])["Images"], [], out)
         self.assertIn(f"purged backup {backup} and {len(snapshots)} snapshot(s)", out)
         self.assertGreater(len(snapshots), 0)

@@ -229,6 +229,43 @@ class OperatorCommands(unittest.TestCase):
         with self.assertRaisesRegex(stackctl.StackError, "'inc-9' is not an incident id"):
             stackctl.incident_story(stackctl.Aws(), STACK, SERVER, "inc-9")
 
+    def test_the_fleet_at_a_glance_status_fleet_drill_and_incident(self) -> None:
+        server = "op-0aaaaaaaaaaaaaaa1"
+        moto_server.seed_outposts([server])
+        code, out = self.stackctl_quietly("protect", "--stack", STACK, "--server", server, "--name", "Store 9")
+        self.assertEqual(code, 0, out)
+        code, out = self.stackctl_quietly("status", "--stack", STACK)
+        self.assertEqual(code, 1, "a server with nothing declared and never drilled needs attention")
+        lines = [line for line in out.splitlines() if line.startswith(("SERVER", server))]
+        self.assertEqual(len(lines), 2, out)
+        header, row = lines
+        self.assertEqual(header.split(), ["SERVER", "SITE", "ALARM", "WORKLOADS", "BACKUP", "DRILL", "INCIDENT", "ATTENTION"])
+        self.assertRegex(row, rf"^{server}  Store 9 +\w+ +0 ok +- +never +- +(alarm \w+; )?no workloads declared; never drilled$")
+        self.assertIn("1 protected server(s); 1 need attention", out)
+        self.assertIn(f"1 server(s) need attention: {server}", out)
+
+        self.told_events()
+        code, out = self.stackctl_quietly("drill", "--stack", STACK)
+        self.assertEqual(code, 1, out)
+        self.assertRegex(out, rf"{server}  Store 9  0 +NEEDS YOU: no workloads declared")
+        self.assertIn("0 of 1 server(s) ready; nothing launched", out)
+        digests = [e["detail"] for e in self.told_events() if e["detail-type"] == "FleetDrillCompleted"]
+        self.assertEqual([[s["server_id"] for s in d["servers"]] for d in digests], [[server]], "one digest, told once")
+        self.assertEqual(digests[0]["servers"][0]["site_name"], "Store 9")
+        code, out = self.stackctl_quietly("status", "--stack", STACK)
+        row = next(line for line in out.splitlines() if line.startswith(server))
+        self.assertRegex(row, r"NOTHING \d+s ago")
+        self.assertNotIn("never drilled", row, "the fleet drill is each server's last drill")
+
+        code, out = self.stackctl_quietly("incident", "--stack", STACK, "--server", server)
+        self.assertEqual(code, 1, out)
+        self.assertIn(f"the ledger holds no incident of {server}", out)
+        code, out = self.stackctl_quietly("incident", "--stack", STACK, "--id", OTHER_INCIDENT)
+        self.assertEqual(code, 1, out)
+        self.assertIn(f"the ledger holds no incident {OTHER_INCIDENT}", out)
+        code, out = self.stackctl_quietly("unprotect", "--stack", STACK, "--server", server)
+        self.assertEqual(code, 0, out)
+
     def test_a_command_for_a_stack_that_is_not_there_says_so(self) -> None:
         code, out = self.stackctl_quietly("unfence", "--stack", "nosuchstack", "--incident", "inc-1")
         self.assertEqual(code, 1, out)

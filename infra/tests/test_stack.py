@@ -18,6 +18,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import unittest
 import zipfile
 from contextlib import redirect_stdout
@@ -68,8 +69,11 @@ class DeployedStack(unittest.TestCase):
         return {r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]}
 
     def test_deploy_protect_and_delete_leave_nothing_behind(self) -> None:
-        out = self.run_stackctl("deploy", "--stack", STACK, "--artifacts", self.artifacts, "--email", "ops@example.com",
-                                "--param", "FencingPolicy=terminate", "--param", "FailoverReportMinutes=20")
+        # A deployment's settings in one file; the region it names is the one in use.
+        settings = pathlib.Path(self.artifacts) / "deploy.toml"
+        settings.write_text(f'stack = "{STACK}"\nregion = "eu-west-1"\nemail = "ops@example.com"\n'
+                            '[parameters]\nFencingPolicy = "terminate"\nFailoverReportMinutes = 20\n')
+        out = self.run_stackctl("deploy", "--config", str(settings), "--artifacts", self.artifacts)
         self.assertIn("CREATE_COMPLETE", out)
         self.assertIn("LedgerTableName", out)
         outputs = stackctl.outputs(stackctl.Aws(), STACK)
@@ -87,8 +91,22 @@ class DeployedStack(unittest.TestCase):
         self.assertIn("FencingPolicy: terminate → isolate", out)
         self.assertEqual(stackctl.stack_parameters(stackctl.Aws(), STACK)["NotificationEmail"], "ops@example.com")
 
-        out = self.run_stackctl("protect", "--stack", STACK, "--server", SERVER)
+        # Only an Outpost of the account (ListOutposts): a mistyped id would alarm at once.
+        out = io.StringIO()
+        with redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = stackctl.main(["--poll-seconds", "0.1", "protect", "--stack", STACK, "--server", SERVER])
+        self.assertEqual(code, 1, out.getvalue())
+        self.assertIn(f"not protected: {SERVER} is not an Outpost of account 123456789012 in eu-west-1", out.getvalue())
+        self.assertEqual(self.run_stackctl("servers", "--stack", STACK).strip(), "")
+        ec2 = self.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+        ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24", OutpostArn=f"arn:aws:outposts:eu-west-1:123456789012:outpost/{SERVER}")
+        out = self.run_stackctl("protect", "--config", str(settings), "--server", SERVER)
         self.assertIn(f"{SERVER} is protected", out)
+        # What fencing made at run time goes with the stack.
+        ec2.create_security_group(GroupName=f"outposts-ha-{STACK}-quarantine", Description="q", VpcId=vpc,
+                                  TagSpecifications=[{"ResourceType": "security-group",
+                                                      "Tags": [{"Key": stackctl.QUARANTINE_TAG, "Value": STACK}]}])
         self.assertEqual(self.run_stackctl("servers", "--stack", STACK).strip(), SERVER)
 
         # Refused before CloudFormation starts: a prefix the server stack imports, and more
@@ -126,6 +144,8 @@ class DeployedStack(unittest.TestCase):
         self.assertEqual([b["Name"] for b in self.client("s3").list_buckets()["Buckets"]], [])
         self.assertEqual(self.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}")["logGroups"], [])
         self.assertEqual(self.client("sqs").list_queues().get("QueueUrls", []), [])
+        quarantine = ec2.describe_security_groups(Filters=[{"Name": f"tag:{stackctl.QUARANTINE_TAG}", "Values": [STACK]}])
+        self.assertEqual(quarantine["SecurityGroups"], [])
 
     def check_resources(self, outputs: dict[str, str]) -> None:
         ddb = self.client("dynamodb")
@@ -194,6 +214,72 @@ class DeployedStack(unittest.TestCase):
         sqs = self.client("sqs")
         attrs = sqs.get_queue_attributes(QueueUrl=outputs["FailedEventsQueueUrl"], AttributeNames=["All"])["Attributes"]
         self.assertTrue(attrs.get("KmsMasterKeyId"), attrs)
+
+
+class FleetOnboarding(unittest.TestCase):
+    """make protect SERVERS=stores.csv: 300 servers at once, a bad row reported, the rest protected, and a
+    rerun that changes nothing."""
+
+    SERVERS = 300
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        moto_server.start(cls)
+        cls.work = pathlib.Path(tempfile.mkdtemp())
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
+        for function in stackctl.FUNCTIONS:
+            (cls.work / function).mkdir()
+            with zipfile.ZipFile(cls.work / function / "bootstrap.zip", "w") as z:
+                z.writestr("bootstrap", "#!/bin/sh\n")
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert stackctl.main(["--poll-seconds", "0.1", "deploy", "--stack", "ohafleet", "--artifacts",
+                                  str(cls.work)]) == 0, out.getvalue()
+        cls.ids = [f"op-{i:017x}" for i in range(1, cls.SERVERS + 1)]
+        moto_server.seed_outposts(cls.ids + ["op-0ffffffffffffff01"], retired=["op-0ffffffffffffff01"])
+
+    def protect(self) -> tuple[int, str, float]:
+        out = io.StringIO()
+        started = time.time()
+        with redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = stackctl.main(["--poll-seconds", "0.2", "protect", "--stack", "ohafleet", "--servers",
+                                  str(self.work / "stores.csv"), "--parallel", "8"])
+        return code, out.getvalue(), time.time() - started
+
+    def test_three_hundred_servers_at_once_with_the_bad_rows_reported(self) -> None:
+        rows = [f'{s},"Store {n}, High St",,,' for n, s in enumerate(self.ids, 1)]
+        # Mistyped (no such Outpost), retired, a duplicate, and datapoints above the periods.
+        rows[17:17] = ["op-0deadbeef00000bad,Store typo,,,", "op-0ffffffffffffff01,Retired,,,",
+                       f"{self.ids[0]},Twice,,,", "op-0eeeeeeeeeeeeeee1,Bad alarm,60,3,5"]
+        (self.work / "stores.csv").write_text("server_id,site_name,period,evaluation_periods,datapoints\n" + "\n".join(rows) + "\n")
+        code, out, took = self.protect()
+        self.assertEqual(code, 1, out[-3000:])
+        self.assertIn(f"==> {self.SERVERS} server(s) protected ({self.SERVERS} new, 0 changed, 0 unchanged); 4 refused, 0 failed", out)
+        self.assertIn("stores.csv:19): op-0deadbeef00000bad is not an Outpost of account 123456789012", out)
+        self.assertIn("op-0ffffffffffffff01 is RETIRED, not ACTIVE", out)
+        self.assertIn(f"{self.ids[0]} is already on line 2", out)
+        self.assertIn("datapoints 5 cannot exceed evaluation_periods 3", out)
+        calls = int(re.search(r"; (\d+) CloudFormation calls in", out).group(1))
+        print(f"\n    bulk protect: {self.SERVERS} servers in {took:.1f} s, {calls} CloudFormation calls", file=sys.stderr)
+        alarms = self.client_alarms()
+        self.assertEqual(len(alarms), self.SERVERS)
+        self.assertEqual(alarms[f"outposts-ha-{self.ids[41]}"], "Store 42, High St")
+
+        # Idempotent: the same file again changes nothing.
+        code, out, took = self.protect()
+        self.assertIn(f"==> {self.SERVERS} server(s) protected (0 new, 0 changed, {self.SERVERS} unchanged)", out)
+        print(f"    again: {took:.1f} s", file=sys.stderr)
+
+    def client_alarms(self) -> dict[str, str]:
+        import boto3
+
+        cw = boto3.session.Session(region_name="eu-west-1").client("cloudwatch")
+        found = {}
+        for page in cw.get_paginator("describe_alarms").paginate(AlarmNamePrefix="outposts-ha-"):
+            for a in page["MetricAlarms"]:
+                tags = {t["Key"]: t["Value"] for t in cw.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"]}
+                found[a["AlarmName"]] = tags.get(stackctl.TAGS["site_name"], "")
+        return found
 
 
 class TemplateText(unittest.TestCase):
@@ -475,7 +561,7 @@ class DeployerPolicy(unittest.TestCase):
     # boto3 client attribute in stackctl → IAM service prefix; calls whose action is not the
     # operation's own name.
     services = {"cfn": "cloudformation", "s3": "s3", "ssm": "ssm", "ec2": "ec2", "lam": "lambda", "cloudwatch": "cloudwatch",
-                "sqs": "sqs"}
+                "sqs": "sqs", "outposts": "outposts"}
     renamed = {
         "s3.head_bucket": ["s3:ListBucket"], "s3.head_object": ["s3:GetObject"],
         "s3.put_bucket_encryption": ["s3:PutEncryptionConfiguration"],
@@ -578,6 +664,106 @@ class StackctlInput(unittest.TestCase):
         self.assertEqual(table[1].split(), ["pos", "READY", "subnet-0a", "ami-1", "-"])
         self.assertEqual(table[2].split()[:5], ["lost", "NOT", "READY", "-", "-"])
         self.assertTrue(table[2].endswith("subnet-0b: does not exist"))
+
+    def test_a_settings_file_is_read_or_refused_with_where_and_why(self) -> None:
+        import deploy_settings  # noqa: PLC0415
+
+        folder = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, folder, True)
+        path = folder / "deploy.toml"
+        path.write_text('stack = "prod"\narchitecture = "x86_64"\n[parameters]\nFencingPolicy = "notify"\nReservedConcurrency = 0\n')
+        settings = deploy_settings.load(path)
+        self.assertEqual((settings["stack"], settings["architecture"], settings["region"]), ("prod", "x86_64", None))
+        self.assertEqual(settings["parameters"], {"FencingPolicy": "notify", "ReservedConcurrency": "0"})
+        for text, why in (('stak = "x"\n', "unknown setting\\(s\\) stak"), ('architecture = "arm"\n', "arm64 or x86_64"),
+                          ("stack = \n", "not TOML"), ("parameters = 3\n", "must be a table")):
+            path.write_text(text)
+            with self.assertRaisesRegex(deploy_settings.SettingsError, why):
+                deploy_settings.load(path)
+        with self.assertRaisesRegex(deploy_settings.SettingsError, "no such settings file"):
+            deploy_settings.load(folder / "missing.toml")
+        # Checked against the template and the command line before anything is called.
+        path.write_text('stack = "prod"\nregion = "eu-west-1"\n[parameters]\nFencingPolicyy = "notify"\n')
+        args = stackctl.parser().parse_args(["deploy", "--config", str(path), "--artifacts", "x"])
+        with self.assertRaisesRegex(stackctl.StackError, "FencingPolicyy is not a parameter of infra/template.yaml"):
+            stackctl.settle(args, {})
+        args = stackctl.parser().parse_args(["status", "--config", str(path), "--stack", "other"])
+        with self.assertRaisesRegex(stackctl.StackError, "STACK=other but .* names stack prod"):
+            stackctl.settle(args, {})
+        args = stackctl.parser().parse_args(["status", "--config", str(path)])
+        with self.assertRaisesRegex(stackctl.StackError, "AWS_REGION is us-east-1 but .* names region eu-west-1"):
+            stackctl.settle(args, {"AWS_REGION": "us-east-1"})
+        self.assertEqual(stackctl.settle(args, {}), "eu-west-1")
+        self.assertEqual(args.stack, "prod")
+        path.write_text('email = "a@example.com"\n[parameters]\nFencingPolicy = "notify"\n')
+        args = stackctl.parser().parse_args(["deploy", "--config", str(path), "--artifacts", "x", "--param",
+                                             "FencingPolicy=isolate"])
+        stackctl.settle(args, {})
+        self.assertEqual((args.stack, args.email), ("outposts-ha", "a@example.com"))
+        self.assertEqual(args.param, ["FencingPolicy=notify", "FencingPolicy=isolate"], "the command line comes last, and wins")
+
+    def test_a_servers_file_without_its_header_is_refused(self) -> None:
+        folder = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, folder, True)
+        (folder / "s.csv").write_text(f"{SERVER},Store 1\n")
+        with self.assertRaisesRegex(stackctl.StackError, "the first line must name the columns, server_id first"):
+            stackctl.read_servers_file(str(folder / "s.csv"))
+        (folder / "s.csv").write_text(f"server_id,site_name\n# a comment\n{SERVER},Store 1\nop-1,Bad\n{SERVER[:-1]}1,x,extra\n")
+        rows, bad = stackctl.read_servers_file(str(folder / "s.csv"))
+        self.assertEqual([(r.server, r.name) for r in rows], [(SERVER, "Store 1")])
+        self.assertEqual([why for _, why in bad], ["'op-1' is not an Outposts server id (op- followed by 17 lowercase hex digits)",
+                                                   "more columns than the header names: ['extra']"])
+
+    def test_status_rows_say_what_needs_attention(self) -> None:
+        import datetime
+
+        now = datetime.datetime(2026, 12, 2, 12, 0, tzinfo=datetime.timezone.utc)
+        fine = {"server_id": SERVER, "workloads": 3, "unusable": [], "stateful": 1, "oldest_backup_age_seconds": 3600,
+                "missing_backups": [], "last_drill": {"drilled_at": "2026-12-01T06:00:00Z", "ready": 3, "not_ready": []},
+                "open_incident": None}
+        other = "op-0fedcba9876543210"
+        troubled = {**fine, "server_id": other, "unusable": ["kiosk: no subnets"], "oldest_backup_age_seconds": 3 * 86400,
+                    "last_drill": {"drilled_at": "2026-11-20T06:00:00Z", "ready": 2, "not_ready": ["db: no backup"]},
+                    "open_incident": "inc-0123456789abcdef01234567"}
+        away = {**fine, "server_id": "op-0bbbbbbbbbbbbbbb2", "away": ["pos: i-0123456789abcdef0"]}
+        servers = [{"server": SERVER, "site": "Store 17"}, {"server": other, "site": ""},
+                   {"server": "op-0aaaaaaaaaaaaaaa1", "site": ""}, {"server": away["server_id"], "site": ""}]
+        alarms = {SERVER: "OK", other: "ALARM", away["server_id"]: "OK"}
+        statuses = {SERVER: fine, other: troubled, away["server_id"]: away}
+        rows = stackctl.status_rows(servers, alarms, statuses, 86400, now, drills_scheduled=True)
+        self.assertEqual([rows[0][c] for c in ("site", "alarm", "workloads", "backup", "drill", "incident", "attention")],
+                         ["Store 17", "OK", "3 ok", "1h", "READY 1d ago", "-", ""])
+        self.assertEqual(rows[1]["workloads"], "3 ok, 1 unusable")
+        self.assertEqual(rows[1]["attention"].split("; "), [
+            "alarm ALARM", "1 unusable: kiosk: no subnets", "backup 3d old (RPO 1d)", "drill: db: no backup",
+            "last drill 12d ago", "incident inc-0123456789abcdef01234567 open (make incident SERVER=op-0fedcba9876543210)"])
+        self.assertEqual(rows[2]["alarm"], "MISSING")
+        self.assertIn("the operator function did not answer for it", rows[2]["attention"])
+        self.assertEqual(rows[3]["attention"], "1 on a replacement (pos: i-0123456789abcdef0): "
+                                               "make failback SERVER=op-0bbbbbbbbbbbbbbb2, stateful ones by the runbook")
+        # Without a drill schedule an old drill is shown, not flagged.
+        unscheduled = stackctl.status_rows(servers, alarms, statuses, 86400, now)
+        self.assertNotIn("last drill", unscheduled[1]["attention"])
+        self.assertIn("drill: db: no backup", unscheduled[1]["attention"])
+
+    def test_an_incident_reads_as_a_timeline(self) -> None:
+        story = {"incident_id": "inc-1", "server_id": SERVER, "site_name": "Store 17", "status": "closed",
+                 "detected_at": "2026-12-02T10:00:00.500Z", "recovered_at": "2026-12-02T10:30:00Z", "summary": "done",
+                 "workloads": [{"workload": "pos", "status": "launched", "replacement_instance_id": "i-2",
+                                "subnet_id": "subnet-1", "launch_accepted_at": "2026-12-02T10:00:02Z",
+                                "serving_at": "2026-12-02T10:01:00Z"},
+                               {"workload": "db", "status": "failed"}],
+                 "told": [{"kind": "opened", "at": "2026-12-02T10:00:00Z"},
+                          {"kind": "fenced", "subject": "i-1", "at": "2026-12-02T10:30:05Z"},
+                          {"kind": "closed", "at": "2026-12-02T10:30:06Z"}]}
+        lines = stackctl.incident_timeline(story).splitlines()
+        self.assertEqual(lines[0], f"==> incident inc-1 (closed): Store 17 ({SERVER})")
+        whats = [line.split(" s  ", 1)[1] for line in lines[1:-1]]
+        self.assertEqual(whats, ["detected: the server's alarm went to ALARM", "db: not relaunched (failed)", "opening told",
+                                 "pos: i-2 launched in subnet-1", "pos: serving", "server back: its alarm went to OK",
+                                 "original i-1 fenced (told)", "closing told"])
+        self.assertIn("+    1.5 s  pos: i-2 launched", lines[4])
+        self.assertEqual(lines[-1], "    summary: done")
 
     def test_maintenance_times_are_read_or_refused(self) -> None:
         import datetime

@@ -1,7 +1,7 @@
 """Outposts networking as EC2 enforces it and moto 5.2 does not, loaded into the moto server:
 
 - CreateSubnet `OutpostArn` (moto ignores it) makes an Outpost's subnet; DescribeSubnets
-  names its `OutpostArn`.
+  names its `OutpostArn`, and DescribeInstances the `OutpostArn` of an instance launched in it.
 - ModifySubnetAttribute `EnableLniAtDeviceIndex` (moto ignores it) marks a subnet's
   interfaces at that device index as local network interfaces (LNIs); index 0 is refused.
 - RunInstances refuses an instance-level `SubnetId` when the launch template declares
@@ -12,6 +12,8 @@
   same request answers with the instances it launched; with another request,
   IdempotentParameterMismatch. Its `DisableApiTermination` (moto drops it) protects the
   instance from TerminateInstances.
+- DeleteSecurityGroup refuses a group a running instance's network interface uses
+  (DependencyViolation); moto deletes it.
 - A network interface's groups are its own (moto adds the instance's to every interface):
   ModifyNetworkInterfaceAttribute `Groups` changes that interface only, and the instance's
   groups are those of its interfaces; ModifyInstanceAttribute `Groups` on a one-interface
@@ -27,6 +29,7 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError, InvalidParameterCombination
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.subnets import Subnets
@@ -36,6 +39,7 @@ _original_modify_subnet_attribute = Subnets.modify_subnet_attribute
 _original_run_instances = InstanceResponse.run_instances
 _original_groups_handler = InstanceResponse._security_grp_instance_attribute_handler
 _original_modify_interface = ElasticNetworkInterfaces.modify_network_interface_attribute
+_original_delete_group = SecurityGroupBackend.delete_security_group
 
 
 def create_subnet(self: Subnets):
@@ -94,6 +98,12 @@ def _run_instances(self: InstanceResponse):
                 msg="Network interfaces and an instance-level subnet ID may not be specified on the same request"
             )
     answer = _original_run_instances(self)
+    for instance in answer.result.instances:
+        # DescribeInstances names an instance's Outpost ("OutpostArn: The Amazon Resource
+        # Name (ARN) of the Outpost"): the one its subnet is on.
+        subnet = self.ec2_backend.get_subnet(instance.subnet_id) if instance.subnet_id else None
+        if getattr(subnet, "outpost_arn", None):
+            instance.outpost_arn = subnet.outpost_arn
     if self._get_bool_param("DisableApiTermination", False):
         # moto drops RunInstances' DisableApiTermination; its TerminateInstances already
         # refuses a protected instance, as EC2 does (OperationNotPermitted).
@@ -140,7 +150,20 @@ def modify_network_interface_attribute(self: ElasticNetworkInterfaces):
     return answer
 
 
+def delete_security_group(self: SecurityGroupBackend, name: str | None = None, group_id: str | None = None) -> None:
+    # "If you attempt to delete a security group that is associated with an instance or
+    # network interface ... the operation fails with DependencyViolation." (DeleteSecurityGroup)
+    if group_id:
+        users = [eni.id for eni in self.enis.values()
+                 if eni.instance is not None and eni.instance._state.name != "terminated"
+                 and any(getattr(g, "id", g) == group_id for g in eni.group_set)]
+        if users:
+            raise EC2ClientError("DependencyViolation", f"resource {group_id} has a dependent object")
+    return _original_delete_group(self, name=name, group_id=group_id)
+
+
 def install() -> None:
+    SecurityGroupBackend.delete_security_group = delete_security_group
     NetworkInterface.group_set = property(interface_groups)
     ElasticNetworkInterfaces.modify_network_interface_attribute = modify_network_interface_attribute
     Subnets.create_subnet = create_subnet

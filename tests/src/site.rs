@@ -97,13 +97,13 @@ impl Site {
     }
 
     /// A launch template declaring one workload of `server_id`, its instances tagged with
-    /// the workload (as the README asks of operators).
+    /// the workload (as docs/reference.md asks of operators).
     pub async fn declare(&self, server_id: &str, name: &str, subnets: &[&str], priority: u32) -> DeclaredWorkload {
         self.declare_with(server_id, name, subnets, priority, None, &[]).await
     }
 
     /// Like [`Site::declare`]; a stateful workload also names its backup parameter, and its
-    /// template's image resolves from it (`resolve:ssm:…`), as the README asks. `extra`
+    /// template's image resolves from it (`resolve:ssm:…`), as docs/how-it-works.md asks. `extra`
     /// tags go on the template when it is created (moto's DescribeLaunchTemplates does not
     /// show tags added later with CreateTags).
     pub async fn declare_with(

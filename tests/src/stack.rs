@@ -415,8 +415,10 @@ impl Stack {
             &handler_sdk_of(roles::NOTIFIER),
         );
         let backup_scheduler = BackupScheduler::new(backup_config(&store), &handler_sdk_of(roles::BACKUP_SCHEDULER));
-        let operator =
-            operator::Operator::new(operator::Config { store: store.clone() }, &handler_sdk_of(roles::OPERATOR));
+        let operator = operator::Operator::new(
+            operator::Config { store: store.clone(), stack_name: STACK_NAME.into() },
+            &handler_sdk_of(roles::OPERATOR),
+        );
         Stack {
             sdk: sdk.clone(),
             table,

@@ -24,7 +24,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use tracing::{info, warn, Instrument};
 
-/// Read once at cold start; see the README's configuration table.
+/// Read once at cold start; see docs/reference.md, Configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: IncidentStore,

@@ -7,7 +7,7 @@ use aws_sdk_cloudwatch::types::{AlarmType, Dimension, MetricAlarm};
 use ha_domain::alarm::{AlarmState, AlarmTransition, PayloadShape, WatchedMetric};
 use ha_domain::error::AwsFailure;
 use ha_domain::model::tag;
-use ha_ports::AlarmStates;
+use ha_ports::{AlarmLabels, AlarmStates};
 
 #[derive(Clone)]
 pub struct CloudWatchAlarms {
@@ -74,7 +74,7 @@ impl AlarmStates for CloudWatchAlarms {
         Ok(found)
     }
 
-    async fn site_name(&self, alarm_arn: &str) -> Result<Option<String>, AwsFailure> {
+    async fn labels(&self, alarm_arn: &str) -> Result<AlarmLabels, AwsFailure> {
         let out = self
             .client
             .list_tags_for_resource()
@@ -82,13 +82,15 @@ impl AlarmStates for CloudWatchAlarms {
             .send()
             .await
             .map_err(|e| failure("ListTagsForResource", &e))?;
-        Ok(out
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some(tag::SITE_NAME))
-            .and_then(|t| t.value())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string))
+        let value = |key: &str| {
+            out.tags()
+                .iter()
+                .find(|t| t.key() == Some(key))
+                .and_then(|t| t.value())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        Ok(AlarmLabels { site_name: value(tag::SITE_NAME), stack: value(tag::STACK) })
     }
 }

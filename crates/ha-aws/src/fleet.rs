@@ -86,6 +86,10 @@ impl Fleet for Ec2Fleet {
                     source_server: tags.remove(tag::SOURCE_SERVER),
                     restored_from: tags.remove(tag::RESTORED_FROM),
                     incident: tags.remove(tag::INCIDENT),
+                    retiring_since: tags
+                        .get(tag::RETIRING)
+                        .and_then(|t| ha_domain::timefmt::parse_timestamp(t))
+                        .map(|t| t.unix_timestamp()),
                 })
             })
             .collect())

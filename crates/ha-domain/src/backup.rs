@@ -661,6 +661,7 @@ mod tests {
             source_server: Some(server.into()),
             restored_from: None,
             incident: Some("inc-1".into()),
+            retiring_since: None,
         };
         let home = "op-0aaaaaaaaaaaaaaaa";
         let judge = |i: &Instance, r: &[ExistingReplacement]| superseded_copy(i, r, NOW);

@@ -80,6 +80,10 @@ pub enum ProjectEvent {
     ReleaseRequested(ReleaseRequested),
     FailoverCompleted(FailoverCompleted),
     OnCallAlert(OnCallAlert),
+    FleetDrillRequested(FleetDrillRequested),
+    FleetDrillCompleted(FleetDrillCompleted),
+    FleetStatusRequested(FleetStatusRequested),
+    FailbackRequested(FailbackRequested),
 }
 
 impl ProjectEvent {
@@ -110,6 +114,10 @@ impl ProjectEvent {
             ProjectEvent::ReleaseRequested(_) => "ReleaseRequested",
             ProjectEvent::FailoverCompleted(_) => "FailoverCompleted",
             ProjectEvent::OnCallAlert(_) => "OnCallAlert",
+            ProjectEvent::FleetDrillRequested(_) => "FleetDrillRequested",
+            ProjectEvent::FleetDrillCompleted(_) => "FleetDrillCompleted",
+            ProjectEvent::FleetStatusRequested(_) => "FleetStatusRequested",
+            ProjectEvent::FailbackRequested(_) => "FailbackRequested",
         }
     }
 
@@ -185,6 +193,10 @@ impl ProjectEvent {
             ProjectEvent::ReleaseRequested(_) => None,
             ProjectEvent::FailoverCompleted(e) => Some(&e.server_id),
             ProjectEvent::OnCallAlert(e) => e.server_id.as_deref(),
+            ProjectEvent::FleetDrillRequested(_) => None,
+            ProjectEvent::FleetDrillCompleted(_) => None,
+            ProjectEvent::FleetStatusRequested(_) => None,
+            ProjectEvent::FailbackRequested(e) => Some(&e.server_id),
         }
     }
 }
@@ -658,6 +670,72 @@ pub struct DrillCompleted {
     pub verdicts: Vec<DrillVerdict>,
 }
 
+/// Command to relaunch (the weekly schedule, `FleetDrillSchedule`): drill every protected
+/// server and tell the result once, as one digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetDrillRequested {
+    pub requested_at: String,
+}
+
+/// One server's part of a fleet drill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerDrill {
+    pub server_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
+    /// Workloads that would relaunch.
+    pub ready: u32,
+    /// Those that would not, with why.
+    pub not_ready: Vec<DrillVerdict>,
+    /// Why the server could not be drilled at all (nothing declared, AWS refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// A fleet drill ran every protected server through a dry-run relaunch; nothing launched.
+/// The digest: counts, and the servers that need a person (the rest are in the ledger).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetDrillCompleted {
+    pub requested_at: String,
+    pub completed_at: String,
+    pub servers_drilled: u32,
+    /// Servers with every workload ready and something to relaunch.
+    pub servers_ready: u32,
+    /// The servers that need a person.
+    pub servers: Vec<ServerDrill>,
+}
+
+impl ServerDrill {
+    /// Why this server needs a person, if it does.
+    pub fn needs_person(&self) -> Option<String> {
+        if let Some(problem) = &self.problem {
+            return Some(problem.clone());
+        }
+        match self.not_ready.len() {
+            0 if self.ready == 0 => Some("no workloads declared".into()),
+            0 => None,
+            n => Some(format!("{n} workload(s) would not relaunch")),
+        }
+    }
+}
+
+/// Query to the operator function (`make status`): how each named server stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetStatusRequested {
+    pub server_ids: Vec<String>,
+    pub requested_at: String,
+}
+
+/// Command to the operator function (`make failback`): move the server's stateless
+/// workloads home once it is back — originals unfenced, in their target groups and
+/// healthy, then the replacements out and terminated. Each request advances; repeat it
+/// until it says done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailbackRequested {
+    pub server_id: String,
+    pub requested_at: String,
+}
+
 /// Command to the operator function (`make maintenance`): suppress relaunch for the server until
 /// `until` (RFC 3339). An `until` at or before `requested_at` ends the window now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -701,16 +779,23 @@ pub struct OriginalUnfenced {
     pub forced: bool,
     /// A live replacement of its workload when it was put back (only when forced).
     pub replacement_instance_id: Option<String>,
+    /// Put back to move its workload home (`make failback`): the replacement is
+    /// terminated once the original serves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moving_home: bool,
     pub unfenced_at: String,
 }
 
-/// Query to the operator function (`make drill GAMEDAY=1`, the demo): the ledger's story of the
-/// server's open incident, or of the named one.
+/// Query to the operator function (`make incident`, `make drill GAMEDAY=1`, the demo): the
+/// ledger's story of the server's open incident, or of the named one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentStatusRequested {
     pub server_id: String,
     #[serde(default)]
     pub incident_id: Option<String>,
+    /// With no incident named: the newest one when none is open (`make incident SERVER=…`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub latest: bool,
     pub requested_at: String,
 }
 

@@ -24,7 +24,15 @@ pub struct ExistingReplacement {
     pub restored_from: Option<String>,
     /// The incident that launched it.
     pub incident: Option<String>,
+    /// When fail-back marked it for taking out (its `outposts-ha:retiring` tag, epoch
+    /// seconds): not adopted while the mark is fresh.
+    pub retiring_since: Option<i64>,
 }
+
+/// How long fail-back's mark keeps a replacement from being adopted: far longer than one
+/// pass (seconds), so a new incident never adopts what is being terminated; a mark left by
+/// a pass that died lapses, and the replacement (still registered) is adopted again.
+pub const RETIRING_LEASE_SECONDS: i64 = 600;
 
 /// Pure: the replacement a workload of `server` already has, if any: one replacing this
 /// server (every store may call its workload `pos`), pending or running (a stopped or dying
@@ -33,10 +41,12 @@ pub fn adoptable<'a>(
     found: &'a [ExistingReplacement],
     incident: &str,
     server: &str,
+    now_epoch: i64,
 ) -> Option<&'a ExistingReplacement> {
+    let retiring = |r: &ExistingReplacement| r.retiring_since.is_some_and(|at| now_epoch - at < RETIRING_LEASE_SECONDS);
     found
         .iter()
-        .filter(|r| r.source_server.as_deref() == Some(server))
+        .filter(|r| r.source_server.as_deref() == Some(server) && !retiring(r))
         .filter(|r| matches!(r.state, InstanceState::Pending | InstanceState::Running))
         .min_by(|a, b| {
             let other = |r: &ExistingReplacement| r.incident.as_deref() != Some(incident);
@@ -206,6 +216,7 @@ mod tests {
             source_server: Some(server.into()),
             restored_from: None,
             incident: Some(incident.into()),
+            retiring_since: None,
         };
         let (here, there) = ("op-0000000000000000a", "op-0000000000000000b");
         let found = [
@@ -214,9 +225,19 @@ mod tests {
             r("i-3", here, InstanceState::Running, "inc-0"),
             r("i-4", here, InstanceState::Pending, "inc-1"),
         ];
-        assert_eq!(adoptable(&found, "inc-1", here).map(|r| r.instance_id.as_str()), Some("i-4"));
-        assert_eq!(adoptable(&found[..3], "inc-1", here).map(|r| r.instance_id.as_str()), Some("i-3"));
-        assert_eq!(adoptable(&found[..2], "inc-1", here), None, "another store's, or a stopped one");
+        assert_eq!(adoptable(&found, "inc-1", here, 0).map(|r| r.instance_id.as_str()), Some("i-4"));
+        assert_eq!(adoptable(&found[..3], "inc-1", here, 0).map(|r| r.instance_id.as_str()), Some("i-3"));
+        assert_eq!(adoptable(&found[..2], "inc-1", here, 0), None, "another store's, or a stopped one");
+        let retiring =
+            [ExistingReplacement { retiring_since: Some(1_000), ..r("i-3", here, InstanceState::Running, "inc-0") }];
+        assert_eq!(
+            adoptable(&retiring, "inc-1", here, 1_010),
+            None,
+            "fail-back is taking it out: a new one is launched"
+        );
+        let lapsed =
+            adoptable(&retiring, "inc-1", here, 1_000 + RETIRING_LEASE_SECONDS).map(|r| r.instance_id.as_str());
+        assert_eq!(lapsed, Some("i-3"), "a mark left by a fail-back that died lapses");
     }
 
     #[test]

@@ -8,12 +8,15 @@
 //! | `SERVER#op-…`      | `MAINTENANCE`    | relaunch suppressed until `until_epoch`     |
 //! | `SERVER#op-…`      | `ALARM_STATE`    | the newest transition seen: `up`, `changed_ms` |
 //! | `SERVER#op-…`      | `RECOVERED`      | a recovery with no incident open was told   |
+//! | `SERVER#op-…`      | `LAST_INCIDENT`  | the server's newest incident (open or closed) |
+//! | `SERVER#op-…`      | `DRILL`          | the server's last drill: when, ready, what was not |
 //! | `INCIDENT#inc-…`   | `META`           | the incident: server, site, alarm, times, status, plan |
 //! | `INCIDENT#inc-…`   | `WORKLOAD#name`  | the claim and outcome for one workload      |
 //! | `INCIDENT#inc-…`   | `FENCED#i-…`     | an original's fencing was reported          |
 //! | `INCIDENT#inc-…`   | `SERVING#name`   | a replacement's serving was reported        |
 //! | `INCIDENT#inc-…`   | `SUPPRESSED`     | a suppressed relaunch was reported          |
 //! | `INCIDENT#inc-…`   | `OPENED`, `REALARMED`, `RECOVERED`, `CLOSED`, `LOST#name`, `FAILOVER` | the incident's other facts told |
+//! | `FLEET_DRILL#<requested at>` | `META` | a fleet drill's digest was told        |
 //! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
 //! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
 //! | `BACKUP#<exec id>` | `ADOPTED`        | what its backup did to the parameter        |
@@ -38,6 +41,10 @@ pub const WAVE: &str = "WAVE";
 pub const RELEASED: &str = "RELEASED";
 /// A server's newest alarm transition seen (sort key under the server).
 pub const ALARM_STATE: &str = "ALARM_STATE";
+/// A server's newest incident, open or closed (sort key under the server).
+pub const LAST_INCIDENT: &str = "LAST_INCIDENT";
+/// A server's last drill (sort key under the server).
+pub const DRILL: &str = "DRILL";
 /// Prefix of every (incident, workload) item's sort key.
 pub const WORKLOAD_PREFIX: &str = "WORKLOAD#";
 
@@ -211,8 +218,52 @@ pub struct IncidentStory {
     pub detected_at: String,
     /// Set when the incident closed.
     pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
+    /// When the server came back, once it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_at: Option<String>,
     /// By workload name.
     pub workloads: Vec<WorkloadStory>,
+    /// Each fact told about the incident (its mark, e.g. `OPENED`, `FENCED#i-…`), oldest first.
+    pub told: Vec<ToldFact>,
+}
+
+/// A fact the ledger says was told, and when: `kind` is the mark's name in snake case
+/// (`opened`, `fenced`, `serving`, `failover_reported`, …), `subject` the instance or
+/// workload it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToldFact {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub at: String,
+}
+
+impl ToldFact {
+    /// The fact a mark's sort key stands for (see [`IncidentMark::key`]).
+    pub fn of_key(key: &str, at: String) -> ToldFact {
+        let (kind, subject) = match key.split_once('#') {
+            Some(("FENCED", s)) => ("fenced", Some(s)),
+            Some(("SERVING", s)) => ("serving", Some(s)),
+            Some(("LOST", s)) => ("replacement_lost", Some(s)),
+            Some((other, s)) => return ToldFact { kind: other.to_lowercase(), subject: Some(s.to_string()), at },
+            None => match key {
+                "FAILOVER" => ("failover_reported", None),
+                other => return ToldFact { kind: other.to_lowercase(), subject: None, at },
+            },
+        };
+        ToldFact { kind: kind.to_string(), subject: subject.map(str::to_string), at }
+    }
+}
+
+/// A server's last drill as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DrillRecord {
+    pub drilled_at: String,
+    pub ready: u32,
+    /// The workloads that would not relaunch, each with its first problem.
+    pub not_ready: Vec<String>,
 }
 
 /// One workload's line in an incident's story.
@@ -242,6 +293,17 @@ mod tests {
         assert_eq!(IncidentMark::Serving { workload: "pos" }.key(), "SERVING#pos");
         assert_eq!(IncidentMark::Suppressed.key(), "SUPPRESSED");
         assert_eq!((BackupMark::Reported.key(), BackupMark::Stale.key()), ("REPORTED", "STALE"));
+        let told = |mark: IncidentMark| {
+            let f = ToldFact::of_key(&mark.key(), String::new());
+            (f.kind, f.subject)
+        };
+        assert_eq!(told(IncidentMark::Fenced { instance_id: "i-1" }), ("fenced".into(), Some("i-1".into())));
+        assert_eq!(
+            told(IncidentMark::ReplacementLost { workload: "pos" }),
+            ("replacement_lost".into(), Some("pos".into()))
+        );
+        assert_eq!(told(IncidentMark::FailoverReported), ("failover_reported".into(), None));
+        assert_eq!(told(IncidentMark::Opened), ("opened".into(), None));
         assert_eq!(expires_at(100, 2), 100 + 2 * 86_400);
     }
 

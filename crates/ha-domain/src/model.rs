@@ -60,6 +60,9 @@ pub mod tag {
     /// On an original put back in service (`make unfence`): when. Its backups taken before
     /// then hold the data it had while the workload ran elsewhere.
     pub const UNFENCED_AT: &str = "outposts-ha:unfenced-at";
+    /// On a replacement that fail-back is taking out (`make failback`): when. A new
+    /// incident does not adopt it.
+    pub const RETIRING: &str = "outposts-ha:retiring";
     /// On the quarantine security group of a VPC.
     pub const QUARANTINE: &str = "outposts-ha:quarantine";
     /// On a subnet of the Region (any value): the backup runbook's helper instance runs
@@ -106,6 +109,7 @@ pub mod tag {
         ("fenced_groups", FENCED_GROUPS),
         ("unfenced_at", UNFENCED_AT),
         ("quarantine", QUARANTINE),
+        ("retiring", RETIRING),
         ("backup_helper", BACKUP_HELPER),
         ("on_partition", ON_PARTITION),
         ("probe", PROBE),

@@ -119,6 +119,10 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "ReleaseRequested",
         "FailoverCompleted",
         "OnCallAlert",
+        "FleetDrillRequested",
+        "FleetDrillCompleted",
+        "FleetStatusRequested",
+        "FailbackRequested",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

@@ -11,12 +11,14 @@ use ha_domain::failover::{IncidentFacts, Plan, WorkloadProgress};
 use ha_domain::incident::{IncidentId, MaintenanceWindow, ServerLedgerState};
 use ha_domain::launch::ClaimRecord;
 use ha_domain::ledger::{
-    backup_key, expires_at, incident_key, parameter_key, server_key, wave_key, workload_key, BackupMark, IncidentMark,
-    IncidentStatus, IncidentStory, WorkloadStatus, WorkloadStory, ALARM_STATE, MAINTENANCE, MAINTENANCE_KEPT_SECONDS,
-    META, OPEN_INCIDENT, PARAMETER_HOLD, PARAMETER_VALUE, RELEASED, WAVE, WITNESS, WORKLOAD_PREFIX,
+    backup_key, expires_at, incident_key, parameter_key, server_key, wave_key, workload_key, BackupMark, DrillRecord,
+    IncidentMark, IncidentStatus, IncidentStory, ToldFact, WorkloadStatus, WorkloadStory, ALARM_STATE, DRILL,
+    LAST_INCIDENT, MAINTENANCE, MAINTENANCE_KEPT_SECONDS, META, OPEN_INCIDENT, PARAMETER_HOLD, PARAMETER_VALUE,
+    RELEASED, WAVE, WITNESS, WORKLOAD_PREFIX,
 };
 use ha_domain::model::{ServerId, Workload};
 use ha_domain::partition::{RelaunchGrounds, Wave, WitnessFinding};
+use ha_domain::timefmt::{format_timestamp, parse_timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -152,6 +154,15 @@ const LOST_PREFIX: &str = "LOST#";
 /// Sort-key prefix of a serving replacement's mark (`IncidentMark::Serving`).
 const SERVING_PREFIX: &str = "SERVING#";
 
+/// An incident's detection time in epoch seconds (0 when unreadable).
+fn detected_epoch(detected_at: &str) -> i64 {
+    parse_timestamp(detected_at).map(|t| t.unix_timestamp()).unwrap_or(0)
+}
+
+fn epoch_time(epoch: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(epoch).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
 fn s(v: impl Into<String>) -> Value {
     Value::S(v.into())
 }
@@ -276,6 +287,18 @@ impl Ledger {
             ("created_epoch", Value::N(now_epoch)),
             ("expires_at", self.expires(now_epoch)),
         ]);
+        // The server's newest incident first: a failure here leaves nothing half-made, and a
+        // late write of an older incident is refused.
+        let newer = Condition::Or(vec![
+            Condition::ItemAbsent,
+            Condition::AtMost("detected_epoch".into(), detected_epoch(r.detected_at)),
+        ]);
+        let last = item(vec![
+            ("incident_id", s(r.incident.as_str())),
+            ("detected_epoch", Value::N(detected_epoch(r.detected_at))),
+            ("expires_at", self.expires(now_epoch)),
+        ]);
+        self.table.put(&server_key(r.server), LAST_INCIDENT, last, Some(newer)).await?;
         self.table.put(&incident_key(r.incident), META, record, Some(Condition::ItemAbsent)).await
     }
 
@@ -480,21 +503,18 @@ impl Ledger {
             .collect())
     }
 
-    /// The incident's story: its item and every workload's, or `None` if it is unknown.
+    /// The incident's story: its item, every workload's and each fact told, or `None` if
+    /// it is unknown.
     pub async fn story_of(&self, incident: &IncidentId) -> Result<Option<IncidentStory>, AwsFailure> {
         let items = self.table.query(&incident_key(incident), "").await?;
         let mut meta = None;
         let mut workloads = Vec::new();
+        let mut told = Vec::new();
         for item in &items {
             let sk = get_s(item, SK).unwrap_or_default();
             let text = |k: &str| get_s(item, k).map(str::to_string);
             if sk == META {
-                meta = Some((
-                    text("server_id").unwrap_or_default(),
-                    IncidentStatus::parse(get_s(item, "status")).unwrap_or(IncidentStatus::Open),
-                    text("detected_at").unwrap_or_default(),
-                    text("summary"),
-                ));
+                meta = Some(item);
             } else if let Some(workload) = sk.strip_prefix(WORKLOAD_PREFIX) {
                 workloads.push(WorkloadStory {
                     workload: workload.to_string(),
@@ -504,16 +524,49 @@ impl Ledger {
                     launch_accepted_at: text("launch_accepted_at"),
                     serving_at: text("serving_at"),
                 });
+            } else if get_s(item, "state") == Some(TOLD) {
+                if let Some(at) = get_n(item, "recorded_epoch") {
+                    told.push((at, sk.to_string()));
+                }
             }
         }
-        Ok(meta.map(|(server_id, status, detected_at, summary)| IncidentStory {
-            incident_id: incident.to_string(),
-            server_id,
-            status,
-            detected_at,
-            summary,
-            workloads,
+        told.sort();
+        let told = told.into_iter().map(|(at, key)| ToldFact::of_key(&key, format_timestamp(epoch_time(at)))).collect();
+        Ok(meta.map(|item| {
+            let text = |k: &str| get_s(item, k).filter(|v| !v.is_empty()).map(str::to_string);
+            IncidentStory {
+                incident_id: incident.to_string(),
+                server_id: text("server_id").unwrap_or_default(),
+                status: IncidentStatus::parse(get_s(item, "status")).unwrap_or(IncidentStatus::Open),
+                detected_at: text("detected_at").unwrap_or_default(),
+                summary: text("summary"),
+                site_name: text("site_name"),
+                recovered_at: text("recovered_at"),
+                workloads,
+                told,
+            }
         }))
+    }
+
+    /// The server's newest incident, open or closed (`None` before its first, or once it
+    /// expired).
+    pub async fn last_incident_of(&self, server: &ServerId) -> Result<Option<IncidentId>, AwsFailure> {
+        let item = self.table.get(&server_key(server), LAST_INCIDENT).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "incident_id")).map(IncidentId::from_stored))
+    }
+
+    /// Keeps the server's last drill (a later drill replaces it).
+    pub async fn record_drill(&self, server: &ServerId, drill: &DrillRecord, now_epoch: i64) -> Result<(), AwsFailure> {
+        let record = item(vec![
+            ("drill", s(serde_json::to_string(drill).unwrap_or_default())),
+            ("expires_at", self.expires(now_epoch)),
+        ]);
+        self.table.put(&server_key(server), DRILL, record, None).await.map(drop)
+    }
+
+    pub async fn last_drill_of(&self, server: &ServerId) -> Result<Option<DrillRecord>, AwsFailure> {
+        let item = self.table.get(&server_key(server), DRILL).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, "drill")).and_then(|d| serde_json::from_str(d).ok()))
     }
 
     /// Closes the incident with its summary (true when this call closed it).
@@ -684,6 +737,18 @@ impl Ledger {
         events: &[ProjectEvent],
     ) -> Result<Told, AwsFailure> {
         self.tell(bus, &wave_key(started_at), META, started_at, owner, now_epoch, events).await
+    }
+
+    /// [`Ledger::tell_incident`] for a fleet drill's digest (by when it was requested).
+    pub async fn tell_fleet_drill(
+        &self,
+        bus: &dyn Bus,
+        requested_at: &str,
+        owner: &str,
+        now_epoch: i64,
+        events: &[ProjectEvent],
+    ) -> Result<Told, AwsFailure> {
+        self.tell(bus, &format!("FLEET_DRILL#{requested_at}"), META, requested_at, owner, now_epoch, events).await
     }
 
     pub async fn witness_of(&self, incident: &IncidentId) -> Result<WitnessRecord, AwsFailure> {

@@ -13,7 +13,7 @@ pub mod serving;
 pub mod table;
 pub mod witness;
 
-pub use alarms::AlarmStates;
+pub use alarms::{AlarmLabels, AlarmStates};
 pub use backups::{BackupCatalog, Backups, ImageFacts, InFlight, Runbook};
 pub use bus::Bus;
 pub use capacity::{CapacityProbe, DestinationCapacity};

@@ -20,7 +20,8 @@
 //!   (`IncidentContinued`); a server went down during maintenance and nothing was
 //!   relaunched (`RelaunchSuppressed`); a backup failed or is older than its RPO
 //!   (`BackupFailed`, `BackupStale`); a drill found a workload that would not relaunch
-//!   (`DrillCompleted`).
+//!   (`DrillCompleted`), or a server of the fleet drill's digest that needs a person
+//!   (`FleetDrillCompleted`).
 //! - **info**: nothing left to do. A failover where every workload serves, an incident
 //!   closed with every original handled (`IncidentClosed`; warning when an original needs
 //!   a person), a witness verdict that held nothing, an original an operator put back, a
@@ -59,6 +60,9 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
         | ProjectEvent::UnfenceRequested(_)
         | ProjectEvent::IncidentStatusRequested(_)
         | ProjectEvent::ReleaseRequested(_)
+        | ProjectEvent::FleetDrillRequested(_)
+        | ProjectEvent::FleetStatusRequested(_)
+        | ProjectEvent::FailbackRequested(_)
         | ProjectEvent::OnCallAlert(_)
         | ProjectEvent::WorkloadRelaunched(_)
         | ProjectEvent::WorkloadServing(_)
@@ -98,7 +102,7 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
             }
         }
         ProjectEvent::OriginalUnfenced(e) => {
-            if e.forced {
+            if e.forced && !e.moving_home {
                 Severity::Critical
             } else {
                 Severity::Info
@@ -106,6 +110,13 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
         }
         ProjectEvent::DrillCompleted(e) => {
             if e.verdicts.iter().all(|v| v.ready) {
+                Severity::Info
+            } else {
+                Severity::Warning
+            }
+        }
+        ProjectEvent::FleetDrillCompleted(e) => {
+            if e.servers_ready == e.servers_drilled && e.servers.is_empty() {
                 Severity::Info
             } else {
                 Severity::Warning

@@ -43,6 +43,7 @@ pub fn describe(event: &ProjectEvent, severity: Severity, p: &Presentation) -> O
         ProjectEvent::RelaunchSuppressed(e) => incident::suppressed(e, p),
         ProjectEvent::FailoverCompleted(e) => failover::completed(e, p),
         ProjectEvent::DrillCompleted(e) => relaunch::drill_completed(e, p),
+        ProjectEvent::FleetDrillCompleted(e) => relaunch::fleet_drill_completed(e, p),
         ProjectEvent::WorkloadRelaunchFailed(e) => relaunch::relaunch_failed(e),
         ProjectEvent::OriginalFenced(e) => recovery::original_fenced(e),
         ProjectEvent::OriginalUnfenced(e) => recovery::original_unfenced(e, p),
@@ -139,6 +140,10 @@ pub fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::DrillRequested(_) | ProjectEvent::DrillCompleted(_) | ProjectEvent::MaintenanceRequested(_) => {
             None
         }
+        ProjectEvent::FleetDrillRequested(_)
+        | ProjectEvent::FleetDrillCompleted(_)
+        | ProjectEvent::FleetStatusRequested(_)
+        | ProjectEvent::FailbackRequested(_) => None,
         ProjectEvent::BackupCompleted(_) | ProjectEvent::BackupFailed(_) | ProjectEvent::BackupStale(_) => None,
     }
 }

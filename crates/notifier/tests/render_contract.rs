@@ -1,6 +1,6 @@
 //! Every message an on-call person can receive, rendered from the contract's examples:
 //! within SNS's limits, with the incident in the subject, and word for word as the golden
-//! files in `docs/messages/` hold them (the README's examples). Regenerate them with
+//! files in `docs/messages/` hold them (docs/reference.md shows them). Regenerate them with
 //! `UPDATE_GOLDEN=1 cargo test -p notifier --test render_contract`.
 
 use ha_domain::contract::{FenceOutcome, ProjectEvent};
@@ -63,6 +63,7 @@ fn messages() -> Vec<(&'static str, ProjectEvent, Severity)> {
         ("backup-failed", contract("BackupFailed"), Severity::Warning),
         ("backup-stale", contract("BackupStale"), Severity::Warning),
         ("drill", contract("DrillCompleted"), Severity::Warning),
+        ("fleet-drill", contract("FleetDrillCompleted"), Severity::Warning),
     ]
 }
 

@@ -1,24 +1,28 @@
 //! operator: carries out an operator's commands, so the state they touch is changed by the
 //! code that owns it and the tooling holds no table layout. One module per command, chosen
 //! once at the edge ([`Command`]): `maintenance` (a server's maintenance window),
-//! `unfence` (fenced originals back in service), `release` (held workloads relaunched) and `status` (an incident's story from the
-//! ledger). Nothing routes events here: only principals allowed to invoke it can.
+//! `unfence` (fenced originals back in service), `release` (held workloads relaunched),
+//! `status` (an incident's story from the ledger; how each server of the fleet stands) and
+//! `failback` (stateless workloads moved home). Nothing routes events here: only principals allowed to invoke it can.
 
+mod failback;
 mod maintenance;
 mod release;
 mod status;
 mod unfence;
 
+pub use failback::{FailbackReport, LeftAway, MovedHome, WaitingHome};
 pub use release::Released;
-pub use status::StatusReport;
+pub use status::{ServerStatus, StatusReport};
 pub use unfence::{LeftIsolated, UnfenceReport, Unfenced};
 
 use ha_aws::invocation::HandlerError;
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::contract::{
-    IncidentStatusRequested, MaintenanceRequested, ProjectEvent, ReleaseRequested, UnfenceRequested,
+    FailbackRequested, FleetStatusRequested, IncidentStatusRequested, MaintenanceRequested, ProjectEvent,
+    ReleaseRequested, UnfenceRequested,
 };
-use ha_ports::{Bus, Clock, Fleet, Ledger};
+use ha_ports::{BackupCatalog, Bus, Clock, Fleet, Ledger, LoadBalancing};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -27,11 +31,13 @@ use tracing::{info, warn, Instrument};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: IncidentStore,
+    /// The stack whose backups (parameters under `/outposts-ha/<stack>/`) status reads.
+    pub stack_name: String,
 }
 
 impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &EnvReader<F>) -> Result<Self, ConfigError> {
-        Ok(Config { store: IncidentStore::from_env(env)? })
+        Ok(Config { store: IncidentStore::from_env(env)?, stack_name: env.optional("STACK_NAME", "outposts-ha") })
     }
 }
 
@@ -42,6 +48,8 @@ pub enum Command {
     Unfence(UnfenceRequested),
     Status(IncidentStatusRequested),
     Release(ReleaseRequested),
+    FleetStatus(FleetStatusRequested),
+    Failback(FailbackRequested),
     /// Not a command this function carries out; why.
     Unknown(String),
 }
@@ -53,6 +61,8 @@ impl Command {
             Ok(ProjectEvent::UnfenceRequested(r)) => Command::Unfence(r),
             Ok(ProjectEvent::IncidentStatusRequested(r)) => Command::Status(r),
             Ok(ProjectEvent::ReleaseRequested(r)) => Command::Release(r),
+            Ok(ProjectEvent::FleetStatusRequested(r)) => Command::FleetStatus(r),
+            Ok(ProjectEvent::FailbackRequested(r)) => Command::Failback(r),
             Ok(other) => Command::Unknown(format!("{} is not an operator command", other.detail_type())),
             Err(e) => Command::Unknown(format!("malformed: {e}")),
         }
@@ -78,6 +88,11 @@ pub enum Response {
         /// Named servers with no open incident (back already): nothing of theirs is held.
         skipped: Vec<String>,
     },
+    /// How each named server stands.
+    FleetStatus {
+        servers: Vec<ServerStatus>,
+    },
+    Failback(FailbackReport),
     /// Nothing was done: the request is wrong, and this says how.
     Refused {
         reason: String,
@@ -105,15 +120,26 @@ impl Response {
 pub struct Ports {
     pub ledger: Ledger,
     pub fleet: Arc<dyn Fleet>,
+    pub backups: Arc<dyn BackupCatalog>,
+    pub load_balancing: Arc<dyn LoadBalancing>,
     pub bus: Arc<dyn Bus>,
     pub clock: Arc<dyn Clock>,
 }
 
 impl Ports {
     pub fn aws(config: &Config, sdk: &aws_config::SdkConfig) -> Ports {
+        let ec2 = aws_sdk_ec2::Client::new(sdk);
         Ports {
             ledger: ha_aws::ledger::ledger_of_store(aws_sdk_dynamodb::Client::new(sdk), &config.store),
-            fleet: Arc::new(ha_aws::fleet::Ec2Fleet::new(aws_sdk_ec2::Client::new(sdk))),
+            backups: Arc::new(ha_aws::backups::BackupStore::new(
+                ec2.clone(),
+                aws_sdk_ssm::Client::new(sdk),
+                &config.stack_name,
+            )),
+            load_balancing: Arc::new(ha_aws::serving::ElbLoadBalancing::new(
+                aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+            )),
+            fleet: Arc::new(ha_aws::fleet::Ec2Fleet::new(ec2)),
             bus: Arc::new(ha_aws::bus::EventBridgeBus::of_store(aws_sdk_eventbridge::Client::new(sdk), &config.store)),
             clock: Arc::new(ha_ports::SystemClock),
         }
@@ -153,6 +179,14 @@ impl Operator {
                 let span = tracing::info_span!("release", servers = ?r.server_ids, workload = ?r.workload);
                 self.release(r).instrument(span).await
             }
+            Command::FleetStatus(r) => {
+                let span = tracing::info_span!("fleet_status", servers = r.server_ids.len());
+                self.fleet_status(r).instrument(span).await
+            }
+            Command::Failback(r) => {
+                let span = tracing::info_span!("failback", server_id = %r.server_id);
+                self.failback(r).instrument(span).await
+            }
             Command::Unknown(reason) => {
                 warn!(%reason, "not an operator command; nothing done");
                 Ok(Response::Refused { reason })
@@ -183,6 +217,8 @@ mod tests {
         assert!(matches!(Command::parse(sample("MaintenanceRequested")), Command::Maintenance(_)));
         assert!(matches!(Command::parse(sample("UnfenceRequested")), Command::Unfence(_)));
         assert!(matches!(Command::parse(sample("IncidentStatusRequested")), Command::Status(_)));
+        assert!(matches!(Command::parse(sample("FleetStatusRequested")), Command::FleetStatus(_)));
+        assert!(matches!(Command::parse(sample("FailbackRequested")), Command::Failback(_)));
         assert_eq!(
             Command::parse(sample("DrillRequested")),
             Command::Unknown("DrillRequested is not an operator command".into())

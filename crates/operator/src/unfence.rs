@@ -58,7 +58,7 @@ impl Operator {
         let mut report = UnfenceReport { restored: Vec::new(), left_isolated: Vec::new() };
         for instance in &fenced {
             let span = tracing::info_span!("original", instance_id = %instance.instance_id);
-            match self.unfence_one(instance, r.force).instrument(span).await {
+            match self.unfence_one(instance, r.force, false).instrument(span).await {
                 Ok(Ok(event)) => report.restored.push(Unfenced {
                     instance_id: event.instance_id.clone(),
                     security_groups: event.security_groups.clone(),
@@ -79,10 +79,11 @@ impl Operator {
     /// One original: put back (the event telling it), or the reason it stays fenced. Told
     /// before its marks are removed: a failure in between leaves it fenced, and the rerun
     /// (idempotent) tells it again rather than never.
-    async fn unfence_one(
+    pub(crate) async fn unfence_one(
         &self,
         instance: &Instance,
         force: bool,
+        moving_home: bool,
     ) -> Result<Result<OriginalUnfenced, String>, AwsFailure> {
         let incident = instance.tags.get(tag::FENCED).cloned().unwrap_or_default();
         let incident_id = IncidentId::from_stored(incident.as_str());
@@ -99,7 +100,8 @@ impl Operator {
         let live_replacement = match (&workload, &server) {
             (Some(name), Some(server)) => {
                 let found = self.ports.fleet.replacements_of(name).await?;
-                adoptable(&found, incident_id.as_str(), server.as_str()).map(|r| r.instance_id.clone())
+                adoptable(&found, incident_id.as_str(), server.as_str(), self.ports.clock.epoch())
+                    .map(|r| r.instance_id.clone())
             }
             _ => None,
         };
@@ -137,6 +139,7 @@ impl Operator {
             interface_groups: restored,
             forced,
             replacement_instance_id: live_replacement,
+            moving_home,
             unfenced_at: format_timestamp(self.ports.clock.now()),
         };
         self.ports.bus.publish(&[ProjectEvent::OriginalUnfenced(event.clone())]).await?;
@@ -149,7 +152,7 @@ impl Operator {
             let mark = IncidentMark::Fenced { instance_id: &instance.instance_id };
             self.ports.ledger.clear_incident_mark(&incident_id, mark).await?;
         }
-        if forced {
+        if forced && !moving_home {
             warn!(replacement = ?event.replacement_instance_id, "original put back by force: two copies may run");
         } else {
             info!(security_groups = ?event.security_groups, "original unfenced");

@@ -14,7 +14,7 @@ mod restore;
 mod serve;
 mod witness;
 
-pub use drill::DrillReport;
+pub use drill::{DrillReport, FleetDrillReport};
 pub use fence::FenceReport;
 pub use launch::LaunchReport;
 pub use lost::LostReport;
@@ -121,6 +121,7 @@ pub enum Response {
     Launch(LaunchReport),
     Serve(ServeReport),
     Drill(DrillReport),
+    FleetDrill(FleetDrillReport),
     Fence(FenceReport),
     Lost(LostReport),
     Ignored { reason: String },
@@ -252,6 +253,10 @@ impl Relaunch {
             Request::Drill(r) => {
                 let span = tracing::info_span!("drill", server_id = %r.server_id);
                 self.drill(r).instrument(span).await
+            }
+            Request::FleetDrill(r) => {
+                let span = tracing::info_span!("fleet_drill", requested_at = %r.requested_at);
+                self.fleet_drill(r, invocation_id).instrument(span).await
             }
             Request::Lost { instance_id, state } => {
                 let span = tracing::info_span!("lost", instance_id = %instance_id);

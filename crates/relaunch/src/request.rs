@@ -1,6 +1,6 @@
 //! The function's input, parsed once at the edge into the job it asks for.
 
-use ha_domain::contract::{DrillRequested, FenceRequested, ProjectEvent, RelaunchRequested};
+use ha_domain::contract::{DrillRequested, FenceRequested, FleetDrillRequested, ProjectEvent, RelaunchRequested};
 use ha_domain::model::InstanceState;
 use serde_json::Value;
 
@@ -19,6 +19,8 @@ pub enum Request {
     Lost { instance_id: String, state: InstanceState },
     /// Dry-run every workload of a server.
     Drill(DrillRequested),
+    /// Dry-run every workload of every protected server; one digest.
+    FleetDrill(FleetDrillRequested),
     /// The server is back: fence the originals of what the incident replaced.
     Fence(FenceRequested),
     /// Nothing for relaunch; why.
@@ -48,6 +50,7 @@ impl Request {
         match serde_json::from_value::<ProjectEvent>(event) {
             Ok(ProjectEvent::RelaunchRequested(r)) => Request::Launch(r),
             Ok(ProjectEvent::DrillRequested(r)) => Request::Drill(r),
+            Ok(ProjectEvent::FleetDrillRequested(r)) => Request::FleetDrill(r),
             Ok(ProjectEvent::FenceRequested(r)) => Request::Fence(r),
             Ok(other) => Request::Ignore(other.detail_type().into()),
             Err(e) => Request::Malformed(e.to_string()),
@@ -69,6 +72,7 @@ mod tests {
     fn each_input_is_one_job() {
         assert!(matches!(Request::parse(sample("contract/RelaunchRequested.json")), Request::Launch(_)));
         assert!(matches!(Request::parse(sample("contract/DrillRequested.json")), Request::Drill(_)));
+        assert!(matches!(Request::parse(sample("contract/FleetDrillRequested.json")), Request::FleetDrill(_)));
         assert!(matches!(Request::parse(sample("contract/FenceRequested.json")), Request::Fence(_)));
         assert_eq!(
             Request::parse(sample("contract/ServerRecovered.json")),

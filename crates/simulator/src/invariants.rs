@@ -97,6 +97,7 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
             ProjectEvent::WitnessVerdict(v) => outcome.held_told += v.held.len(),
             ProjectEvent::MassOutage(_) => outcome.waves_told += 1,
             ProjectEvent::OriginalFenced(f) if f.action == FenceOutcome::KeptBothCopies => outcome.kept_both += 1,
+            ProjectEvent::OriginalUnfenced(u) if u.moving_home => outcome.moving_home += 1,
             ProjectEvent::FailoverCompleted(f) => {
                 outcome.failovers_told += 1;
                 outcome.failovers_complete += usize::from(f.complete);

@@ -62,6 +62,8 @@ pub struct Outcome {
     /// Failover reports told, and of those, told with every workload settled.
     pub failovers_told: usize,
     pub failovers_complete: usize,
+    /// Originals an operator's fail-back put back to move their workload home.
+    pub moving_home: usize,
 }
 
 impl Outcome {
@@ -192,6 +194,8 @@ impl Ctx {
         operator::Operator::with_ports(operator::Ports {
             ledger: self.ledger(),
             fleet: Arc::new(SimFleet(self.sim.clone())),
+            backups: Arc::new(SimBackups(self.sim.clone())),
+            load_balancing: Arc::new(SimLoadBalancing(self.sim.clone())),
             bus: Arc::new(SimBus { sim: self.sim.clone(), invocation: None }),
             clock: self.clock(),
         })
@@ -346,6 +350,23 @@ impl Ctx {
         });
     }
 
+    /// An operator's `make failback`: each pass advances the move home; repeated every 30 s
+    /// while it waits for originals to be healthy (at most 20 passes).
+    fn fail_back(self: &Rc<Self>, i: usize, pass: u32, after_ms: u64) {
+        let ctx = self.clone();
+        self.spawn(after_ms, async move {
+            let event = json!({"detail-type": "FailbackRequested", "detail": {
+                "server_id": ctx.scenario.servers[i].id.as_str(),
+                "requested_at": format_timestamp(ctx.clock().now())}});
+            let answer = ctx.operator().handle(event).await;
+            ctx.note(format!("operator: fail-back pass {pass} of server {i}: {answer:?}"));
+            let waiting = matches!(&answer, Ok(operator::Response::Failback(r)) if !r.done());
+            if waiting && pass < 20 {
+                ctx.fail_back(i, pass + 1, 30_000);
+            }
+        });
+    }
+
     async fn act(self: &Rc<Self>, action: Action) {
         match action {
             Action::Down(i) => self.server_changes(i, true, ServerCondition::Dead),
@@ -369,59 +390,7 @@ impl Ctx {
                 let answer = self.operator().handle(event).await;
                 self.note(format!("operator: release of server {i}: {answer:?}"));
             }
-            Action::FailBack(i) => {
-                let server = self.scenario.servers[i].id.to_string();
-                let (originals, replacements): (Vec<String>, Vec<String>) = {
-                    let w = self.sim.world();
-                    let of_server = |inst: &&SimInstance, replacement: bool| {
-                        !inst.state.is_gone()
-                            && (inst.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
-                                == replacement
-                            && if replacement {
-                                inst.tags.get(tag::SOURCE_SERVER) == Some(&server)
-                            } else {
-                                inst.server.as_ref().map(ToString::to_string) == Some(server.clone())
-                            }
-                    };
-                    (
-                        w.instances
-                            .values()
-                            .filter(|x| of_server(x, false) && x.tags.contains_key(tag::FENCED))
-                            .map(|x| x.id.clone())
-                            .collect(),
-                        w.instances.values().filter(|x| of_server(x, true)).map(|x| x.id.clone()).collect(),
-                    )
-                };
-                for id in &originals {
-                    let event = json!({"detail-type": "UnfenceRequested", "detail": {
-                        "instance_id": id, "force": true, "requested_at": format_timestamp(self.clock().now())}});
-                    let answer = self.operator().handle(event).await;
-                    self.note(format!("operator: fail-back unfences {id}: {answer:?}"));
-                }
-                let mut w = self.sim.world();
-                let still_fenced =
-                    originals.iter().any(|id| w.instances.get(id).is_some_and(|x| x.tags.contains_key(tag::FENCED)));
-                if still_fenced {
-                    w.note("operator: fail-back stopped, an original is still fenced".into());
-                    return;
-                }
-                for id in replacements {
-                    // A workload whose original was terminated stays on its replacement.
-                    let workload = w.instances.get(&id).and_then(|r| r.tags.get(tag::WORKLOAD).cloned());
-                    let home = w.instances.values().any(|o| {
-                        !o.state.is_gone()
-                            && !o.tags.contains_key(tag::ROLE)
-                            && o.tags.get(tag::WORKLOAD) == workload.as_ref()
-                            && o.server.as_ref().map(ToString::to_string) == Some(server.clone())
-                    });
-                    if !home {
-                        continue;
-                    }
-                    w.note(format!("operator: fail-back terminates replacement {id}"));
-                    w.transition(&id, InstanceState::ShuttingDown);
-                    w.transition(&id, InstanceState::Terminated);
-                }
-            }
+            Action::FailBack(i) => self.fail_back(i, 1, 0),
             Action::DeleteTemplate(i, k) => {
                 let id = &self.scenario.servers[i].workloads[k].template_id;
                 let mut w = self.sim.world();

@@ -28,6 +28,8 @@ fn random_schedules_keep_the_promise() {
     let told: usize = passed.iter().map(|o| o.failovers_told).sum();
     let complete: usize = passed.iter().map(|o| o.failovers_complete).sum();
     assert!(complete > 0 && told > complete, "{told} failover reports, {complete} complete");
+    // Operators fail back (make failback) and originals move home.
+    assert!(passed.iter().map(|o| o.moving_home).sum::<usize>() > 0, "no fail-back moved a workload home");
 }
 
 fn assert_kept(s: Scenario) {

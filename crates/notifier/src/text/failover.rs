@@ -73,7 +73,10 @@ pub(super) fn completed(e: &FailoverCompleted, p: &Presentation) -> EventText {
         what.push(String::new());
         what.push(format!("Launch templates tagged for the server that are NOT usable ({}):", e.unusable.len()));
         what.extend(e.unusable.iter().map(|u| format!("  - {u}")));
-        left.push("Fix the unusable templates' tags (README, tag table), or launch those workloads by hand.".into());
+        left.push(
+            "Fix the unusable templates' tags (docs/reference.md, tag table), or launch those workloads by hand."
+                .into(),
+        );
     }
     if !e.pending.is_empty() {
         what.push(String::new());

@@ -37,7 +37,7 @@ pub(super) fn opened(e: &IncidentOpened, p: &Presentation) -> EventText {
                 .map(|r| format!("  - {} ({}): {}", r.launch_template_name, r.launch_template_id, r.reason)),
         );
         left.push(
-            "Fix the tags of the unusable launch templates (README, tag table), or launch those workloads by hand."
+            "Fix the tags of the unusable launch templates (docs/reference.md, tag table), or launch those workloads by hand."
                 .into(),
         );
     }

@@ -150,10 +150,11 @@ pub(super) fn original_unfenced(e: &OriginalUnfenced, p: &Presentation) -> Event
     let workload = e.workload.as_deref().unwrap_or("(no workload tag)");
     let server = e.server_id.as_deref().unwrap_or("an unknown server");
     let mut what = vec![format!(
-        "Original {} of workload {} on {} is back in service on an operator's word (make unfence), {}.",
+        "Original {} of workload {} on {} is back in service on an operator's word ({}), {}.",
         e.instance_id,
         workload,
         server,
+        if e.moving_home { "make failback" } else { "make unfence" },
         p.when(&e.unfenced_at)
     )];
     what.push(if e.interface_groups.len() > 1 || (e.security_groups.is_empty() && !e.interface_groups.is_empty()) {
@@ -168,7 +169,13 @@ pub(super) fn original_unfenced(e: &OriginalUnfenced, p: &Presentation) -> Event
         format!("Security groups {} were restored.", e.security_groups.join(", "))
     });
     what.push(format!("It had been fenced for incident {}.", e.incident_id));
-    let left = if e.forced {
+    let left = if e.moving_home {
+        let replacement = e.replacement_instance_id.as_deref().unwrap_or("its replacement");
+        what.push(format!(
+            "It is moving home (make failback): {replacement} is taken out of the target groups and terminated once the original is healthy in them."
+        ));
+        Vec::new()
+    } else if e.forced {
         let replacement = e.replacement_instance_id.as_deref().unwrap_or("its replacement");
         what.push(format!("It was put back by force while {replacement} may still run."));
         vec![format!("Two copies of {workload} may be running: stop one before they diverge.")]

@@ -2,7 +2,7 @@
 
 use super::EventText;
 use crate::presentation::Presentation;
-use ha_domain::contract::{DrillCompleted, WorkloadRelaunchFailed};
+use ha_domain::contract::{DrillCompleted, FleetDrillCompleted, WorkloadRelaunchFailed};
 use ha_domain::timefmt::human_duration;
 
 pub(super) fn drill_completed(e: &DrillCompleted, p: &Presentation) -> EventText {
@@ -42,6 +42,46 @@ pub(super) fn drill_completed(e: &DrillCompleted, p: &Presentation) -> EventText
         headline: format!("drill, {ready} of {} workloads ready", e.verdicts.len()),
         what_happened: what,
         done: vec!["Dry-ran every workload's relaunch (RunInstances with DryRun); nothing was launched.".into()],
+        left_to_you: left,
+    }
+}
+
+/// Servers listed by name in a fleet drill's digest; the rest are counted (`make drill`
+/// prints every one).
+const FLEET_DRILL_LISTED: usize = 50;
+
+pub(super) fn fleet_drill_completed(e: &FleetDrillCompleted, p: &Presentation) -> EventText {
+    let (ready, total) = (e.servers_ready, e.servers_drilled);
+    let mut what = vec![
+        format!(
+            "Fleet drill (requested {}): {ready} of {total} protected server(s) would relaunch every workload.",
+            p.when(&e.requested_at)
+        ),
+        String::new(),
+    ];
+    let attention: Vec<_> = e.servers.iter().filter_map(|s| s.needs_person().map(|why| (s, why))).collect();
+    for (s, why) in attention.iter().take(FLEET_DRILL_LISTED) {
+        what.push(format!("  NEEDS YOU {}: {why}", super::place(s.site_name.as_deref(), &s.server_id)));
+        what.extend(s.not_ready.iter().map(|v| format!("    {}: {}", v.workload, v.problems.join("; "))));
+    }
+    if attention.len() > FLEET_DRILL_LISTED {
+        what.push(format!(
+            "  … and {} more server(s): make drill lists every one.",
+            attention.len() - FLEET_DRILL_LISTED
+        ));
+    }
+    let left = if attention.is_empty() {
+        Vec::new()
+    } else {
+        vec!["Fix each server marked NEEDS YOU before it fails for real; make drill SERVER=op-… checks one again."
+            .into()]
+    };
+    EventText {
+        headline: format!("fleet drill, {ready} of {total} servers ready"),
+        what_happened: what,
+        done: vec![
+            "Dry-ran the relaunch of every workload of every protected server (RunInstances with DryRun); nothing was launched.".into(),
+        ],
         left_to_you: left,
     }
 }

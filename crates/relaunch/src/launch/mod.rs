@@ -338,7 +338,7 @@ impl Relaunch {
         // EC2, or an earlier incident's replacement still runs (the server failed again
         // before fail-back). Adopt it; never launch a second copy.
         let existing = existing?;
-        if let Some(existing) = adoptable(&existing, incident.as_str(), server.as_str()) {
+        if let Some(existing) = adoptable(&existing, incident.as_str(), server.as_str(), self.ports.clock.epoch()) {
             let at = format_timestamp(self.ports.clock.now());
             let earlier = existing.incident.clone().filter(|i| i != incident.as_str());
             match &earlier {

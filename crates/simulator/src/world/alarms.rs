@@ -4,7 +4,7 @@ use super::Sim;
 use async_trait::async_trait;
 use ha_domain::alarm::{AlarmState, AlarmTransition, PayloadShape, WatchedMetric};
 use ha_domain::error::AwsFailure;
-use ha_ports::AlarmStates;
+use ha_ports::{AlarmLabels, AlarmStates};
 use std::sync::Arc;
 
 pub struct SimAlarms(pub Arc<Sim>);
@@ -44,8 +44,9 @@ impl AlarmStates for SimAlarms {
             .collect())
     }
 
-    async fn site_name(&self, alarm_arn: &str) -> Result<Option<String>, AwsFailure> {
+    async fn labels(&self, alarm_arn: &str) -> Result<AlarmLabels, AwsFailure> {
         self.0.enter("ListTagsForResource").await?;
-        Ok(alarm_arn.rsplit(':').next().map(|name| format!("Site of {name}")))
+        let site_name = alarm_arn.rsplit(':').next().map(|name| format!("Site of {name}"));
+        Ok(AlarmLabels { site_name, stack: Some(super::STACK.to_string()) })
     }
 }

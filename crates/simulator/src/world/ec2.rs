@@ -96,6 +96,11 @@ impl Fleet for SimFleet {
                 source_server: i.tags.get(tag::SOURCE_SERVER).cloned(),
                 restored_from: i.tags.get(tag::RESTORED_FROM).cloned(),
                 incident: i.tags.get(tag::INCIDENT).cloned(),
+                retiring_since: i
+                    .tags
+                    .get(tag::RETIRING)
+                    .and_then(|t| ha_domain::timefmt::parse_timestamp(t))
+                    .map(|t| t.unix_timestamp()),
             })
             .collect())
     }
