@@ -20,6 +20,6 @@ pub use capacity::{CapacityProbe, DestinationCapacity};
 pub use clock::{Clock, SystemClock};
 pub use fleet::{ExistingReplacement, FencedSelector, Fleet, InterfaceSpec, LaunchRequest, Launched};
 pub use ledger::Ledger;
-pub use serving::{LoadBalancing, TargetGroup};
+pub use serving::{register_in, LoadBalancing, TargetGroup};
 pub use table::Table;
 pub use witness::{Asked, ProbeStatus, Witness, WitnessInstance};

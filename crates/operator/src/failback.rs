@@ -10,9 +10,9 @@ use crate::{refused, Operator, Response};
 use ha_aws::invocation::HandlerError;
 use ha_domain::contract::FailbackRequested;
 use ha_domain::error::{AwsFailure, Retry};
-use ha_domain::model::{is_replacement, tag, Instance, InstanceState, ServerId, TargetHealth, Workload};
+use ha_domain::model::{is_replacement, tag, Instance, InstanceState, ServerId, Workload};
 use ha_domain::timefmt::format_timestamp;
-use ha_ports::TargetGroup;
+use ha_ports::register_in;
 use serde::Serialize;
 use tracing::{info, warn, Instrument};
 
@@ -61,15 +61,6 @@ enum Step {
     Home(MovedHome),
     Waiting(WaitingHome),
     Left(String),
-}
-
-/// How a target group addresses an instance: by id, or by its private address.
-fn target_of(group: &TargetGroup, instance: &Instance) -> Option<String> {
-    if group.by_ip {
-        instance.private_ip.clone()
-    } else {
-        Some(instance.instance_id.clone())
-    }
 }
 
 impl Operator {
@@ -204,7 +195,7 @@ impl Operator {
                 missing.join(", ")
             )));
         }
-        let unhealthy = self.register_home(&groups, original).await?;
+        let unhealthy = register_in(&**lb, &groups, original, "original").await?;
         if !unhealthy.is_empty() {
             info!(original = %original.instance_id, ?unhealthy, "original registered; waiting for it to be healthy");
             return Ok(Step::Waiting(WaitingHome {
@@ -224,7 +215,7 @@ impl Operator {
         let mut taken_out = Vec::new();
         for group in &groups {
             let registered: Vec<String> = lb.targets(group).await?.into_iter().map(|(t, _)| t).collect();
-            if let Some(target) = target_of(group, &replacement).filter(|t| registered.contains(t)) {
+            if let Some(target) = group.target_of(&replacement).filter(|t| registered.contains(t)) {
                 lb.deregister(group, std::slice::from_ref(&target)).await?;
                 taken_out.push((group, target));
             }
@@ -240,25 +231,5 @@ impl Operator {
         }
         warn!(original = %original.instance_id, replacement = %replacement_id, "moved home; replacement terminated");
         Ok(Step::Home(home))
-    }
-
-    /// Registers the original in each group; the groups it is not healthy in yet.
-    async fn register_home(&self, groups: &[TargetGroup], original: &Instance) -> Result<Vec<String>, AwsFailure> {
-        let lb = &self.ports.load_balancing;
-        let mut unhealthy = Vec::new();
-        for group in groups {
-            let Some(target) = target_of(group, original) else {
-                unhealthy.push(format!("{}: the original has no private address", group.name));
-                continue;
-            };
-            lb.register(group, &target).await?;
-            let health = lb.targets(group).await?.into_iter().find(|(t, _)| *t == target).map(|(_, h)| h);
-            match health {
-                Some(TargetHealth::Healthy) => {}
-                Some(other) => unhealthy.push(format!("{}: {}", group.name, other.as_str())),
-                None => unhealthy.push(format!("{}: not listed yet", group.name)),
-            }
-        }
-        Ok(unhealthy)
     }
 }

@@ -9,8 +9,9 @@ use ha_domain::contract::{ProjectEvent, WorkloadServing};
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::IncidentMark;
 use ha_domain::metrics;
-use ha_domain::model::{comma_list, is_replacement, tag, Instance, TargetHealth};
+use ha_domain::model::{comma_list, is_replacement, tag, Instance};
 use ha_domain::timefmt::{format_timestamp, parse_timestamp};
+use ha_ports::register_in;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use tracing::info;
@@ -25,15 +26,6 @@ pub struct ServeReport {
     pub deregistered: Vec<String>,
     /// Target groups the workload names that do not exist.
     pub missing_target_groups: Vec<String>,
-}
-
-/// How a target group addresses an instance: by id, or by its private address.
-fn target_of(by_ip: bool, instance: &Instance) -> Option<String> {
-    if by_ip {
-        instance.private_ip.clone()
-    } else {
-        Some(instance.instance_id.clone())
-    }
 }
 
 impl Relaunch {
@@ -63,20 +55,7 @@ impl Relaunch {
         if !missing.is_empty() {
             tracing::error!(missing = ?missing, "target groups named by the workload do not exist; serving through the others");
         }
-        let mut unhealthy = Vec::new();
-        for group in &groups {
-            let Some(target) = target_of(group.by_ip, &replacement) else {
-                unhealthy.push(format!("{}: the replacement has no private address", group.name));
-                continue;
-            };
-            lb.register(group, &target).await?;
-            let state = lb.targets(group).await?.into_iter().find(|(id, _)| *id == target).map(|(_, s)| s);
-            match state {
-                Some(TargetHealth::Healthy) => {}
-                Some(other) => unhealthy.push(format!("{}: {}", group.name, other.as_str())),
-                None => unhealthy.push(format!("{}: not listed", group.name)),
-            }
-        }
+        let unhealthy = register_in(&**lb, &groups, &replacement, "replacement").await?;
         if !unhealthy.is_empty() {
             info!(waiting_for = ?unhealthy, "registered; originals stay until the replacement is healthy");
             // What the failover report says it waits for, should the deadline come first.
@@ -104,7 +83,7 @@ impl Relaunch {
         for group in &groups {
             let registered: BTreeSet<String> = lb.targets(group).await?.into_iter().map(|(id, _)| id).collect();
             let leaving: Vec<String> =
-                originals.iter().filter_map(|i| target_of(group.by_ip, i)).filter(|t| registered.contains(t)).collect();
+                originals.iter().filter_map(|i| group.target_of(i)).filter(|t| registered.contains(t)).collect();
             if !leaving.is_empty() {
                 lb.deregister(group, &leaving).await?;
                 info!(target_group = %group.name, targets = ?leaving, "originals deregistered");
