@@ -146,6 +146,8 @@ bench: $(TEST_STAMP)
 	  cargo run --quiet --locked -p outposts-ha-tests --bin bench
 	$(MAKE) functions-debug
 	$(CARGO_TARGET_DIR)/debug/simulate --mass-outage --out BENCHMARKS.md > /dev/null
+	$(CARGO_TARGET_DIR)/debug/simulate --dispatch --out BENCHMARKS.md > /dev/null
+	$(CARGO_TARGET_DIR)/debug/simulate --recovery --out BENCHMARKS.md > /dev/null
 
 # --- deployment --------------------------------------------------------------------
 

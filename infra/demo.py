@@ -440,9 +440,11 @@ class Fleet:
 
     def workload(self, server: str, name: str, home: str, standby: list[str], priority: int,
                  backup_parameter: str | None = None, target_group: str | None = None,
-                 probe: str | None = None) -> dict:
+                 probe: str | None = None, warm: bool = False) -> dict:
         lt_tags = {TAGS["protected_server"]: server, TAGS["workload"]: name, TAGS["subnets"]: ",".join(standby),
                    TAGS["priority"]: str(priority)}
+        if warm:
+            lt_tags[TAGS["mode"]] = "warm"
         instance_tags = {TAGS["workload"]: name}
         original_tags = {TAGS["protected_server"]: server}
         if probe:
@@ -483,7 +485,7 @@ class Fleet:
             group_arn = self.target_group(target_group)
             self.elb.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": original}])
         w = {"server": server, "name": name, "original": original, "parameter": backup_parameter,
-             "target_group": target_group, "target_group_arn": group_arn, "standby": standby}
+             "target_group": target_group, "target_group_arn": group_arn, "standby": standby, "warm": warm}
         self.workloads.append(w)
         return w
 
@@ -628,7 +630,7 @@ class Demo:
         helper = fleet.helper_subnet("10.0.250.0/24")
         fleet.workload(SERVER_A, "pos-db", home_a, [standby_a], 1, backup_parameter=f"/outposts-ha/{STACK}/pos-db",
                        probe="192.168.10.21:5432")
-        fleet.workload(SERVER_A, "pos-app", home_a, [standby_a], 10, target_group="pos-app-web")
+        fleet.workload(SERVER_A, "pos-app", home_a, [standby_a], 10, target_group="pos-app-web", warm=True)
         # Its preferred standby subnet is gone: it must use its fallback.
         fleet.workload(SERVER_A, "kiosk", home_a, ["subnet-0000000000000dead", standby_a], 50, target_group="kiosk-web")
         fleet.workload(SERVER_B, "records", home_b, [standby_b], 1, backup_parameter=f"/outposts-ha/{STACK}/records",
@@ -638,6 +640,7 @@ class Demo:
         self.story.say(f"           {'server':<7} {'workload':<9} {'original':<21} {'kind':<44} standby subnets")
         for w in fleet.workloads:
             kind = f"stateful, backup {w['parameter']}" if w["parameter"] else f"target group {w['target_group']}"
+            kind += ", warm" if w["warm"] else ""
             server = "A" if w["server"] == SERVER_A else "B"
             self.story.say(f"           {server:<7} {w['name']:<9} {w['original']:<21} {kind:<44} {', '.join(w['standby'])}")
         # Protected once they are the account's Outposts (make protect checks with ListOutposts).
@@ -657,6 +660,21 @@ class Demo:
             self.story.step(f"server {name}'s witness: {witness} on its standby, on the store network "
                             f"({TAGS['witness_for']}={server})")
         self.routing.wait_settled()
+        # The standby reconcile (StandbyReconcileSchedule; schedules never fire in the emulator).
+        reconcile = {"detail-type": "StandbyReconcileRequested", "source": "outposts-ha",
+                     "detail": {"requested_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+        ok, answer = self.local.invoke("relaunch", json.dumps(reconcile).encode())
+        if not ok:
+            raise DemoFailed(f"the standby reconcile failed: {answer}")
+        self.routing.wait_settled()
+        found = fleet.ec2.describe_instances(Filters=[
+            {"Name": f"tag:{TAGS['role']}", "Values": [TAGS["role_standby"]]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+        standbys = [(tags_of(i).get(TAGS["workload"]), i["InstanceId"]) for r in found["Reservations"] for i in r["Instances"]]
+        if [w for w, _ in standbys] != ["pos-app"]:
+            raise DemoFailed(f"the reconcile should start one standby, pos-app's; found {standbys}")
+        self.story.step(f"warm standby of pos-app (outposts-ha:mode=warm): {standbys[0][1]} running on standby-for-a, "
+                        "not serving; the other workloads are cold")
 
     # --- the story -------------------------------------------------------------------
 
@@ -721,6 +739,13 @@ class Demo:
         self.routing.wait_settled()
         self.story.step(f"incident {self.incident}: {len(workloads)} workloads serving, "
                         f"{time.monotonic() - self.failed_at:.1f} s after the alarm")
+        detected = parse_time(story["detected_at"])
+        for w in sorted(workloads, key=lambda w: w["serving_at"]):
+            replacement = self.fleet.instance(w["replacement_instance_id"])
+            promoted = TAGS["promoted_at"] in tags_of(replacement)
+            how = "warm: its standby promoted, nothing launched" if promoted else "cold: launched"
+            took = (parse_time(w["serving_at"]) - detected).total_seconds()
+            self.story.step(f"{w['workload']} ({how}): {w['replacement_instance_id']} serving {took:.1f} s after detection")
         for w in self.fleet.workloads:
             if w["target_group_arn"]:
                 self.story.step(f"target group {w['target_group']}: {', '.join(self.fleet.targets(w['target_group_arn']))}")

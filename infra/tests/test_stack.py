@@ -170,11 +170,13 @@ class DeployedStack(unittest.TestCase):
                 targets[t["Arn"].rsplit(":", 1)[-1]] = t
         self.assertEqual(set(targets), {f"{STACK}-relaunch", f"{STACK}-notifier"})
         default_rules = [r for r in events.list_rules()["Rules"] if r["Name"].startswith(STACK)]
-        self.assertEqual(len(default_rules), 6,
-                         "alarm changes, instance states, backup schedule, backup status, witness probes, reconcile")
+        self.assertEqual(len(default_rules), 7,
+                         "alarm changes, instance states, backup schedule, backup status, witness probes, reconcile, "
+                         "standby reconcile")
         by_type = {json.loads(r["EventPattern"])["detail-type"][0]: r for r in default_rules if "EventPattern" in r}
         probe_pattern = json.loads(by_type.pop("EC2 Command Status-change Notification")["EventPattern"])
-        self.assertEqual(probe_pattern["detail"]["document-name"], [f"{STACK}-witness-probe"])
+        self.assertEqual(probe_pattern["detail"]["document-name"],
+                         [f"{STACK}-witness-probe", {"prefix": "outposts-ha-promote-"}])
         by_source = {json.loads(r["EventPattern"])["source"][0]: r for r in by_type.values()}
         alarm_pattern = json.loads(by_source["aws.cloudwatch"]["EventPattern"])
         self.assertEqual(alarm_pattern["detail"]["alarmName"], [{"prefix": "outposts-ha-"}])
@@ -184,13 +186,14 @@ class DeployedStack(unittest.TestCase):
         self.assertEqual(status_pattern["detail"]["Definition"], ["BackupOutpostsServerLinuxInstanceToEBS"])
         self.assertEqual(sorted(status_pattern["detail"]["Status"]), ["Cancelled", "Failed", "Success", "TimedOut"])
         schedules = [r.get("ScheduleExpression") for r in default_rules if r.get("ScheduleExpression")]
-        self.assertEqual(sorted(schedules), ["rate(1 hour)", "rate(5 minutes)"])
+        self.assertEqual(sorted(schedules), ["rate(1 hour)", "rate(5 minutes)", "rate(5 minutes)"])
         for r in default_rules:
             arns = [t["Arn"] for t in events.list_targets_by_rule(Rule=r["Name"])["Targets"]]
-            reconcile = r.get("ScheduleExpression") == "rate(5 minutes)"
+            standbys = r["Name"].startswith(f"{STACK}-StandbyReconcileRule")
+            reconcile = r.get("ScheduleExpression") == "rate(5 minutes)" and not standbys
             probes = json.loads(r.get("EventPattern", "{}")).get("detail-type") == ["EC2 Command Status-change Notification"]
             want = {id(by_source["aws.cloudwatch"]): "alarm-handler", id(by_source["aws.ec2"]): "relaunch"}.get(
-                id(r), "alarm-handler" if reconcile else "relaunch" if probes else "backup-scheduler")
+                id(r), "alarm-handler" if reconcile else "relaunch" if probes or standbys else "backup-scheduler")
             want = f"{STACK}-{want}"
             self.assertEqual([a.rsplit(":", 1)[-1] for a in arns], [want], r["Name"])
 

@@ -69,6 +69,8 @@ async fn setup() -> (Emulator, Stack, Site, Workload) {
         target_groups: Vec::new(),
         on_partition: None,
         probe: None,
+        mode: Default::default(),
+        promotion_document: None,
     };
     (moto, stack, site, workload)
 }
@@ -99,7 +101,7 @@ async fn a_claimant_that_died_after_launching_is_adopted_not_launched_twice() {
     let first = fleet
         .launch(&ha_ports::LaunchRequest {
             workload: &workload,
-            incident: &incident,
+            purpose: ha_ports::LaunchFor::Incident(&incident),
             subnet_id: &workload.subnets[0],
             interfaces: &[],
             client_token: &token,

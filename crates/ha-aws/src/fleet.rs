@@ -9,9 +9,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use ha_domain::error::AwsFailure;
 use ha_domain::fencing::quarantine_group_name;
 use ha_domain::model::InstanceState;
-use ha_domain::model::{tag, workload_from_tags, Instance, RejectedWorkload, ServerId, Workload};
+use ha_domain::model::{tag, workload_from_tags, Instance, RejectedWorkload, ServerId, Workload, WorkloadMode};
 use ha_ports::fleet::InterfaceSpec;
-use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, LaunchRequest, Launched};
+use ha_ports::fleet::{ExistingReplacement, ExistingRole, FencedSelector, Fleet, LaunchFor, LaunchRequest, Launched};
 use std::collections::BTreeMap;
 
 /// Instance states in which an instance may still run.
@@ -61,22 +61,24 @@ impl Fleet for Ec2Fleet {
         Ok((workloads, rejected))
     }
 
-    async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure> {
-        let out = self
+    async fn copies_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure> {
+        let mut pages = self
             .client
             .describe_instances()
             .filters(filter(&format!("tag:{}", tag::WORKLOAD), &[workload]))
-            .filters(filter(&format!("tag:{}", tag::ROLE), &[tag::ROLE_REPLACEMENT]))
+            .filters(filter(&format!("tag:{}", tag::ROLE), &[tag::ROLE_REPLACEMENT, tag::ROLE_STANDBY]))
             .filters(filter("instance-state-name", LIVE_STATES))
-            .send()
-            .await
-            .map_err(|e| failure("DescribeInstances", &e))?;
-        Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(|i| {
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| failure("DescribeInstances", &e))?;
+            found.extend(page.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| {
                 let mut tags = ec2_tags(i.tags());
+                let role = match tags.get(tag::ROLE).map(String::as_str) {
+                    Some(tag::ROLE_STANDBY) => ExistingRole::Standby,
+                    _ => ExistingRole::Replacement,
+                };
                 Some(ExistingReplacement {
                     instance_id: i.instance_id()?.to_string(),
                     subnet_id: i.subnet_id().unwrap_or_default().to_string(),
@@ -90,9 +92,50 @@ impl Fleet for Ec2Fleet {
                         .get(tag::RETIRING)
                         .and_then(|t| ha_domain::timefmt::parse_timestamp(t))
                         .map(|t| t.unix_timestamp()),
+                    role,
+                    server_id: i.outpost_arn().and_then(ha_domain::fencing::server_of_outpost_arn),
+                    standby_version: tags.remove(tag::STANDBY_VERSION),
+                    promoted: tags.contains_key(tag::PROMOTED_AT),
                 })
-            })
-            .collect())
+            }));
+        }
+        Ok(found)
+    }
+
+    /// Launch templates tagged warm, with the version each resolves to now
+    /// (DescribeLaunchTemplates answers the default and latest version numbers).
+    async fn warm_workloads(&self) -> Result<(Vec<(Workload, String)>, Vec<RejectedWorkload>), AwsFailure> {
+        let mut pages = self
+            .client
+            .describe_launch_templates()
+            .max_results(200)
+            .filters(filter(&format!("tag:{}", tag::MODE), &[WorkloadMode::Warm.as_str()]))
+            .into_paginator()
+            .send();
+        let (mut warm, mut rejected) = (Vec::new(), Vec::new());
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| failure("DescribeLaunchTemplates", &e))?;
+            for lt in page.launch_templates() {
+                let id = lt.launch_template_id().unwrap_or_default();
+                let name = lt.launch_template_name().unwrap_or_default();
+                match workload_from_tags(id, name, &ec2_tags(lt.tags())) {
+                    Ok(w) => {
+                        let version = match w.launch_template_version.as_str() {
+                            "$Latest" => lt.latest_version_number().map(|v| v.to_string()),
+                            "$Default" => lt.default_version_number().map(|v| v.to_string()),
+                            number => Some(number.to_string()),
+                        };
+                        warm.push((w, version.unwrap_or_default()));
+                    }
+                    Err(e) => rejected.push(RejectedWorkload {
+                        launch_template_id: id.to_string(),
+                        launch_template_name: name.to_string(),
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+        }
+        Ok((warm, rejected))
     }
 
     /// The network interfaces of one version of a launch template.
@@ -129,12 +172,16 @@ impl Fleet for Ec2Fleet {
     /// network interfaces, each of them placed there (EC2 refuses both on one request). The
     /// ClientToken makes a retry by a later claimant return the same instance, not a second.
     async fn launch(&self, r: &LaunchRequest<'_>) -> Result<Launched, AwsFailure> {
-        let mut tags = vec![
-            (tag::WORKLOAD, r.workload.name.as_str()),
-            (tag::INCIDENT, r.incident.as_str()),
-            (tag::SOURCE_SERVER, r.workload.protected_server.as_str()),
-            (tag::ROLE, tag::ROLE_REPLACEMENT),
-        ];
+        let mut tags =
+            vec![(tag::WORKLOAD, r.workload.name.as_str()), (tag::SOURCE_SERVER, r.workload.protected_server.as_str())];
+        match r.purpose {
+            LaunchFor::Incident(incident) => {
+                tags.extend([(tag::INCIDENT, incident.as_str()), (tag::ROLE, tag::ROLE_REPLACEMENT)])
+            }
+            LaunchFor::Standby { version } => {
+                tags.extend([(tag::ROLE, tag::ROLE_STANDBY), (tag::STANDBY_VERSION, version)])
+            }
+        }
         let target_groups = r.workload.target_groups.join(",");
         if !target_groups.is_empty() {
             tags.push((tag::TARGET_GROUPS, target_groups.as_str()));

@@ -126,7 +126,7 @@ impl Table for DynamoTable {
         condition: Option<Condition>,
     ) -> Result<bool, AwsFailure> {
         let mut r = render(condition.as_ref());
-        let (mut sets, mut adds) = (Vec::new(), Vec::new());
+        let (mut sets, mut adds, mut removes) = (Vec::new(), Vec::new(), Vec::new());
         for (i, change) in changes.iter().enumerate() {
             let name = format!("#u{i}");
             let value = format!(":u{i}");
@@ -141,6 +141,10 @@ impl Table for DynamoTable {
                     r.values.insert(value.clone(), Value::N(*n));
                     adds.push(format!("{name} {value}"));
                 }
+                Change::Remove(f) => {
+                    r.names.insert(name.clone(), f.clone());
+                    removes.push(name);
+                }
             }
         }
         let mut expression = Vec::new();
@@ -149,6 +153,9 @@ impl Table for DynamoTable {
         }
         if !adds.is_empty() {
             expression.push(format!("ADD {}", adds.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push(format!("REMOVE {}", removes.join(", ")));
         }
         let update = self
             .client

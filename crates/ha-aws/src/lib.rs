@@ -18,6 +18,8 @@ pub mod fleet;
 pub mod invocation;
 #[cfg(feature = "ledger")]
 pub mod ledger;
+#[cfg(feature = "promotion")]
+pub mod promotion;
 pub mod runtime;
 #[cfg(feature = "serving")]
 pub mod serving;

@@ -33,6 +33,8 @@ fn workload() -> Workload {
         target_groups: Vec::new(),
         on_partition: None,
         probe: None,
+        mode: Default::default(),
+        promotion_document: None,
     }
 }
 
@@ -45,7 +47,7 @@ async fn launch_with_response(status: u16, body: String) -> Result<ha_ports::Lau
     Ec2Fleet::new(client)
         .launch(&LaunchRequest {
             workload: &w,
-            incident: &incident,
+            purpose: ha_ports::LaunchFor::Incident(&incident),
             subnet_id: "subnet-0a1b2c3d4e5f60718",
             interfaces: &[],
             client_token: "t",
@@ -99,7 +101,7 @@ async fn run_instances_returns_the_instance_id() {
     let id = Ec2Fleet::new(client)
         .launch(&LaunchRequest {
             workload: &w,
-            incident: &incident,
+            purpose: ha_ports::LaunchFor::Incident(&incident),
             subnet_id: "subnet-0a1b2c3d4e5f60718",
             interfaces: &[],
             client_token: "t",
@@ -126,7 +128,7 @@ async fn dynamodb_throttling_is_transient() {
 }
 
 fn claimed() -> ha_ports::ledger::ClaimedLaunch {
-    ha_ports::ledger::ClaimedLaunch { workload: workload(), grounds: None }
+    ha_ports::ledger::ClaimedLaunch { workload: workload(), grounds: None, after_failed_promotion: false }
 }
 
 fn put_loses_to_an_existing_item() -> aws_smithy_mocks::Rule {

@@ -662,6 +662,10 @@ mod tests {
             restored_from: None,
             incident: Some("inc-1".into()),
             retiring_since: None,
+            role: crate::launch::ExistingRole::Replacement,
+            server_id: None,
+            standby_version: None,
+            promoted: false,
         };
         let home = "op-0aaaaaaaaaaaaaaaa";
         let judge = |i: &Instance, r: &[ExistingReplacement]| superseded_copy(i, r, NOW);

@@ -84,6 +84,10 @@ pub enum ProjectEvent {
     FleetDrillCompleted(FleetDrillCompleted),
     FleetStatusRequested(FleetStatusRequested),
     FailbackRequested(FailbackRequested),
+    StandbyReconcileRequested(StandbyReconcileRequested),
+    StandbyPromoted(StandbyPromoted),
+    PromotionFailed(PromotionFailed),
+    StandbyDrifted(StandbyDrifted),
 }
 
 impl ProjectEvent {
@@ -118,6 +122,10 @@ impl ProjectEvent {
             ProjectEvent::FleetDrillCompleted(_) => "FleetDrillCompleted",
             ProjectEvent::FleetStatusRequested(_) => "FleetStatusRequested",
             ProjectEvent::FailbackRequested(_) => "FailbackRequested",
+            ProjectEvent::StandbyReconcileRequested(_) => "StandbyReconcileRequested",
+            ProjectEvent::StandbyPromoted(_) => "StandbyPromoted",
+            ProjectEvent::PromotionFailed(_) => "PromotionFailed",
+            ProjectEvent::StandbyDrifted(_) => "StandbyDrifted",
         }
     }
 
@@ -197,6 +205,10 @@ impl ProjectEvent {
             ProjectEvent::FleetDrillCompleted(_) => None,
             ProjectEvent::FleetStatusRequested(_) => None,
             ProjectEvent::FailbackRequested(e) => Some(&e.server_id),
+            ProjectEvent::StandbyReconcileRequested(_) => None,
+            ProjectEvent::StandbyPromoted(e) => Some(&e.server_id),
+            ProjectEvent::PromotionFailed(e) => Some(&e.server_id),
+            ProjectEvent::StandbyDrifted(e) => Some(&e.server_id),
         }
     }
 }
@@ -273,6 +285,9 @@ pub struct WorkloadRelaunched {
     /// on `grounds`.
     #[serde(default)]
     pub stateful: bool,
+    /// A warm workload: its running standby was promoted (nothing was launched).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promoted_standby: bool,
 }
 
 impl ProjectEvent {
@@ -1035,4 +1050,59 @@ mod tests {
         let envelope = serde_json::json!({"detail-type": "SomethingElse", "detail": {}});
         assert!(serde_json::from_value::<ProjectEvent>(envelope).is_err());
     }
+}
+
+/// Command to relaunch (the `StandbyReconcileSchedule`): keep every warm workload's standby
+/// present, running, current and on the right destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyReconcileRequested {
+    pub requested_at: String,
+}
+
+/// Relaunch to itself: a warm workload's standby became the incident's replacement; run its
+/// promotion hook (if it names one), then put it behind its target groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyPromoted {
+    pub incident_id: String,
+    pub server_id: String,
+    pub workload: String,
+    pub instance_id: String,
+    pub subnet_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_document: Option<String>,
+    pub promoted_at: String,
+}
+
+/// A promoted standby's hook failed (or could not run): the workload falls back to a cold
+/// relaunch. The standby is kept out of service, untouched, for a person to inspect (its
+/// data may be newer than the backup) and terminate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionFailed {
+    pub incident_id: String,
+    pub server_id: String,
+    pub workload: String,
+    pub standby_instance_id: String,
+    pub promotion_document: String,
+    pub reason: String,
+    pub failed_at: String,
+    /// A person must look at the kept standby.
+    pub manual_action_required: bool,
+}
+
+/// The reconciler found a warm workload's standby not as it should be, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyDrifted {
+    pub server_id: String,
+    pub workload: String,
+    pub drift: crate::standby::StandbyDrift,
+    /// The standby it concerns (none when missing or no destination can hold one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_instance_id: Option<String>,
+    /// What was done: `launched` (a new standby), `retired` (terminated), `waiting` (the
+    /// successor must run first), or `none` (a person must act).
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_instance_id: Option<String>,
+    pub detail: String,
+    pub observed_at: String,
 }

@@ -233,6 +233,7 @@ mod tests {
             }),
             grounds: None,
             stateful: backup_age.is_some(),
+            promoted_standby: false,
         })
     }
 

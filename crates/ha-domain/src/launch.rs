@@ -12,7 +12,16 @@ pub fn launch_order(mut workloads: Vec<Workload>) -> Vec<Workload> {
     workloads
 }
 
-/// A replacement instance of a workload that EC2 still describes.
+/// What an instance the system launched for a workload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingRole {
+    /// Launched (or promoted) for an incident.
+    Replacement,
+    /// A warm workload's standby: running, not serving.
+    Standby,
+}
+
+/// A replacement (or a warm workload's standby) that EC2 still describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingReplacement {
     pub instance_id: String,
@@ -27,6 +36,13 @@ pub struct ExistingReplacement {
     /// When fail-back marked it for taking out (its `outposts-ha:retiring` tag, epoch
     /// seconds): not adopted while the mark is fresh.
     pub retiring_since: Option<i64>,
+    pub role: ExistingRole,
+    /// The Outposts server it runs on, when EC2 says.
+    pub server_id: Option<String>,
+    /// Standbys: the launch template version it was launched from.
+    pub standby_version: Option<String>,
+    /// A standby promoted to be this replacement (its `outposts-ha:promoted-at` tag).
+    pub promoted: bool,
 }
 
 /// How long fail-back's mark keeps a replacement from being adopted: far longer than one
@@ -46,6 +62,7 @@ pub fn adoptable<'a>(
     let retiring = |r: &ExistingReplacement| r.retiring_since.is_some_and(|at| now_epoch - at < RETIRING_LEASE_SECONDS);
     found
         .iter()
+        .filter(|r| r.role == ExistingRole::Replacement)
         .filter(|r| r.source_server.as_deref() == Some(server) && !retiring(r))
         .filter(|r| matches!(r.state, InstanceState::Pending | InstanceState::Running))
         .min_by(|a, b| {
@@ -204,6 +221,8 @@ mod tests {
             target_groups: Vec::new(),
             on_partition: None,
             probe: None,
+            mode: Default::default(),
+            promotion_document: None,
         }
     }
 
@@ -217,6 +236,10 @@ mod tests {
             restored_from: None,
             incident: Some(incident.into()),
             retiring_since: None,
+            role: crate::launch::ExistingRole::Replacement,
+            server_id: None,
+            standby_version: None,
+            promoted: false,
         };
         let (here, there) = ("op-0000000000000000a", "op-0000000000000000b");
         let found = [

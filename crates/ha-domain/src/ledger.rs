@@ -15,7 +15,9 @@
 //! | `INCIDENT#inc-…`   | `FENCED#i-…`     | an original's fencing was reported          |
 //! | `INCIDENT#inc-…`   | `SERVING#name`   | a replacement's serving was reported        |
 //! | `INCIDENT#inc-…`   | `SUPPRESSED`     | a suppressed relaunch was reported          |
-//! | `INCIDENT#inc-…`   | `OPENED`, `REALARMED`, `RECOVERED`, `CLOSED`, `LOST#name`, `FAILOVER` | the incident's other facts told |
+//! | `INCIDENT#inc-…`   | `OPENED`, `REALARMED`, `RECOVERED`, `CLOSED`, `LOST#name`, `FAILOVER`, `PROMOTION_FAILED#name` | the incident's other facts told |
+//! | `INCIDENT#inc-…`   | `HOOK#name`      | a promoted standby's hook: its instance and command, sent once |
+//! | `STANDBY#op-…#name` | `<drift>#<instance or version>` | a warm workload's standby drift was told |
 //! | `FLEET_DRILL#<requested at>` | `META` | a fleet drill's digest was told        |
 //! | `BACKUP#<exec id>` | `REPORTED`       | a finished backup execution was reported    |
 //! | `BACKUP#i-…`       | `STALE`          | the backup whose staleness was announced    |
@@ -113,6 +115,8 @@ pub enum IncidentMark<'a> {
     Witnessed,
     /// The failover's report (every workload settled, or the deadline passed).
     FailoverReported,
+    /// A promoted standby's hook failed; the workload fell back to a cold launch.
+    PromotionFailed { workload: &'a str },
 }
 
 impl IncidentMark<'_> {
@@ -128,6 +132,7 @@ impl IncidentMark<'_> {
             IncidentMark::Closed => "CLOSED".to_string(),
             IncidentMark::Witnessed => "WITNESSED".to_string(),
             IncidentMark::FailoverReported => "FAILOVER".to_string(),
+            IncidentMark::PromotionFailed { workload } => format!("PROMOTION_FAILED#{workload}"),
         }
     }
 }

@@ -14,4 +14,5 @@ pub mod ledger;
 pub mod metrics;
 pub mod model;
 pub mod partition;
+pub mod standby;
 pub mod timefmt;

@@ -26,6 +26,24 @@ pub mod tag {
     /// On a replacement: `replacement`.
     pub const ROLE: &str = "outposts-ha:role";
     pub const ROLE_REPLACEMENT: &str = "replacement";
+    /// On a warm workload's standby: `standby` (running, not serving, promoted on failure).
+    pub const ROLE_STANDBY: &str = "standby";
+    /// On a standby whose promotion hook failed: kept, out of service, for a person.
+    pub const ROLE_PROMOTION_FAILED: &str = "promotion-failed";
+    /// On a launch template (optional): `cold` (default: launched on failure) or `warm`
+    /// (a standby instance runs on a destination and is promoted on failure).
+    pub const MODE: &str = "outposts-ha:mode";
+    /// On a warm workload's launch template (optional): the SSM Command document run on
+    /// the standby when it is promoted (its name starts with the stack's promotion prefix).
+    pub const PROMOTION_DOCUMENT: &str = "outposts-ha:promotion-document";
+    /// On a standby: the launch template version it was launched from.
+    pub const STANDBY_VERSION: &str = "outposts-ha:standby-version";
+    /// On a promoted standby: when it was promoted.
+    pub const PROMOTED_AT: &str = "outposts-ha:promoted-at";
+    /// On a promoted standby with a hook: `succeeded` or `failed`, once it ended.
+    pub const PROMOTION_HOOK: &str = "outposts-ha:promotion-hook";
+    pub const HOOK_SUCCEEDED: &str = "succeeded";
+    pub const HOOK_FAILED: &str = "failed";
 
     /// On a stateful workload's launch template and on the instance to back up: the SSM
     /// parameter (under `/outposts-ha/<stack>/`) that names its newest good backup AMI.
@@ -96,6 +114,15 @@ pub mod tag {
         ("source_server", SOURCE_SERVER),
         ("role", ROLE),
         ("role_replacement", ROLE_REPLACEMENT),
+        ("role_standby", ROLE_STANDBY),
+        ("role_promotion_failed", ROLE_PROMOTION_FAILED),
+        ("mode", MODE),
+        ("promotion_document", PROMOTION_DOCUMENT),
+        ("standby_version", STANDBY_VERSION),
+        ("promoted_at", PROMOTED_AT),
+        ("promotion_hook", PROMOTION_HOOK),
+        ("hook_succeeded", HOOK_SUCCEEDED),
+        ("hook_failed", HOOK_FAILED),
         ("backup_parameter", BACKUP_PARAMETER),
         ("backup_interval", BACKUP_INTERVAL),
         ("backup_of", BACKUP_OF),
@@ -285,11 +312,48 @@ pub struct Workload {
     /// Where a witness probes its original on the store network (`address[:port]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<String>,
+    /// Cold (launched on failure) or warm (a standby is kept running and promoted).
+    #[serde(default, skip_serializing_if = "WorkloadMode::is_cold")]
+    pub mode: WorkloadMode,
+    /// Warm workloads: the SSM Command document run on the standby when it is promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_document: Option<String>,
+}
+
+/// How a workload recovers: a fresh launch, or the promotion of a running standby.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadMode {
+    #[default]
+    Cold,
+    Warm,
+}
+
+impl WorkloadMode {
+    pub fn is_cold(&self) -> bool {
+        *self == WorkloadMode::Cold
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WorkloadMode::Cold => "cold",
+            WorkloadMode::Warm => "warm",
+        }
+    }
 }
 
 impl Workload {
     pub fn is_stateful(&self) -> bool {
         self.backup_parameter.is_some()
+    }
+
+    pub fn is_warm(&self) -> bool {
+        self.mode == WorkloadMode::Warm
+    }
+
+    /// The same workload recovered cold (a promotion that failed falls back to this).
+    pub fn cold(&self) -> Workload {
+        Workload { mode: WorkloadMode::Cold, ..self.clone() }
     }
 
     /// What it does while its server is partitioned, and the tag's error if it failed closed.
@@ -326,6 +390,12 @@ pub enum WorkloadTagError {
     BadTargetGroup(String),
     #[error("probe '{0}' is not an IPv4 address, or address:port (port 1-65535)")]
     BadProbe(String),
+    #[error("mode '{0}' is neither cold nor warm")]
+    BadMode(String),
+    #[error("promotion document '{0}' is not an SSM document name (3-128 letters, digits and _-.)")]
+    BadPromotionDocument(String),
+    #[error("a promotion document is set but the workload is not warm (outposts-ha:mode=warm)")]
+    PromotionDocumentWithoutWarm,
 }
 
 /// Builds a workload from its launch template's tags (pure: the adapter fetches them).
@@ -400,6 +470,18 @@ pub fn workload_from_tags(
         Some(p) => Some(parse_probe_target(p).ok_or_else(|| WorkloadTagError::BadProbe(p.to_string()))?),
     };
 
+    let mode = match tags.get(tag::MODE).map(|m| m.trim()) {
+        None | Some("") | Some("cold") => WorkloadMode::Cold,
+        Some("warm") => WorkloadMode::Warm,
+        Some(other) => return Err(WorkloadTagError::BadMode(other.to_string())),
+    };
+    let promotion_document = match tags.get(tag::PROMOTION_DOCUMENT).map(|d| d.trim()) {
+        None | Some("") => None,
+        Some(d) if !is_document_name(d) => return Err(WorkloadTagError::BadPromotionDocument(d.to_string())),
+        Some(_) if mode.is_cold() => return Err(WorkloadTagError::PromotionDocumentWithoutWarm),
+        Some(d) => Some(d.to_string()),
+    };
+
     Ok(Workload {
         name,
         launch_template_id: launch_template_id.to_string(),
@@ -412,7 +494,14 @@ pub fn workload_from_tags(
         target_groups,
         on_partition: tags.get(tag::ON_PARTITION).cloned(),
         probe,
+        mode,
+        promotion_document,
     })
+}
+
+/// An SSM document name as SSM accepts it: 3-128 of letters, digits, `_`, `-` and `.`.
+fn is_document_name(name: &str) -> bool {
+    (3..=128).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 /// A target group name as ELB accepts it: 1-32 letters, digits and hyphens.

@@ -123,6 +123,10 @@ fn every_contract_example_round_trips_and_every_event_type_has_one() {
         "FleetDrillCompleted",
         "FleetStatusRequested",
         "FailbackRequested",
+        "StandbyReconcileRequested",
+        "StandbyPromoted",
+        "PromotionFailed",
+        "StandbyDrifted",
     ];
     assert_eq!(seen, all.into_iter().collect::<BTreeSet<_>>());
 }

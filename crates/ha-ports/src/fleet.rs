@@ -7,7 +7,7 @@ use ha_domain::incident::IncidentId;
 use ha_domain::model::{Instance, InstanceState, RejectedWorkload, ServerId, Workload};
 use std::collections::BTreeMap;
 
-pub use ha_domain::launch::{ExistingReplacement, InterfaceSpec};
+pub use ha_domain::launch::{ExistingReplacement, ExistingRole, InterfaceSpec};
 
 /// Which fenced originals an operator means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,10 +16,19 @@ pub enum FencedSelector<'a> {
     Instance(&'a str),
 }
 
+/// What an instance is launched as.
+#[derive(Debug, Clone, Copy)]
+pub enum LaunchFor<'a> {
+    /// A replacement for this incident.
+    Incident(&'a IncidentId),
+    /// A warm workload's standby, of this launch template version (a number).
+    Standby { version: &'a str },
+}
+
 /// Everything RunInstances needs for one attempt at one destination.
 pub struct LaunchRequest<'a> {
     pub workload: &'a Workload,
-    pub incident: &'a IncidentId,
+    pub purpose: LaunchFor<'a>,
     pub subnet_id: &'a str,
     /// The template's network interfaces placed at this destination
     /// ([`ha_domain::launch::interfaces_at`]); empty: the template declares none, and the
@@ -48,7 +57,17 @@ pub trait Fleet: Send + Sync {
 
     /// Every replacement of the workload EC2 still describes as pending, running, stopping
     /// or stopped, whatever server it replaces ([`ha_domain::launch::adoptable`] chooses).
-    async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure>;
+    async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure> {
+        let copies = self.copies_of(workload).await?;
+        Ok(copies.into_iter().filter(|c| c.role == ExistingRole::Replacement).collect())
+    }
+
+    /// Its replacements and its standbys (a warm workload's), in one read.
+    async fn copies_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure>;
+
+    /// Every warm workload (launch templates tagged `outposts-ha:mode=warm`), each with the
+    /// template version its declared version resolves to now; and the templates refused.
+    async fn warm_workloads(&self) -> Result<(Vec<(Workload, String)>, Vec<RejectedWorkload>), AwsFailure>;
 
     /// The network interfaces a launch template version declares (none: an empty list).
     async fn template_interfaces(&self, template_id: &str, version: &str) -> Result<Vec<InterfaceSpec>, AwsFailure>;

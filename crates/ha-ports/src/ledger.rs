@@ -47,6 +47,10 @@ pub struct ClaimedLaunch {
     pub workload: Workload,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grounds: Option<RelaunchGrounds>,
+    /// Reopened to launch cold after its promotion failed: whoever takes it over checks the
+    /// server again (nothing was launched for it yet) and adopts no promoted copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_failed_promotion: bool,
 }
 
 /// Result of trying to claim one (incident, workload).
@@ -186,6 +190,10 @@ fn set(field: &str, value: Value) -> Change {
 }
 fn item(pairs: Vec<(&str, Value)>) -> Item {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+/// Sort key of a promoted standby's hook (one per workload of an incident).
+fn hook_key(workload: &str) -> String {
+    format!("HOOK#{workload}")
 }
 fn launching() -> Value {
     s(WorkloadStatus::Launching.as_str())
@@ -1060,6 +1068,124 @@ impl Ledger {
     pub async fn backup_told(&self, subject: &str, mark: BackupMark) -> Result<bool, AwsFailure> {
         let item = self.table.get(&backup_key(subject), mark.key()).await?;
         Ok(item.as_ref().and_then(|i| get_s(i, "state")) == Some(TOLD))
+    }
+
+    /// A workload's claim as recorded: what it launches and its replacement, if settled.
+    pub async fn workload_claim(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+    ) -> Result<Option<(ClaimedLaunch, Option<String>)>, AwsFailure> {
+        let Some(item) = self.table.get(&incident_key(incident), &workload_key(workload)).await? else {
+            return Ok(None);
+        };
+        let launch = get_s(&item, "launch").and_then(|l| serde_json::from_str::<ClaimedLaunch>(l).ok());
+        Ok(launch.map(|l| (l, get_s(&item, "replacement_instance_id").map(str::to_string))))
+    }
+
+    /// A promotion whose hook failed falls back to a cold launch: the claim settled with
+    /// `standby` as its replacement goes back to launching `cold`, its lease already run
+    /// out, so the next pass takes it over. Once: false when it changed since.
+    pub async fn reopen_for_cold(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        standby: &str,
+        cold: &ClaimedLaunch,
+    ) -> Result<bool, AwsFailure> {
+        let changes = vec![
+            set("status", launching()),
+            set("launch", s(serde_json::to_string(cold).unwrap_or_default())),
+            set("owner", s("")),
+            set("lease_until", Value::N(0)),
+            set("reported", Value::Bool(false)),
+            set("promotion_failed", s(standby)),
+            Change::Remove("outcome_event".into()),
+            Change::Remove("replacement_instance_id".into()),
+            Change::Remove("subnet_id".into()),
+            Change::Remove("report_until".into()),
+        ];
+        let promoted = Condition::And(vec![
+            Condition::equals("status", s(WorkloadStatus::Launched.as_str())),
+            Condition::equals("replacement_instance_id", s(standby)),
+        ]);
+        self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(promoted)).await
+    }
+
+    /// Claims running a promoted standby's hook, once per (incident, workload): false when
+    /// another delivery holds it (or sent it). A claimant that died before sending is taken
+    /// over once its lease runs out.
+    pub async fn claim_hook(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        instance_id: &str,
+        owner: &str,
+        now_epoch: i64,
+        lease_seconds: i64,
+    ) -> Result<bool, AwsFailure> {
+        let free = Condition::Or(vec![
+            Condition::ItemAbsent,
+            Condition::And(vec![
+                Condition::field_absent("command_id"),
+                Condition::AtMost("lease_until".into(), now_epoch),
+            ]),
+        ]);
+        let record = item(vec![
+            ("instance_id", s(instance_id)),
+            ("owner", s(owner)),
+            ("lease_until", Value::N(now_epoch + lease_seconds)),
+            ("expires_at", self.expires(now_epoch)),
+        ]);
+        self.table.put(&incident_key(incident), &hook_key(workload), record, Some(free)).await
+    }
+
+    /// The hook's command, once sent.
+    pub async fn record_hook_command(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        command_id: &str,
+    ) -> Result<(), AwsFailure> {
+        let changes = vec![set("command_id", s(command_id))];
+        self.table
+            .update(&incident_key(incident), &hook_key(workload), changes, Some(Condition::ItemExists))
+            .await
+            .map(drop)
+    }
+
+    /// Gives the hook back after a transient failure to send it.
+    pub async fn release_hook(&self, incident: &IncidentId, workload: &str, owner: &str) -> Result<(), AwsFailure> {
+        let holder = Condition::And(vec![Condition::equals("owner", s(owner)), Condition::field_absent("command_id")]);
+        self.table.delete(&incident_key(incident), &hook_key(workload), Some(holder)).await.map(drop)
+    }
+
+    /// The hook this (incident, workload) ran: (instance, command id once sent).
+    pub async fn hook_of(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+    ) -> Result<Option<(String, Option<String>)>, AwsFailure> {
+        let item = self.table.get(&incident_key(incident), &hook_key(workload)).await?;
+        Ok(item.map(|i| {
+            (get_s(&i, "instance_id").unwrap_or_default().to_string(), get_s(&i, "command_id").map(str::to_string))
+        }))
+    }
+
+    /// Tells a warm workload's standby drift once per (drift, standby) and marker.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn tell_standby(
+        &self,
+        bus: &dyn Bus,
+        server: &ServerId,
+        workload: &str,
+        key: &str,
+        marker: &str,
+        owner: &str,
+        now_epoch: i64,
+        events: &[ProjectEvent],
+    ) -> Result<Told, AwsFailure> {
+        self.tell(bus, &format!("STANDBY#{server}#{workload}"), key, marker, owner, now_epoch, events).await
     }
 
     /// Gives a claim back after a transient failure, so the retried event can take it.

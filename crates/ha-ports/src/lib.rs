@@ -9,6 +9,7 @@ pub mod capacity;
 pub mod clock;
 pub mod fleet;
 pub mod ledger;
+pub mod promotion;
 pub mod serving;
 pub mod table;
 pub mod witness;
@@ -18,8 +19,11 @@ pub use backups::{BackupCatalog, Backups, ImageFacts, InFlight, Runbook};
 pub use bus::Bus;
 pub use capacity::{CapacityProbe, DestinationCapacity};
 pub use clock::{Clock, SystemClock};
-pub use fleet::{ExistingReplacement, FencedSelector, Fleet, InterfaceSpec, LaunchRequest, Launched};
+pub use fleet::{
+    ExistingReplacement, ExistingRole, FencedSelector, Fleet, InterfaceSpec, LaunchFor, LaunchRequest, Launched,
+};
 pub use ledger::Ledger;
+pub use promotion::PromotionHooks;
 pub use serving::{register_in, LoadBalancing, TargetGroup};
 pub use table::Table;
 pub use witness::{Asked, ProbeStatus, Witness, WitnessInstance};

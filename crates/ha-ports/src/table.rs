@@ -44,6 +44,8 @@ pub enum Change {
     Set(String, Value),
     /// `ADD field :n` on a number (a missing number counts from 0).
     Add(String, i64),
+    /// `REMOVE field`.
+    Remove(String),
 }
 
 impl Condition {
@@ -126,6 +128,9 @@ pub fn apply(item: &mut Item, changes: &[Change]) {
                     _ => 0,
                 };
                 item.insert(f.clone(), Value::N(old + n));
+            }
+            Change::Remove(f) => {
+                item.remove(f);
             }
         }
     }

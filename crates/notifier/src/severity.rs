@@ -21,11 +21,13 @@
 //!   relaunched (`RelaunchSuppressed`); a backup failed or is older than its RPO
 //!   (`BackupFailed`, `BackupStale`); a drill found a workload that would not relaunch
 //!   (`DrillCompleted`), or a server of the fleet drill's digest that needs a person
-//!   (`FleetDrillCompleted`).
+//!   (`FleetDrillCompleted`); a warm standby's promotion hook failed and the workload fell
+//!   back to a cold launch (`PromotionFailed`); a standby's drift nobody can repair
+//!   (`StandbyDrifted` with action `none`).
 //! - **info**: nothing left to do. A failover where every workload serves, an incident
 //!   closed with every original handled (`IncidentClosed`; warning when an original needs
 //!   a person), a witness verdict that held nothing, an original an operator put back, a
-//!   drill where every workload would relaunch.
+//!   drill where every workload would relaunch, a standby's drift repaired.
 //!
 //! Commands between functions and `OnCallAlert` (the notifier's own page) have no severity.
 
@@ -63,6 +65,8 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
         | ProjectEvent::FleetDrillRequested(_)
         | ProjectEvent::FleetStatusRequested(_)
         | ProjectEvent::FailbackRequested(_)
+        | ProjectEvent::StandbyReconcileRequested(_)
+        | ProjectEvent::StandbyPromoted(_)
         | ProjectEvent::OnCallAlert(_)
         | ProjectEvent::WorkloadRelaunched(_)
         | ProjectEvent::WorkloadServing(_)
@@ -125,7 +129,16 @@ pub fn severity_of(event: &ProjectEvent) -> Option<Severity> {
         ProjectEvent::IncidentContinued(_)
         | ProjectEvent::RelaunchSuppressed(_)
         | ProjectEvent::BackupFailed(_)
-        | ProjectEvent::BackupStale(_) => Severity::Warning,
+        | ProjectEvent::BackupStale(_)
+        | ProjectEvent::PromotionFailed(_) => Severity::Warning,
+        // A drift repaired is for the record; one nobody can repair needs a person.
+        ProjectEvent::StandbyDrifted(e) => {
+            if e.action == "none" {
+                Severity::Warning
+            } else {
+                Severity::Info
+            }
+        }
     };
     Some(severity)
 }

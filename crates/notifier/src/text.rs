@@ -8,6 +8,7 @@ mod incident;
 mod partition;
 mod recovery;
 mod relaunch;
+mod standby;
 
 use crate::presentation::Presentation;
 use crate::severity::Severity;
@@ -50,6 +51,8 @@ pub fn describe(event: &ProjectEvent, severity: Severity, p: &Presentation) -> O
         ProjectEvent::IncidentClosed(e) => recovery::incident_closed(e, p),
         ProjectEvent::BackupFailed(e) => backup::failed(e),
         ProjectEvent::BackupStale(e) => backup::stale(e, p),
+        ProjectEvent::PromotionFailed(e) => standby::promotion_failed(e),
+        ProjectEvent::StandbyDrifted(e) => standby::standby_drifted(e),
         _ => return None,
     };
     let subject = subject(severity, event, &text.headline);
@@ -143,7 +146,11 @@ pub fn incident_of(event: &ProjectEvent) -> Option<&str> {
         ProjectEvent::FleetDrillRequested(_)
         | ProjectEvent::FleetDrillCompleted(_)
         | ProjectEvent::FleetStatusRequested(_)
-        | ProjectEvent::FailbackRequested(_) => None,
+        | ProjectEvent::FailbackRequested(_)
+        | ProjectEvent::StandbyReconcileRequested(_)
+        | ProjectEvent::StandbyDrifted(_) => None,
+        ProjectEvent::StandbyPromoted(e) => Some(&e.incident_id),
+        ProjectEvent::PromotionFailed(e) => Some(&e.incident_id),
         ProjectEvent::BackupCompleted(_) | ProjectEvent::BackupFailed(_) | ProjectEvent::BackupStale(_) => None,
     }
 }

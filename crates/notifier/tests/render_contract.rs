@@ -64,6 +64,8 @@ fn messages() -> Vec<(&'static str, ProjectEvent, Severity)> {
         ("backup-stale", contract("BackupStale"), Severity::Warning),
         ("drill", contract("DrillCompleted"), Severity::Warning),
         ("fleet-drill", contract("FleetDrillCompleted"), Severity::Warning),
+        ("promotion-failed", contract("PromotionFailed"), Severity::Warning),
+        ("standby-drifted", contract("StandbyDrifted"), Severity::Info),
     ]
 }
 

@@ -15,7 +15,7 @@ use ha_domain::ledger::DrillRecord;
 use ha_domain::model::{ServerId, Workload};
 use ha_domain::partition::witness_check;
 use ha_domain::timefmt::{format_timestamp, parse_timestamp};
-use ha_ports::LaunchRequest;
+use ha_ports::{LaunchFor, LaunchRequest};
 use serde::Serialize;
 use tracing::{error, info, Instrument};
 
@@ -246,7 +246,7 @@ impl Relaunch {
             let interfaces = interfaces_at(&declared, subnet, w.lni_subnets.get(subnet).map(String::as_str));
             let launch = LaunchRequest {
                 workload: w,
-                incident: &incident,
+                purpose: LaunchFor::Incident(&incident),
                 subnet_id: subnet,
                 interfaces: &interfaces,
                 client_token: "",

@@ -45,6 +45,9 @@ impl Fenced {
     }
 }
 
+/// How long fencing waits for a promoted standby's hook before it counts as failed.
+const HOOK_WAIT_SECONDS: i64 = 15 * 60;
+
 /// How fencing one original went.
 enum Attempt {
     Done(Fenced),
@@ -277,7 +280,23 @@ impl Relaunch {
             Ok(r) => r,
             Err(f) => return Attempt::Transient(f),
         };
-        match replacement.map(|r| r.state) {
+        // A promoted standby with a hook is a copy once its hook succeeded: wait for it (not
+        // forever: a hook that never ended counts as failed), and one whose hook failed is
+        // no copy at all.
+        let hook = replacement.as_ref().filter(|r| r.tags.contains_key(tag::PROMOTION_DOCUMENT)).map(|r| {
+            let promoted = r.tags.get(tag::PROMOTED_AT).and_then(|t| ha_domain::timefmt::parse_timestamp(t));
+            (r.tags.get(tag::PROMOTION_HOOK).cloned(), promoted)
+        });
+        let now = self.ports.clock.now();
+        let state = match hook {
+            Some((None, promoted)) if promoted.is_none_or(|at| (now - at).whole_seconds() < HOOK_WAIT_SECONDS) => {
+                return Attempt::ReplacementPending
+            }
+            Some((Some(h), _)) if h == tag::HOOK_SUCCEEDED => replacement.map(|r| r.state),
+            Some(_) => Some(InstanceState::Other("promotion-failed".into())),
+            None => replacement.map(|r| r.state),
+        };
+        match state {
             Some(InstanceState::Running) => {}
             Some(InstanceState::Pending) => return Attempt::ReplacementPending,
             other => {

@@ -12,6 +12,7 @@ mod report;
 mod request;
 mod restore;
 mod serve;
+mod standby;
 mod witness;
 
 pub use drill::{DrillReport, FleetDrillReport};
@@ -20,13 +21,16 @@ pub use launch::LaunchReport;
 pub use lost::LostReport;
 pub use request::Request;
 pub use serve::ServeReport;
+pub use standby::{HookFinished, PromotionOutcome, PromotionReport, StandbyReport};
 pub use witness::{ProbeFinished, COMMAND_STATUS_CHANGE};
 
 use ha_aws::invocation::HandlerError;
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
 use ha_domain::fencing::FencingPolicy;
 use ha_domain::partition::{WaveBreaker, WhenUnconfirmed};
-use ha_ports::{AlarmStates, BackupCatalog, Bus, CapacityProbe, Clock, Fleet, Ledger, LoadBalancing, Witness};
+use ha_ports::{
+    AlarmStates, BackupCatalog, Bus, CapacityProbe, Clock, Fleet, Ledger, LoadBalancing, PromotionHooks, Witness,
+};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -124,6 +128,8 @@ pub enum Response {
     FleetDrill(FleetDrillReport),
     Fence(FenceReport),
     Lost(LostReport),
+    Standbys(StandbyReport),
+    Promotion(PromotionReport),
     Ignored { reason: String },
 }
 
@@ -170,6 +176,7 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub witness: Arc<dyn Witness>,
     pub alarms: Arc<dyn AlarmStates>,
+    pub hooks: Arc<dyn PromotionHooks>,
 }
 
 /// The SDK clients relaunch's AWS ports are built on.
@@ -200,7 +207,8 @@ impl Ports {
         Ports {
             ledger: ha_aws::ledger::ledger_of_store(c.dynamodb, &config.store),
             backups: Arc::new(ha_aws::backups::BackupStore::new(c.ec2.clone(), c.ssm.clone(), &config.stack_name)),
-            witness: Arc::new(ha_aws::witness::SsmWitness::new(c.ec2.clone(), c.ssm, &config.witness_document)),
+            witness: Arc::new(ha_aws::witness::SsmWitness::new(c.ec2.clone(), c.ssm.clone(), &config.witness_document)),
+            hooks: Arc::new(ha_aws::promotion::SsmPromotionHooks::new(c.ssm)),
             alarms: Arc::new(ha_aws::alarms::CloudWatchAlarms::new(c.cloudwatch.clone())),
             capacity: Arc::new(ha_aws::capacity::Ec2CapacityProbe::new(c.ec2.clone(), c.cloudwatch)),
             load_balancing: Arc::new(ha_aws::serving::ElbLoadBalancing::new(c.elb)),
@@ -234,8 +242,13 @@ impl Relaunch {
     pub async fn handle(&self, event: Value, invocation_id: &str) -> Result<Response, HandlerError> {
         if event.get("detail-type").and_then(Value::as_str) == Some(COMMAND_STATUS_CHANGE) {
             let Some(probe) = ProbeFinished::parse(&event, &self.config.witness_document) else {
-                info!("not a finished probe of this stack; ignored");
-                return Ok(Response::Ignored { reason: "not a finished probe of this stack".into() });
+                if let Some(hook) = HookFinished::parse(&event, &self.config.witness_document) {
+                    let span =
+                        tracing::info_span!("hook", command_id = %hook.command_id, instance_id = %hook.instance_id);
+                    return self.hook_finished(hook, invocation_id).instrument(span).await;
+                }
+                info!("not a finished probe or promotion hook; ignored");
+                return Ok(Response::Ignored { reason: "not a finished probe or promotion hook".into() });
             };
             let span =
                 tracing::info_span!("probe_finished", incident_id = %probe.incident_id, command_id = %probe.command_id);
@@ -265,6 +278,14 @@ impl Relaunch {
             Request::Fence(r) => {
                 let span = tracing::info_span!("fence", incident_id = %r.incident_id, server_id = %r.server_id);
                 self.fence(r, invocation_id).instrument(span).await
+            }
+            Request::ReconcileStandbys(r) => {
+                let span = tracing::info_span!("reconcile_standbys", requested_at = %r.requested_at);
+                self.reconcile_standbys(r, invocation_id).instrument(span).await
+            }
+            Request::Promoted(p) => {
+                let span = tracing::info_span!("promoted", incident_id = %p.incident_id, workload = %p.workload, instance_id = %p.instance_id);
+                self.standby_promoted(p, invocation_id).instrument(span).await
             }
             Request::Ignore(reason) => {
                 info!(%reason, "nothing for relaunch; ignored");

@@ -1,6 +1,9 @@
 //! The function's input, parsed once at the edge into the job it asks for.
 
-use ha_domain::contract::{DrillRequested, FenceRequested, FleetDrillRequested, ProjectEvent, RelaunchRequested};
+use ha_domain::contract::{
+    DrillRequested, FenceRequested, FleetDrillRequested, ProjectEvent, RelaunchRequested, StandbyPromoted,
+    StandbyReconcileRequested,
+};
 use ha_domain::model::InstanceState;
 use serde_json::Value;
 
@@ -23,6 +26,10 @@ pub enum Request {
     FleetDrill(FleetDrillRequested),
     /// The server is back: fence the originals of what the incident replaced.
     Fence(FenceRequested),
+    /// Keep every warm workload's standby as it should be.
+    ReconcileStandbys(StandbyReconcileRequested),
+    /// A standby was promoted: run its hook, or serve it.
+    Promoted(StandbyPromoted),
     /// Nothing for relaunch; why.
     Ignore(String),
     /// Not readable as any input relaunch knows; the parser's reason.
@@ -52,6 +59,8 @@ impl Request {
             Ok(ProjectEvent::DrillRequested(r)) => Request::Drill(r),
             Ok(ProjectEvent::FleetDrillRequested(r)) => Request::FleetDrill(r),
             Ok(ProjectEvent::FenceRequested(r)) => Request::Fence(r),
+            Ok(ProjectEvent::StandbyReconcileRequested(r)) => Request::ReconcileStandbys(r),
+            Ok(ProjectEvent::StandbyPromoted(p)) => Request::Promoted(p),
             Ok(other) => Request::Ignore(other.detail_type().into()),
             Err(e) => Request::Malformed(e.to_string()),
         }
@@ -73,6 +82,11 @@ mod tests {
         assert!(matches!(Request::parse(sample("contract/RelaunchRequested.json")), Request::Launch(_)));
         assert!(matches!(Request::parse(sample("contract/DrillRequested.json")), Request::Drill(_)));
         assert!(matches!(Request::parse(sample("contract/FleetDrillRequested.json")), Request::FleetDrill(_)));
+        assert!(matches!(
+            Request::parse(sample("contract/StandbyReconcileRequested.json")),
+            Request::ReconcileStandbys(_)
+        ));
+        assert!(matches!(Request::parse(sample("contract/StandbyPromoted.json")), Request::Promoted(_)));
         assert!(matches!(Request::parse(sample("contract/FenceRequested.json")), Request::Fence(_)));
         assert_eq!(
             Request::parse(sample("contract/ServerRecovered.json")),

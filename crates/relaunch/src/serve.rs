@@ -30,16 +30,35 @@ pub struct ServeReport {
 
 impl Relaunch {
     pub(crate) async fn serve(&self, instance_id: &str, owner: &str) -> Result<Response, HandlerError> {
-        let ignored = |reason: &str| Ok(Response::Ignored { reason: reason.to_string() });
-        let (fleet, ledger, lb) = (&self.ports.fleet, &self.ports.ledger, &self.ports.load_balancing);
-        let Some(replacement) = fleet.instance(instance_id).await? else {
+        let Some(replacement) = self.ports.fleet.instance(instance_id).await? else {
             // EC2 said it runs: Describe has not caught up yet (eventual consistency).
             return Err(HandlerError::NotYet {
                 reason: NotYet::ReplacementPending,
                 detail: format!("{instance_id} is not visible to DescribeInstances yet"),
             });
         };
+        self.serve_replacement(replacement, owner, false).await
+    }
+
+    /// Serves `replacement` as described (tags included). A promoted standby whose
+    /// workload names a hook serves only once the hook succeeded: `hook_succeeded` when
+    /// the caller just saw it succeed (its tag may not be visible yet).
+    pub(crate) async fn serve_replacement(
+        &self,
+        replacement: Instance,
+        owner: &str,
+        hook_succeeded: bool,
+    ) -> Result<Response, HandlerError> {
+        let ignored = |reason: &str| Ok(Response::Ignored { reason: reason.to_string() });
+        let (fleet, ledger, lb) = (&self.ports.fleet, &self.ports.ledger, &self.ports.load_balancing);
+        let instance_id = replacement.instance_id.as_str();
         let tags = &replacement.tags;
+        let hook_pending = tags.contains_key(tag::PROMOTION_DOCUMENT)
+            && !hook_succeeded
+            && tags.get(tag::PROMOTION_HOOK).map(String::as_str) != Some(tag::HOOK_SUCCEEDED);
+        if hook_pending {
+            return ignored("a promoted standby serves once its promotion hook succeeded");
+        }
         let (Some(role), Some(incident), Some(workload), Some(server)) =
             (tags.get(tag::ROLE), tags.get(tag::INCIDENT), tags.get(tag::WORKLOAD), tags.get(tag::SOURCE_SERVER))
         else {

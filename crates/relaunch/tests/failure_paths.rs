@@ -34,6 +34,8 @@ fn request(subnets: &[&str]) -> serde_json::Value {
             target_groups: Vec::new(),
             on_partition: None,
             probe: None,
+            mode: Default::default(),
+            promotion_document: None,
         }],
     }))
     .unwrap()

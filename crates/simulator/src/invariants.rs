@@ -39,7 +39,21 @@ fn text(v: Option<&Value>) -> Option<String> {
 fn fact_of(e: &ProjectEvent) -> Option<String> {
     Some(match e {
         ProjectEvent::IncidentOpened(e) => format!("opened {}", e.incident_id),
+        // A promotion whose hook failed is followed by the cold launch's outcome: two facts.
+        ProjectEvent::WorkloadRelaunched(e) if e.promoted_standby => {
+            format!("promoted {} {} {}", e.incident_id, e.workload, e.replacement_instance_id)
+        }
         ProjectEvent::WorkloadRelaunched(e) => format!("outcome {} {}", e.incident_id, e.workload),
+        ProjectEvent::PromotionFailed(e) => format!("promotion failed {} {}", e.incident_id, e.workload),
+        ProjectEvent::StandbyDrifted(e) => format!(
+            "drift {} {} {} {:?} {:?} {}",
+            e.server_id,
+            e.workload,
+            e.drift.as_str(),
+            e.standby_instance_id,
+            e.launched_instance_id,
+            e.action
+        ),
         ProjectEvent::WorkloadRelaunchFailed(e) if e.error_code == RelaunchFailure::ReplacementLost => {
             format!("lost {} {} {}", e.incident_id, e.workload, e.error_message)
         }
@@ -189,7 +203,11 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
             incidents.entry(server).or_default().push((incident, status));
         } else if let Some(workload) = sk.strip_prefix(WORKLOAD_PREFIX) {
             let settled = text(item.get("status")).is_some_and(|s| s != "launching");
-            if settled && !was_told(&format!("outcome {id} {workload}")) {
+            let outcome_told = was_told(&format!("outcome {id} {workload}"));
+            let promotion_told = text(item.get("replacement_instance_id"))
+                .is_some_and(|r| was_told(&format!("promoted {id} {workload} {r}")));
+            let told_here = outcome_told || (promotion_told && !item.contains_key("promotion_failed"));
+            if settled && !told_here {
                 violations.push(format!("I4: {workload} of {id} settled and never told"));
             }
         }

@@ -6,12 +6,12 @@
 //! any await point.
 
 use crate::invariants;
-use crate::scenario::{Action, Scenario, MINUTE};
+use crate::scenario::{Action, Responder, Scenario, StandbyStart, MINUTE};
 use crate::template::{Function, TemplateFacts};
 use crate::world::{
-    time_of, Outgoing, ServerCondition, Sim, SimAlarms, SimBackups, SimBus, SimCapacity, SimClock, SimFleet,
-    SimInstance, SimLoadBalancing, SimRunbook, SimTable, SimWitness, Template, World, BASE_EPOCH_MS, DOCUMENT,
-    IMAGE_OUTPUT, PROBE_DOCUMENT, STACK,
+    time_of, Bucket, Outgoing, ServerCondition, Sim, SimAlarms, SimBackups, SimBus, SimCapacity, SimClock, SimFleet,
+    SimHooks, SimInstance, SimLoadBalancing, SimRunbook, SimTable, SimWitness, Span, Template, World, BASE_EPOCH_MS,
+    DOCUMENT, IMAGE_OUTPUT, PROBE_DOCUMENT, STACK,
 };
 use ha_domain::config::IncidentStore;
 use ha_domain::fencing::FencingPolicy;
@@ -42,6 +42,8 @@ pub struct Outcome {
     pub throttled: u64,
     /// Virtual ms from each server's alarm to each RunInstances its incident made.
     pub alarm_to_launch_ms: Vec<i64>,
+    /// Virtual ms from the first alarm to each workload told serving: (workload, ms).
+    pub alarm_to_serving_ms: Vec<(String, i64)>,
     pub incidents: usize,
     pub virtual_ms: i64,
     /// Backups that ended well and were kept from the parameter: their instance was a
@@ -64,6 +66,10 @@ pub struct Outcome {
     pub failovers_complete: usize,
     /// Originals an operator's fail-back put back to move their workload home.
     pub moving_home: usize,
+    /// Under a latency model: every call attempt and delivery, timed (epoch ms).
+    pub spans: Vec<Span>,
+    /// When the first server's alarm went to ALARM (epoch ms).
+    pub first_alarm_ms: Option<i64>,
 }
 
 impl Outcome {
@@ -152,7 +158,7 @@ impl Ctx {
             Function::Relaunch => {
                 let config = relaunch::Config {
                     store: store(),
-                    launch_concurrency: 10,
+                    launch_concurrency: self.scenario.launch_concurrency,
                     claim_lease_seconds: self.facts.claim_lease_seconds,
                     stack_name: STACK.into(),
                     fencing_policy: FencingPolicy::Isolate,
@@ -178,6 +184,7 @@ impl Ctx {
                     clock: self.clock(),
                     witness: Arc::new(SimWitness(self.sim.clone())),
                     alarms: Arc::new(SimAlarms(self.sim.clone())),
+                    hooks: Arc::new(SimHooks(self.sim.clone())),
                 };
                 let handler = relaunch::Relaunch::with_ports(config, ports);
                 handler.handle(event, id).await.map(|r| format!("{r:?}")).map_err(|e| e.to_string())
@@ -253,6 +260,15 @@ impl Ctx {
         });
     }
 
+    /// Under a latency model: the delivery's fixed time, recorded as a span from now.
+    fn delivery_ms(&self, what: &str) -> u64 {
+        let ms = self.scenario.latency.as_ref().map_or(0, |m| m.delivery_ms);
+        let mut w = self.sim.world();
+        let now = w.now_ms();
+        w.spans.push(Span { what: what.to_string(), start_ms: now, end_ms: now + ms as i64, throttled: false });
+        ms
+    }
+
     /// EventBridge: every rule target gets the event at least once, soon or late.
     fn deliver(self: &Rc<Self>, event: Value) {
         let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -264,13 +280,32 @@ impl Ctx {
         };
         let scripted =
             self.scenario.delivery.scripted_late.iter().find(|(dt, n, _, _)| *dt == detail_type && *n == nth);
+        if self.scenario.responder == Responder::ReferenceLoop {
+            // Only the reference tool is deployed: it answers the alarm, nothing else listens.
+            let alarm = event.pointer("/detail/state/value").and_then(Value::as_str) == Some("ALARM");
+            if detail_type == "CloudWatch Alarm State Change" && alarm {
+                let delay = self.delivery_ms(&format!("{detail_type} → ec2-outposts-autorestart"));
+                let server = self.scenario.servers.iter().position(|s| {
+                    event.pointer("/detail/alarmName").and_then(Value::as_str)
+                        == Some(format!("outposts-ha-{}", s.id).as_str())
+                });
+                if let Some(server) = server {
+                    let (sim, scenario) = (self.sim.clone(), self.scenario.clone());
+                    self.spawn(delay, async move { crate::reference::autorestart(&sim, &scenario, server).await });
+                }
+            }
+            return;
+        }
         for f in self.facts.targets_of(&event) {
             if f == Function::Notifier {
                 continue;
             }
             let copies = if self.draw(self.scenario.delivery.duplicate) { 2 } else { 1 };
             for _ in 0..copies {
-                let mut delay = self.range(20, 1_500);
+                let mut delay = match self.scenario.latency {
+                    Some(_) => self.delivery_ms(&format!("{detail_type} → {}", f.name())),
+                    None => self.range(20, 1_500),
+                };
                 if self.draw(self.scenario.delivery.late) {
                     delay += self.range(0, 5 * MINUTE as u64);
                 }
@@ -456,6 +491,10 @@ fn interfaces(lni: bool) -> Vec<ha_ports::InterfaceSpec> {
 /// Builds the world the scenario describes: templates, originals, subnets, backups.
 fn build(s: &Scenario) -> World {
     let mut w = World::new(ChaCha8Rng::seed_from_u64(s.seed), s.faults.clone());
+    w.latency = s.latency.clone();
+    for (api, capacity, refill) in &s.buckets {
+        w.buckets.insert(api.to_string(), Bucket::new(*capacity, *refill));
+    }
     for (server, subnet) in &s.standby_subnets {
         w.subnets.insert(subnet.clone(), (server.clone(), "vpc-standby".into()));
         w.subnets.insert(lni_subnet_of(subnet), (server.clone(), "vpc-standby".into()));
@@ -486,6 +525,12 @@ fn build(s: &Scenario) -> World {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+            if wl.warm {
+                tags.insert(tag::MODE.into(), "warm".into());
+                if wl.hook {
+                    tags.insert(tag::PROMOTION_DOCUMENT.into(), "outposts-ha-promote-sim".into());
+                }
+            }
             if !wl.target_groups.is_empty() {
                 tags.insert(tag::TARGET_GROUPS.into(), wl.target_groups.join(","));
                 for g in wl.target_groups.iter().filter(|g| !g.contains("typo")) {
@@ -521,11 +566,45 @@ fn build(s: &Scenario) -> World {
                 wl.template_id.clone(),
                 Template {
                     name: wl.name.clone(),
+                    version: 1,
                     tags,
                     instance_tags: instance_tags.clone(),
                     interfaces: interfaces(wl.lni),
                 },
             );
+            if wl.warm && wl.standby != StandbyStart::Missing {
+                // As the reconciler left it before the schedule starts.
+                let subnet = wl.subnets.iter().find(|d| **d != server.home_subnet).expect("warm has one").clone();
+                let (on, vpc) = w.subnets[&subnet].clone();
+                let id = w.next_id("i");
+                let mut standby_tags = instance_tags.clone();
+                for (k, v) in [
+                    (tag::ROLE, tag::ROLE_STANDBY.to_string()),
+                    (tag::SOURCE_SERVER, server.id.to_string()),
+                    (tag::STANDBY_VERSION, if wl.standby == StandbyStart::Outdated { "0" } else { "1" }.to_string()),
+                ] {
+                    standby_tags.insert(k.to_string(), v);
+                }
+                if !wl.target_groups.is_empty() {
+                    standby_tags.insert(tag::TARGET_GROUPS.into(), wl.target_groups.join(","));
+                }
+                let state =
+                    if wl.standby == StandbyStart::Stopped { InstanceState::Stopped } else { InstanceState::Running };
+                w.instances.insert(
+                    id.clone(),
+                    SimInstance {
+                        interfaces: World::new_interfaces(&id, wl.lni, &["sg-app".into()]),
+                        id,
+                        state,
+                        server: Some(on),
+                        subnet,
+                        vpc,
+                        tags: standby_tags,
+                        visible_at_ms: 0,
+                        protected: false,
+                    },
+                );
+            }
             let id = w.next_id("i");
             let registered = wl.target_groups.iter().filter(|g| !g.contains("typo")).cloned().collect::<Vec<_>>();
             for g in registered {
@@ -573,7 +652,12 @@ async fn drive(s: Scenario) -> Outcome {
     // Scheduled rules tick until well after the last action.
     let horizon = s.actions.iter().map(|(at, _)| *at).max().unwrap_or(0).max(0) as u64 + 45 * MINUTE as u64;
     ctx.ticks_until_ms.set(BASE_EPOCH_MS + horizon as i64);
-    for (period, targets) in ctx.facts.schedules.clone() {
+    // The reference tool has no scheduled rules (and nothing of the product is deployed).
+    let schedules = match s.responder {
+        Responder::Product => ctx.facts.schedules.clone(),
+        Responder::ReferenceLoop => Vec::new(),
+    };
+    for (period, targets, input) in schedules.clone() {
         for f in targets {
             // Operators choose the backup tick (BackupSchedule); a schedule may pick a faster one.
             let period = match (f, s.backup_period_ms) {
@@ -583,21 +667,28 @@ async fn drive(s: Scenario) -> Outcome {
             let mut at = period;
             while at <= horizon {
                 let time = format_timestamp(time_of(BASE_EPOCH_MS + at as i64));
-                let tick = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
-                    "time": time, "detail": {}});
+                let tick = match &input {
+                    Some(template) => serde_json::from_str(&template.replace("<time>", &format!("\"{time}\"")))
+                        .expect("the rule's input template is JSON"),
+                    None => json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
+                        "time": time, "detail": {}}),
+                };
                 ctx.invoke(f, tick, 0, at);
                 at += period;
             }
         }
     }
     drain(&ctx, &sim).await;
+    if s.responder == Responder::ReferenceLoop {
+        return reference_outcome(&ctx);
+    }
     // The reconcile never stops: one more pass on a quiet world does what the next tick
     // would after the last one ran out of retries.
     {
         let mut w = sim.world();
         w.faults = crate::world::Faults::default();
     }
-    for (period, targets) in ctx.facts.schedules.clone() {
+    for (period, targets, _) in schedules {
         for f in targets.into_iter().filter(|f| *f == Function::AlarmHandler) {
             let time = format_timestamp(time_of(sim.world().now_ms() + period as i64));
             let tick = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events",
@@ -618,7 +709,36 @@ async fn drive(s: Scenario) -> Outcome {
     outcome.throttled = w.throttled;
     outcome.parameter_moves = w.calls.get("PutParameter").copied().unwrap_or(0);
     outcome.virtual_ms = w.now_ms() - BASE_EPOCH_MS;
+    outcome.spans = w.spans.clone();
+    outcome.first_alarm_ms = ctx.alarm_times.borrow().iter().flatten().find(|(down, _)| *down).map(|(_, at)| *at);
+    if let Some(alarm) = outcome.first_alarm_ms {
+        outcome.alarm_to_serving_ms = w
+            .puts
+            .iter()
+            .filter(|p| p.detail_type == "WorkloadServing")
+            .filter_map(|p| Some((p.detail["workload"].as_str()?.to_string(), p.at_ms - alarm)))
+            .collect();
+    }
     outcome
+}
+
+/// What the reference loop did: its launches, timed from the server's first alarm (the
+/// product's invariants are not its promise, and are not checked).
+fn reference_outcome(ctx: &Ctx) -> Outcome {
+    let w = ctx.sim.world();
+    let alarm = ctx.alarm_times.borrow().iter().flatten().find(|(down, _)| *down).map(|(_, at)| *at);
+    Outcome {
+        seed: ctx.scenario.seed,
+        name: ctx.scenario.name.clone(),
+        trace: w.trace.clone(),
+        calls: w.calls.values().sum(),
+        throttled: w.throttled,
+        alarm_to_launch_ms: alarm.map_or_else(Vec::new, |at| w.launches.iter().map(|(_, _, t)| t - at).collect()),
+        virtual_ms: w.now_ms() - BASE_EPOCH_MS,
+        spans: w.spans.clone(),
+        first_alarm_ms: alarm,
+        ..Outcome::default()
+    }
 }
 
 /// Delivers what the world hands out until nothing is pending.

@@ -2,7 +2,7 @@
 //! lives (down, back, flapping, down again after fail-back), what operators do, and what
 //! goes wrong.
 
-use crate::world::Faults;
+use crate::world::{Faults, LatencyModel, SdkRetry};
 use ha_domain::error::Retry;
 use ha_domain::model::ServerId;
 use rand::seq::SliceRandom;
@@ -39,6 +39,22 @@ pub struct WorkloadPlan {
     pub protected_original: bool,
     /// Its template declares a primary network interface and a local network interface.
     pub lni: bool,
+    /// Warm: a standby runs and is promoted on failure.
+    pub warm: bool,
+    /// Warm with a promotion hook (an SSM document run on the promoted standby).
+    pub hook: bool,
+    /// How its standby is found when the schedule starts (warm workloads).
+    pub standby: StandbyStart,
+}
+
+/// A warm workload's standby when the schedule starts (as a reconciler left it, or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandbyStart {
+    Running,
+    Missing,
+    Stopped,
+    /// Launched from an older template version.
+    Outdated,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +81,17 @@ pub enum Action {
     DeleteTemplate(usize, usize),
 }
 
+/// Who answers a server's alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Responder {
+    /// The product: alarm-handler, then relaunch over the bus (every schedule but one).
+    #[default]
+    Product,
+    /// The reference: aws-samples/ec2-outposts-autorestart's Lambda, one RunInstances after
+    /// another (crate::reference).
+    ReferenceLoop,
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub seed: u64,
@@ -77,6 +104,14 @@ pub struct Scenario {
     pub actions: Vec<(i64, Action)>,
     /// The backup tick's period, when not the template's default.
     pub backup_period_ms: Option<u64>,
+    /// Fixed per-operation latencies (the dispatch benchmark); `None`: random ones.
+    pub latency: Option<LatencyModel>,
+    /// relaunch's LAUNCH_CONCURRENCY (the stack's default is 10).
+    pub launch_concurrency: usize,
+    /// EC2 token buckets other than the documented defaults (an account's raised limits):
+    /// (API, capacity, refill per second).
+    pub buckets: Vec<(&'static str, f64, f64)>,
+    pub responder: Responder,
 }
 
 pub fn server_id(n: u64) -> ServerId {
@@ -104,6 +139,9 @@ impl Scenario {
                         subnets: standby_subnets.iter().map(|(_, subnet)| subnet.clone()).collect(),
                         protected_original: false,
                         lni: false,
+                        warm: false,
+                        hook: false,
+                        standby: StandbyStart::Running,
                     })
                     .collect(),
             })
@@ -117,6 +155,10 @@ impl Scenario {
             delivery: Delivery::default(),
             actions: Vec::new(),
             backup_period_ms: None,
+            latency: None,
+            launch_concurrency: 10,
+            buckets: Vec::new(),
+            responder: Responder::Product,
         }
     }
 
@@ -156,6 +198,7 @@ impl Scenario {
             protected_originals: 0.0,
             visibility_lag_ms: [0, 2_000, 10_000][rng.gen_range(0..3)],
             scripted: Vec::new(),
+            hook_fails: 0.0,
         };
         s.delivery = Delivery {
             duplicate: [0.0, 0.05, 0.2][rng.gen_range(0..3)],
@@ -209,6 +252,26 @@ impl Scenario {
                 }
             }
         }
+        // Drawn last, from their own stream, so the schedules above stay as they were.
+        let mut warm_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0077_a4d0);
+        for server in &mut s.servers {
+            let home = server.home_subnet.clone();
+            for w in &mut server.workloads {
+                // A warm workload needs a destination off its own server.
+                w.warm = warm_rng.gen_bool(0.35) && w.subnets.iter().any(|d| *d != home);
+                w.hook = w.warm && warm_rng.gen_bool(0.5);
+                let starts = [
+                    StandbyStart::Running,
+                    StandbyStart::Running,
+                    StandbyStart::Running,
+                    StandbyStart::Missing,
+                    StandbyStart::Stopped,
+                    StandbyStart::Outdated,
+                ];
+                w.standby = starts[warm_rng.gen_range(0..starts.len())];
+            }
+        }
+        s.faults.hook_fails = [0.0, 0.3, 1.0][warm_rng.gen_range(0..3)];
         s.actions.sort_by_key(|(at, _)| *at);
         s
     }
@@ -221,6 +284,47 @@ impl Scenario {
         s.actions = (0..servers).map(|i| (rng.gen_range(0..MINUTE), Action::Down(i))).collect();
         s.actions.sort_by_key(|(at, _)| *at);
         s
+    }
+
+    /// The dispatch benchmark's world: one server whose `workloads` stateless workloads have
+    /// one destination each (the same standby subnet), down at 0 and never back; nothing
+    /// fails; every call takes its documented (or assumed) time (`world::LATENCIES`) and the
+    /// functions' SDK retries a throttled call as configured.
+    pub fn dispatch(workloads: usize) -> Scenario {
+        let mut s = Scenario::fleet(1, "dispatch", 1, workloads);
+        let standby = s.standby_subnets[0].1.clone();
+        for w in &mut s.servers[0].workloads {
+            w.subnets = vec![standby.clone()];
+        }
+        s.actions = vec![(0, Action::Down(0))];
+        s.latency = Some(LatencyModel::documented(SdkRetry::RustStandard { max_attempts: 6 }));
+        s
+    }
+
+    /// Recovery time per mode: `warm` and `cold`, stateless, one destination, the latency
+    /// model's world; `warm` finds its standby running (as the reconciler keeps it).
+    pub fn recovery(target_group: bool) -> Scenario {
+        let mut s = Scenario::dispatch(2);
+        s.name = "recovery".into();
+        for (k, w) in s.servers[0].workloads.iter_mut().enumerate() {
+            w.name = if k == 0 { "warm".into() } else { "cold".into() };
+            w.warm = k == 0;
+            if target_group {
+                w.target_groups = vec![format!("tg-{}", w.name)];
+            }
+        }
+        s
+    }
+
+    /// The same world answered by the reference loop instead of the product, its calls
+    /// retried as boto3 does by default (whatever the product's SDK does).
+    pub fn answered_by_the_loop(mut self) -> Scenario {
+        self.responder = Responder::ReferenceLoop;
+        self.name = format!("{}-loop", self.name);
+        if let Some(m) = &mut self.latency {
+            m.sdk = SdkRetry::BotocoreLegacy;
+        }
+        self
     }
 
     /// Every call of `api` numbered `nth` fails with `code`.

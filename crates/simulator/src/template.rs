@@ -53,7 +53,8 @@ struct Rule {
 pub struct TemplateFacts {
     rules: Vec<Rule>,
     /// Scheduled rules: (period in ms, targets).
-    pub schedules: Vec<(u64, Vec<Function>)>,
+    /// (period, targets, the rule's input template if it has one: `<time>` is the tick's).
+    pub schedules: Vec<(u64, Vec<Function>, Option<String>)>,
     pub retries: BTreeMap<Function, u32>,
     pub timeout_seconds: BTreeMap<Function, u64>,
     pub claim_lease_seconds: i64,
@@ -148,9 +149,13 @@ impl TemplateFacts {
                         })
                         .unwrap_or_default();
                     let project_bus = props.get("EventBusName").is_some_and(|b| mentions(b, "EventBus"));
+                    let input = props.get("Targets").and_then(Yaml::as_sequence).and_then(|ts| {
+                        ts.iter().find_map(|t| t.get("InputTransformer")?.get("InputTemplate").map(text))
+                    });
                     match props.get("ScheduleExpression").map(resolved) {
-                        Some(expression) if !targets.is_empty() => {
-                            facts.schedules.push((rate_ms(&expression), targets))
+                        // An empty expression: the rule's condition leaves it out.
+                        Some(expression) if !targets.is_empty() && !expression.is_empty() => {
+                            facts.schedules.push((rate_ms(&expression), targets, input))
                         }
                         Some(_) => {}
                         None => facts.rules.push(Rule { project_bus, detail_types, states, targets }),
@@ -235,8 +240,15 @@ mod tests {
         let pending = json!({"detail-type": "EC2 Instance State-change Notification", "detail": {"state": "pending"}});
         assert!(t.targets_of(&pending).is_empty());
         assert_eq!(t.retries.get(&Function::Relaunch), Some(&2));
-        assert!(t.schedules.contains(&(300_000, vec![Function::AlarmHandler])), "the reconcile pass");
-        assert!(t.schedules.contains(&(3_600_000, vec![Function::BackupScheduler])), "the backup tick's default");
+        let has = |period: u64, f: Function| t.schedules.iter().any(|(p, fs, _)| *p == period && fs == &vec![f]);
+        assert!(has(300_000, Function::AlarmHandler), "the reconcile pass");
+        assert!(has(3_600_000, Function::BackupScheduler), "the backup tick's default");
+        assert!(
+            t.schedules.iter().any(|(p, fs, input)| *p == 300_000
+                && fs == &vec![Function::Relaunch]
+                && input.as_deref().is_some_and(|i| i.contains("StandbyReconcileRequested"))),
+            "the standby reconcile pass, with its input"
+        );
         let ended = json!({"detail-type": "EC2 Automation Execution Status-change Notification", "source": "aws.ssm",
             "detail": {"Status": "Success"}});
         assert_eq!(t.targets_of(&ended), vec![Function::BackupScheduler]);

@@ -7,21 +7,25 @@ use crate::witness::Gate;
 use crate::Relaunch;
 use futures::stream::{self, StreamExt};
 use ha_aws::invocation::{HandlerError, NotYet};
-use ha_domain::contract::{ProjectEvent, RelaunchFailure, RelaunchRequested, RestoredFrom, WorkloadRelaunchFailed};
+use ha_domain::contract::{
+    ProjectEvent, RelaunchFailure, RelaunchRequested, RestoredFrom, StandbyPromoted, WorkloadRelaunchFailed,
+};
 use ha_domain::error::{refused_unacted, AwsFailure, Retry};
 use ha_domain::failover::Plan;
 use ha_domain::incident::{client_token, IncidentId};
 use ha_domain::launch::{
     adoptable, after_launch_failure, decide_on_existing_claim, interfaces_at, launch_order, AfterFailure,
-    ClaimDecision, ClaimRecord, DestinationAttempt,
+    ClaimDecision, ClaimRecord, DestinationAttempt, ExistingReplacement,
 };
-use ha_domain::ledger::IncidentStatus;
+use ha_domain::ledger::{IncidentMark, IncidentStatus};
 use ha_domain::metrics;
+use ha_domain::model::tag;
 use ha_domain::model::{InstanceState, ServerId, Workload};
 use ha_domain::partition::RelaunchGrounds;
+use ha_domain::standby::promotable;
 use ha_domain::timefmt::format_timestamp;
 use ha_ports::ledger::{ClaimAttempt, ClaimedLaunch, Settlement};
-use ha_ports::LaunchRequest;
+use ha_ports::{LaunchFor, LaunchRequest};
 use outcome::{attempt_failed, cannot_launch, outcome_metric, relaunched, workload_of, Refusal};
 use serde::Serialize;
 use tracing::{error, info, warn, Instrument};
@@ -132,6 +136,9 @@ impl Relaunch {
                 }
             }
         }
+        // A promoted standby is served (after its hook) by relaunch itself, on this event.
+        let promotions: Vec<ProjectEvent> = events.iter().filter_map(standby_promoted).collect();
+        events.extend(promotions);
         // Outcomes are settled in the ledger before they are reported; if this publish
         // fails, the retried event finds them unreported and emits them again.
         if let Err(f) = self.ports.bus.publish(&events).await {
@@ -258,16 +265,27 @@ impl Relaunch {
                 Some(parameter) => self.newest_backup(parameter).await.map(Some),
             }
         };
-        let claimed = ClaimedLaunch { workload: w.clone(), grounds };
-        let (claim, existing, backup, capacity, interfaces) = tokio::join!(
+        let claimed = ClaimedLaunch { workload: w.clone(), grounds, after_failed_promotion: false };
+        // A warm workload whose promotion failed in this incident is launched cold.
+        let promotion_failed = async {
+            if w.is_warm() {
+                ledger.was_told(incident, IncidentMark::PromotionFailed { workload: &w.name }).await
+            } else {
+                Ok(false)
+            }
+        };
+        let (claim, existing, backup, capacity, interfaces, promotion_failed) = tokio::join!(
             ledger.claim_workload(incident, &claimed, owner, now_epoch, lease),
-            fleet.replacements_of(&w.name),
+            fleet.copies_of(&w.name),
             backup,
             self.ports.capacity.of(w),
-            fleet.template_interfaces(&w.launch_template_id, &w.launch_template_version)
+            fleet.template_interfaces(&w.launch_template_id, &w.launch_template_version),
+            promotion_failed
         );
         let fresh = matches!(claim, Ok(ClaimAttempt::Won));
         let mut grounds = grounds;
+        let mut reopened_cold: Option<Workload> = None;
+        let mut reopened = false;
         match claim? {
             ClaimAttempt::Won if finish_only => {
                 // Finished or given back since it was listed: nothing of it is left to finish.
@@ -285,9 +303,14 @@ impl Relaunch {
                         if !ledger.take_over(incident, &w.name, lease_until, owner, now_epoch, lease).await? {
                             return Ok(WorkloadResult::InProgress);
                         }
-                        // Finished on the grounds it was claimed on, whatever this pass decided.
+                        // Finished on the grounds it was claimed on, whatever this pass decided;
+                        // cold when a failed promotion reopened it.
                         if let Some(launch) = launch {
                             grounds = launch.grounds;
+                            reopened |= launch.after_failed_promotion;
+                            if launch.workload.mode.is_cold() && w.is_warm() {
+                                reopened_cold = Some(launch.workload);
+                            }
                         }
                         warn!(previous_lease_until = lease_until, "took over a claim whose owner stopped mid-launch");
                     }
@@ -311,12 +334,16 @@ impl Relaunch {
             }
         }
 
+        let w = reopened_cold.as_ref().unwrap_or(w);
+
         // Read after the claim is written: recovery marks the server up before it looks for
         // claims to wait on, so either fencing sees this claim or this sees the server up. A
         // claim taken over goes on: its dead claimant may have launched (and fencing waits).
         let (up, status) = tokio::join!(ledger.server_is_up(&server), ledger.incident_status(incident));
         let (up, status) = (up?, status?);
-        if fresh && (up == Some(true) || status == Some(IncidentStatus::Closed)) {
+        let server_back = up == Some(true) || status == Some(IncidentStatus::Closed);
+        // A claim reopened after a failed promotion launched nothing yet: like a fresh one.
+        if (fresh || reopened) && server_back {
             info!(server_up = ?up, incident_status = ?status, "the server is back or the incident closed: not launched");
             ledger.release(incident, &w.name, owner).await?;
             return Ok(WorkloadResult::NotNeeded);
@@ -337,7 +364,11 @@ impl Relaunch {
         // Already replaced: a claimant that died after RunInstances left its replacement in
         // EC2, or an earlier incident's replacement still runs (the server failed again
         // before fail-back). Adopt it; never launch a second copy.
-        let existing = existing?;
+        let mut existing = existing?;
+        if reopened {
+            // The failed standby may still read as this incident's replacement (Describe lag).
+            existing.retain(|c| !c.promoted);
+        }
         if let Some(existing) = adoptable(&existing, incident.as_str(), server.as_str(), self.ports.clock.epoch()) {
             let at = format_timestamp(self.ports.clock.now());
             let earlier = existing.incident.clone().filter(|i| i != incident.as_str());
@@ -358,6 +389,8 @@ impl Relaunch {
             let mut event = relaunched(req, w, &existing.instance_id, &existing.subnet_id, Vec::new(), &at, &at, true)
                 .with_restored_from(restored);
             if let ProjectEvent::WorkloadRelaunched(r) = &mut event {
+                // A promotion interrupted after its tags were written is finished as one.
+                r.promoted_standby = existing.promoted && earlier.is_none();
                 r.already_replaced_in = earlier;
             }
             return self
@@ -370,6 +403,24 @@ impl Relaunch {
                     Some((&existing.instance_id, &existing.subnet_id, &at, &at)),
                 )
                 .await;
+        }
+
+        // A warm workload's running standby becomes the replacement: nothing is launched.
+        if w.is_warm() && !promotion_failed? {
+            match promotable(&existing, w, server.as_str()) {
+                // Taken over after the server came back: a promotion the dead claimant made
+                // was adopted above; none is made now.
+                Some(_) if server_back => {
+                    info!("the server is back: the standby is not promoted");
+                    ledger.release(incident, &w.name, owner).await?;
+                    return Ok(WorkloadResult::NotNeeded);
+                }
+                Some(standby) => {
+                    launched.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return self.promote(req, incident, w, grounds, owner, standby).await;
+                }
+                None => warn!("warm workload has no running standby to promote: launched cold"),
+            }
         }
 
         // A stateful workload starts from its newest good backup or not at all: an empty
@@ -404,7 +455,7 @@ impl Relaunch {
             let placed = interfaces_at(&declared_interfaces, subnet, w.lni_subnets.get(subnet).map(String::as_str));
             let launch = LaunchRequest {
                 workload: w,
-                incident,
+                purpose: LaunchFor::Incident(incident),
                 subnet_id: subnet,
                 interfaces: &placed,
                 client_token: &token,
@@ -490,6 +541,42 @@ impl Relaunch {
         }
     }
 
+    /// The standby becomes the incident's replacement: tagged as one (with when, and the
+    /// hook it must pass before it serves), then settled like a launch.
+    async fn promote(
+        &self,
+        req: &RelaunchRequested,
+        incident: &IncidentId,
+        w: &Workload,
+        grounds: Option<RelaunchGrounds>,
+        owner: &str,
+        standby: &ExistingReplacement,
+    ) -> Result<WorkloadResult, AwsFailure> {
+        let at = format_timestamp(self.ports.clock.now());
+        let mut tags =
+            vec![(tag::ROLE, tag::ROLE_REPLACEMENT), (tag::INCIDENT, incident.as_str()), (tag::PROMOTED_AT, &at)];
+        if let Some(document) = &w.promotion_document {
+            tags.push((tag::PROMOTION_DOCUMENT, document));
+        }
+        self.ports.fleet.tag_instance(&standby.instance_id, &tags).await?;
+        info!(instance_id = %standby.instance_id, subnet_id = %standby.subnet_id, "standby promoted");
+        let tried =
+            vec![DestinationAttempt { subnet_id: standby.subnet_id.clone(), error_code: None, error_message: None }];
+        let restored = standby.restored_from.as_ref().map(|image| RestoredFrom {
+            image_id: image.clone(),
+            parameter: w.backup_parameter.clone().unwrap_or_default(),
+            taken_at: None,
+            age_seconds: None,
+        });
+        let mut event = relaunched(req, w, &standby.instance_id, &standby.subnet_id, tried, &at, &at, false)
+            .with_restored_from(restored);
+        if let ProjectEvent::WorkloadRelaunched(r) = &mut event {
+            r.promoted_standby = true;
+        }
+        self.settle(incident, w, grounds, owner, event, Some((&standby.instance_id, &standby.subnet_id, &at, &at)))
+            .await
+    }
+
     async fn settle(
         &self,
         incident: &IncidentId,
@@ -520,4 +607,20 @@ impl Relaunch {
             Ok(WorkloadResult::AlreadyHandled)
         }
     }
+}
+
+/// The hand-off that serves a promoted standby, from its outcome.
+fn standby_promoted(e: &ProjectEvent) -> Option<ProjectEvent> {
+    let ProjectEvent::WorkloadRelaunched(r) = e else { return None };
+    r.promoted_standby.then(|| {
+        ProjectEvent::StandbyPromoted(StandbyPromoted {
+            incident_id: r.incident_id.clone(),
+            server_id: r.server_id.clone(),
+            workload: r.workload.clone(),
+            instance_id: r.replacement_instance_id.clone(),
+            subnet_id: r.subnet_id.clone(),
+            promotion_document: None,
+            promoted_at: r.launch_accepted_at.clone(),
+        })
+    })
 }

@@ -103,6 +103,7 @@ pub(super) fn relaunched(
         already_replaced_in: None,
         grounds: None,
         stateful: false,
+        promoted_standby: false,
     })
 }
 

@@ -1,8 +1,9 @@
 //! `make simulate SEEDS=N [FIRST=K]` runs N random schedules; `make simulate SEED=S`
-//! replays one and prints its trace. Results go to stderr (the handlers' metric lines
+//! replays one and prints its trace; `--mass-outage`, `--dispatch` and `--recovery` [--out FILE] write
+//! their BENCHMARKS.md sections. Results go to stderr (the handlers' metric lines
 //! go to stdout, as they do in Lambda).
 
-use simulator::{mass_outage_report, report, run, sweep, Scenario};
+use simulator::{dispatch_report, mass_outage_report, recovery_report, report, run, sweep, Scenario};
 use std::time::Instant;
 
 fn arg(name: &str) -> Option<u64> {
@@ -10,10 +11,10 @@ fn arg(name: &str) -> Option<u64> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
 }
 
-/// Replaces (or appends) the mass-outage section of a markdown file.
-fn write_section(path: &str, section: &str) {
+/// Replaces (or appends) the section of a markdown file that starts with `heading`.
+fn write_section(path: &str, heading: &str, section: &str) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let start = text.find("## Mass outage (simulated)");
+    let start = text.find(heading);
     let kept = match start {
         Some(at) => {
             let rest = &text[at + 1..];
@@ -35,9 +36,37 @@ fn main() {
         let (section, outcome) = mass_outage_report(servers, workloads);
         eprintln!("{section}\n(simulated in {:.1} s)", started.elapsed().as_secs_f64());
         if let Some(i) = args.iter().position(|a| a == "--out") {
-            write_section(&args[i + 1], &section);
+            write_section(&args[i + 1], "## Mass outage (simulated)", &section);
         }
         std::process::exit(if outcome.passed() { 0 } else { 1 });
+    }
+    if args.iter().any(|a| a == "--recovery") {
+        let (section, outcomes) = recovery_report();
+        eprintln!("{section}");
+        if let Some(i) = args.iter().position(|a| a == "--out") {
+            write_section(&args[i + 1], "## Recovery time by mode (simulated)", &section);
+        }
+        let broken: Vec<&String> = outcomes.iter().flat_map(|o| o.violations.iter()).collect();
+        for v in &broken {
+            eprintln!("broken: {v}");
+        }
+        std::process::exit(if broken.is_empty() { 0 } else { 1 });
+    }
+    if args.iter().any(|a| a == "--dispatch") {
+        let started = Instant::now();
+        let (section, rows) = dispatch_report();
+        eprintln!("{section}\n(simulated in {:.1} s)", started.elapsed().as_secs_f64());
+        if let Some(i) = args.iter().position(|a| a == "--out") {
+            write_section(&args[i + 1], "## Dispatch against the sequential loop (simulated)", &section);
+        }
+        // The rows without any SDK retry show the simulator's other schedules, not the deployed
+        // functions: their broken invariants are reported in the section, not a failure here.
+        let deployed = rows.iter().filter(|d| d.sdk == simulator::dispatch::PRODUCT_SDK);
+        let broken: Vec<String> = deployed.flat_map(|d| d.product.outcome.violations.clone()).collect();
+        for v in &broken {
+            eprintln!("invariant broken: {v}");
+        }
+        std::process::exit(if broken.is_empty() { 0 } else { 1 });
     }
     if let Some(seed) = arg("--seed") {
         let outcome = run(&Scenario::random(seed));

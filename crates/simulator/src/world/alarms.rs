@@ -45,7 +45,7 @@ impl AlarmStates for SimAlarms {
     }
 
     async fn labels(&self, alarm_arn: &str) -> Result<AlarmLabels, AwsFailure> {
-        self.0.enter("ListTagsForResource").await?;
+        self.0.enter_labelled("ListTagsForResource", Some("(the alarm's site name)".into())).await?;
         let site_name = alarm_arn.rsplit(':').next().map(|name| format!("Site of {name}"));
         Ok(AlarmLabels { site_name, stack: Some(super::STACK.to_string()) })
     }

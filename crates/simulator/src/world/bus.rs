@@ -34,7 +34,8 @@ impl Bus for SimBus {
 impl SimBus {
     /// One PutEvents request.
     async fn put(&self, events: &[ProjectEvent]) -> Result<(), AwsFailure> {
-        self.sim.enter("PutEvents").await?;
+        let types: Vec<&str> = events.iter().map(ProjectEvent::detail_type).collect();
+        self.sim.enter_labelled("PutEvents", Some(types.join(", "))).await?;
         let bytes: usize = events.iter().map(ProjectEvent::entry_bytes).sum();
         if events.len() > MAX_PUT_ENTRIES || bytes > MAX_PUT_BYTES {
             return Err(super::failure("PutEvents", "ValidationException", Retry::WontHelp));

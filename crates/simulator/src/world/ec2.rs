@@ -11,7 +11,9 @@ use ha_domain::incident::IncidentId;
 use ha_domain::ledger::{incident_key, IncidentStatus, META};
 use ha_domain::model::{tag, workload_from_tags, Instance, InstanceState, RejectedWorkload, ServerId, Workload};
 use ha_ports::capacity::{CapacityProbe, DestinationCapacity};
-use ha_ports::fleet::{ExistingReplacement, FencedSelector, Fleet, InterfaceSpec, LaunchRequest, Launched};
+use ha_ports::fleet::{
+    ExistingReplacement, ExistingRole, FencedSelector, Fleet, InterfaceSpec, LaunchFor, LaunchRequest, Launched,
+};
 use ha_ports::table::Value;
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -36,7 +38,8 @@ impl World {
     /// from the same server exists.
     fn check_fencing(&mut self, id: &str, what: &str) {
         let Some(original) = self.instances.get(id) else { return };
-        if original.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT) {
+        // Replacements, standbys and standbys whose promotion failed all carry a role.
+        if original.tags.contains_key(tag::ROLE) {
             return;
         }
         let workload = original.tags.get(tag::WORKLOAD).cloned().unwrap_or_default();
@@ -48,6 +51,28 @@ impl World {
         if !covered {
             self.violation(format!("I3: {what} original {id} of {workload} on {server} with no running replacement"));
         }
+    }
+
+    /// (I11) A standby is promoted only for a server the system knows is down: never for a
+    /// closed incident, never once the ledger has seen the server come back. (Its alarm may
+    /// have gone OK a moment before, unseen yet, as for any launch; fencing covers that.)
+    fn check_promotion(&mut self, id: &str, incident: Option<&str>) {
+        let Some(i) = self.instances.get(id) else { return };
+        let (Some(incident), Some(tag::ROLE_STANDBY)) = (incident, i.tags.get(tag::ROLE).map(String::as_str)) else {
+            return;
+        };
+        let workload = i.tags.get(tag::WORKLOAD).cloned().unwrap_or_default();
+        let server = i.tags.get(tag::SOURCE_SERVER).cloned().unwrap_or_default();
+        let state = self.table.get(&(format!("SERVER#{server}"), ha_domain::ledger::ALARM_STATE.to_string()));
+        let known_up = state.and_then(|s| s.get("up")) == Some(&Value::Bool(true));
+        let meta = self.table.get(&(incident_key(&IncidentId::from_stored(incident)), META.to_string()));
+        let closed = meta.and_then(|m| m.get("status")) == Some(&Value::S(IncidentStatus::Closed.as_str().into()));
+        if known_up || closed {
+            self.violation(format!(
+                "I11: standby {id} of {workload} promoted for {incident} though {server} is known up or the incident closed"
+            ));
+        }
+        self.note(format!("standby {id} promoted"));
     }
 
     /// (I2) No launch for an incident that is closed.
@@ -62,7 +87,7 @@ impl World {
 #[async_trait]
 impl Fleet for SimFleet {
     async fn workloads_of(&self, server: &ServerId) -> Result<(Vec<Workload>, Vec<RejectedWorkload>), AwsFailure> {
-        self.0.enter("DescribeLaunchTemplates").await?;
+        self.0.enter_labelled("DescribeLaunchTemplates", Some("(the server's workloads)".into())).await?;
         let w = self.0.world();
         let (mut workloads, mut rejected) = (Vec::new(), Vec::new());
         for (id, t) in &w.templates {
@@ -82,31 +107,58 @@ impl Fleet for SimFleet {
         Ok((workloads, rejected))
     }
 
-    async fn replacements_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure> {
-        self.0.enter("DescribeInstances").await?;
+    async fn copies_of(&self, workload: &str) -> Result<Vec<ExistingReplacement>, AwsFailure> {
+        self.0.enter_labelled("DescribeInstances", Some("(an orphaned replacement or a standby?)".into())).await?;
         let w = self.0.world();
+        let role = |i: &SimInstance| match i.tags.get(tag::ROLE).map(String::as_str) {
+            Some(tag::ROLE_REPLACEMENT) => Some(ExistingRole::Replacement),
+            Some(tag::ROLE_STANDBY) => Some(ExistingRole::Standby),
+            _ => None,
+        };
         Ok(w.described()
             .filter(|i| !i.state.is_gone())
-            .filter(|i| i.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
             .filter(|i| i.tags.get(tag::WORKLOAD).map(String::as_str) == Some(workload))
-            .map(|i| ExistingReplacement {
-                instance_id: i.id.clone(),
-                subnet_id: i.subnet.clone(),
-                state: i.state.clone(),
-                source_server: i.tags.get(tag::SOURCE_SERVER).cloned(),
-                restored_from: i.tags.get(tag::RESTORED_FROM).cloned(),
-                incident: i.tags.get(tag::INCIDENT).cloned(),
-                retiring_since: i
-                    .tags
-                    .get(tag::RETIRING)
-                    .and_then(|t| ha_domain::timefmt::parse_timestamp(t))
-                    .map(|t| t.unix_timestamp()),
+            .filter_map(|i| {
+                Some(ExistingReplacement {
+                    instance_id: i.id.clone(),
+                    subnet_id: i.subnet.clone(),
+                    state: i.state.clone(),
+                    source_server: i.tags.get(tag::SOURCE_SERVER).cloned(),
+                    restored_from: i.tags.get(tag::RESTORED_FROM).cloned(),
+                    incident: i.tags.get(tag::INCIDENT).cloned(),
+                    retiring_since: i
+                        .tags
+                        .get(tag::RETIRING)
+                        .and_then(|t| ha_domain::timefmt::parse_timestamp(t))
+                        .map(|t| t.unix_timestamp()),
+                    role: role(i)?,
+                    server_id: i.server.as_ref().map(ToString::to_string),
+                    standby_version: i.tags.get(tag::STANDBY_VERSION).cloned(),
+                    promoted: i.tags.contains_key(tag::PROMOTED_AT),
+                })
             })
             .collect())
     }
 
+    async fn warm_workloads(&self) -> Result<(Vec<(Workload, String)>, Vec<RejectedWorkload>), AwsFailure> {
+        self.0.enter("DescribeLaunchTemplates").await?;
+        let w = self.0.world();
+        let (mut warm, mut rejected) = (Vec::new(), Vec::new());
+        for (id, t) in w.templates.iter().filter(|(_, t)| t.tags.get(tag::MODE).map(String::as_str) == Some("warm")) {
+            match workload_from_tags(id, &t.name, &t.tags) {
+                Ok(wl) => warm.push((wl, t.version.to_string())),
+                Err(e) => rejected.push(RejectedWorkload {
+                    launch_template_id: id.clone(),
+                    launch_template_name: t.name.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Ok((warm, rejected))
+    }
+
     async fn template_interfaces(&self, template_id: &str, _version: &str) -> Result<Vec<InterfaceSpec>, AwsFailure> {
-        self.0.enter("DescribeLaunchTemplateVersions").await?;
+        self.0.enter_labelled("DescribeLaunchTemplateVersions", Some("(the template's interfaces)".into())).await?;
         let w = self.0.world();
         match w.templates.get(template_id) {
             Some(t) => Ok(t.interfaces.clone()),
@@ -115,7 +167,7 @@ impl Fleet for SimFleet {
     }
 
     async fn launch(&self, r: &LaunchRequest<'_>) -> Result<Launched, AwsFailure> {
-        self.0.enter("RunInstances").await?;
+        self.0.enter_labelled("RunInstances", Some(r.workload.name.clone())).await?;
         let id = {
             let mut w = self.0.world();
             let declares = w.templates.get(&r.workload.launch_template_id).is_some_and(|t| !t.interfaces.is_empty());
@@ -166,18 +218,28 @@ impl Fleet for SimFleet {
                     w.throttled += 1;
                     return Err(failure("RunInstances", "RequestResourceCountExceeded", Retry::CanHelp));
                 }
-                w.check_launch(r.incident, &r.workload.name);
+                if let LaunchFor::Incident(incident) = r.purpose {
+                    w.check_launch(incident, &r.workload.name);
+                }
                 let id = w.next_id("i");
                 let inherited = w.templates[&r.workload.launch_template_id].instance_tags.clone();
                 let mut tags: BTreeMap<String, String> = [
                     (tag::WORKLOAD, r.workload.name.as_str()),
-                    (tag::INCIDENT, r.incident.as_str()),
                     (tag::SOURCE_SERVER, r.workload.protected_server.as_str()),
-                    (tag::ROLE, tag::ROLE_REPLACEMENT),
                 ]
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
+                match r.purpose {
+                    LaunchFor::Incident(incident) => {
+                        tags.insert(tag::INCIDENT.into(), incident.to_string());
+                        tags.insert(tag::ROLE.into(), tag::ROLE_REPLACEMENT.into());
+                    }
+                    LaunchFor::Standby { version } => {
+                        tags.insert(tag::ROLE.into(), tag::ROLE_STANDBY.into());
+                        tags.insert(tag::STANDBY_VERSION.into(), version.into());
+                    }
+                }
                 for (k, v) in inherited {
                     tags.entry(k).or_insert(v);
                 }
@@ -205,8 +267,16 @@ impl Fleet for SimFleet {
                     },
                 );
                 w.tokens.insert(r.client_token.to_string(), (params, id.clone()));
-                w.launches.push((r.incident.to_string(), r.workload.name.clone(), now));
-                w.note(format!("RunInstances {} for {} at {} -> {id}", r.workload.name, r.incident, r.subnet_id));
+                match r.purpose {
+                    LaunchFor::Incident(incident) => {
+                        w.launches.push((incident.to_string(), r.workload.name.clone(), now));
+                        w.note(format!("RunInstances {} for {incident} at {} -> {id}", r.workload.name, r.subnet_id));
+                    }
+                    LaunchFor::Standby { version } => w.note(format!(
+                        "RunInstances standby of {} (v{version}) at {} -> {id}",
+                        r.workload.name, r.subnet_id
+                    )),
+                }
                 let (dies, stops) = (w.faults.replacement_dies, w.faults.replacement_stops);
                 if dies > 0.0 && w.rng.gen_bool(dies) {
                     let after_ms = w.rng.gen_range(5_000..60_000);
@@ -309,6 +379,11 @@ impl Fleet for SimFleet {
             let mut w = self.0.world();
             if w.visible(instance_id).is_none() {
                 return Err(refused("CreateTags", "InvalidInstanceID.NotFound"));
+            }
+            let promoting = tags.contains(&(tag::ROLE, tag::ROLE_REPLACEMENT));
+            let incident = tags.iter().find(|(k, _)| *k == tag::INCIDENT).map(|(_, v)| v.to_string());
+            if promoting {
+                w.check_promotion(instance_id, incident.as_deref());
             }
             let i = w.instances.get_mut(instance_id).expect("visible");
             for (k, v) in tags {
@@ -423,6 +498,9 @@ pub struct SimCapacity(pub Arc<Sim>);
 #[async_trait]
 impl CapacityProbe for SimCapacity {
     async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
+        if self.0.world().latency.is_some() {
+            return self.as_the_adapter_calls(w).await;
+        }
         if self.0.enter("DescribeSubnets").await.is_err() {
             return BTreeMap::new();
         }
@@ -432,6 +510,46 @@ impl CapacityProbe for SimCapacity {
             .map(|s| {
                 let outpost = world.subnets.get(s).map(|(server, _)| server.to_string());
                 (s.clone(), DestinationCapacity { outpost, instance_type: Some("m5.large".into()), available: None })
+            })
+            .collect()
+    }
+}
+
+impl SimCapacity {
+    /// Under a latency model, where round trips are what is measured: the calls the AWS
+    /// adapter (ha-aws `Ec2CapacityProbe`) makes, in its order. The template's instance type
+    /// and each destination's Outpost together (DescribeLaunchTemplateVersions, DescribeSubnets),
+    /// then the capacity metric of each destination (GetMetricData). The metric's count is not
+    /// simulated (unknown: it never blocks a launch, as before).
+    async fn as_the_adapter_calls(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
+        let sim = &self.0;
+        let (instance_type, outposts) = tokio::join!(
+            sim.enter_labelled("DescribeLaunchTemplateVersions", Some("(capacity: instance type)".into())),
+            futures::future::join_all(
+                w.subnets.iter().map(|_| sim.enter_labelled("DescribeSubnets", Some("(capacity: Outpost)".into())))
+            )
+        );
+        let known: Vec<Option<String>> = {
+            let world = sim.world();
+            w.subnets
+                .iter()
+                .zip(&outposts)
+                .map(|(s, read)| read.as_ref().ok().and(world.subnets.get(s)).map(|(server, _)| server.to_string()))
+                .collect()
+        };
+        let instance_type = instance_type.ok().map(|()| "m5.large".to_string());
+        let typed = instance_type.is_some();
+        futures::future::join_all(known.iter().map(|outpost| async move {
+            if outpost.is_some() && typed {
+                let _ = sim.enter_labelled("GetMetricData", Some("(capacity: free slots)".into())).await;
+            }
+        }))
+        .await;
+        w.subnets
+            .iter()
+            .zip(known)
+            .map(|(s, outpost)| {
+                (s.clone(), DestinationCapacity { outpost, instance_type: instance_type.clone(), available: None })
             })
             .collect()
     }

@@ -9,6 +9,7 @@ mod backups;
 mod bus;
 mod ec2;
 mod elb;
+mod latency;
 mod table;
 mod witness;
 
@@ -17,8 +18,9 @@ pub use backups::{time_of, Execution, ImageSource, SimBackups, SimRunbook, DOCUM
 pub use bus::SimBus;
 pub use ec2::{SimCapacity, SimFleet};
 pub use elb::SimLoadBalancing;
+pub use latency::{latency_of, Latency, LatencyModel, SdkRetry, Span, DELIVERY, LATENCIES, OTHER, THROTTLED};
 pub use table::SimTable;
-pub use witness::{witness_of_server, ProbeCommand, SimWitness, PROBE_DOCUMENT};
+pub use witness::{witness_of_server, ProbeCommand, SimHooks, SimWitness, PROBE_DOCUMENT};
 
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::model::{AttachedInterface, InstanceState, ServerId};
@@ -56,6 +58,8 @@ pub struct Faults {
     pub visibility_lag_ms: u64,
     /// Calls scripted to fail: (API, its n-th call, counting from 1) with this code.
     pub scripted: Vec<(&'static str, u64, &'static str, Retry)>,
+    /// A promotion hook's command ends Failed.
+    pub hook_fails: f64,
 }
 
 /// What a protected server is doing.
@@ -87,6 +91,8 @@ pub struct SimInstance {
 #[derive(Debug, Clone)]
 pub struct Template {
     pub name: String,
+    /// The version its `$Default` resolves to.
+    pub version: u32,
     pub tags: BTreeMap<String, String>,
     pub instance_tags: BTreeMap<String, String>,
     /// Its network interfaces (none: the launch names the subnet).
@@ -119,7 +125,7 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    fn new(capacity: f64, refill_per_second: f64) -> Bucket {
+    pub fn new(capacity: f64, refill_per_second: f64) -> Bucket {
         Bucket { capacity, refill_per_second, tokens: capacity, at_ms: 0 }
     }
 
@@ -251,6 +257,12 @@ pub struct World {
     pub throttled: u64,
     /// RunInstances accepted: (incident, workload, virtual ms).
     pub launches: Vec<(String, String, i64)>,
+    /// The dispatch benchmark's fixed latencies (every other schedule draws them).
+    pub latency: Option<LatencyModel>,
+    /// Under a latency model: every call attempt and delivery, timed.
+    pub spans: Vec<Span>,
+    /// Under a latency model with the Rust SDK's retries: its retry quota.
+    pub retry_quota: i64,
     next_id: u64,
 }
 
@@ -303,6 +315,9 @@ impl World {
             calls: BTreeMap::new(),
             throttled: 0,
             launches: Vec::new(),
+            latency: None,
+            spans: Vec::new(),
+            retry_quota: latency::RETRY_QUOTA,
             next_id: 1,
         }
     }
@@ -429,6 +444,16 @@ impl Sim {
 
     /// A call's way in: its latency, the API's token bucket, an injected fault.
     pub async fn enter(&self, api: &'static str) -> Result<(), AwsFailure> {
+        self.enter_labelled(api, None).await
+    }
+
+    /// `enter`, with what the call is about (a table item's key) for the timed spans of a
+    /// latency model; without one, the same as `enter`.
+    pub async fn enter_labelled(&self, api: &'static str, label: Option<String>) -> Result<(), AwsFailure> {
+        let model = self.world().latency.clone();
+        if let Some(model) = model {
+            return self.enter_modelled(api, label, &model).await;
+        }
         let latency = self.world().rng.gen_range(3..40);
         tokio::time::sleep(Duration::from_millis(latency)).await;
         let mut w = self.world();
@@ -454,9 +479,104 @@ impl Sim {
         Ok(())
     }
 
+    /// Under a latency model: the bucket is asked on arrival (a refusal comes back at once),
+    /// an accepted call takes its whole round trip before it takes effect (so `leave` adds
+    /// nothing), and a throttled call is retried as the caller's SDK would.
+    async fn enter_modelled(
+        &self,
+        api: &'static str,
+        label: Option<String>,
+        model: &LatencyModel,
+    ) -> Result<(), AwsFailure> {
+        let mut attempt = 1;
+        // The retry quota a retry holds until it succeeds (the Rust SDK's permit).
+        let mut held = 0;
+        loop {
+            let (start, refused) = {
+                let mut w = self.world();
+                let n = {
+                    let n = w.calls.entry(api).or_default();
+                    *n += 1;
+                    *n
+                };
+                if let Some((_, _, code, retry)) =
+                    w.faults.scripted.iter().find(|(a, nth, _, _)| *a == api && *nth == n)
+                {
+                    let (code, retry) = (*code, *retry);
+                    w.note(format!("{api} #{n} fails (scripted {code})"));
+                    return Err(failure(api, code, retry));
+                }
+                let refused = !w.take_token(api);
+                if refused {
+                    w.throttled += 1;
+                }
+                (w.now_ms(), refused)
+            };
+            let took = if refused { model.throttled_ms } else { latency_of(api) };
+            tokio::time::sleep(Duration::from_millis(took)).await;
+            let wait = {
+                let mut w = self.world();
+                let end = w.now_ms();
+                let mut what = label.as_ref().map_or_else(|| api.to_string(), |l| format!("{api} {l}"));
+                if attempt > 1 {
+                    what.push_str(&format!(" (attempt {attempt})"));
+                }
+                w.spans.push(Span { what, start_ms: start, end_ms: end, throttled: refused });
+                let rust = matches!(model.sdk, SdkRetry::RustStandard { .. });
+                if !refused {
+                    if held > 0 {
+                        w.retry_quota += held;
+                    } else if rust && attempt == 1 {
+                        w.retry_quota = (w.retry_quota + 1).min(latency::RETRY_QUOTA);
+                    }
+                    let p = w.faults.transient;
+                    if p > 0.0 && w.rng.gen_bool(p) {
+                        w.note(format!("{api} fails (InternalError)"));
+                        return Err(failure(api, "InternalError", Retry::CanHelp));
+                    }
+                    return Ok(());
+                }
+                let out_of_quota = rust && w.retry_quota < latency::RETRY_COST;
+                if attempt >= model.sdk.max_attempts() || out_of_quota {
+                    // The operation ends: the permit its last retry held goes back.
+                    w.retry_quota += held;
+                    let why = match (model.sdk, out_of_quota) {
+                        (SdkRetry::None, _) => "no SDK retry",
+                        (_, true) => "the SDK's retry quota is spent",
+                        (_, false) => "the SDK's attempts are spent",
+                    };
+                    w.note(format!("{api} throttled and not retried: {why}"));
+                    return Err(failure(api, "RequestLimitExceeded", Retry::CanHelp));
+                }
+                if rust {
+                    // A new permit replaces (and forgets) the one the last retry held.
+                    w.retry_quota -= latency::RETRY_COST;
+                    held = latency::RETRY_COST;
+                }
+                let ceiling = model.sdk.backoff_ceiling_ms(attempt);
+                (w.rng.gen::<f64>() * ceiling as f64) as u64
+            };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            attempt += 1;
+        }
+    }
+
     /// A call's way out after it took effect: the answer's latency, and maybe its loss.
     pub async fn leave(&self, api: &'static str) -> Result<(), AwsFailure> {
         self.wake.notify_one();
+        if self.world().latency.is_some() {
+            // The round trip was taken on the way in.
+            let lost = {
+                let mut w = self.world();
+                let p = w.faults.lost_response;
+                p > 0.0 && w.rng.gen_bool(p)
+            };
+            if lost {
+                self.world().note(format!("{api} took effect but its answer was lost"));
+                return Err(failure(api, "RequestTimeout", Retry::CanHelp));
+            }
+            return Ok(());
+        }
         let (latency, lost) = {
             let mut w = self.world();
             let p = w.faults.lost_response;

@@ -14,6 +14,13 @@ fn key(pk: &str, sk: &str) -> (String, String) {
     (pk.to_string(), sk.to_string())
 }
 
+/// What a call is about, for a latency model's timed spans: `SERVER/STATE`, `INCIDENT/META`.
+fn about(pk: &str, sk: &str) -> Option<String> {
+    let kind = pk.split('#').next().unwrap_or(pk);
+    let item = sk.split('#').take(2).collect::<Vec<_>>().join("#");
+    Some(format!("{kind}/{item}"))
+}
+
 fn with_key(mut item: Item, pk: &str, sk: &str) -> Item {
     item.insert(PK.into(), Value::S(pk.into()));
     item.insert(SK.into(), Value::S(sk.into()));
@@ -23,13 +30,13 @@ fn with_key(mut item: Item, pk: &str, sk: &str) -> Item {
 #[async_trait]
 impl Table for SimTable {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, AwsFailure> {
-        self.0.enter("GetItem").await?;
+        self.0.enter_labelled("GetItem", about(pk, sk)).await?;
         let item = self.0.world().table.get(&key(pk, sk)).cloned();
         Ok(item)
     }
 
     async fn put(&self, pk: &str, sk: &str, item: Item, condition: Option<Condition>) -> Result<bool, AwsFailure> {
-        self.0.enter("PutItem").await?;
+        self.0.enter_labelled("PutItem", about(pk, sk)).await?;
         let written = {
             let mut w = self.0.world();
             let held = condition.is_some_and(|c| !c.holds(w.table.get(&key(pk, sk))));
@@ -56,7 +63,7 @@ impl Table for SimTable {
         changes: Vec<Change>,
         condition: Option<Condition>,
     ) -> Result<bool, AwsFailure> {
-        self.0.enter("UpdateItem").await?;
+        self.0.enter_labelled("UpdateItem", about(pk, sk)).await?;
         let written = {
             let mut w = self.0.world();
             let held = condition.is_some_and(|c| !c.holds(w.table.get(&key(pk, sk))));
@@ -71,7 +78,7 @@ impl Table for SimTable {
     }
 
     async fn delete(&self, pk: &str, sk: &str, condition: Option<Condition>) -> Result<bool, AwsFailure> {
-        self.0.enter("DeleteItem").await?;
+        self.0.enter_labelled("DeleteItem", about(pk, sk)).await?;
         let written = {
             let mut w = self.0.world();
             let held = condition.is_some_and(|c| !c.holds(w.table.get(&key(pk, sk))));
@@ -88,7 +95,7 @@ impl Table for SimTable {
     }
 
     async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, AwsFailure> {
-        self.0.enter("Query").await?;
+        self.0.enter_labelled("Query", about(pk, sk_prefix)).await?;
         let w = self.0.world();
         Ok(w.table
             .range(key(pk, "")..)

@@ -7,8 +7,8 @@ use super::{Outgoing, Sim, World};
 use async_trait::async_trait;
 use ha_domain::error::AwsFailure;
 use ha_domain::incident::IncidentId;
-use ha_domain::model::ServerId;
-use ha_ports::{Asked, ProbeStatus, Witness, WitnessInstance};
+use ha_domain::model::{InstanceState, ServerId};
+use ha_ports::{Asked, ProbeStatus, PromotionHooks, Witness, WitnessInstance};
 use rand::Rng;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct ProbeCommand {
     /// `InProgress`, `Success` or `Failed`.
     pub status: String,
     pub output: String,
+    /// A promotion hook (this document) on `witness`, the promoted standby.
+    pub hook: Option<String>,
 }
 
 pub fn witness_of_server(server: &ServerId) -> String {
@@ -54,6 +56,7 @@ impl Witness for SimWitness {
                 targets: targets.to_string(),
                 status: "InProgress".into(),
                 output: String::new(),
+                hook: None,
             };
             w.note(format!("witness probe {id} for {incident}: {targets}"));
             w.probes.insert(id.clone(), command);
@@ -78,10 +81,65 @@ impl Witness for SimWitness {
     }
 }
 
+/// Run Command for promotion hooks: a command on a running instance ends after a moment,
+/// Success or (by the schedule's fault) Failed; an instance not running refuses it.
+pub struct SimHooks(pub Arc<Sim>);
+
+#[async_trait]
+impl PromotionHooks for SimHooks {
+    async fn run(&self, document: &str, instance_id: &str) -> Result<Asked, AwsFailure> {
+        self.0.enter("SendCommand").await?;
+        let id = {
+            let mut w = self.0.world();
+            if w.instances.get(instance_id).is_none_or(|i| i.state != InstanceState::Running) {
+                return Ok(Asked::Offline(format!("{instance_id} is not running")));
+            }
+            let id = w.next_id("cmd");
+            let after_ms = w.rng.gen_range(2_000..20_000);
+            w.note(format!("promotion hook {id} ({document}) on {instance_id}"));
+            w.probes.insert(
+                id.clone(),
+                ProbeCommand {
+                    incident: String::new(),
+                    witness: instance_id.to_string(),
+                    targets: String::new(),
+                    status: "InProgress".into(),
+                    output: String::new(),
+                    hook: Some(document.to_string()),
+                },
+            );
+            w.outbox.push(Outgoing::ProbeEnds { command_id: id.clone(), after_ms });
+            id
+        };
+        self.0.leave("SendCommand").await?;
+        Ok(Asked::Sent(id))
+    }
+}
+
 impl World {
+    /// A promotion hook ends: Failed by the schedule's fault, or when its instance stopped.
+    fn end_hook(&mut self, command_id: &str, command: &ProbeCommand, document: &str) -> Value {
+        let running = self.instances.get(&command.witness).is_some_and(|i| i.state == InstanceState::Running);
+        let failed = !running || (self.faults.hook_fails > 0.0 && self.rng.gen_bool(self.faults.hook_fails));
+        let status = if failed { "Failed" } else { "Success" };
+        self.note(format!("promotion hook {command_id} on {} ends {status}", command.witness));
+        if let Some(c) = self.probes.get_mut(command_id) {
+            c.status = status.into();
+        }
+        json!({
+            "detail-type": relaunch::COMMAND_STATUS_CHANGE,
+            "source": "aws.ssm",
+            "resources": [format!("arn:aws:ec2:eu-west-1:123456789012:instance/{}", command.witness)],
+            "detail": {"command-id": command_id, "document-name": document, "status": status, "parameters": {}}
+        })
+    }
+
     /// The probe ends: each original answers unless its box is dead.
     pub fn end_probe(&mut self, command_id: &str) -> Option<Value> {
         let command = self.probes.get(command_id).filter(|c| c.status == "InProgress")?.clone();
+        if let Some(document) = command.hook.clone() {
+            return Some(self.end_hook(command_id, &command, &document));
+        }
         let failed = self.rng.gen_bool(self.faults.transient.min(1.0));
         let mut output = String::from("control 10.0.0.1 connected\n");
         for pair in command.targets.split_whitespace() {
