@@ -16,7 +16,7 @@ use ha_domain::contract::{BackupCompleted, BackupFailed, BackupStale, ProjectEve
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::ledger::BackupMark;
 use ha_domain::metrics;
-use ha_domain::model::{tag, Instance};
+use ha_domain::model::{tag, Instance, ServerId};
 use ha_domain::timefmt::{format_timestamp, human_duration};
 use ha_ports::ledger::{Adopted, ParameterRecord, Told};
 use ha_ports::{Backups, Bus, Clock, Fleet, Ledger, Runbook};
@@ -733,6 +733,22 @@ impl BackupScheduler {
         };
         if let Some(why) = superseded_copy(&instance, &replacements, backup.taken_at) {
             return Ok(Adoption::Refused { why: format!("{why}; it holds superseded data") });
+        }
+        // A replacement EC2 does not describe yet: the ledger knows the relaunch at once.
+        let server =
+            instance.server_id.as_deref().or(declared.server_id.as_deref()).and_then(|s| ServerId::parse(s).ok());
+        if let (Some(w), Some(server), false) = (
+            &declared.workload,
+            server,
+            instance.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT),
+        ) {
+            if let Some(incident) = self.ports.ledger.relaunching(&server, w).await? {
+                let why = format!(
+                    "{} is an original on {server} and incident {incident} relaunched its workload; it holds superseded data",
+                    backup.instance_id
+                );
+                return Ok(Adoption::Refused { why });
+            }
         }
         let current = match &record {
             Some(r) => Some(ParameterValue {

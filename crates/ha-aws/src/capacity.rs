@@ -29,12 +29,16 @@ impl Ec2CapacityProbe {
 impl CapacityProbe for Ec2CapacityProbe {
     /// Capacity of each of the workload's destinations. Failures to find out are logged and
     /// read as unknown: a capacity check must never be the reason a failover stops.
-    async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
+    async fn of(&self, w: &Workload, metric: bool) -> BTreeMap<String, DestinationCapacity> {
         // Two round trips at most: the type and the subnets' Outposts together, then the metric.
-        let (instance_type, outposts) = tokio::join!(
-            self.instance_type(w),
-            futures::future::join_all(w.subnets.iter().map(|s| self.outpost_of(s)))
-        );
+        let instance_type = async {
+            match metric {
+                true => self.instance_type(w).await,
+                false => None,
+            }
+        };
+        let (instance_type, outposts) =
+            tokio::join!(instance_type, futures::future::join_all(w.subnets.iter().map(|s| self.outpost_of(s))));
         let available = futures::future::join_all(outposts.iter().map(|outpost| {
             let instance_type = instance_type.clone();
             async move {

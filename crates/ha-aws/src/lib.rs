@@ -20,6 +20,8 @@ pub mod invocation;
 pub mod ledger;
 #[cfg(feature = "promotion")]
 pub mod promotion;
+#[cfg(any(feature = "witness", feature = "promotion"))]
+mod run_command;
 pub mod runtime;
 #[cfg(feature = "serving")]
 pub mod serving;

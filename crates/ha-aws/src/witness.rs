@@ -1,16 +1,12 @@
 //! The witness on SSM Run Command: the witness found by its tag in EC2, the probe sent as
 //! the stack's own command document, its result read with GetCommandInvocation.
 
-use crate::{ec2_filter, ec2_tags, failure};
+use crate::{ec2_filter, ec2_tags, failure, run_command};
 use async_trait::async_trait;
-use ha_domain::error::{AwsFailure, Retry};
+use ha_domain::error::AwsFailure;
 use ha_domain::incident::IncidentId;
 use ha_domain::model::{tag, ServerId};
 use ha_ports::{Asked, ProbeStatus, Witness, WitnessInstance};
-
-/// How long SSM may take to deliver the probe before it gives up (SendCommand's
-/// TimeoutSeconds, at least 30); the document's own execution timeout bounds the run.
-const DELIVERY_TIMEOUT_SECONDS: i32 = 60;
 
 #[derive(Clone)]
 pub struct SsmWitness {
@@ -55,7 +51,7 @@ impl Witness for SsmWitness {
     }
 
     async fn ask(&self, witness: &WitnessInstance, incident: &IncidentId, targets: &str) -> Result<Asked, AwsFailure> {
-        let sent = self
+        let command = self
             .ssm
             .send_command()
             .document_name(&self.document)
@@ -63,33 +59,8 @@ impl Witness for SsmWitness {
             .parameters("Targets", vec![targets.to_string()])
             .parameters("Control", vec![witness.control.clone().unwrap_or_default()])
             .parameters("Incident", vec![incident.to_string()])
-            .comment("outposts-ha witness probe")
-            .timeout_seconds(DELIVERY_TIMEOUT_SECONDS)
-            .send()
-            .await;
-        match sent {
-            Ok(out) => {
-                out.command().and_then(|c| c.command_id()).map(|id| Asked::Sent(id.to_string())).ok_or_else(|| {
-                    AwsFailure {
-                        operation: "SendCommand",
-                        code: "NoCommandId".into(),
-                        message: "the command was accepted but no id came back".into(),
-                        retry: Retry::CanHelp,
-                    }
-                })
-            }
-            // "The following problems can cause this exception: The ID isn't valid…; the
-            // instance isn't in a valid state…; SSM Agent isn't running…" (SendCommand).
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_instance_id()) => {
-                Ok(Asked::Offline(failure("SendCommand", &e).message))
-            }
-            // A refusal no retry fixes (parameters the document refuses, a missing document,
-            // a withheld permission): the witness cannot say, and a person hears why.
-            Err(e) => match failure("SendCommand", &e) {
-                f if f.retry == Retry::CanHelp => Err(f),
-                f => Ok(Asked::Refused(format!("{}: {}", f.code, f.message))),
-            },
-        }
+            .comment("outposts-ha witness probe");
+        run_command::send(command).await
     }
 
     async fn status(&self, command_id: &str, witness: &str) -> Result<ProbeStatus, AwsFailure> {

@@ -12,7 +12,7 @@ use ha_domain::incident::{IncidentId, ServerLedgerState};
 use ha_domain::launch::ClaimRecord;
 use ha_domain::model::{ServerId, Workload};
 use ha_ports::ledger::ClaimAttempt;
-use ha_ports::{Fleet, LaunchRequest, Ledger};
+use ha_ports::{Fleet, HookVerdict, LaunchRequest, Ledger};
 
 fn ec2_error(code: &str) -> String {
     format!(
@@ -173,4 +173,38 @@ async fn a_server_held_by_another_incident_is_a_flap() {
     let server = ServerId::parse("op-0123456789abcdef0").unwrap();
     let got = ledger.claim_server(&server, &IncidentId::from_stored("inc-second"), 1_000).await.unwrap();
     assert_eq!(got, ServerLedgerState::HeldByOther(IncidentId::from_stored("inc-first")));
+}
+
+#[tokio::test]
+async fn a_hook_verdict_once_settled_holds() {
+    // A failure ending after the hook succeeded (a duplicate command, or fencing giving up
+    // at that moment): DynamoDB refuses the second verdict and the first is returned.
+    let update = mock!(aws_sdk_dynamodb::Client::update_item).then_error(|| {
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        )
+    });
+    let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+        aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder()
+            .item("instance_id", AttributeValue::S("i-0standby".into()))
+            .item("command_id", AttributeValue::S("cmd-1".into()))
+            .item("verdict", AttributeValue::S("succeeded".into()))
+            .build()
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update, &get]);
+    let ledger = Ledger::new(std::sync::Arc::new(DynamoTable::new(client, "ledger")), 90);
+    let incident = IncidentId::from_stored("inc-1");
+    let held = ledger.settle_hook(&incident, "db", HookVerdict::Failed, 1_000).await.unwrap();
+    assert_eq!(held, HookVerdict::Succeeded);
+}
+
+#[tokio::test]
+async fn a_first_hook_verdict_is_taken() {
+    let update = mock!(aws_sdk_dynamodb::Client::update_item)
+        .then_output(|| aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update]);
+    let ledger = Ledger::new(std::sync::Arc::new(DynamoTable::new(client, "ledger")), 90);
+    let incident = IncidentId::from_stored("inc-1");
+    assert_eq!(ledger.settle_hook(&incident, "db", HookVerdict::Failed, 1_000).await.unwrap(), HookVerdict::Failed);
+    assert_eq!(update.num_calls(), 1);
 }

@@ -32,6 +32,14 @@ impl DestinationCapacity {
 #[async_trait]
 pub trait CapacityProbe: Send + Sync {
     /// Capacity of each of the workload's destinations, by subnet. Failures to find out
-    /// read as unknown: a capacity check is never the reason a failover stops.
-    async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity>;
+    /// read as unknown: a capacity check is never the reason a failover stops. Without
+    /// `metric`, only each destination's Outpost is read (one round trip, not two).
+    async fn of(&self, w: &Workload, metric: bool) -> BTreeMap<String, DestinationCapacity>;
+}
+
+/// Whether a launch reads the capacity metric first: only to choose between destinations.
+/// With one, the metric cannot change where the launch goes (RunInstances answers a
+/// shortage itself), so the failover does not wait for it.
+pub fn metric_chooses(w: &Workload) -> bool {
+    w.subnets.len() > 1
 }

@@ -1083,6 +1083,15 @@ impl Ledger {
         Ok(launch.map(|l| (l, get_s(&item, "replacement_instance_id").map(str::to_string))))
     }
 
+    /// The open incident of `server` that relaunched (or is relaunching) `workload`, if any:
+    /// the ledger knows it at once, before EC2 describes the replacement.
+    pub async fn relaunching(&self, server: &ServerId, workload: &str) -> Result<Option<IncidentId>, AwsFailure> {
+        let Some(incident) = self.open_incident_of(server).await? else { return Ok(None) };
+        let item = self.table.get(&incident_key(&incident), &workload_key(workload)).await?;
+        let relaunched = item.is_some_and(|i| WorkloadStatus::parse(get_s(&i, "status")) != WorkloadStatus::Failed);
+        Ok(relaunched.then_some(incident))
+    }
+
     /// A promotion whose hook failed falls back to a cold launch: the claim settled with
     /// `standby` as its replacement goes back to launching `cold`, its lease already run
     /// out, so the next pass takes it over. Once: false when it changed since.
@@ -1128,6 +1137,7 @@ impl Ledger {
             Condition::ItemAbsent,
             Condition::And(vec![
                 Condition::field_absent("command_id"),
+                Condition::field_absent("verdict"),
                 Condition::AtMost("lease_until".into(), now_epoch),
             ]),
         ]);
@@ -1156,20 +1166,43 @@ impl Ledger {
 
     /// Gives the hook back after a transient failure to send it.
     pub async fn release_hook(&self, incident: &IncidentId, workload: &str, owner: &str) -> Result<(), AwsFailure> {
-        let holder = Condition::And(vec![Condition::equals("owner", s(owner)), Condition::field_absent("command_id")]);
+        let holder = Condition::And(vec![
+            Condition::equals("owner", s(owner)),
+            Condition::field_absent("command_id"),
+            Condition::field_absent("verdict"),
+        ]);
         self.table.delete(&incident_key(incident), &hook_key(workload), Some(holder)).await.map(drop)
     }
 
-    /// The hook this (incident, workload) ran: (instance, command id once sent).
-    pub async fn hook_of(
+    /// The hook of this (incident, workload): the standby it runs on, its command once sent,
+    /// and its verdict once settled.
+    pub async fn hook_of(&self, incident: &IncidentId, workload: &str) -> Result<Option<HookRecord>, AwsFailure> {
+        let item = self.table.get(&incident_key(incident), &hook_key(workload)).await?;
+        Ok(item.map(|i| HookRecord {
+            instance_id: get_s(&i, "instance_id").unwrap_or_default().to_string(),
+            command_id: get_s(&i, "command_id").map(str::to_string),
+            verdict: get_s(&i, "verdict").and_then(HookVerdict::parse),
+        }))
+    }
+
+    /// Settles whether a promotion's hook counts: the first verdict holds (a success served
+    /// the standby; a failure, or fencing giving up on it, keeps it out of service), so a
+    /// late or duplicate ending never reverses it. Returns the verdict that holds.
+    pub async fn settle_hook(
         &self,
         incident: &IncidentId,
         workload: &str,
-    ) -> Result<Option<(String, Option<String>)>, AwsFailure> {
-        let item = self.table.get(&incident_key(incident), &hook_key(workload)).await?;
-        Ok(item.map(|i| {
-            (get_s(&i, "instance_id").unwrap_or_default().to_string(), get_s(&i, "command_id").map(str::to_string))
-        }))
+        verdict: HookVerdict,
+        now_epoch: i64,
+    ) -> Result<HookVerdict, AwsFailure> {
+        let unsettled =
+            Condition::Or(vec![Condition::field_absent("verdict"), Condition::equals("verdict", s(verdict.as_str()))]);
+        let changes = vec![set("verdict", s(verdict.as_str())), set("expires_at", self.expires(now_epoch))];
+        if self.table.update(&incident_key(incident), &hook_key(workload), changes, Some(unsettled)).await? {
+            return Ok(verdict);
+        }
+        let held = self.hook_of(incident, workload).await?.and_then(|h| h.verdict);
+        Ok(held.unwrap_or(verdict))
     }
 
     /// Tells a warm workload's standby drift once per (drift, standby) and marker.
@@ -1193,6 +1226,38 @@ impl Ledger {
         let holder =
             Condition::And(vec![Condition::equals("owner", s(owner)), Condition::equals("status", launching())]);
         self.table.delete(&incident_key(incident), &workload_key(workload), Some(holder)).await.map(drop)
+    }
+}
+
+/// A promotion hook's record (`INCIDENT#…/HOOK#workload`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRecord {
+    pub instance_id: String,
+    pub command_id: Option<String>,
+    pub verdict: Option<HookVerdict>,
+}
+
+/// Whether a promoted standby's hook counts, settled once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookVerdict {
+    Succeeded,
+    Failed,
+}
+
+impl HookVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookVerdict::Succeeded => "succeeded",
+            HookVerdict::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<HookVerdict> {
+        match s {
+            "succeeded" => Some(HookVerdict::Succeeded),
+            "failed" => Some(HookVerdict::Failed),
+            _ => None,
+        }
     }
 }
 

@@ -17,12 +17,12 @@ pub mod witness;
 pub use alarms::{AlarmLabels, AlarmStates};
 pub use backups::{BackupCatalog, Backups, ImageFacts, InFlight, Runbook};
 pub use bus::Bus;
-pub use capacity::{CapacityProbe, DestinationCapacity};
+pub use capacity::{metric_chooses, CapacityProbe, DestinationCapacity};
 pub use clock::{Clock, SystemClock};
 pub use fleet::{
     ExistingReplacement, ExistingRole, FencedSelector, Fleet, InterfaceSpec, LaunchFor, LaunchRequest, Launched,
 };
-pub use ledger::Ledger;
+pub use ledger::{HookRecord, HookVerdict, Ledger};
 pub use promotion::PromotionHooks;
 pub use serving::{register_in, LoadBalancing, TargetGroup};
 pub use table::Table;

@@ -224,7 +224,7 @@ impl Relaunch {
             }
         }
         let incident = IncidentId::from_stored("drill");
-        let capacity = self.ports.capacity.of(w).await;
+        let capacity = self.ports.capacity.of(w, true).await;
         let declared =
             match self.ports.fleet.template_interfaces(&w.launch_template_id, &w.launch_template_version).await {
                 Ok(declared) => declared,

@@ -5,7 +5,8 @@
 use crate::{Relaunch, Response};
 use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::contract::{
-    FenceOutcome, FenceRequested, HandledOriginal, IncidentClosed, OriginalFenced, ProjectEvent,
+    FenceOutcome, FenceRequested, HandledOriginal, IncidentClosed, OriginalFenced, ProjectEvent, RelaunchRequested,
+    StandbyPromoted,
 };
 use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::failover::timeline;
@@ -18,7 +19,7 @@ use ha_domain::ledger::{IncidentMark, IncidentStatus, WorkloadStatus};
 use ha_domain::model::{tag, Instance, InstanceState, ServerId};
 use ha_domain::partition::{on_return, OnReturn};
 use ha_domain::timefmt::format_timestamp;
-use ha_ports::ledger::Told;
+use ha_ports::ledger::{HookVerdict, Told};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{error, info, warn, Instrument};
@@ -44,9 +45,6 @@ impl Fenced {
         Fenced { outcome, previous: Vec::new(), quarantine: None }
     }
 }
-
-/// How long fencing waits for a promoted standby's hook before it counts as failed.
-const HOOK_WAIT_SECONDS: i64 = 15 * 60;
 
 /// How fencing one original went.
 enum Attempt {
@@ -83,6 +81,18 @@ impl Relaunch {
         for (status, outcome) in ledger.outcomes_of(&incident).await? {
             if status == WorkloadStatus::Launching {
                 // A launch still in flight would leave its original unfenced: come back later.
+                // Its request may have run out of retries, and the reconcile pass re-drives
+                // only a server still down: ask relaunch to finish the incident's claims (a
+                // claim whose claimant died is taken over once its lease runs out).
+                let detected_at = ledger.incident_detected_at(&incident).await?.unwrap_or_default();
+                let finish = ProjectEvent::RelaunchRequested(RelaunchRequested {
+                    incident_id: incident.to_string(),
+                    server_id: server.to_string(),
+                    site_name: None,
+                    detected_at,
+                    workloads: Vec::new(),
+                });
+                self.ports.bus.publish(&[finish]).await?;
                 return Err(HandlerError::NotYet {
                     reason: NotYet::RelaunchInProgress,
                     detail: "a workload of the incident is still being launched".into(),
@@ -102,6 +112,14 @@ impl Relaunch {
                 });
             }
             if let Ok(event) = serde_json::from_str::<ProjectEvent>(&outcome) {
+                // A promotion's hand-off first (a repeat is harmless, a lost one never served
+                // the standby): it serves, or gives the promotion up if its hook had not run.
+                if let Some(handoff) = crate::launch::standby_promoted(&event) {
+                    if let Err(f) = self.ports.bus.publish(&[handoff]).await {
+                        let _ = ledger.release_report(&incident, &workload).await;
+                        return Err(f.into());
+                    }
+                }
                 if let Err(f) = self.ports.bus.publish(&[event]).await {
                     let _ = ledger.release_report(&incident, &workload).await;
                     return Err(f.into());
@@ -154,7 +172,7 @@ impl Relaunch {
                 error!(workload = %action.workload, instance_id = %action.instance_id, "relaunched while its original may have taken writes: both copies kept for a person");
                 Attempt::Done(Fenced::untouched(FenceOutcome::KeptBothCopies))
             } else {
-                self.fence_one(&incident, action, candidate).instrument(span).await
+                self.fence_one(&incident, action, candidate, owner).instrument(span).await
             };
             let fenced = match attempt {
                 Attempt::Done(f) => f,
@@ -270,8 +288,53 @@ impl Relaunch {
         }))
     }
 
+    /// A promoted standby whose hook had not succeeded when the server came back: given up
+    /// like a failed promotion. `Succeeded`: its success was settled first, it is the copy.
+    async fn give_up_promotion_on_return(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        standby: &Instance,
+        owner: &str,
+    ) -> Result<HookVerdict, HandlerError> {
+        // This incident's claim names it (its outcome did), even when an earlier incident
+        // promoted it and this one adopted it.
+        let claim = self.ports.ledger.workload_claim(incident, workload).await?;
+        let Some((claim, Some(current))) = claim.filter(|(_, r)| r.as_deref() == Some(standby.instance_id.as_str()))
+        else {
+            // Reopened since by another delivery: the next pass finds it launching or gone.
+            return Ok(HookVerdict::Failed);
+        };
+        let document = claim.workload.promotion_document.clone().unwrap_or_default();
+        let reason = "the server came back before the promotion hook succeeded";
+        warn!(replacement = %current, "the promotion is given up: its hook had not succeeded when the server came back");
+        if self.fall_back(incident, &claim, &current, &document, reason, owner).await? {
+            return Ok(HookVerdict::Failed);
+        }
+        // Its success was settled first, and the delivery that settled it may have died
+        // before tagging and serving it: finished here (tagged), and served by relaunch.
+        self.ports.fleet.tag_instance(&current, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
+        let handoff = ProjectEvent::StandbyPromoted(StandbyPromoted {
+            incident_id: incident.to_string(),
+            server_id: claim.workload.protected_server.to_string(),
+            workload: workload.to_string(),
+            instance_id: current.clone(),
+            subnet_id: String::new(), // not needed to serve it
+            promotion_document: Some(document),
+            promoted_at: standby.tags.get(tag::PROMOTED_AT).cloned().unwrap_or_default(),
+        });
+        self.ports.bus.publish(&[handoff]).await?;
+        Ok(HookVerdict::Succeeded)
+    }
+
     /// Fences one original, only while its replacement runs (never the only copy).
-    async fn fence_one(&self, incident: &IncidentId, action: &FenceAction, candidate: Option<&Instance>) -> Attempt {
+    async fn fence_one(
+        &self,
+        incident: &IncidentId,
+        action: &FenceAction,
+        candidate: Option<&Instance>,
+        owner: &str,
+    ) -> Attempt {
         if action.already && candidate.is_none_or(|c| c.state.is_gone()) {
             // Terminated by an earlier pass that died before telling it.
             return Attempt::Done(Fenced::untouched(FenceOutcome::Terminated));
@@ -280,21 +343,26 @@ impl Relaunch {
             Ok(r) => r,
             Err(f) => return Attempt::Transient(f),
         };
-        // A promoted standby with a hook is a copy once its hook succeeded: wait for it (not
-        // forever: a hook that never ended counts as failed), and one whose hook failed is
-        // no copy at all.
-        let hook = replacement.as_ref().filter(|r| r.tags.contains_key(tag::PROMOTION_DOCUMENT)).map(|r| {
-            let promoted = r.tags.get(tag::PROMOTED_AT).and_then(|t| ha_domain::timefmt::parse_timestamp(t));
-            (r.tags.get(tag::PROMOTION_HOOK).cloned(), promoted)
-        });
-        let now = self.ports.clock.now();
-        let state = match hook {
-            Some((None, promoted)) if promoted.is_none_or(|at| (now - at).whole_seconds() < HOOK_WAIT_SECONDS) => {
-                return Attempt::ReplacementPending
+        // A promoted standby with a hook is a copy only once its hook succeeded. The server is
+        // back, so a hook not yet succeeded never will count: the promotion is given up (told,
+        // the claim reopened and released), and the next pass finds the workload unreplaced,
+        // its original untouched. The ledger settles it against a success ending at this moment.
+        let state = match replacement {
+            Some(r)
+                if r.tags.contains_key(tag::PROMOTION_DOCUMENT)
+                    && r.tags.get(tag::PROMOTION_HOOK).map(String::as_str) != Some(tag::HOOK_SUCCEEDED) =>
+            {
+                match self.give_up_promotion_on_return(incident, &action.workload, &r, owner).await {
+                    Ok(HookVerdict::Succeeded) => Some(r.state),
+                    Ok(HookVerdict::Failed) => return Attempt::ReplacementPending,
+                    Err(HandlerError::Transient(f)) => return Attempt::Transient(f),
+                    Err(e) => {
+                        warn!(error = %e, "the promotion could not be given up yet; the next pass does");
+                        return Attempt::ReplacementPending;
+                    }
+                }
             }
-            Some((Some(h), _)) if h == tag::HOOK_SUCCEEDED => replacement.map(|r| r.state),
-            Some(_) => Some(InstanceState::Other("promotion-failed".into())),
-            None => replacement.map(|r| r.state),
+            r => r.map(|r| r.state),
         };
         match state {
             Some(InstanceState::Running) => {}

@@ -15,11 +15,11 @@ use ha_domain::incident::IncidentId;
 use ha_domain::launch::interfaces_at;
 use ha_domain::ledger::{IncidentMark, IncidentStatus};
 use ha_domain::model::InstanceState;
-use ha_domain::model::{tag, ServerId, Workload};
+use ha_domain::model::{tag, Instance, ServerId, Workload};
 use ha_domain::standby::{plan_standby, standby_token, Destination, StandbyDrift, StandbyFacts};
 use ha_domain::timefmt::format_timestamp;
 use ha_ports::ledger::ClaimedLaunch;
-use ha_ports::{Asked, LaunchFor, LaunchRequest};
+use ha_ports::{Asked, HookVerdict, LaunchFor, LaunchRequest};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{error, info, warn, Instrument};
@@ -62,6 +62,9 @@ pub enum PromotionOutcome {
     HookSent,
     /// The hook failed: the standby is kept out of service and a cold launch was made.
     FellBack,
+    /// The server came back before the hook succeeded: the standby is kept out of service
+    /// and its original serves.
+    GivenUp,
 }
 
 /// A promotion hook's command finished (its status-change event).
@@ -192,7 +195,7 @@ impl Relaunch {
         owner: &str,
     ) -> Result<StandbyReport, AwsFailure> {
         let (fleet, ledger) = (&self.ports.fleet, &self.ports.ledger);
-        let (copies, capacity) = tokio::join!(fleet.copies_of(&w.name), self.ports.capacity.of(w));
+        let (copies, capacity) = tokio::join!(fleet.copies_of(&w.name), self.ports.capacity.of(w, true));
         let copies = copies?;
         let destinations: Vec<Destination> = w
             .subnets
@@ -358,7 +361,11 @@ impl Relaunch {
         if instance.state.is_gone() || matches!(instance.state, InstanceState::Stopping | InstanceState::Stopped) {
             let why = format!("the promoted standby is {}", instance.state.as_str());
             let document = claim.workload.promotion_document.clone().unwrap_or_else(|| "(no hook)".into());
-            self.fall_back(&incident, &claim, &e.instance_id, &document, &why, owner).await?;
+            if !self.fall_back(&incident, &claim, &e.instance_id, &document, &why, owner).await? {
+                return Ok(Response::Ignored {
+                    reason: format!("{why}; its hook had succeeded: the lost job tells it"),
+                });
+            }
             return Ok(Response::Promotion(PromotionReport {
                 incident_id: incident.to_string(),
                 workload: e.workload.clone(),
@@ -379,7 +386,7 @@ impl Relaunch {
             Some(document) => match instance.tags.get(tag::PROMOTION_HOOK).map(String::as_str) {
                 Some(tag::HOOK_SUCCEEDED) => self.serve_replacement(instance, owner, true).await,
                 Some(_) => Ok(Response::Ignored { reason: "the promotion hook failed".into() }),
-                None => self.send_hook(&incident, &claim, &e.instance_id, document, owner).await,
+                None => self.send_hook(&incident, &claim, instance, document, owner).await,
             },
         };
         self.restore_standby(w, owner).await;
@@ -390,21 +397,42 @@ impl Relaunch {
         &self,
         incident: &IncidentId,
         claim: &ClaimedLaunch,
-        instance_id: &str,
+        instance: Instance,
         document: &str,
         owner: &str,
     ) -> Result<Response, HandlerError> {
         let (ledger, now) = (&self.ports.ledger, self.ports.clock.epoch());
         let w = &claim.workload;
+        let instance_id = instance.instance_id.clone();
+        let instance_id = instance_id.as_str();
+        if self.server_back(incident, &w.protected_server).await? {
+            // Its original serves again: a hook now would only be overruled.
+            return self.give_up_promotion(incident, claim, instance, document, owner).await;
+        }
         if !ledger.claim_hook(incident, &w.name, instance_id, owner, now, self.config.claim_lease_seconds).await? {
-            if ledger.hook_of(incident, &w.name).await?.is_some_and(|(_, command)| command.is_some()) {
-                return Ok(Response::Ignored { reason: "the promotion hook was sent; its completion serves".into() });
+            let record = ledger.hook_of(incident, &w.name).await?;
+            match record.as_ref().and_then(|h| h.verdict) {
+                // Settled by a completion that died before tagging and serving: finish it.
+                Some(HookVerdict::Succeeded) => {
+                    self.ports.fleet.tag_instance(instance_id, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
+                    return self.serve_replacement(instance, owner, true).await;
+                }
+                Some(HookVerdict::Failed) => {
+                    return Ok(Response::Ignored { reason: "the promotion hook failed".into() });
+                }
+                None if record.is_some_and(|h| h.command_id.is_some()) => {
+                    return Ok(Response::Ignored {
+                        reason: "the promotion hook was sent; its completion serves".into(),
+                    });
+                }
+                // Its sender may have died before sending: this event comes back after the lease.
+                None => {
+                    return Err(HandlerError::NotYet {
+                        reason: NotYet::RelaunchInProgress,
+                        detail: format!("another delivery is sending the promotion hook of {}", w.name),
+                    })
+                }
             }
-            // Its sender may have died before sending: this event comes back after the lease.
-            return Err(HandlerError::NotYet {
-                reason: NotYet::RelaunchInProgress,
-                detail: format!("another delivery is sending the promotion hook of {}", w.name),
-            });
         }
         let report = |outcome| PromotionReport {
             incident_id: incident.to_string(),
@@ -419,16 +447,12 @@ impl Relaunch {
                 Ok(Response::Promotion(report(PromotionOutcome::HookSent)))
             }
             Ok(Asked::Offline(why) | Asked::Refused(why)) => {
-                self.fall_back(
-                    incident,
-                    claim,
-                    instance_id,
-                    document,
-                    &format!("the hook could not run: {why}"),
-                    owner,
-                )
-                .await?;
-                Ok(Response::Promotion(report(PromotionOutcome::FellBack)))
+                let reason = format!("the hook could not run: {why}");
+                if self.fall_back(incident, claim, instance_id, document, &reason, owner).await? {
+                    Ok(Response::Promotion(report(PromotionOutcome::FellBack)))
+                } else {
+                    Ok(Response::Ignored { reason: "the promotion hook had already succeeded".into() })
+                }
             }
             Err(f) => {
                 if let Err(e) = ledger.release_hook(incident, &w.name, owner).await {
@@ -461,10 +485,10 @@ impl Relaunch {
         let span = tracing::info_span!("hook_finished", incident_id = %incident, workload = %workload, instance_id = %h.instance_id);
         async move {
             let ledger = &self.ports.ledger;
-            let Some((hooked, command)) = ledger.hook_of(&incident, &workload).await? else {
+            let Some(hook) = ledger.hook_of(&incident, &workload).await? else {
                 return ignored("no promotion hook was sent for it");
             };
-            if hooked != h.instance_id || command.as_deref().is_some_and(|c| c != h.command_id) {
+            if hook.instance_id != h.instance_id || hook.command_id.as_deref().is_some_and(|c| c != h.command_id) {
                 return ignored("another command than the promotion hook");
             }
             let Some((claim, _)) = ledger.workload_claim(&incident, &workload).await? else {
@@ -473,23 +497,25 @@ impl Relaunch {
             if claim.workload.promotion_document.as_deref() != Some(h.document.as_str()) {
                 return ignored("not the workload's promotion document");
             }
-            // Fencing gave up on it (or the server is back): the original serves; this one
-            // stays out of service whatever its hook says.
-            let server = &claim.workload.protected_server;
-            let (up, status) = tokio::join!(ledger.server_is_up(server), ledger.incident_status(&incident));
-            if up? == Some(true) || status? == Some(IncidentStatus::Closed) {
-                // Too late: counted as failed, so fencing never takes it for a copy.
-                let tags = [(tag::ROLE, tag::ROLE_PROMOTION_FAILED), (tag::PROMOTION_HOOK, tag::HOOK_FAILED)];
-                self.ports.fleet.tag_instance(&h.instance_id, &tags).await?;
-                return ignored("the server is back: the promoted standby stays out of service");
+            // The server is back (its original serves again): the promotion is given up,
+            // whatever its hook says, unless its success was settled first.
+            if self.server_back(&incident, &claim.workload.protected_server).await? {
+                return self.give_up_promotion(&incident, &claim, instance, &h.document, owner).await;
             }
             if h.status == "Success" {
+                let now = self.ports.clock.epoch();
+                // Given up first (fencing, or a delivery that saw the server back): that holds.
+                if ledger.settle_hook(&incident, &workload, HookVerdict::Succeeded, now).await? == HookVerdict::Failed {
+                    return ignored("the promotion was given up before its hook succeeded");
+                }
                 info!("promotion hook succeeded");
                 self.ports.fleet.tag_instance(&h.instance_id, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
                 return self.serve_replacement(instance, owner, true).await;
             }
             let reason = format!("the hook ended {}", h.status);
-            self.fall_back(&incident, &claim, &h.instance_id, &h.document, &reason, owner).await?;
+            if !self.fall_back(&incident, &claim, &h.instance_id, &h.document, &reason, owner).await? {
+                return ignored("the promotion hook had already succeeded");
+            }
             Ok(Response::Promotion(PromotionReport {
                 incident_id: incident.to_string(),
                 workload: workload.clone(),
@@ -501,9 +527,43 @@ impl Relaunch {
         .await
     }
 
+    /// The server is back, or the incident closed.
+    async fn server_back(&self, incident: &IncidentId, server: &ServerId) -> Result<bool, AwsFailure> {
+        let ledger = &self.ports.ledger;
+        let (up, status) = tokio::join!(ledger.server_is_up(server), ledger.incident_status(incident));
+        Ok(up? == Some(true) || status? == Some(IncidentStatus::Closed))
+    }
+
+    /// The server came back before the promotion's hook succeeded: the promotion is given up
+    /// like a failed one (told, the standby kept out of service, the claim reopened; the
+    /// server being back, the launch pass releases it and the original serves). A hook whose
+    /// success was settled first is finished instead: tagged and served.
+    async fn give_up_promotion(
+        &self,
+        incident: &IncidentId,
+        claim: &ClaimedLaunch,
+        instance: Instance,
+        document: &str,
+        owner: &str,
+    ) -> Result<Response, HandlerError> {
+        let standby = instance.instance_id.clone();
+        let reason = "the server came back before the promotion hook succeeded";
+        if self.fall_back(incident, claim, &standby, document, reason, owner).await? {
+            return Ok(Response::Promotion(PromotionReport {
+                incident_id: incident.to_string(),
+                workload: claim.workload.name.clone(),
+                instance_id: standby,
+                outcome: PromotionOutcome::GivenUp,
+            }));
+        }
+        self.ports.fleet.tag_instance(&standby, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
+        self.serve_replacement(instance, owner, true).await
+    }
+
     /// The hook failed: the standby is taken out of the replacement role (it never served)
-    /// and kept for a person, that is told once, and the workload is launched cold.
-    async fn fall_back(
+    /// and kept for a person, that is told once, and the workload is launched cold. False:
+    /// its hook had already succeeded (a late or duplicate ending), nothing done.
+    pub(crate) async fn fall_back(
         &self,
         incident: &IncidentId,
         claim: &ClaimedLaunch,
@@ -511,9 +571,15 @@ impl Relaunch {
         document: &str,
         reason: &str,
         owner: &str,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<bool, HandlerError> {
         let (fleet, ledger) = (&self.ports.fleet, &self.ports.ledger);
         let w = &claim.workload;
+        if ledger.settle_hook(incident, &w.name, HookVerdict::Failed, self.ports.clock.epoch()).await?
+            == HookVerdict::Succeeded
+        {
+            warn!(instance_id = %standby, %reason, "the promotion hook had already succeeded: this ending changes nothing");
+            return Ok(false);
+        }
         error!(instance_id = %standby, %reason, "promotion failed: the workload falls back to a cold launch");
         fleet
             .tag_instance(standby, &[(tag::ROLE, tag::ROLE_PROMOTION_FAILED), (tag::PROMOTION_HOOK, tag::HOOK_FAILED)])
@@ -534,8 +600,8 @@ impl Relaunch {
             ledger.tell_incident(&*self.ports.bus, incident, mark, standby, owner, self.ports.clock.epoch(), &events);
         told(outcome.await?, "that the promotion failed")?;
         // Reopened, then launched: the launch pass that takes the reopened claim over reads the
-        // server after its write, and launches nothing if the server is back (its original
-        // serves again; fencing, which waited on the hook, left it alone).
+        // server after its write and, if the server is back, releases it: the workload is no
+        // longer replaced, its original serves again and fencing leaves it alone.
         let cold = ClaimedLaunch { workload: w.cold(), grounds: claim.grounds, after_failed_promotion: true };
         if !ledger.reopen_for_cold(incident, &w.name, standby, &cold).await? {
             info!("the claim was reopened by another delivery");
@@ -548,7 +614,7 @@ impl Relaunch {
             detected_at,
             workloads: vec![cold.workload],
         };
-        self.launch(request, owner).await.map(drop)
+        self.launch_pass(request, owner, false).await.map(|_| true)
     }
 
     /// After a promotion: a new standby where a destination allows (best effort: the

@@ -36,7 +36,7 @@ fn text(v: Option<&Value>) -> Option<String> {
 }
 
 /// The fact a put tells, as a key: two puts with one key tell one fact twice.
-fn fact_of(e: &ProjectEvent) -> Option<String> {
+pub(crate) fn fact_of(e: &ProjectEvent) -> Option<String> {
     Some(match e {
         ProjectEvent::IncidentOpened(e) => format!("opened {}", e.incident_id),
         // A promotion whose hook failed is followed by the cold launch's outcome: two facts.
@@ -93,6 +93,7 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
 
     // What was told, by fact.
     let mut told: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    let mut drift_told = BTreeMap::new();
     let mut events = Vec::new();
     for p in &w.puts {
         let wrapped = serde_json::json!({"detail-type": p.detail_type, "detail": p.detail});
@@ -118,7 +119,18 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
             }
             _ => {}
         }
-        if let Some(fact) = fact_of(&e) {
+        if let Some(mut fact) = fact_of(&e) {
+            // A drift told again after its subject changed (missing, then launched, then
+            // missing again when that standby died) is a new fact; only a repeat is a copy.
+            if let ProjectEvent::StandbyDrifted(d) = &e {
+                let subject = (d.server_id.clone(), d.workload.clone(), d.drift, d.standby_instance_id.clone());
+                let (last, generation) = drift_told.entry(subject).or_insert_with(|| (String::new(), 0));
+                if *last != fact {
+                    *generation += 1;
+                    last.clone_from(&fact);
+                }
+                fact = format!("{fact} #{generation}");
+            }
             told.entry(fact).or_default().push(p.ambiguous);
         }
         events.push(e);
@@ -268,13 +280,15 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
             if !declared || ctx.alarm_times.borrow()[index].is_empty() {
                 continue;
             }
-            let replacements = w
+            let replacement_ids: Vec<&str> = w
                 .instances
                 .values()
                 .filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Running))
                 .filter(|i| i.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
                 .filter(|i| i.tags.get(tag::WORKLOAD) == Some(&wl.name) && i.tags.get(tag::SOURCE_SERVER) == Some(&id))
-                .count();
+                .map(|i| i.id.as_str())
+                .collect();
+            let replacements = replacement_ids.len();
             let originals: Vec<&crate::world::SimInstance> = w
                 .instances
                 .values()
@@ -315,9 +329,10 @@ pub(crate) fn check(ctx: &Ctx) -> Outcome {
                 let ok = copies == 1 || (copies == 2 && two_told) || (copies == 0 && none_told);
                 if !ok {
                     violations.push(format!(
-                        "I1: {} of server {id}, back, has {copies} live copies ({} original, {replacements} replacement)",
+                        "I1: {} of server {id}, back, has {copies} live copies (originals {:?}, replacements {:?})",
                         wl.name,
-                        originals.len()
+                        originals.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
+                        replacement_ids
                     ));
                 }
             }

@@ -25,9 +25,10 @@ use ha_domain::partition::RelaunchGrounds;
 use ha_domain::standby::promotable;
 use ha_domain::timefmt::format_timestamp;
 use ha_ports::ledger::{ClaimAttempt, ClaimedLaunch, Settlement};
-use ha_ports::{LaunchFor, LaunchRequest};
+use ha_ports::{metric_chooses, LaunchFor, LaunchRequest};
 use outcome::{attempt_failed, cannot_launch, outcome_metric, relaunched, workload_of, Refusal};
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{error, info, warn, Instrument};
 
 /// What one launch pass did, workload by workload.
@@ -68,6 +69,19 @@ enum WorkloadResult {
 impl Relaunch {
     /// Launches every workload of the incident, each exactly once, and reports each outcome.
     pub(crate) async fn launch(&self, request: RelaunchRequested, owner: &str) -> Result<LaunchReport, HandlerError> {
+        // A request to finish the incident's claims (fencing's) carries no workloads: no plan.
+        let plan = !request.workloads.is_empty();
+        self.launch_pass(request, owner, plan).await
+    }
+
+    /// One launch pass; `record_plan`: the request names the incident's workloads (a
+    /// fallback's request names only its own, and must not replace the plan).
+    pub(crate) async fn launch_pass(
+        &self,
+        request: RelaunchRequested,
+        owner: &str,
+        record_plan: bool,
+    ) -> Result<LaunchReport, HandlerError> {
         let incident = IncidentId::from_stored(request.incident_id.clone());
         let mut report = LaunchReport { incident_id: request.incident_id.clone(), ..Default::default() };
         let (gates, gate_failure) = self.gates(&request, &incident, owner).await;
@@ -87,8 +101,10 @@ impl Relaunch {
             workloads: request.workloads.iter().map(|w| w.name.clone()).collect(),
             held: report.held.iter().cloned().collect(),
         };
-        if let Err(f) = self.ports.ledger.record_plan(&incident, &plan).await {
-            gate_failure.get_or_insert(f.into());
+        if record_plan {
+            if let Err(f) = self.ports.ledger.record_plan(&incident, &plan).await {
+                gate_failure.get_or_insert(f.into());
+            }
         }
         // Off the launches' path: a claim this request does not carry (its workload held
         // since, or its template deleted) is finished as it was claimed (taken over, or its
@@ -219,13 +235,18 @@ impl Relaunch {
         finish_only: bool,
         owner: &str,
     ) -> WorkloadResult {
-        let launched = std::sync::atomic::AtomicBool::new(false);
-        match self.try_relaunch_one(req, incident, w, grounds, finish_only, owner, &launched).await {
+        let (launched, taken_over) = (AtomicBool::new(false), AtomicBool::new(false));
+        let attempt = self.try_relaunch_one(req, incident, w, grounds, finish_only, owner, &launched, &taken_over);
+        match attempt.await {
             Ok(r) => r,
-            Err(f) if launched.load(std::sync::atomic::Ordering::Relaxed) && !refused_unacted(&f.code) => {
-                // RunInstances may have taken effect though it failed: the claim stays until
-                // its lease runs out, and the claimant that takes it over repeats the call
-                // with the same ClientToken (getting that instance, never a second one).
+            Err(f)
+                if taken_over.load(Ordering::Relaxed)
+                    || (launched.load(Ordering::Relaxed) && !refused_unacted(&f.code)) =>
+            {
+                // RunInstances may have taken effect though it failed (here, or in the dead
+                // claimant this one took over from): the claim stays until its lease runs
+                // out, and the claimant that takes it over repeats the call with the same
+                // ClientToken (getting that instance, never a second one).
                 WorkloadResult::RetryLater(f)
             }
             Err(f) => {
@@ -247,7 +268,8 @@ impl Relaunch {
         grounds: Option<RelaunchGrounds>,
         finish_only: bool,
         owner: &str,
-        launched: &std::sync::atomic::AtomicBool,
+        launched: &AtomicBool,
+        taken_over: &AtomicBool,
     ) -> Result<WorkloadResult, AwsFailure> {
         let lease = self.config.claim_lease_seconds;
         let (ledger, fleet) = (&self.ports.ledger, &self.ports.fleet);
@@ -278,7 +300,7 @@ impl Relaunch {
             ledger.claim_workload(incident, &claimed, owner, now_epoch, lease),
             fleet.copies_of(&w.name),
             backup,
-            self.ports.capacity.of(w),
+            self.ports.capacity.of(w, metric_chooses(w)),
             fleet.template_interfaces(&w.launch_template_id, &w.launch_template_version),
             promotion_failed
         );
@@ -286,6 +308,7 @@ impl Relaunch {
         let mut grounds = grounds;
         let mut reopened_cold: Option<Workload> = None;
         let mut reopened = false;
+        let mut untouched_since_reopen = false;
         match claim? {
             ClaimAttempt::Won if finish_only => {
                 // Finished or given back since it was listed: nothing of it is left to finish.
@@ -308,10 +331,16 @@ impl Relaunch {
                         if let Some(launch) = launch {
                             grounds = launch.grounds;
                             reopened |= launch.after_failed_promotion;
+                            // Reopened (lease 0) and not taken since: nothing launched under it.
+                            untouched_since_reopen = launch.after_failed_promotion && lease_until == 0;
                             if launch.workload.mode.is_cold() && w.is_warm() {
                                 reopened_cold = Some(launch.workload);
                             }
                         }
+                        // Its dead claimant may have launched (or it was reopened for a cold
+                        // launch a retry must still find): on a failure the claim is kept,
+                        // never given back as if nothing were owed, for the next to finish.
+                        taken_over.store(true, Ordering::Relaxed);
                         warn!(previous_lease_until = lease_until, "took over a claim whose owner stopped mid-launch");
                     }
                     ClaimDecision::LeaveToOther => return Ok(WorkloadResult::InProgress),
@@ -342,8 +371,9 @@ impl Relaunch {
         let (up, status) = tokio::join!(ledger.server_is_up(&server), ledger.incident_status(incident));
         let (up, status) = (up?, status?);
         let server_back = up == Some(true) || status == Some(IncidentStatus::Closed);
-        // A claim reopened after a failed promotion launched nothing yet: like a fresh one.
-        if (fresh || reopened) && server_back {
+        // A claim reopened after a failed promotion and not taken since launched nothing yet:
+        // like a fresh one.
+        if (fresh || untouched_since_reopen) && server_back {
             info!(server_up = ?up, incident_status = ?status, "the server is back or the incident closed: not launched");
             ledger.release(incident, &w.name, owner).await?;
             return Ok(WorkloadResult::NotNeeded);
@@ -416,7 +446,7 @@ impl Relaunch {
                     return Ok(WorkloadResult::NotNeeded);
                 }
                 Some(standby) => {
-                    launched.store(true, std::sync::atomic::Ordering::Relaxed);
+                    launched.store(true, Ordering::Relaxed);
                     return self.promote(req, incident, w, grounds, owner, standby).await;
                 }
                 None => warn!("warm workload has no running standby to promote: launched cold"),
@@ -471,7 +501,7 @@ impl Relaunch {
                 match known.filter(|c| c.is_short()) {
                     Some(c) => Err(Refusal::KnownShortage(c.shortage())),
                     None => {
-                        launched.store(true, std::sync::atomic::Ordering::Relaxed);
+                        launched.store(true, Ordering::Relaxed);
                         match fleet.launch(&launch).await {
                             Ok(l) if matches!(l.state, InstanceState::Pending | InstanceState::Running) => {
                                 Ok(l.instance_id)
@@ -610,7 +640,7 @@ impl Relaunch {
 }
 
 /// The hand-off that serves a promoted standby, from its outcome.
-fn standby_promoted(e: &ProjectEvent) -> Option<ProjectEvent> {
+pub(crate) fn standby_promoted(e: &ProjectEvent) -> Option<ProjectEvent> {
     let ProjectEvent::WorkloadRelaunched(r) = e else { return None };
     r.promoted_standby.then(|| {
         ProjectEvent::StandbyPromoted(StandbyPromoted {

@@ -46,7 +46,8 @@ impl SimBus {
             let at_ms = w.now_ms();
             for e in events {
                 let detail: serde_json::Value = serde_json::from_str(&e.detail_json()).unwrap_or_default();
-                w.note(format!("put {} by {}", e.detail_type(), self.invocation.as_deref().unwrap_or("-")));
+                let fact = crate::invariants::fact_of(e).map(|f| format!(" ({f})")).unwrap_or_default();
+                w.note(format!("put {} by {}{fact}", e.detail_type(), self.invocation.as_deref().unwrap_or("-")));
                 w.puts.push(Put {
                     detail_type: e.detail_type().to_string(),
                     detail: detail.clone(),

@@ -497,9 +497,9 @@ pub struct SimCapacity(pub Arc<Sim>);
 
 #[async_trait]
 impl CapacityProbe for SimCapacity {
-    async fn of(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
+    async fn of(&self, w: &Workload, metric: bool) -> BTreeMap<String, DestinationCapacity> {
         if self.0.world().latency.is_some() {
-            return self.as_the_adapter_calls(w).await;
+            return self.as_the_adapter_calls(w, metric).await;
         }
         if self.0.enter("DescribeSubnets").await.is_err() {
             return BTreeMap::new();
@@ -521,10 +521,18 @@ impl SimCapacity {
     /// and each destination's Outpost together (DescribeLaunchTemplateVersions, DescribeSubnets),
     /// then the capacity metric of each destination (GetMetricData). The metric's count is not
     /// simulated (unknown: it never blocks a launch, as before).
-    async fn as_the_adapter_calls(&self, w: &Workload) -> BTreeMap<String, DestinationCapacity> {
+    async fn as_the_adapter_calls(&self, w: &Workload, metric: bool) -> BTreeMap<String, DestinationCapacity> {
         let sim = &self.0;
+        let instance_type = async {
+            match metric {
+                true => {
+                    sim.enter_labelled("DescribeLaunchTemplateVersions", Some("(capacity: instance type)".into())).await
+                }
+                false => Err(failure("DescribeLaunchTemplateVersions", "NotRead", Retry::WontHelp)),
+            }
+        };
         let (instance_type, outposts) = tokio::join!(
-            sim.enter_labelled("DescribeLaunchTemplateVersions", Some("(capacity: instance type)".into())),
+            instance_type,
             futures::future::join_all(
                 w.subnets.iter().map(|_| sim.enter_labelled("DescribeSubnets", Some("(capacity: Outpost)".into())))
             )

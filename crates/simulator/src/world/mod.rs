@@ -142,6 +142,9 @@ impl Bucket {
     }
 }
 
+/// RunInstances' documented request bucket: capacity, refill per second.
+pub const RUN_INSTANCES_BUCKET: (f64, f64) = (5.0, 2.0);
+
 /// EC2's request-rate buckets ("Request throttling for the Amazon EC2 API"): each API
 /// has its own bucket; non-mutating (Describe*) actions hold 100 tokens refilled at 20
 /// per second, mutating actions 50 at 5 per second, RunInstances 5 at 2 per second (and
@@ -149,7 +152,7 @@ impl Bucket {
 /// bucket 1,000 at 20 per second.
 fn ec2_bucket(api: &str) -> Option<Bucket> {
     match api {
-        "RunInstances" => Some(Bucket::new(5.0, 2.0)),
+        "RunInstances" => Some(Bucket::new(RUN_INSTANCES_BUCKET.0, RUN_INSTANCES_BUCKET.1)),
         "RunInstances.resource" => Some(Bucket::new(1000.0, 2.0)),
         "TerminateInstances.resource" => Some(Bucket::new(1000.0, 20.0)),
         a if a.starts_with("Describe") => Some(Bucket::new(100.0, 20.0)),
