@@ -71,6 +71,21 @@ impl Site {
             .unwrap();
     }
 
+    /// An HTTP:80 target group of instances in the site's VPC; its ARN.
+    pub async fn target_group(&self, elb: &aws_sdk_elasticloadbalancingv2::Client, name: &str) -> String {
+        let out = elb
+            .create_target_group()
+            .name(name)
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&self.vpc_id)
+            .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Instance)
+            .send()
+            .await
+            .unwrap();
+        out.target_groups()[0].target_group_arn().unwrap().to_string()
+    }
+
     pub async fn subnet(&self, cidr: &str) -> String {
         self.create_subnet(cidr, None).await
     }

@@ -39,16 +39,7 @@ async fn a_stateless_workload_moves_home_and_a_stateful_one_follows_the_runbook(
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
     let home = site.outpost_subnet("10.0.1.0/24", SERVER_A).await;
     let standby = site.outpost_subnet("10.0.2.0/24", STANDBY).await;
-    let group = elb
-        .create_target_group()
-        .name("pos-web")
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(&site.vpc_id)
-        .send()
-        .await
-        .unwrap();
-    let group = group.target_groups()[0].target_group_arn().unwrap().to_string();
+    let group = site.target_group(&elb, "pos-web").await;
     let targets = || async {
         let out = elb.describe_target_health().target_group_arn(&group).send().await.unwrap();
         let mut ids: Vec<String> =

@@ -23,20 +23,7 @@ async fn a_healthy_replacement_is_registered_before_the_original_is_deregistered
     let home = site.subnet("10.0.1.0/24").await;
     let standby = site.subnet("10.0.2.0/24").await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
-    let group = elb
-        .create_target_group()
-        .name("pos-web")
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(&site.vpc_id)
-        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Instance)
-        .send()
-        .await
-        .unwrap()
-        .target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
+    let group = site.target_group(&elb, "pos-web").await;
     let pos = site.declare_with(SERVER_A, "pos", &[&standby], 10, None, &[(tag::TARGET_GROUPS, "pos-web")]).await;
     let original = site.original(&pos, &home, &[(tag::WORKLOAD, "pos")]).await;
     let target = |id: &str| aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(id).build();

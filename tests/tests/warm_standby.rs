@@ -91,16 +91,7 @@ async fn standbys_are_reconciled_promoted_restored_and_the_originals_fenced() {
     };
     alarm_state(StateValue::Ok).await;
 
-    let group = elb
-        .create_target_group()
-        .name("pos-web")
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(80)
-        .vpc_id(&site.vpc_id)
-        .send()
-        .await
-        .unwrap();
-    let group = group.target_groups()[0].target_group_arn().unwrap().to_string();
+    let group = site.target_group(&elb, "pos-web").await;
     hook_document(&sdk, "outposts-ha-promote-kiosk").await;
     hook_document(&sdk, "outposts-ha-promote-db").await;
 

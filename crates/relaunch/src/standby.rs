@@ -413,10 +413,7 @@ impl Relaunch {
             let record = ledger.hook_of(incident, &w.name).await?;
             match record.as_ref().and_then(|h| h.verdict) {
                 // Settled by a completion that died before tagging and serving: finish it.
-                Some(HookVerdict::Succeeded) => {
-                    self.ports.fleet.tag_instance(instance_id, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
-                    return self.serve_replacement(instance, owner, true).await;
-                }
+                Some(HookVerdict::Succeeded) => return self.serve_promoted(instance, owner).await,
                 Some(HookVerdict::Failed) => {
                     return Ok(Response::Ignored { reason: "the promotion hook failed".into() });
                 }
@@ -509,8 +506,7 @@ impl Relaunch {
                     return ignored("the promotion was given up before its hook succeeded");
                 }
                 info!("promotion hook succeeded");
-                self.ports.fleet.tag_instance(&h.instance_id, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
-                return self.serve_replacement(instance, owner, true).await;
+                return self.serve_promoted(instance, owner).await;
             }
             let reason = format!("the hook ended {}", h.status);
             if !self.fall_back(&incident, &claim, &h.instance_id, &h.document, &reason, owner).await? {
@@ -556,7 +552,13 @@ impl Relaunch {
                 outcome: PromotionOutcome::GivenUp,
             }));
         }
-        self.ports.fleet.tag_instance(&standby, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
+        self.serve_promoted(instance, owner).await
+    }
+
+    /// A promoted standby whose hook's success is settled: tagged so (fencing and serve read
+    /// the tag), then served.
+    async fn serve_promoted(&self, instance: Instance, owner: &str) -> Result<Response, HandlerError> {
+        self.ports.fleet.tag_instance(&instance.instance_id, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
         self.serve_replacement(instance, owner, true).await
     }
 
