@@ -86,11 +86,14 @@ fn get_att_target(v: &serde_norway::Value) -> Option<String> {
 }
 
 /// relaunch's configuration in the harness: the template's defaults, but a witness that
-/// cannot say relaunches (the template's default too) and the stack's own probe document.
+/// cannot say relaunches (the template's default too), the stack's own probe document and
+/// no RunInstances pace (the emulator throttles nothing; the simulator tests the pace).
 pub fn relaunch_config(store: &ha_domain::config::IncidentStore, launch_concurrency: usize) -> relaunch::Config {
     relaunch::Config {
         store: store.clone(),
         launch_concurrency,
+        run_instances_burst: 1000,
+        run_instances_per_second: 1000,
         claim_lease_seconds: 150,
         fencing_policy: ha_domain::fencing::FencingPolicy::Isolate,
         stack_name: STACK_NAME.into(),

@@ -155,7 +155,8 @@ async fn a_lost_claim_reports_what_holds_it() {
         ClaimAttempt::Existing {
             record: ClaimRecord::Launching { lease_until: 1300 },
             outcome_event: None,
-            launch: None
+            launch: None,
+            attempted: false
         }
     );
 }

@@ -57,11 +57,14 @@ pub struct ClaimedLaunch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimAttempt {
     Won,
-    /// `launch`: what the claim was taken to launch (claims of earlier versions: none).
+    /// `launch`: what the claim was taken to launch (claims of earlier versions: none);
+    /// `attempted`: a claim reopened after a failed promotion had its cold launch tried
+    /// since (`Ledger::mark_attempted`).
     Existing {
         record: ClaimRecord,
         outcome_event: Option<String>,
         launch: Option<Box<ClaimedLaunch>>,
+        attempted: bool,
     },
 }
 
@@ -386,6 +389,7 @@ impl Ledger {
                     record: claim_record(&item),
                     outcome_event: get_s(&item, "outcome_event").map(str::to_string),
                     launch: get_s(&item, "launch").and_then(|l| serde_json::from_str(l).ok()).map(Box::new),
+                    attempted: get_bool(&item, "attempted"),
                 });
             }
             // Released (transient failure) between write and read: claim again.
@@ -419,6 +423,16 @@ impl Ledger {
             Condition::equals("lease_until", Value::N(expired_lease_until)),
         ]);
         self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(condition)).await
+    }
+
+    /// Marks a claim reopened after a failed promotion as having its cold launch tried, before
+    /// the first RunInstances, while `owner` holds it: a later taker knows RunInstances may
+    /// have taken effect. False when `owner` no longer holds it.
+    pub async fn mark_attempted(&self, incident: &IncidentId, workload: &str, owner: &str) -> Result<bool, AwsFailure> {
+        let holder =
+            Condition::And(vec![Condition::equals("owner", s(owner)), Condition::equals("status", launching())]);
+        let changes = vec![set("attempted", Value::Bool(true))];
+        self.table.update(&incident_key(incident), &workload_key(workload), changes, Some(holder)).await
     }
 
     /// Records the outcome, if `owner` still holds the claim. Returns false when another
@@ -1109,6 +1123,7 @@ impl Ledger {
             set("lease_until", Value::N(0)),
             set("reported", Value::Bool(false)),
             set("promotion_failed", s(standby)),
+            Change::Remove("attempted".into()),
             Change::Remove("outcome_event".into()),
             Change::Remove("replacement_instance_id".into()),
             Change::Remove("subnet_id".into()),

@@ -172,7 +172,7 @@ impl Relaunch {
                 error!(workload = %action.workload, instance_id = %action.instance_id, "relaunched while its original may have taken writes: both copies kept for a person");
                 Attempt::Done(Fenced::untouched(FenceOutcome::KeptBothCopies))
             } else {
-                self.fence_one(&incident, action, candidate, owner).instrument(span).await
+                self.fence_one(&incident, &server, action, candidate, owner).instrument(span).await
             };
             let fenced = match attempt {
                 Attempt::Done(f) => f,
@@ -225,6 +225,26 @@ impl Relaunch {
                 action: fenced.outcome,
             });
             fenced_ids.push(action.instance_id.clone());
+        }
+        // A promoted standby whose hook has not succeeded, of a workload with no original left
+        // to fence (lost in the return): the promotion is the copy to come, and the incident
+        // stays open until its hook's ending serves it or launches cold.
+        for w in replaced.iter().filter(|w| w.promoted_standby && !actions.iter().any(|a| a.workload == w.workload)) {
+            match self.drive_pending_promotion(&incident, &server, &w.workload, &w.replacement_instance_id, owner).await
+            {
+                Ok(false) => {}
+                Ok(true) => {
+                    info!(workload = %w.workload, replacement = %w.replacement_instance_id, "its original did not come back: waiting for the promotion hook");
+                    waiting = true;
+                }
+                Err(HandlerError::Transient(f)) => {
+                    transient.get_or_insert(f);
+                }
+                Err(e) => {
+                    warn!(error = %e, workload = %w.workload, "the promotion could not be driven yet; the next pass does");
+                    waiting = true;
+                }
+            }
         }
         if let Some(f) = transient {
             return Err(f.into());
@@ -314,23 +334,63 @@ impl Relaunch {
         // Its success was settled first, and the delivery that settled it may have died
         // before tagging and serving it: finished here (tagged), and served by relaunch.
         self.ports.fleet.tag_instance(&current, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
-        let handoff = ProjectEvent::StandbyPromoted(StandbyPromoted {
-            incident_id: incident.to_string(),
-            server_id: claim.workload.protected_server.to_string(),
-            workload: workload.to_string(),
-            instance_id: current.clone(),
-            subnet_id: String::new(), // not needed to serve it
-            promotion_document: Some(document),
-            promoted_at: standby.tags.get(tag::PROMOTED_AT).cloned().unwrap_or_default(),
-        });
+        let handoff = promotion_handoff(incident, &claim.workload.protected_server, workload, &current, &document);
         self.ports.bus.publish(&[handoff]).await?;
         Ok(HookVerdict::Succeeded)
+    }
+
+    /// A promoted standby whose original is not back: what its promotion left unfinished is
+    /// driven from the ledger (a hook never sent is handed off again, a failure whose
+    /// fallback died is fallen back again, a settled success is tagged and served). True
+    /// while fencing must wait for it; false once it is the workload's copy or no longer
+    /// this claim's (reopened: a claim `launching` holds the incident open).
+    async fn drive_pending_promotion(
+        &self,
+        incident: &IncidentId,
+        server: &ServerId,
+        workload: &str,
+        standby: &str,
+        owner: &str,
+    ) -> Result<bool, HandlerError> {
+        let ledger = &self.ports.ledger;
+        let Some((claim, current)) = ledger.workload_claim(incident, workload).await? else {
+            return Ok(false);
+        };
+        let Some(document) = claim.workload.promotion_document.clone() else {
+            return Ok(false); // no hook: it served at once
+        };
+        if current.as_deref() != Some(standby) {
+            return Ok(false);
+        }
+        let hook = ledger.hook_of(incident, workload).await?;
+        let handoff = promotion_handoff(incident, server, workload, standby, &document);
+        match hook.as_ref().and_then(|h| h.verdict) {
+            Some(HookVerdict::Succeeded) => {
+                self.ports.fleet.tag_instance(standby, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
+                self.ports.bus.publish(&[handoff]).await?;
+                Ok(false)
+            }
+            Some(HookVerdict::Failed) => {
+                let reason = "the promotion hook failed";
+                self.fall_back(incident, &claim, standby, &document, reason, owner).await?;
+                Ok(true)
+            }
+            None => {
+                // Sent: its completion serves it or falls back. Not sent (its sender died,
+                // the hand-off's retries ran out): handed off again, sent once its lease ends.
+                if hook.is_none_or(|h| h.command_id.is_none()) {
+                    self.ports.bus.publish(&[handoff]).await?;
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// Fences one original, only while its replacement runs (never the only copy).
     async fn fence_one(
         &self,
         incident: &IncidentId,
+        server: &ServerId,
         action: &FenceAction,
         candidate: Option<&Instance>,
         owner: &str,
@@ -344,14 +404,30 @@ impl Relaunch {
             Err(f) => return Attempt::Transient(f),
         };
         // A promoted standby with a hook is a copy only once its hook succeeded. The server is
-        // back, so a hook not yet succeeded never will count: the promotion is given up (told,
-        // the claim reopened and released), and the next pass finds the workload unreplaced,
-        // its original untouched. The ledger settles it against a success ending at this moment.
+        // back: if the original runs there again, a hook not yet succeeded never will count:
+        // the promotion is given up (told, the claim reopened and released), and the next pass
+        // finds the workload unreplaced, its original untouched. The ledger settles it against
+        // a success ending at this moment. If the original did not come back running, the
+        // promotion is the copy to come: its hook's ending serves it (or launches cold).
         let state = match replacement {
             Some(r)
                 if r.tags.contains_key(tag::PROMOTION_DOCUMENT)
                     && r.tags.get(tag::PROMOTION_HOOK).map(String::as_str) != Some(tag::HOOK_SUCCEEDED) =>
             {
+                match self.runs_at_home(&action.workload, server).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Not back running: the promotion goes on (and the next pass sees how).
+                        let driven = self
+                            .drive_pending_promotion(incident, server, &action.workload, &r.instance_id, owner)
+                            .await;
+                        return match driven {
+                            Err(HandlerError::Transient(f)) => Attempt::Transient(f),
+                            _ => Attempt::ReplacementPending,
+                        };
+                    }
+                    Err(f) => return Attempt::Transient(f),
+                }
                 match self.give_up_promotion_on_return(incident, &action.workload, &r, owner).await {
                     Ok(HookVerdict::Succeeded) => Some(r.state),
                     Ok(HookVerdict::Failed) => return Attempt::ReplacementPending,
@@ -480,4 +556,23 @@ impl Relaunch {
         self.ports.fleet.tag_instance(id, &[(tag::FENCED, incident.as_str())]).await?;
         Ok(fenced)
     }
+}
+
+/// The hand-off that has relaunch finish a promoted standby (send its hook, or serve it).
+fn promotion_handoff(
+    incident: &IncidentId,
+    server: &ServerId,
+    workload: &str,
+    standby: &str,
+    document: &str,
+) -> ProjectEvent {
+    ProjectEvent::StandbyPromoted(StandbyPromoted {
+        incident_id: incident.to_string(),
+        server_id: server.to_string(),
+        workload: workload.to_string(),
+        instance_id: standby.to_string(),
+        subnet_id: String::new(), // not needed to serve it
+        promotion_document: Some(document.to_string()),
+        promoted_at: String::new(),
+    })
 }

@@ -2,7 +2,7 @@
 //! ([`Request`]): `launch` every workload of an incident concurrently (bounded, priority
 //! order, exactly once per (incident, workload), fallback destinations), `serve` a running
 //! replacement behind its target groups, `drill` a server's workloads, `fence` the
-//! originals when the server comes back. No polling, no sleeping.
+//! originals when the server comes back. No polling; the one wait is RunInstances pacing.
 
 mod drill;
 mod fence;
@@ -26,21 +26,28 @@ pub use witness::{ProbeFinished, COMMAND_STATUS_CHANGE};
 
 use ha_aws::invocation::HandlerError;
 use ha_domain::config::{ConfigError, EnvReader, IncidentStore};
+use ha_domain::error::AwsFailure;
 use ha_domain::fencing::FencingPolicy;
 use ha_domain::partition::{WaveBreaker, WhenUnconfirmed};
 use ha_ports::{
     AlarmStates, BackupCatalog, Bus, CapacityProbe, Clock, Fleet, Ledger, LoadBalancing, PromotionHooks, Witness,
 };
+use ha_ports::{LaunchRequest, Launched};
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tracing::{info, warn, Instrument};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: IncidentStore,
-    /// RunInstances calls in flight at once.
+    /// Workloads one invocation works on at once (claim, reads, RunInstances).
     pub launch_concurrency: usize,
+    /// RunInstances calls started at once, then per second: the account's RunInstances
+    /// request bucket (EC2's default: 5, refilled at 2 per second).
+    pub run_instances_burst: usize,
+    pub run_instances_per_second: usize,
     /// How long a claim (or a fact being told) is held before another delivery may take it
     /// over: longer than the function's timeout, so a live claimant is never overtaken, and
     /// shorter than the timeout plus Lambda's first retry delay (about a minute), so the
@@ -70,6 +77,8 @@ impl Config {
         Ok(Config {
             store: IncidentStore::from_env(env)?,
             launch_concurrency: env.number("LAUNCH_CONCURRENCY", 10, 1..=100, "expected 1 to 100")?,
+            run_instances_burst: env.number("RUN_INSTANCES_BURST", 5, 1..=1000, "expected 1 to 1000")?,
+            run_instances_per_second: env.number("RUN_INSTANCES_PER_SECOND", 2, 1..=1000, "expected 1 to 1000")?,
             claim_lease_seconds: env.number(
                 "CLAIM_LEASE_SECONDS",
                 150,
@@ -222,6 +231,11 @@ impl Ports {
 pub struct Relaunch {
     config: Config,
     ports: Ports,
+    /// Paces this process's RunInstances calls to the account's request bucket: a burst
+    /// beyond it is refused (RequestLimitExceeded) and the SDK's backoff leaves the bucket
+    /// idle while calls wait, so 100 launches took twice the bucket's own pace. Started at
+    /// the first call (full, as the account's bucket is when relaunch is its only user).
+    run_instances: OnceLock<leaky_bucket::RateLimiter>,
 }
 
 impl Relaunch {
@@ -231,11 +245,40 @@ impl Relaunch {
 
     pub fn from_clients(config: Config, clients: Clients) -> Self {
         let ports = Ports::aws(&config, clients);
-        Relaunch { config, ports }
+        Self::with_ports(config, ports)
     }
 
     pub fn with_ports(config: Config, ports: Ports) -> Self {
-        Relaunch { config, ports }
+        Relaunch { config, ports, run_instances: OnceLock::new() }
+    }
+
+    fn pacer(&self) -> &leaky_bucket::RateLimiter {
+        self.run_instances.get_or_init(|| {
+            let per_second = self.config.run_instances_per_second.max(1) as u64;
+            leaky_bucket::RateLimiter::builder()
+                .max(self.config.run_instances_burst)
+                .initial(self.config.run_instances_burst)
+                .refill(1)
+                // Whole milliseconds, rounded up: never faster than the bucket refills.
+                .interval(Duration::from_millis(1000_u64.div_ceil(per_second)))
+                .build()
+        })
+    }
+
+    /// A RunInstances token taken at once, if the bucket has one.
+    fn try_pace(&self) -> bool {
+        self.pacer().try_acquire(1)
+    }
+
+    /// Waits for a RunInstances token.
+    async fn pace(&self) {
+        self.pacer().acquire_one().await
+    }
+
+    /// One RunInstances, when the request bucket has a token for it.
+    async fn run_instances(&self, request: &LaunchRequest<'_>) -> Result<Launched, AwsFailure> {
+        self.pace().await;
+        self.ports.fleet.launch(request).await
     }
 
     /// `invocation_id` identifies this attempt as a claim owner (the Lambda request id).
@@ -308,8 +351,15 @@ mod tests {
         let base = [("LEDGER_TABLE", "t"), ("EVENT_BUS_NAME", "b")];
         let c = Config::from_env(&EnvReader::from_pairs(&base)).unwrap();
         assert_eq!((c.launch_concurrency, c.claim_lease_seconds), (10, 150));
-        for (name, value) in [("LAUNCH_CONCURRENCY", "0"), ("LAUNCH_CONCURRENCY", "ten"), ("CLAIM_LEASE_SECONDS", "5")]
-        {
+        // EC2's documented RunInstances request bucket.
+        assert_eq!((c.run_instances_burst, c.run_instances_per_second), (5, 2));
+        for (name, value) in [
+            ("LAUNCH_CONCURRENCY", "0"),
+            ("LAUNCH_CONCURRENCY", "ten"),
+            ("CLAIM_LEASE_SECONDS", "5"),
+            ("RUN_INSTANCES_BURST", "0"),
+            ("RUN_INSTANCES_PER_SECOND", "1001"),
+        ] {
             let mut pairs = base.to_vec();
             pairs.push((name, value));
             let err = Config::from_env(&EnvReader::from_pairs(&pairs)).unwrap_err();

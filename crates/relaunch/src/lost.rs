@@ -5,6 +5,7 @@
 use crate::{Relaunch, Response};
 use ha_aws::invocation::{told, HandlerError, NotYet};
 use ha_domain::contract::{ProjectEvent, RelaunchFailure, WorkloadRelaunchFailed};
+use ha_domain::error::AwsFailure;
 use ha_domain::fencing::is_partly_isolated;
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::IncidentMark;
@@ -50,27 +51,7 @@ impl Relaunch {
         // Moved home (fail-back): the server is up and an unfenced original of the workload
         // runs on it. (During an outage EC2 still says the originals run.)
         let up = ledger.server_is_up(&server).await? == Some(true);
-        let mut home = false;
-        if up {
-            for i in fleet.instances_of(std::slice::from_ref(workload)).await? {
-                let candidate = !is_replacement(&i.tags)
-                    && i.state == InstanceState::Running
-                    && !i.tags.contains_key(tag::FENCED)
-                    && i.server_id.as_deref() == Some(server.as_str());
-                if !candidate {
-                    continue;
-                }
-                // An interface left in quarantine by a fencing pass that died: not serving.
-                let quarantine = match i.vpc_id.as_deref() {
-                    Some(vpc) => fleet.find_quarantine_group(vpc, &self.config.stack_name).await?,
-                    None => None,
-                };
-                if !quarantine.is_some_and(|q| is_partly_isolated(&i, &q)) {
-                    home = true;
-                    break;
-                }
-            }
-        }
+        let home = up && self.runs_at_home(workload, &server).await?;
         if home {
             return ignored("the workload runs on its original again");
         }
@@ -131,5 +112,32 @@ impl Relaunch {
             }));
         }
         ignored("not an incident's replacement")
+    }
+
+    /// An unfenced original of the workload runs on its server, none of its interfaces in
+    /// quarantine: the workload serves at home. Read from EC2, which during an outage still
+    /// says the originals run: ask only of a server known up.
+    pub(crate) async fn runs_at_home(&self, workload: &str, server: &ServerId) -> Result<bool, AwsFailure> {
+        let fleet = &self.ports.fleet;
+        for i in fleet.instances_of(&[workload.to_string()]).await? {
+            // A standby (or one whose promotion failed) is no original.
+            let candidate = !is_replacement(&i.tags)
+                && !i.tags.contains_key(tag::ROLE)
+                && i.state == InstanceState::Running
+                && !i.tags.contains_key(tag::FENCED)
+                && i.server_id.as_deref() == Some(server.as_str());
+            if !candidate {
+                continue;
+            }
+            // An interface left in quarantine by a fencing pass that died: not serving.
+            let quarantine = match i.vpc_id.as_deref() {
+                Some(vpc) => fleet.find_quarantine_group(vpc, &self.config.stack_name).await?,
+                None => None,
+            };
+            if !quarantine.is_some_and(|q| is_partly_isolated(&i, &q)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

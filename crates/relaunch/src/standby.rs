@@ -329,7 +329,7 @@ impl Relaunch {
             restored_from: restored_from.as_ref(),
             dry_run: false,
         };
-        match self.ports.fleet.launch(&request).await {
+        match self.run_instances(&request).await {
             Ok(l) if !l.state.is_gone() => Ok(Ok(l.instance_id)),
             Ok(l) => Ok(Err(format!(
                 "{} launched this period is {}; the next period launches anew",
@@ -405,8 +405,8 @@ impl Relaunch {
         let w = &claim.workload;
         let instance_id = instance.instance_id.clone();
         let instance_id = instance_id.as_str();
-        if self.server_back(incident, &w.protected_server).await? {
-            // Its original serves again: a hook now would only be overruled.
+        if self.original_serves_again(incident, w).await? {
+            // A hook now would only be overruled.
             return self.give_up_promotion(incident, claim, instance, document, owner).await;
         }
         if !ledger.claim_hook(incident, &w.name, instance_id, owner, now, self.config.claim_lease_seconds).await? {
@@ -494,9 +494,9 @@ impl Relaunch {
             if claim.workload.promotion_document.as_deref() != Some(h.document.as_str()) {
                 return ignored("not the workload's promotion document");
             }
-            // The server is back (its original serves again): the promotion is given up,
-            // whatever its hook says, unless its success was settled first.
-            if self.server_back(&incident, &claim.workload.protected_server).await? {
+            // The original serves again: the promotion is given up, whatever its hook says,
+            // unless its success was settled first.
+            if self.original_serves_again(&incident, &claim.workload).await? {
                 return self.give_up_promotion(&incident, &claim, instance, &h.document, owner).await;
             }
             if h.status == "Success" {
@@ -523,14 +523,20 @@ impl Relaunch {
         .await
     }
 
-    /// The server is back, or the incident closed.
-    async fn server_back(&self, incident: &IncidentId, server: &ServerId) -> Result<bool, AwsFailure> {
+    /// The server is back (or the incident closed) and the workload's original runs there
+    /// again. A server back without it (the box replaced, the original lost in its restart)
+    /// leaves the promotion as the copy to come: it goes on.
+    async fn original_serves_again(&self, incident: &IncidentId, w: &Workload) -> Result<bool, AwsFailure> {
         let ledger = &self.ports.ledger;
+        let server = &w.protected_server;
         let (up, status) = tokio::join!(ledger.server_is_up(server), ledger.incident_status(incident));
-        Ok(up? == Some(true) || status? == Some(IncidentStatus::Closed))
+        if !(up? == Some(true) || status? == Some(IncidentStatus::Closed)) {
+            return Ok(false);
+        }
+        self.runs_at_home(&w.name, server).await
     }
 
-    /// The server came back before the promotion's hook succeeded: the promotion is given up
+    /// The original serves again before the promotion's hook succeeded: the promotion is given up
     /// like a failed one (told, the standby kept out of service, the claim reopened; the
     /// server being back, the launch pass releases it and the original serves). A hook whose
     /// success was settled first is finished instead: tagged and served.

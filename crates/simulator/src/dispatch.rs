@@ -164,6 +164,10 @@ pub fn scenario(workloads: usize, launch_concurrency: usize, limits: Limits, sdk
     s.launch_concurrency = launch_concurrency;
     s.latency = Some(LatencyModel::documented(sdk));
     s.buckets = limits.buckets();
+    // Its operator tells relaunch the bucket the account was granted.
+    if limits != Limits::Documented {
+        s.run_instances_rate = (RAISED_RUN_INSTANCES.0 as usize, RAISED_RUN_INSTANCES.1 as usize);
+    }
     s
 }
 

@@ -159,6 +159,8 @@ impl Ctx {
                 let config = relaunch::Config {
                     store: store(),
                     launch_concurrency: self.scenario.launch_concurrency,
+                    run_instances_burst: self.scenario.run_instances_rate.0,
+                    run_instances_per_second: self.scenario.run_instances_rate.1,
                     claim_lease_seconds: self.facts.claim_lease_seconds,
                     stack_name: STACK.into(),
                     fencing_policy: FencingPolicy::Isolate,
@@ -354,6 +356,7 @@ impl Ctx {
             let mut w = self.sim.world();
             let id = self.scenario.servers[server].id.clone();
             let now = w.now_ms();
+            let was_dead = w.servers_down.contains(&id);
             w.server_history.push((now, id.clone(), condition));
             w.partitioned.remove(&id);
             w.servers_down.remove(&id);
@@ -365,6 +368,7 @@ impl Ctx {
                 ServerCondition::Partitioned => {
                     w.partitioned.insert(id);
                 }
+                ServerCondition::Up if was_dead => w.lose_originals_on_return(&id),
                 ServerCondition::Up => {}
             }
         }

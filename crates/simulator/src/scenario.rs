@@ -108,6 +108,9 @@ pub struct Scenario {
     pub latency: Option<LatencyModel>,
     /// relaunch's LAUNCH_CONCURRENCY (the stack's default is 10).
     pub launch_concurrency: usize,
+    /// relaunch's RUN_INSTANCES_BURST and RUN_INSTANCES_PER_SECOND (the stack's defaults
+    /// are EC2's documented bucket, 5 and 2).
+    pub run_instances_rate: (usize, usize),
     /// EC2 token buckets other than the documented defaults (an account's raised limits):
     /// (API, capacity, refill per second).
     pub buckets: Vec<(&'static str, f64, f64)>,
@@ -157,6 +160,7 @@ impl Scenario {
             backup_period_ms: None,
             latency: None,
             launch_concurrency: 10,
+            run_instances_rate: (5, 2),
             buckets: Vec::new(),
             responder: Responder::Product,
         }
@@ -199,6 +203,8 @@ impl Scenario {
             visibility_lag_ms: [0, 2_000, 10_000][rng.gen_range(0..3)],
             scripted: Vec::new(),
             hook_fails: 0.0,
+            original_lost_on_return: 0.0,
+            hook_slow: 0.0,
         };
         s.delivery = Delivery {
             duplicate: [0.0, 0.05, 0.2][rng.gen_range(0..3)],
@@ -272,6 +278,9 @@ impl Scenario {
             }
         }
         s.faults.hook_fails = [0.0, 0.3, 1.0][warm_rng.gen_range(0..3)];
+        let mut return_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x00b0_c4ed);
+        s.faults.original_lost_on_return = [0.0, 0.0, 0.5][return_rng.gen_range(0..3)];
+        s.faults.hook_slow = [0.0, 0.0, 0.5][return_rng.gen_range(0..3)];
         s.actions.sort_by_key(|(at, _)| *at);
         s
     }

@@ -318,3 +318,77 @@ fn p03_a_wave_holds_every_stateful_workload_until_released() {
     assert!(outcome.passed(), "{}", report(&outcome));
     assert_eq!(outcome.alarm_to_launch_ms.len(), 7, "released: every store's workload runs");
 }
+
+#[test]
+fn r01_a_burst_of_launches_keeps_to_the_runinstances_bucket() {
+    use simulator::dispatch::{measure, Limits, PRODUCT_SDK};
+    // Ten workloads, EC2's documented RunInstances bucket (5, refilled at 2 per second): relaunch
+    // starts five at once, then one every 500 ms, and EC2 refuses none of them.
+    let d = measure(10, 10, Limits::Documented, PRODUCT_SDK);
+    assert!(d.product.outcome.passed(), "{}", report(&d.product.outcome));
+    assert_eq!(d.product.launches, 10);
+    assert_eq!(d.product.throttled_until_last_launch(), 0, "{:?}", d.product.throttled_by_operation());
+    let mut starts: Vec<i64> =
+        d.product.outcome.spans.iter().filter(|s| s.what.starts_with("RunInstances")).map(|s| s.start_ms).collect();
+    starts.sort();
+    let gaps: Vec<i64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, [0, 0, 0, 0, 500, 500, 500, 500, 500], "RunInstances started at {starts:?}");
+}
+
+#[test]
+fn r02_a_server_back_mid_burst_stops_the_launches_still_waiting_for_the_pace() {
+    use simulator::dispatch::{scenario, Limits, PRODUCT_SDK};
+    // Twenty workloads paced at 2 per second take ~8 s to launch; the server is back (its
+    // alarm OK) about 4 s in. Workloads still waiting for their turn then see it and launch
+    // nothing: a claim never waits for the pace.
+    let s = scenario(20, 10, Limits::Documented, PRODUCT_SDK).at(124 * 1000, Action::Up(0));
+    let outcome = run(&s);
+    assert!(outcome.passed(), "{}", report(&outcome));
+    let back_ms = outcome
+        .trace
+        .iter()
+        .find(|l| l.contains("alarm of server 0 goes OK"))
+        .and_then(|l| l.split_whitespace().next()?.trim_end_matches('s').parse::<f64>().ok())
+        .map(|s| simulator::world::BASE_EPOCH_MS + (s * 1000.0).round() as i64)
+        .expect("the alarm goes OK");
+    let launches: Vec<i64> = outcome
+        .spans
+        .iter()
+        .filter(|s| s.what.starts_with("RunInstances") && !s.throttled)
+        .map(|s| s.start_ms)
+        .collect();
+    assert!(!launches.is_empty() && launches.len() < 20, "some launched before the return, not all: {launches:?}");
+    // The recovery reaches the ledger one delivery after the alarm (148 ms, plus its writes).
+    let late: Vec<i64> = launches.iter().filter(|&&at| at > back_ms + 1_000).map(|at| at - back_ms).collect();
+    assert!(late.is_empty(), "RunInstances started this many ms after the server was back: {late:?}");
+}
+
+#[test]
+fn d16_a_promotion_is_not_given_up_for_an_original_that_did_not_come_back() {
+    // Seed 6730: pos's standby is promoted; its hook has not run when the box comes back
+    // without pos's original. Giving the promotion up (as for an original that serves again)
+    // left pos with no copy. Now the hook runs on, and its success serves the standby.
+    let s = Scenario::random(6730);
+    assert!(s.faults.original_lost_on_return > 0.0, "the schedule loses originals on return");
+    assert_kept(s);
+}
+
+#[test]
+fn d17_a_take_over_whose_answer_was_lost_keeps_the_claim() {
+    // Seed 2739: a promotion hook fails after the box came back without pos's original; the
+    // fallback reopens pos's claim, and the take-over's UpdateItem takes effect but its answer
+    // is lost. The pass gave the claim back (deleted it) as if nothing were owed: the incident
+    // closed with pos nowhere. Now a claim being taken over is kept on any failure.
+    let s = Scenario::random(2739);
+    assert!(s.faults.lost_response > 0.0 && s.faults.original_lost_on_return > 0.0);
+    assert_kept(s);
+}
+
+#[test]
+fn d18_a_reopened_claim_taken_over_and_lost_is_not_launched_beside_its_original() {
+    // Seed 38510: a promotion is given up on the return (pos's original runs at home); the
+    // pass that takes the reopened claim over loses its UpdateItem's answer and keeps the
+    // claim (d17). The next taker read the claim's lease as "launched under it" and launched
+    // a cold copy beside the original. Now only a cold launch marked tried counts.
+    assert_kept(Scenario::random(38510));
+}

@@ -28,7 +28,9 @@ use ha_ports::ledger::{ClaimAttempt, ClaimedLaunch, Settlement};
 use ha_ports::{metric_chooses, LaunchFor, LaunchRequest};
 use outcome::{attempt_failed, cannot_launch, outcome_metric, relaunched, workload_of, Refusal};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::OnceCell;
 use tracing::{error, info, warn, Instrument};
 
 /// What one launch pass did, workload by workload.
@@ -212,11 +214,17 @@ impl Relaunch {
         finish_only: bool,
         owner: &str,
     ) -> Vec<(String, WorkloadResult)> {
+        let claimed = OnceCell::new();
+        let claimed = &claimed;
         stream::iter(workloads)
             .map(|(w, grounds)| {
                 let span = tracing::info_span!("workload", workload = %w.name);
                 async move {
-                    let result = self.relaunch_one(request, incident, &w, grounds, finish_only, owner).await;
+                    // A warm workload is promoted without RunInstances: it paces only if it falls
+                    // back to a launch.
+                    let token =
+                        !finish_only && !w.is_warm() && self.pace_before_claim(incident, &w.name, claimed).await;
+                    let result = self.relaunch_one(request, incident, &w, grounds, finish_only, token, owner).await;
                     (w.name.clone(), result)
                 }
                 .instrument(span)
@@ -226,6 +234,38 @@ impl Relaunch {
             .await
     }
 
+    /// A launch's RunInstances token, taken before its claim (true) so that no claim waits
+    /// for one: a claim parked behind the pace would read as launched to whoever took it
+    /// over, and would launch after the server came back; and waiters keep the priority
+    /// order. A workload already claimed in the incident (being launched, or done) takes
+    /// none: it gets one when, and if, it calls RunInstances.
+    async fn pace_before_claim(
+        &self,
+        incident: &IncidentId,
+        workload: &str,
+        claimed: &OnceCell<BTreeSet<String>>,
+    ) -> bool {
+        if self.try_pace() {
+            return true;
+        }
+        let claimed = claimed
+            .get_or_init(|| async {
+                match self.ports.ledger.progress_of(incident).await {
+                    Ok(p) => p.map(|(_, progress)| progress.into_iter().map(|w| w.workload).collect()),
+                    // Unknown: every workload waits its turn (at worst in vain).
+                    Err(_) => None,
+                }
+                .unwrap_or_default()
+            })
+            .await;
+        if claimed.contains(workload) {
+            return false;
+        }
+        self.pace().await;
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn relaunch_one(
         &self,
         req: &RelaunchRequested,
@@ -233,10 +273,12 @@ impl Relaunch {
         w: &Workload,
         grounds: Option<RelaunchGrounds>,
         finish_only: bool,
+        token: bool,
         owner: &str,
     ) -> WorkloadResult {
         let (launched, taken_over) = (AtomicBool::new(false), AtomicBool::new(false));
-        let attempt = self.try_relaunch_one(req, incident, w, grounds, finish_only, owner, &launched, &taken_over);
+        let attempt =
+            self.try_relaunch_one(req, incident, w, grounds, finish_only, token, owner, &launched, &taken_over);
         match attempt.await {
             Ok(r) => r,
             Err(f)
@@ -267,10 +309,13 @@ impl Relaunch {
         w: &Workload,
         grounds: Option<RelaunchGrounds>,
         finish_only: bool,
+        token: bool,
         owner: &str,
         launched: &AtomicBool,
         taken_over: &AtomicBool,
     ) -> Result<WorkloadResult, AwsFailure> {
+        // The RunInstances token taken before the claim, for the first call.
+        let mut paced = token;
         let lease = self.config.claim_lease_seconds;
         let (ledger, fleet) = (&self.ports.ledger, &self.ports.fleet);
         let now_epoch = self.ports.clock.epoch();
@@ -316,13 +361,16 @@ impl Relaunch {
                 return Ok(WorkloadResult::NotNeeded);
             }
             ClaimAttempt::Won => {}
-            ClaimAttempt::Existing { record, outcome_event, launch } => {
+            ClaimAttempt::Existing { record, outcome_event, launch, attempted } => {
                 match decide_on_existing_claim(&record, now_epoch) {
                     ClaimDecision::Launch => {}
                     ClaimDecision::TakeOver => {
                         let ClaimRecord::Launching { lease_until } = record else {
                             return Ok(WorkloadResult::AlreadyHandled);
                         };
+                        // Set first: a take-over whose answer is lost may hold the claim, and
+                        // one taken over is never given back (below).
+                        taken_over.store(true, Ordering::Relaxed);
                         if !ledger.take_over(incident, &w.name, lease_until, owner, now_epoch, lease).await? {
                             return Ok(WorkloadResult::InProgress);
                         }
@@ -331,8 +379,8 @@ impl Relaunch {
                         if let Some(launch) = launch {
                             grounds = launch.grounds;
                             reopened |= launch.after_failed_promotion;
-                            // Reopened (lease 0) and not taken since: nothing launched under it.
-                            untouched_since_reopen = launch.after_failed_promotion && lease_until == 0;
+                            // Reopened and its cold launch not tried since: nothing launched under it.
+                            untouched_since_reopen = launch.after_failed_promotion && !attempted;
                             if launch.workload.mode.is_cold() && w.is_warm() {
                                 reopened_cold = Some(launch.workload);
                             }
@@ -340,7 +388,6 @@ impl Relaunch {
                         // Its dead claimant may have launched (or it was reopened for a cold
                         // launch a retry must still find): on a failure the claim is kept,
                         // never given back as if nothing were owed, for the next to finish.
-                        taken_over.store(true, Ordering::Relaxed);
                         warn!(previous_lease_until = lease_until, "took over a claim whose owner stopped mid-launch");
                     }
                     ClaimDecision::LeaveToOther => return Ok(WorkloadResult::InProgress),
@@ -371,9 +418,16 @@ impl Relaunch {
         let (up, status) = tokio::join!(ledger.server_is_up(&server), ledger.incident_status(incident));
         let (up, status) = (up?, status?);
         let server_back = up == Some(true) || status == Some(IncidentStatus::Closed);
-        // A claim reopened after a failed promotion and not taken since launched nothing yet:
-        // like a fresh one.
-        if (fresh || untouched_since_reopen) && server_back {
+        // A claim reopened after a failed promotion whose cold launch was not tried since
+        // launched nothing yet: like a fresh one. Unless the server came back without its
+        // original: the promotion was not given up for that, and no other copy is coming.
+        if (fresh || untouched_since_reopen)
+            && server_back
+            && !(untouched_since_reopen
+                && up == Some(true)
+                && status != Some(IncidentStatus::Closed)
+                && !self.runs_at_home(&w.name, &server).await?)
+        {
             info!(server_up = ?up, incident_status = ?status, "the server is back or the incident closed: not launched");
             ledger.release(incident, &w.name, owner).await?;
             return Ok(WorkloadResult::NotNeeded);
@@ -476,6 +530,11 @@ impl Relaunch {
                 return self.settle(incident, w, grounds, owner, event, None).await;
             }
         };
+        // A reopened claim's cold launch is marked tried before RunInstances: until then a
+        // taker knows nothing was launched under it (the server-back rule above).
+        if reopened && !ledger.mark_attempted(incident, &w.name, owner).await? {
+            return Ok(WorkloadResult::InProgress);
+        }
         let mut tried: Vec<DestinationAttempt> = Vec::new();
         let mut index = 0;
         loop {
@@ -501,6 +560,9 @@ impl Relaunch {
                 match known.filter(|c| c.is_short()) {
                     Some(c) => Err(Refusal::KnownShortage(c.shortage())),
                     None => {
+                        if !std::mem::take(&mut paced) {
+                            self.pace().await;
+                        }
                         launched.store(true, Ordering::Relaxed);
                         match fleet.launch(&launch).await {
                             Ok(l) if matches!(l.state, InstanceState::Pending | InstanceState::Running) => {

@@ -34,6 +34,41 @@ fn is_replacement_of(i: &SimInstance, workload: &str, server: &str) -> bool {
 }
 
 impl World {
+    /// A dead server is back: each original whose workload has a running copy off the server
+    /// (a replacement or a promoted standby) is lost with probability
+    /// `original_lost_on_return` (terminated).
+    pub fn lose_originals_on_return(&mut self, server: &ServerId) {
+        let p = self.faults.original_lost_on_return;
+        if p <= 0.0 {
+            return;
+        }
+        let copied: Vec<String> = self
+            .instances
+            .values()
+            .filter(|i| i.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
+            .filter(|i| i.state == InstanceState::Running)
+            .filter(|i| i.server.as_ref() != Some(server))
+            .filter(|i| i.tags.get(tag::SOURCE_SERVER).map(String::as_str) == Some(server.as_str()))
+            .filter_map(|i| i.tags.get(tag::WORKLOAD).cloned())
+            .collect();
+        let originals: Vec<String> = self
+            .instances
+            .values()
+            .filter(|i| i.server.as_ref() == Some(server) && !ha_domain::model::is_replacement(&i.tags))
+            .filter(|i| i.state == InstanceState::Running)
+            .filter(|i| i.tags.get(tag::WORKLOAD).is_some_and(|w| copied.contains(w)))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in originals {
+            if self.rng.gen_bool(p) {
+                if let Some(i) = self.instances.get_mut(&id) {
+                    i.state = InstanceState::Terminated;
+                }
+                self.note(format!("{id} did not come back with its server: terminated"));
+            }
+        }
+    }
+
     /// (I3) An original is fenced only while a running replacement of the same workload
     /// from the same server exists.
     fn check_fencing(&mut self, id: &str, what: &str) {
@@ -63,8 +98,15 @@ impl World {
         };
         let workload = i.tags.get(tag::WORKLOAD).cloned().unwrap_or_default();
         let server = i.tags.get(tag::SOURCE_SERVER).cloned().unwrap_or_default();
-        let state = self.table.get(&(format!("SERVER#{server}"), ha_domain::ledger::ALARM_STATE.to_string()));
-        let known_up = state.and_then(|s| s.get("up")) == Some(&Value::Bool(true));
+        // Known up when the claim was taken: a claim reads the server after its write, so a
+        // return the ledger sees between that read and the promotion is fencing's to cover.
+        let claimed = self
+            .claimed_ms
+            .get(&(incident_key(&IncidentId::from_stored(incident)), ha_domain::ledger::workload_key(&workload)));
+        let known_up = self
+            .seen_up_ms
+            .get(&format!("SERVER#{server}"))
+            .is_some_and(|up| claimed.is_none_or(|claimed| up <= claimed));
         let meta = self.table.get(&(incident_key(&IncidentId::from_stored(incident)), META.to_string()));
         let closed = meta.and_then(|m| m.get("status")) == Some(&Value::S(IncidentStatus::Closed.as_str().into()));
         if known_up || closed {

@@ -60,6 +60,12 @@ pub struct Faults {
     pub scripted: Vec<(&'static str, u64, &'static str, Retry)>,
     /// A promotion hook's command ends Failed.
     pub hook_fails: f64,
+    /// A dead server comes back without an original whose workload has a copy elsewhere
+    /// (AWS replaced the box, or the original did not survive its restart): terminated.
+    pub original_lost_on_return: f64,
+    /// A promotion hook runs for minutes (1 to 30) instead of seconds: its server may be
+    /// back before it ends.
+    pub hook_slow: f64,
 }
 
 /// What a protected server is doing.
@@ -213,6 +219,10 @@ pub struct World {
     pub start: Instant,
     pub faults: Faults,
     pub table: BTreeMap<(String, String), Item>,
+    /// When the ledger last saw each server (`SERVER#…`) come back (I11).
+    pub seen_up_ms: BTreeMap<String, i64>,
+    /// When each workload claim (`INCIDENT#…`, `WORKLOAD#…`) was last taken (I11).
+    pub claimed_ms: BTreeMap<(String, String), i64>,
     pub templates: BTreeMap<String, Template>,
     /// Subnet → (server it lives on, VPC).
     pub subnets: BTreeMap<String, (ServerId, String)>,
@@ -276,6 +286,8 @@ impl World {
             start: Instant::now(),
             faults,
             table: BTreeMap::new(),
+            seen_up_ms: BTreeMap::new(),
+            claimed_ms: BTreeMap::new(),
             templates: BTreeMap::new(),
             subnets: BTreeMap::new(),
             lni_subnets: BTreeSet::new(),

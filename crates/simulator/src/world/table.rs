@@ -2,7 +2,7 @@
 //! atomically (the lock is held for both), reads are strongly consistent, an update of an
 //! absent item creates it when its condition allows (as UpdateItem does).
 
-use super::Sim;
+use super::{Sim, World};
 use async_trait::async_trait;
 use ha_domain::error::AwsFailure;
 use ha_ports::table::{apply, Change, Condition, Item, Table, Value, PK, SK};
@@ -48,7 +48,8 @@ impl Table for SimTable {
                 w.note(format!("claim {sk} for {owner}: {}", if held { "held" } else { "won" }));
             }
             if !held {
-                w.table.insert(key(pk, sk), with_key(item, pk, sk));
+                let before = w.table.insert(key(pk, sk), with_key(item, pk, sk));
+                w.written(pk, sk, before);
             }
             !held
         };
@@ -69,7 +70,9 @@ impl Table for SimTable {
             let held = condition.is_some_and(|c| !c.holds(w.table.get(&key(pk, sk))));
             if !held {
                 let item = w.table.entry(key(pk, sk)).or_insert_with(|| with_key(Item::new(), pk, sk));
+                let before = item.clone();
                 apply(item, &changes);
+                w.written(pk, sk, Some(before));
             }
             !held
         };
@@ -103,5 +106,28 @@ impl Table for SimTable {
             .filter(|((_, s), _)| s.starts_with(sk_prefix))
             .map(|(_, item)| item.clone())
             .collect())
+    }
+}
+
+impl World {
+    /// What invariant I11 needs from a write: when a server was seen back, when a claim was taken.
+    fn written(&mut self, pk: &str, sk: &str, before: Option<Item>) {
+        let now = self.now_ms();
+        let Some(after) = self.table.get(&key(pk, sk)) else { return };
+        let field = |item: Option<&Item>, k: &str| item.and_then(|i| i.get(k)).cloned();
+        if sk == ha_domain::ledger::ALARM_STATE {
+            let up = field(Some(after), "up") == Some(Value::Bool(true));
+            let was_up = field(before.as_ref(), "up") == Some(Value::Bool(true));
+            if up && !was_up {
+                self.seen_up_ms.insert(pk.to_string(), now);
+            } else if !up {
+                self.seen_up_ms.remove(pk);
+            }
+        } else if sk.starts_with("WORKLOAD#") {
+            let launching = field(Some(after), "status") == Some(Value::S("launching".into()));
+            if launching && field(Some(after), "owner") != field(before.as_ref(), "owner") {
+                self.claimed_ms.insert((pk.to_string(), sk.to_string()), now);
+            }
+        }
     }
 }

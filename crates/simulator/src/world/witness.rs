@@ -95,7 +95,9 @@ impl PromotionHooks for SimHooks {
                 return Ok(Asked::Offline(format!("{instance_id} is not running")));
             }
             let id = w.next_id("cmd");
-            let after_ms = w.rng.gen_range(2_000..20_000);
+            let p = w.faults.hook_slow;
+            let slow = p > 0.0 && w.rng.gen_bool(p);
+            let after_ms = if slow { w.rng.gen_range(60_000..1_800_000) } else { w.rng.gen_range(2_000..20_000) };
             w.note(format!("promotion hook {id} ({document}) on {instance_id}"));
             w.probes.insert(
                 id.clone(),
