@@ -43,7 +43,7 @@ impl CapacityProbe for Ec2CapacityProbe {
             let instance_type = instance_type.clone();
             async move {
                 match (outpost, instance_type) {
-                    (Some(o), Some(t)) => self.available(o, &t).await,
+                    (Ok(Some(o)), Some(t)) => self.available(o, &t).await,
                     _ => None,
                 }
             }
@@ -53,8 +53,9 @@ impl CapacityProbe for Ec2CapacityProbe {
             .iter()
             .zip(outposts)
             .zip(available)
-            .map(|((subnet, outpost), available)| {
-                (subnet.clone(), DestinationCapacity { outpost, instance_type: instance_type.clone(), available })
+            .filter_map(|((subnet, outpost), available)| {
+                let outpost = outpost.ok()?;
+                Some((subnet.clone(), DestinationCapacity { outpost, instance_type: instance_type.clone(), available }))
             })
             .collect()
     }
@@ -75,9 +76,13 @@ impl Ec2CapacityProbe {
         version.launch_template_data()?.instance_type().map(|t| t.as_str().to_string())
     }
 
-    async fn outpost_of(&self, subnet: &str) -> Option<String> {
-        let out = self.ec2.describe_subnets().subnet_ids(subnet).send().await.ok()?;
-        out.subnets().first()?.outpost_arn().and_then(server_of_outpost_arn)
+    /// The subnet's Outpost (`Ok(None)`: a Region subnet, or one EC2 does not know); `Err`
+    /// when the read failed.
+    async fn outpost_of(&self, subnet: &str) -> Result<Option<String>, ()> {
+        let out = self.ec2.describe_subnets().subnet_ids(subnet).send().await.map_err(|e| {
+            warn!(error = %aws_smithy_types::error::display::DisplayErrorContext(&e), subnet, "subnet unread; its Outpost unknown");
+        })?;
+        Ok(out.subnets().first().and_then(|s| s.outpost_arn()).and_then(server_of_outpost_arn))
     }
 
     async fn available(&self, outpost: &str, instance_type: &str) -> Option<f64> {

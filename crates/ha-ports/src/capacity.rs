@@ -32,7 +32,8 @@ impl DestinationCapacity {
 #[async_trait]
 pub trait CapacityProbe: Send + Sync {
     /// Capacity of each of the workload's destinations, by subnet. Failures to find out
-    /// read as unknown: a capacity check is never the reason a failover stops. Without
+    /// read as unknown: a capacity check is never the reason a failover stops. A destination
+    /// whose subnet could not be read has no entry (its Outpost unknown, not absent). Without
     /// `metric`, only each destination's Outpost is read (one round trip, not two).
     async fn of(&self, w: &Workload, metric: bool) -> BTreeMap<String, DestinationCapacity>;
 }

@@ -10,7 +10,7 @@ use ha_domain::alarm::{watched_server, AlarmState};
 use ha_domain::contract::{
     ProjectEvent, PromotionFailed, RelaunchRequested, StandbyDrifted, StandbyPromoted, StandbyReconcileRequested,
 };
-use ha_domain::error::AwsFailure;
+use ha_domain::error::{AwsFailure, Retry};
 use ha_domain::incident::IncidentId;
 use ha_domain::launch::interfaces_at;
 use ha_domain::ledger::{IncidentMark, IncidentStatus};
@@ -197,6 +197,16 @@ impl Relaunch {
         let (fleet, ledger) = (&self.ports.fleet, &self.ports.ledger);
         let (copies, capacity) = tokio::join!(fleet.copies_of(&w.name), self.ports.capacity.of(w, true));
         let copies = copies?;
+        // Where a standby may go depends on each destination's Outpost (never the protected
+        // server's own): a destination whose subnet could not be read waits for the next pass.
+        if let Some(unread) = w.subnets.iter().find(|s| !capacity.contains_key(*s)) {
+            return Err(AwsFailure {
+                operation: "DescribeSubnets",
+                code: "OutpostUnknown".into(),
+                message: format!("the Outpost of destination {unread} could not be read; placement waits"),
+                retry: Retry::CanHelp,
+            });
+        }
         let destinations: Vec<Destination> = w
             .subnets
             .iter()

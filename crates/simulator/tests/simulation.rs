@@ -392,3 +392,12 @@ fn d18_a_reopened_claim_taken_over_and_lost_is_not_launched_beside_its_original(
     // a cold copy beside the original. Now only a cold launch marked tried counts.
     assert_kept(Scenario::random(38510));
 }
+
+#[test]
+fn d19_a_standby_is_not_placed_where_the_outpost_is_unknown() {
+    // Seed 38044: app1-2 lists its own server's subnet among its destinations; the standby
+    // pass's DescribeSubnets failed, every destination's Outpost read as absent, and the
+    // standby was placed on the protected server itself, where fail-back took it for the
+    // original and registered it (I12). Now an unread destination holds placement back.
+    assert_kept(Scenario::random(38044));
+}

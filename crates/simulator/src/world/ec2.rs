@@ -579,18 +579,21 @@ impl SimCapacity {
                 w.subnets.iter().map(|_| sim.enter_labelled("DescribeSubnets", Some("(capacity: Outpost)".into())))
             )
         );
-        let known: Vec<Option<String>> = {
+        // A subnet that could not be read has no entry (its Outpost unknown, not absent).
+        let known: Vec<Option<Option<String>>> = {
             let world = sim.world();
             w.subnets
                 .iter()
                 .zip(&outposts)
-                .map(|(s, read)| read.as_ref().ok().and(world.subnets.get(s)).map(|(server, _)| server.to_string()))
+                .map(|(s, read)| {
+                    read.as_ref().ok().map(|()| world.subnets.get(s).map(|(server, _)| server.to_string()))
+                })
                 .collect()
         };
         let instance_type = instance_type.ok().map(|()| "m5.large".to_string());
         let typed = instance_type.is_some();
         futures::future::join_all(known.iter().map(|outpost| async move {
-            if outpost.is_some() && typed {
+            if outpost.as_ref().is_some_and(Option::is_some) && typed {
                 let _ = sim.enter_labelled("GetMetricData", Some("(capacity: free slots)".into())).await;
             }
         }))
@@ -598,8 +601,12 @@ impl SimCapacity {
         w.subnets
             .iter()
             .zip(known)
-            .map(|(s, outpost)| {
-                (s.clone(), DestinationCapacity { outpost, instance_type: instance_type.clone(), available: None })
+            .filter_map(|(s, outpost)| {
+                let outpost = outpost?;
+                Some((
+                    s.clone(),
+                    DestinationCapacity { outpost, instance_type: instance_type.clone(), available: None },
+                ))
             })
             .collect()
     }
