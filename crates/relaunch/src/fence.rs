@@ -331,11 +331,8 @@ impl Relaunch {
         if self.fall_back(incident, &claim, &current, &document, reason, owner).await? {
             return Ok(HookVerdict::Failed);
         }
-        // Its success was settled first, and the delivery that settled it may have died
-        // before tagging and serving it: finished here (tagged), and served by relaunch.
-        self.ports.fleet.tag_instance(&current, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
-        let handoff = promotion_handoff(incident, &claim.workload.protected_server, workload, &current, &document);
-        self.ports.bus.publish(&[handoff]).await?;
+        // Its success was settled first.
+        self.finish_promotion(incident, &claim.workload.protected_server, workload, &current, &document).await?;
         Ok(HookVerdict::Succeeded)
     }
 
@@ -363,11 +360,9 @@ impl Relaunch {
             return Ok(false);
         }
         let hook = ledger.hook_of(incident, workload).await?;
-        let handoff = promotion_handoff(incident, server, workload, standby, &document);
         match hook.as_ref().and_then(|h| h.verdict) {
             Some(HookVerdict::Succeeded) => {
-                self.ports.fleet.tag_instance(standby, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
-                self.ports.bus.publish(&[handoff]).await?;
+                self.finish_promotion(incident, server, workload, standby, &document).await?;
                 Ok(false)
             }
             Some(HookVerdict::Failed) => {
@@ -379,11 +374,28 @@ impl Relaunch {
                 // Sent: its completion serves it or falls back. Not sent (its sender died,
                 // the hand-off's retries ran out): handed off again, sent once its lease ends.
                 if hook.is_none_or(|h| h.command_id.is_none()) {
-                    self.ports.bus.publish(&[handoff]).await?;
+                    self.ports
+                        .bus
+                        .publish(&[promotion_handoff(incident, server, workload, standby, &document)])
+                        .await?;
                 }
                 Ok(true)
             }
         }
+    }
+
+    /// A promotion whose hook's success is settled, its deliverer possibly dead before it
+    /// tagged and served it: tagged here (fencing and serve read the tag), served by relaunch.
+    async fn finish_promotion(
+        &self,
+        incident: &IncidentId,
+        server: &ServerId,
+        workload: &str,
+        standby: &str,
+        document: &str,
+    ) -> Result<(), AwsFailure> {
+        self.ports.fleet.tag_instance(standby, &[(tag::PROMOTION_HOOK, tag::HOOK_SUCCEEDED)]).await?;
+        self.ports.bus.publish(&[promotion_handoff(incident, server, workload, standby, document)]).await
     }
 
     /// Fences one original, only while its replacement runs (never the only copy).

@@ -42,21 +42,19 @@ impl World {
         if p <= 0.0 {
             return;
         }
-        let copied: Vec<String> = self
-            .instances
-            .values()
-            .filter(|i| i.tags.get(tag::ROLE).map(String::as_str) == Some(tag::ROLE_REPLACEMENT))
-            .filter(|i| i.state == InstanceState::Running)
-            .filter(|i| i.server.as_ref() != Some(server))
-            .filter(|i| i.tags.get(tag::SOURCE_SERVER).map(String::as_str) == Some(server.as_str()))
-            .filter_map(|i| i.tags.get(tag::WORKLOAD).cloned())
-            .collect();
+        let copied = |workload: &str| {
+            self.instances.values().any(|r| {
+                r.state == InstanceState::Running
+                    && r.server.as_ref() != Some(server)
+                    && is_replacement_of(r, workload, server.as_str())
+            })
+        };
         let originals: Vec<String> = self
             .instances
             .values()
             .filter(|i| i.server.as_ref() == Some(server) && !ha_domain::model::is_replacement(&i.tags))
             .filter(|i| i.state == InstanceState::Running)
-            .filter(|i| i.tags.get(tag::WORKLOAD).is_some_and(|w| copied.contains(w)))
+            .filter(|i| i.tags.get(tag::WORKLOAD).is_some_and(|w| copied(w)))
             .map(|i| i.id.clone())
             .collect();
         for id in originals {

@@ -5,6 +5,7 @@
 use super::{Sim, World};
 use async_trait::async_trait;
 use ha_domain::error::AwsFailure;
+use ha_domain::ledger::{WorkloadStatus, ALARM_STATE, WORKLOAD_PREFIX};
 use ha_ports::table::{apply, Change, Condition, Item, Table, Value, PK, SK};
 use std::sync::Arc;
 
@@ -49,7 +50,9 @@ impl Table for SimTable {
             }
             if !held {
                 let before = w.table.insert(key(pk, sk), with_key(item, pk, sk));
-                w.written(pk, sk, before);
+                if World::tracks(sk) {
+                    w.written(pk, sk, before);
+                }
             }
             !held
         };
@@ -70,9 +73,11 @@ impl Table for SimTable {
             let held = condition.is_some_and(|c| !c.holds(w.table.get(&key(pk, sk))));
             if !held {
                 let item = w.table.entry(key(pk, sk)).or_insert_with(|| with_key(Item::new(), pk, sk));
-                let before = item.clone();
+                let before = World::tracks(sk).then(|| item.clone());
                 apply(item, &changes);
-                w.written(pk, sk, Some(before));
+                if before.is_some() {
+                    w.written(pk, sk, before);
+                }
             }
             !held
         };
@@ -110,12 +115,17 @@ impl Table for SimTable {
 }
 
 impl World {
+    /// The items whose writes invariant I11 follows (the others are not copied for it).
+    fn tracks(sk: &str) -> bool {
+        sk == ALARM_STATE || sk.starts_with(WORKLOAD_PREFIX)
+    }
+
     /// What invariant I11 needs from a write: when a server was seen back, when a claim was taken.
     fn written(&mut self, pk: &str, sk: &str, before: Option<Item>) {
         let now = self.now_ms();
         let Some(after) = self.table.get(&key(pk, sk)) else { return };
         let field = |item: Option<&Item>, k: &str| item.and_then(|i| i.get(k)).cloned();
-        if sk == ha_domain::ledger::ALARM_STATE {
+        if sk == ALARM_STATE {
             let up = field(Some(after), "up") == Some(Value::Bool(true));
             let was_up = field(before.as_ref(), "up") == Some(Value::Bool(true));
             if up && !was_up {
@@ -123,8 +133,8 @@ impl World {
             } else if !up {
                 self.seen_up_ms.remove(pk);
             }
-        } else if sk.starts_with("WORKLOAD#") {
-            let launching = field(Some(after), "status") == Some(Value::S("launching".into()));
+        } else if sk.starts_with(WORKLOAD_PREFIX) {
+            let launching = field(Some(after), "status") == Some(Value::S(WorkloadStatus::Launching.as_str().into()));
             if launching && field(Some(after), "owner") != field(before.as_ref(), "owner") {
                 self.claimed_ms.insert((pk.to_string(), sk.to_string()), now);
             }
