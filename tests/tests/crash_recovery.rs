@@ -21,6 +21,7 @@ fn request(workload: &Workload) -> serde_json::Value {
         site_name: None,
         detected_at: "2026-11-22T10:00:00.000Z".into(),
         workloads: vec![workload.clone()],
+        workloads_read_at_ms: None,
     });
     let mut v = serde_json::to_value(event).unwrap();
     v["source"] = "outposts-ha".into();

@@ -243,6 +243,7 @@ impl AlarmHandler {
         }
         let now_epoch = clock.epoch();
         let detected_at = format_timestamp(t.state_change_time);
+        let workloads_read_at_ms = clock.epoch_ms();
         // Independent reads and writes go out together: every round trip here delays every launch.
         let (held, declared, window, status, site_name) = tokio::join!(
             ledger.claim_server(&server, &derived, now_epoch),
@@ -354,6 +355,8 @@ impl AlarmHandler {
                 workloads: workloads.iter().map(|w| w.name.clone()).collect(),
                 rejected_workloads: rejected.clone(),
             });
+            // Told before the hand-off: people hear of the outage before anything it leads to
+            // (a failover report, a page's resolution) can reach them.
             let outcome = ledger
                 .tell_incident(
                     &*self.ports.bus,
@@ -386,6 +389,7 @@ impl AlarmHandler {
                     site_name,
                     detected_at: incident_detected_at,
                     workloads: workloads.clone(),
+                    workloads_read_at_ms: Some(workloads_read_at_ms),
                 })])
                 .await?;
         }
@@ -409,6 +413,43 @@ impl AlarmHandler {
             new_incident,
             flap: continued_from_flap,
         })
+    }
+
+    /// Tells the opening of an incident recorded while its server was down, from the ledger
+    /// and the server's workloads as declared now.
+    async fn tell_late_opening(
+        &self,
+        t: &AlarmTransition,
+        server: &ServerId,
+        incident: &IncidentId,
+        owner: &str,
+    ) -> Result<(), HandlerError> {
+        let ledger = &self.ports.ledger;
+        let (detected_at, declared, site_name) = tokio::join!(
+            ledger.incident_detected_at(incident),
+            self.ports.fleet.workloads_of(server),
+            self.site_name(t)
+        );
+        let (workloads, rejected) = declared?;
+        let event = ProjectEvent::IncidentOpened(IncidentOpened {
+            incident_id: incident.to_string(),
+            server_id: server.to_string(),
+            site_name,
+            alarm_name: t.alarm_name.clone(),
+            alarm_arn: t.alarm_arn.clone(),
+            detected_at: detected_at?.unwrap_or_default(),
+            reason: "told at the server's recovery: no delivery of the outage could tell it earlier".into(),
+            workloads: workloads.iter().map(|w| w.name.clone()).collect(),
+            rejected_workloads: rejected,
+        });
+        let epoch = self.ports.clock.epoch();
+        let mark = IncidentMark::Opened;
+        let outcome =
+            ledger.tell_incident(&*self.ports.bus, incident, mark, incident.as_str(), owner, epoch, &[event]).await?;
+        if told(outcome, "the incident's opening")? {
+            ledger.mark_announced(incident).await?;
+        }
+        Ok(())
     }
 
     /// The site's name from the alarm's tag. Best effort: a name is not worth delaying or
@@ -470,44 +511,47 @@ impl AlarmHandler {
         }
         let ledger = &self.ports.ledger;
         let recovered_at = format_timestamp(t.state_change_time);
-        let open = ledger.open_incident_of(&server).await?;
+        let held = ledger.open_incident_of(&server).await?;
+        let recorded = match &held {
+            Some(incident) => ledger.incident_status(incident).await?.is_some(),
+            None => false,
+        };
+        // A hold whose incident was never recorded (a suppressed outage, or every delivery died
+        // between claiming the server and recording) opened nothing: the recovery is the
+        // server's alone.
+        let open = held.clone().filter(|_| recorded);
         let event = ProjectEvent::ServerRecovered(ServerRecovered {
             server_id: server.to_string(),
             incident_id: open.as_ref().map(ToString::to_string),
             alarm_name: t.alarm_name.clone(),
             recovered_at: recovered_at.clone(),
         });
-        match &open {
-            Some(incident) => {
-                ledger.set_incident_time(incident, "recovered_at", &recovered_at).await?;
-                let outcome = ledger
-                    .tell_incident(
-                        &*self.ports.bus,
-                        incident,
-                        IncidentMark::Recovered,
-                        &recovered_at,
-                        owner,
-                        self.ports.clock.epoch(),
-                        std::slice::from_ref(&event),
-                    )
-                    .await?;
-                told(outcome, "the recovery")?;
-                // The work, on every delivery: fencing is idempotent, and a delivery whose
-                // fencing was lost (its retries exhausted) is driven again.
-                let fence = ProjectEvent::FenceRequested(FenceRequested {
-                    incident_id: incident.to_string(),
-                    server_id: server.to_string(),
-                    site_name: self.site_name(t).await,
-                    recovered_at: recovered_at.clone(),
-                });
-                self.ports.bus.publish(&[fence]).await?;
+        if let Some(incident) = &open {
+            if !ledger.was_told(incident, IncidentMark::Opened).await? {
+                // Every down delivery died between recording the incident and telling its
+                // opening; none will come now, and its recovery must not be told first.
+                self.tell_late_opening(t, &server, incident, owner).await?;
             }
-            None => {
-                let outcome = ledger
-                    .tell_server(&*self.ports.bus, &server, &recovered_at, owner, self.ports.clock.epoch(), &[event])
-                    .await?;
-                told(outcome, "the recovery")?;
-            }
+            ledger.set_incident_time(incident, "recovered_at", &recovered_at).await?;
+        }
+        // The server's fact, told under the server's mark whatever the hold looked like: two
+        // copies of this transition that read the hold either side of its incident's recording
+        // still tell it once.
+        let outcome = ledger
+            .tell_server(&*self.ports.bus, &server, &recovered_at, owner, self.ports.clock.epoch(), &[event])
+            .await?;
+        told(outcome, "the recovery")?;
+        if let Some(incident) = &held {
+            // The work, on every delivery: fencing is idempotent, and a delivery whose fencing
+            // was lost (its retries exhausted) is driven again. An unrecorded hold is freed
+            // there, after the bus hop, by which time no live delivery is still recording it.
+            let fence = ProjectEvent::FenceRequested(FenceRequested {
+                incident_id: incident.to_string(),
+                server_id: server.to_string(),
+                site_name: self.site_name(t).await,
+                recovered_at: recovered_at.clone(),
+            });
+            self.ports.bus.publish(&[fence]).await?;
         }
         info!(incident_id = ?open.as_ref().map(|i| i.as_str()), "server is back");
         Ok(Outcome::ServerRecovered { server_id: server.to_string(), incident_id: open.map(|i| i.to_string()) })

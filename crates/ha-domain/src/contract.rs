@@ -253,6 +253,10 @@ pub struct RelaunchRequested {
     pub site_name: Option<String>,
     pub detected_at: String,
     pub workloads: Vec<Workload>,
+    /// When `workloads` was read from the fleet (Unix ms). Requests arrive in any order; the
+    /// failover report counts the newest read, never an older one delivered late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workloads_read_at_ms: Option<i64>,
 }
 
 /// A replacement was accepted by EC2 for (incident, workload).

@@ -105,8 +105,6 @@ pub enum IncidentMark<'a> {
     Opened,
     /// The server went down again while the incident was open (marker: when).
     Realarmed,
-    /// The server came back (marker: when).
-    Recovered,
     /// A workload's replacement stopped or terminated before the server came back.
     ReplacementLost { workload: &'a str },
     /// The incident was closed.
@@ -127,7 +125,6 @@ impl IncidentMark<'_> {
             IncidentMark::Suppressed => "SUPPRESSED".to_string(),
             IncidentMark::Opened => "OPENED".to_string(),
             IncidentMark::Realarmed => "REALARMED".to_string(),
-            IncidentMark::Recovered => "RECOVERED".to_string(),
             IncidentMark::ReplacementLost { workload } => format!("LOST#{workload}"),
             IncidentMark::Closed => "CLOSED".to_string(),
             IncidentMark::Witnessed => "WITNESSED".to_string(),

@@ -8,6 +8,10 @@ pub trait Clock: Send + Sync {
     fn epoch(&self) -> i64 {
         self.now().unix_timestamp()
     }
+
+    fn epoch_ms(&self) -> i64 {
+        (self.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
 }
 
 /// The machine's clock.

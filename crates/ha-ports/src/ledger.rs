@@ -3,6 +3,7 @@
 //! same conditions run against DynamoDB and against the simulator's table.
 
 use crate::bus::Bus;
+use crate::clock::Clock;
 use crate::fleet::Fleet;
 use crate::table::{Change, Condition, Item, Table, Value, SK};
 use ha_domain::contract::{ProjectEvent, RelaunchRequested};
@@ -640,11 +641,30 @@ impl Ledger {
     }
 
     /// Records the workloads a launch pass was asked for and which it held: what the
-    /// failover report counts (the newest pass's word).
-    pub async fn record_plan(&self, incident: &IncidentId, plan: &Plan) -> Result<(), AwsFailure> {
+    /// failover report counts. The newest read of the fleet wins (`read_at_ms`): a request
+    /// delivered late never puts back a list read before the recorded one, and one that
+    /// carries no time only records a first plan. Whether it was recorded.
+    pub async fn record_plan(
+        &self,
+        incident: &IncidentId,
+        plan: &Plan,
+        read_at_ms: Option<i64>,
+    ) -> Result<bool, AwsFailure> {
         let list = |names: &BTreeSet<String>| s(serde_json::to_string(names).unwrap_or_default());
-        let changes = vec![set("plan_workloads", list(&plan.workloads)), set("plan_held", list(&plan.held))];
-        self.table.update(&incident_key(incident), META, changes, Some(Condition::ItemExists)).await.map(drop)
+        let mut changes = vec![set("plan_workloads", list(&plan.workloads)), set("plan_held", list(&plan.held))];
+        let not_older = match read_at_ms {
+            Some(at) => {
+                changes.push(set("plan_read_at_ms", Value::N(at)));
+                Condition::Or(vec![
+                    Condition::field_absent("plan_workloads"),
+                    Condition::field_absent("plan_read_at_ms"),
+                    Condition::AtMost("plan_read_at_ms".into(), at),
+                ])
+            }
+            None => Condition::field_absent("plan_workloads"),
+        };
+        let condition = Condition::And(vec![Condition::ItemExists, not_older]);
+        self.table.update(&incident_key(incident), META, changes, Some(condition)).await
     }
 
     /// Records what a replacement's last health check waited for (until it serves).
@@ -825,10 +845,12 @@ impl Ledger {
     pub async fn relaunch_request(
         &self,
         fleet: &dyn Fleet,
+        clock: &dyn Clock,
         incident: &IncidentId,
     ) -> Result<Option<RelaunchRequested>, AwsFailure> {
         let Some(meta) = self.table.get(&incident_key(incident), META).await? else { return Ok(None) };
         let Some(server) = get_s(&meta, "server_id").and_then(|s| ServerId::parse(s).ok()) else { return Ok(None) };
+        let read_at_ms = clock.epoch_ms();
         let (workloads, _) = fleet.workloads_of(&server).await?;
         Ok(Some(RelaunchRequested {
             incident_id: incident.to_string(),
@@ -836,6 +858,7 @@ impl Ledger {
             detected_at: get_s(&meta, "detected_at").unwrap_or_default().to_string(),
             site_name: get_s(&meta, "site_name").filter(|n| !n.is_empty()).map(str::to_string),
             workloads,
+            workloads_read_at_ms: Some(read_at_ms),
         }))
     }
 

@@ -79,7 +79,7 @@ impl Operator {
         let mut released = Vec::new();
         for (server, incident) in incidents {
             ledger.record_release(&incident, workload, &request.requested_at, self.ports.clock.epoch()).await?;
-            if let Some(launch) = ledger.relaunch_request(&*self.ports.fleet, &incident).await? {
+            if let Some(launch) = ledger.relaunch_request(&*self.ports.fleet, &*self.ports.clock, &incident).await? {
                 self.ports.bus.publish(&[ProjectEvent::RelaunchRequested(launch)]).await?;
             }
             info!(server_id = %server, incident_id = %incident, workload = ?workload, "released: relaunch requested");

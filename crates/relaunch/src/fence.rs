@@ -64,11 +64,20 @@ impl Relaunch {
         let (ledger, fleet) = (&self.ports.ledger, &self.ports.fleet);
         let incident = IncidentId::from_stored(r.incident_id.as_str());
         let (up, status) = tokio::join!(ledger.server_is_up(&server), ledger.incident_status(&incident));
+        let (up, status) = (up?, status?);
         // A closed incident's closing is finished (told, server freed) even if the server is
         // down again since; an open one waits for the next recovery.
-        if up? == Some(false) && status? != Some(IncidentStatus::Closed) {
+        if up == Some(false) && status != Some(IncidentStatus::Closed) {
             info!("the server went down again since: this recovery is stale, nothing fenced");
             return Ok(Response::Ignored { reason: "the server is down again".into() });
+        }
+        if status.is_none() && ledger.outcomes_of(&incident).await?.is_empty() {
+            // Held by an incident never recorded (a suppressed outage, or deliveries that died
+            // between claiming the server and recording) that claimed no workload: nothing was
+            // opened or launched. One that claimed any is fenced as any other.
+            ledger.release_server(&server, &incident).await?;
+            info!("the incident was never recorded: the server's hold is freed, nothing to fence");
+            return Ok(Response::Ignored { reason: "incident never recorded".into() });
         }
         // A copy of a recovery already carried out: its closing was told, nothing is left.
         if ledger.was_told(&incident, IncidentMark::Closed).await? {
@@ -91,6 +100,7 @@ impl Relaunch {
                     site_name: None,
                     detected_at,
                     workloads: Vec::new(),
+                    workloads_read_at_ms: None,
                 });
                 self.ports.bus.publish(&[finish]).await?;
                 return Err(HandlerError::NotYet {

@@ -9,7 +9,7 @@ use ha_domain::contract::{ProjectEvent, WorkloadServing};
 use ha_domain::incident::IncidentId;
 use ha_domain::ledger::IncidentMark;
 use ha_domain::metrics;
-use ha_domain::model::{comma_list, is_replacement, tag, Instance};
+use ha_domain::model::{comma_list, is_replacement, tag, Instance, InstanceState};
 use ha_domain::timefmt::{format_timestamp, parse_timestamp};
 use ha_ports::register_in;
 use serde::Serialize;
@@ -52,6 +52,18 @@ impl Relaunch {
         let ignored = |reason: &str| Ok(Response::Ignored { reason: reason.to_string() });
         let (fleet, ledger, lb) = (&self.ports.fleet, &self.ports.ledger, &self.ports.load_balancing);
         let instance_id = replacement.instance_id.as_str();
+        match &replacement.state {
+            InstanceState::Running | InstanceState::Other(_) => {}
+            InstanceState::Pending => {
+                return Err(HandlerError::NotYet {
+                    reason: NotYet::ReplacementPending,
+                    detail: format!("{instance_id} is not running yet as DescribeInstances sees it"),
+                })
+            }
+            // A retried check of a replacement that stopped since: the lost job relaunches the
+            // workload, and a successor may serve by now; registering this one would put it back.
+            other => return ignored(&format!("the replacement is {}, no longer running", other.as_str())),
+        }
         let tags = &replacement.tags;
         let hook_pending = tags.contains_key(tag::PROMOTION_DOCUMENT)
             && !hook_succeeded

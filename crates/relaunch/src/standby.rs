@@ -631,6 +631,7 @@ impl Relaunch {
             site_name: None,
             detected_at,
             workloads: vec![cold.workload],
+            workloads_read_at_ms: None,
         };
         self.launch_pass(request, owner, false).await.map(|_| true)
     }

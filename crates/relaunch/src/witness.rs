@@ -314,7 +314,7 @@ impl Relaunch {
             }
             self.record_finding(&incident, &p.witness, status).await?;
         }
-        let Some(request) = ledger.relaunch_request(&*self.ports.fleet, &incident).await? else {
+        let Some(request) = ledger.relaunch_request(&*self.ports.fleet, &*self.ports.clock, &incident).await? else {
             info!("the probe's incident is unknown or its server declares nothing: nothing to launch");
             return Ok(crate::Response::Ignored { reason: "no incident to launch for".into() });
         };

@@ -37,6 +37,7 @@ fn request(subnets: &[&str]) -> serde_json::Value {
             mode: Default::default(),
             promotion_document: None,
         }],
+        workloads_read_at_ms: None,
     }))
     .unwrap()
 }

@@ -401,3 +401,68 @@ fn d19_a_standby_is_not_placed_where_the_outpost_is_unknown() {
     // original and registered it (I12). Now an unread destination holds placement back.
     assert_kept(Scenario::random(38044));
 }
+
+/// Seconds into the run of the first trace line that contains every one of `parts`.
+fn first_line_at(outcome: &simulator::Outcome, parts: &[&str]) -> Option<f64> {
+    first_line_after(outcome, f64::MIN, parts)
+}
+
+/// [`first_line_at`], among the lines after `after` seconds.
+fn first_line_after(outcome: &simulator::Outcome, after: f64, parts: &[&str]) -> Option<f64> {
+    outcome
+        .trace
+        .iter()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.split_whitespace().next()?.trim_end_matches('s').parse::<f64>().ok())
+        .find(|&at| at > after)
+}
+
+#[test]
+fn d20_a_late_relaunch_request_does_not_put_an_older_plan_back() {
+    // Seed 35598: server 2's held failover was told, then pos's template was deleted; requests
+    // carrying the old and the new workload lists arrived out of order, each pass recorded
+    // its own list as the plan, and the report flipped between them, told four times (I4).
+    // Now the plan is the newest read of the fleet's.
+    let outcome = run(&Scenario::random(35598));
+    assert!(outcome.passed(), "{}", report(&outcome));
+    assert!(first_line_at(&outcome, &["operator deletes launch template"]).is_some());
+    let told = outcome.trace.iter().filter(|l| l.contains("put FailoverCompleted") && l.contains("inc-c653")).count();
+    assert_eq!(told, 3, "held both, held app1-2 after pos's template went, nothing held after the return");
+}
+
+#[test]
+fn d21_a_stopped_replacement_is_not_registered_again_by_a_retried_check() {
+    // Seed 34597: app1-0's first replacement was registered, then stopped; the lost job
+    // launched a successor. A retry of the first one's health check registered it again beside
+    // the successor (I12). Now serve leaves a replacement that no longer runs alone.
+    let outcome = run(&Scenario::random(34597));
+    assert!(outcome.passed(), "{}", report(&outcome));
+    assert!(first_line_at(&outcome, &["i-0000000000000000d is stopped"]).is_some());
+}
+
+#[test]
+fn d22_a_hold_never_recorded_is_freed_on_return_without_a_phantom_incident() {
+    // Seed 1151: server 2 is down inside its maintenance window; a reconcile pass claims the
+    // server and dies before releasing it, and the server comes back. The return told a
+    // recovery and a closing of that incident, which was never opened (I4). Now the recovery
+    // is the server's alone and fencing frees the hold.
+    let outcome = run(&Scenario::random(1151));
+    assert!(outcome.passed(), "{}", report(&outcome));
+    let back = first_line_at(&outcome, &["alarm of server 2 goes OK"]).expect("server 2 comes back");
+    let recovered = first_line_after(&outcome, back, &["put ServerRecovered", "None"]).expect("told");
+    let freed = first_line_after(&outcome, back, &["Ignored { reason: \"incident never recorded\" }"]).expect("freed");
+    assert!(recovered < freed && freed - back < 5.0, "back {back}, recovered {recovered}, freed {freed}");
+}
+
+#[test]
+fn d23_an_incident_recorded_but_never_told_is_told_opened_before_its_recovery() {
+    // Seed 46013: every delivery of server 2's outage died after recording its incident and
+    // before telling it; the server came back and its recovery and closing were told for an
+    // incident nobody had heard of (I4). Now the recovery tells the opening first.
+    let outcome = run(&Scenario::random(46013));
+    assert!(outcome.passed(), "{}", report(&outcome));
+    let back = first_line_at(&outcome, &["alarm of server 2 goes OK"]).expect("server 2 comes back");
+    let opened = first_line_at(&outcome, &["put IncidentOpened", "inc-1de659c336bfe0ad0ecd63de"]).expect("told");
+    let recovered = first_line_at(&outcome, &["put ServerRecovered", "inc-1de659c336bfe0ad0ecd63de"]).expect("told");
+    assert!(back < opened && opened <= recovered, "back {back}, opened {opened}, recovered {recovered}");
+}

@@ -103,9 +103,15 @@ impl Relaunch {
             workloads: request.workloads.iter().map(|w| w.name.clone()).collect(),
             held: report.held.iter().cloned().collect(),
         };
-        if record_plan {
-            if let Err(f) = self.ports.ledger.record_plan(&incident, &plan).await {
-                gate_failure.get_or_insert(f.into());
+        // A pass whose gates could not be read counts held workloads as awaiting the witness:
+        // its plan would undo the held list a verdict settled.
+        if record_plan && gate_failure.is_none() {
+            match self.ports.ledger.record_plan(&incident, &plan, request.workloads_read_at_ms).await {
+                Ok(true) => {}
+                Ok(false) => info!("plan not recorded: a newer read of the workloads is, or the incident is unknown"),
+                Err(f) => {
+                    gate_failure.get_or_insert(f.into());
+                }
             }
         }
         // Off the launches' path: a claim this request does not carry (its workload held
