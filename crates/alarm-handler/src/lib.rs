@@ -357,21 +357,7 @@ impl AlarmHandler {
             });
             // Told before the hand-off: people hear of the outage before anything it leads to
             // (a failover report, a page's resolution) can reach them.
-            let outcome = ledger
-                .tell_incident(
-                    &*self.ports.bus,
-                    &incident,
-                    IncidentMark::Opened,
-                    incident.as_str(),
-                    owner,
-                    now_epoch,
-                    &[event],
-                )
-                .await?;
-            announced = told(outcome, "the incident's opening")?;
-            if announced {
-                ledger.mark_announced(&incident).await?;
-            }
+            announced = self.tell_opening(&incident, event, owner, now_epoch).await?;
         }
         // Sent on every delivery: relaunch's per-workload claims make repeats harmless,
         // and a delivery whose first attempt died before this point still gets through.
@@ -442,14 +428,25 @@ impl AlarmHandler {
             workloads: workloads.iter().map(|w| w.name.clone()).collect(),
             rejected_workloads: rejected,
         });
-        let epoch = self.ports.clock.epoch();
-        let mark = IncidentMark::Opened;
+        self.tell_opening(incident, event, owner, self.ports.clock.epoch()).await.map(drop)
+    }
+
+    /// Tells the incident's opening once and marks it announced; whether this call told it.
+    async fn tell_opening(
+        &self,
+        incident: &IncidentId,
+        event: ProjectEvent,
+        owner: &str,
+        epoch: i64,
+    ) -> Result<bool, HandlerError> {
+        let (ledger, mark) = (&self.ports.ledger, IncidentMark::Opened);
         let outcome =
             ledger.tell_incident(&*self.ports.bus, incident, mark, incident.as_str(), owner, epoch, &[event]).await?;
-        if told(outcome, "the incident's opening")? {
+        let announced = told(outcome, "the incident's opening")?;
+        if announced {
             ledger.mark_announced(incident).await?;
         }
-        Ok(())
+        Ok(announced)
     }
 
     /// The site's name from the alarm's tag. Best effort: a name is not worth delaying or

@@ -655,8 +655,8 @@ impl Ledger {
         let not_older = match read_at_ms {
             Some(at) => {
                 changes.push(set("plan_read_at_ms", Value::N(at)));
+                // No time recorded covers no plan recorded: the time is only written with one.
                 Condition::Or(vec![
-                    Condition::field_absent("plan_workloads"),
                     Condition::field_absent("plan_read_at_ms"),
                     Condition::AtMost("plan_read_at_ms".into(), at),
                 ])
